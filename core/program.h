@@ -1,0 +1,298 @@
+// The program model: a versioned, validated loyalty program (docs/programs.md
+// is the JSON reference). Built only by program_loader; immutable afterwards.
+//
+// Thread-safety: immutable after load; share freely between threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/fixed.h"
+#include "core/local_time.h"
+#include "core/money.h"
+
+namespace loyalty::core {
+
+// Picks basket lines. An empty selector matches every line.
+struct Selector {
+  std::vector<std::string> skus;
+  std::vector<std::string> categories;
+  std::vector<std::string> tags;
+  std::optional<std::int64_t> min_unit_price;
+  bool present = false;  // false when the key was absent in the program
+};
+
+enum class Trigger {
+  kPurchase,
+  kReturn,
+  kEnrollment,
+  kReview,
+  kReferral,
+  kCheckIn,
+  kSurvey,
+  kActivity,
+  kTopUp,
+  kBirthday,
+  kPeriodEnd,
+};
+const char* to_string(Trigger t);
+std::optional<Trigger> parse_trigger(std::string_view s);
+
+// Thresholds of a counter-like condition.
+struct Threshold {
+  std::optional<std::int64_t> at_least;
+  std::optional<std::int64_t> at_most;
+  std::optional<std::int64_t> reaches;
+};
+
+enum class ConditionKind {
+  kAlways,
+  kAll,
+  kAny,
+  kNot,
+  kDayOfWeek,
+  kTimeWindow,
+  kDateRange,
+  kDayOfMonth,
+  kCalendar,
+  kTier,
+  kTierAtLeast,
+  kBasketAmount,
+  kItemCount,
+  kContains,
+  kFirstPurchase,
+  kDaysSinceLastPurchase,
+  kTenureDays,
+  kBirthdayMonth,
+  kEnrolledWithinDays,
+  kReferred,
+  kMetric,
+  kStreakReaches,
+  kActivity,
+  kTopUpAmount,
+};
+
+struct Condition {
+  ConditionKind kind = ConditionKind::kAlways;
+  std::vector<Condition> children;   // all / any / not
+  std::vector<int> numbers;          // weekdays (0 = Sunday), days of month
+  std::vector<std::string> names;    // tiers, activities
+  std::string name;                  // calendar, tier, metric
+  Threshold threshold;               // amounts, counts, days, metrics
+  std::optional<Period> period;      // metric period
+  Selector selector;                 // basket conditions
+  bool net = true;                   // basket_amount measure
+  bool flag = true;                  // first_purchase / birthday_month / referred
+  int from_minutes = 0, to_minutes = 0;
+  LocalDays from_day{}, to_day{};
+};
+
+enum class EffectKind {
+  kEarnPerAmount,
+  kMultiplier,
+  kFixedPoints,
+  kDiscountPercent,
+  kDiscountAmount,
+  kNthItemDiscount,
+  kIssueVoucher,
+  kAddStamp,
+  kCounter,
+  kStoredValueBonus,
+};
+const char* to_string(EffectKind k);
+
+enum class Recipient { kMember, kReferrer };
+
+struct Effect {
+  EffectKind kind = EffectKind::kFixedPoints;
+  std::int64_t points = 0;  // earn_per_amount, fixed_points
+  std::int64_t per = 0;     // earn_per_amount: minor units per `points`
+  Decimal4 factor;          // multiplier
+  Decimal4 percent;         // discounts, 0..100
+  std::int64_t amount = 0;  // discount_amount, stored_value_bonus, counter add
+  int n = 0;                // nth_item_discount
+  bool repeat = false;
+  std::optional<std::int64_t> cap;
+  Selector on;
+  Selector exclude;
+  std::string target;  // voucher template, stamp card, counter name
+  std::int64_t count = 1;
+  std::optional<Selector> add_units_of;  // counter: add matching units
+  Recipient to = Recipient::kMember;
+};
+
+struct RuleLimit {
+  Period period = Period::kTransaction;
+  std::optional<std::int64_t> max_times;
+  std::optional<std::int64_t> max_points;
+  std::map<std::string, std::int64_t> max_times_by_tier;
+  bool on_referrer = false;
+};
+
+struct Rule {
+  std::string id;
+  std::string name;
+  Trigger trigger = Trigger::kPurchase;
+  Condition when;
+  std::vector<Effect> effects;
+  std::optional<RuleLimit> limit;
+  std::string group;
+  std::int64_t priority = 0;
+  std::size_t index = 0;  // position in the file, for stable ordering
+};
+
+enum class Combine { kMultiply, kAdd, kBest };
+
+struct EarnCap {
+  Period period = Period::kTransaction;
+  std::int64_t max_points = 0;
+  bool bonus_only = false;
+};
+
+struct Earning {
+  bool after_discounts = true;
+  bool after_redemptions = true;
+  Rounding rounding = Rounding::kFloor;
+  bool round_per_line = false;
+  Combine combine = Combine::kMultiply;
+  Selector exclude;
+  std::vector<EarnCap> caps;
+};
+
+enum class ExpiryPolicy { kNever, kRollingMonths, kEndOfMonthAfter, kYearEnd };
+struct Expiry {
+  ExpiryPolicy policy = ExpiryPolicy::kNever;
+  int months = 0;
+};
+// Day a lot earned on `earned` expires (the lot is dead from that day on),
+// or nullopt for never.
+std::optional<LocalDays> expiry_of(const Expiry& e, LocalDays earned);
+
+struct MetricTerm {
+  std::string metric;
+  Decimal4 weight = Decimal4::from_int(1);
+  std::int64_t per = 1;
+};
+struct DerivedMetric {
+  std::string name;
+  std::vector<MetricTerm> terms;
+};
+
+struct TierLevel {
+  std::string id;
+  std::string name;
+  std::optional<Condition> qualify;
+};
+
+struct Accelerator {
+  Condition when;
+  std::string to;
+  int valid_months = 12;
+};
+
+struct TierPolicy {
+  std::vector<TierLevel> levels;
+  int rolling_months = 0;                   // > 0: rolling window
+  Period calendar_window = Period::kYear;  // when rolling_months == 0
+  bool upgrade_next_day = false;
+  int max_drop_levels = 1;
+  int grace_days = 0;
+  Decimal4 grace_fraction;
+  std::vector<std::string> grace_levels;
+  Decimal4 carry_over_percent;
+  std::vector<DerivedMetric> derived;
+  std::vector<Accelerator> accelerators;
+
+  int rank_of(std::string_view tier) const;  // -1 when unknown
+};
+
+enum class VoucherKind { kAmount, kPercent, kFreeItem };
+struct VoucherTemplate {
+  std::string id;
+  std::string name;
+  VoucherKind kind = VoucherKind::kAmount;
+  std::int64_t value = 0;
+  Decimal4 percent;
+  std::int64_t min_spend = 0;
+  Selector applies_to;
+  int valid_days = 30;
+  std::optional<Decimal4> max_share_percent;
+};
+
+struct PointsTender {
+  std::int64_t points = 100;  // this many points ...
+  std::int64_t value = 100;   // ... pay this many minor units
+  std::int64_t min_points = 0;
+  std::int64_t step = 1;
+  std::optional<Decimal4> max_share_percent;
+  Selector applies_to;
+};
+
+struct Reward {
+  std::string id;
+  std::string name;
+  std::int64_t points = 0;
+  std::int64_t cash = 0;
+  std::string min_tier;
+  std::string voucher;
+};
+
+struct StampCard {
+  std::string id;
+  std::string name;
+  int stamps_required = 0;
+  std::string reward_voucher;
+  Period reset = Period::kLifetime;
+  int max_per_day = 0;  // 0 = no limit
+};
+
+struct Pass {
+  std::string id;
+  std::string name;
+  std::int64_t price = 0;
+  Selector covers;
+  std::vector<int> weekdays;  // empty = every day
+  int max_per_day = 1;
+  int max_per_month = 0;  // 0 = no limit
+  int deferrals_per_month = 0;
+  int max_deferral_days = 0;
+};
+
+struct OfflineAllowance {
+  std::int64_t max_points_per_member_per_day = 0;
+  std::int64_t max_points_per_terminal_per_day = 0;
+  std::int64_t max_hours_since_sync = 0;
+};
+
+struct Program {
+  std::string id;
+  std::int64_t version = 0;
+  std::string name;
+  Currency currency;
+  std::vector<std::string> decisions;
+  Earning earning;
+  Expiry expiry;
+  std::optional<TierPolicy> tiers;
+  std::vector<Rule> rules;  // sorted: priority descending, then file order
+  std::map<std::string, std::vector<std::pair<LocalDays, LocalDays>>> calendars;
+  std::vector<VoucherTemplate> vouchers;
+  std::optional<PointsTender> points_tender;
+  std::vector<Reward> rewards;
+  std::vector<StampCard> stamp_cards;
+  bool streaks = false;
+  Selector stored_value_bonus_restricted_to;
+  std::vector<Pass> passes;
+  int referral_window_days = 0;
+  OfflineAllowance offline;
+
+  const VoucherTemplate* find_voucher(std::string_view id) const;
+  const StampCard* find_card(std::string_view id) const;
+  const Pass* find_pass(std::string_view id) const;
+  const Reward* find_reward(std::string_view id) const;
+  const DerivedMetric* find_derived(std::string_view name) const;
+};
+
+}  // namespace loyalty::core
