@@ -297,7 +297,7 @@ void check_references(const Program& p, const References& refs, Problems& proble
 
 }  // namespace
 
-Result<Program> load_program(std::string_view text) {
+Result<Program> load_program_text(std::string_view text) {
   auto doc = Json::parse(text.begin(), text.end(), nullptr, false);
   if (doc.is_discarded()) return invalid("", "is not valid JSON");
   return load_program(doc);

@@ -13,7 +13,7 @@
 namespace loyalty::core {
 
 // Parses JSON text and validates it; the error lists every problem found.
-[[nodiscard]] Result<Program> load_program(std::string_view json_text);
+[[nodiscard]] Result<Program> load_program_text(std::string_view json_text);
 [[nodiscard]] Result<Program> load_program(const Json& document);
 
 // Reads a selector object at `key` of `r` (absent: matches everything).

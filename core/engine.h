@@ -1,0 +1,148 @@
+// The rules engine: a pure function from (program, member, request) to an
+// Outcome: discounts, points by rule with reasons, stamps, vouchers, counter
+// changes, tier change and receipt lines. No I/O, no clock: the request
+// carries the store-local time, so HQ can replay any transaction exactly
+// (DESIGN.md, truth 5).
+//
+// Thread-safety: pure; concurrent calls on shared const inputs are safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/member.h"
+#include "core/program.h"
+#include "core/result.h"
+
+namespace loyalty::core {
+
+struct Line {
+  std::string sku;
+  std::string name;
+  std::vector<std::string> categories;
+  std::vector<std::string> tags;
+  std::int64_t quantity = 0;
+  std::int64_t unit_price = 0;  // minor units
+};
+
+struct PassUse {
+  std::string pass_id;
+  std::size_t line = 0;
+};
+
+struct Basket {
+  std::string currency;
+  std::vector<Line> lines;
+  std::int64_t redeem_points = 0;
+  std::vector<std::string> voucher_codes;
+  std::int64_t stored_value = 0;
+  std::vector<PassUse> passes;
+};
+
+struct Request {
+  Trigger trigger = Trigger::kPurchase;
+  std::string activity;          // trigger activity
+  std::int64_t top_up_amount = 0;  // trigger top_up
+  Basket basket;
+  LocalSeconds at{};  // store-local wall clock
+  std::string zone;   // IANA zone the local time is in (recorded for replay)
+  std::string txn_id;
+};
+
+bool matches(const Selector& s, const Line& line);
+
+struct LineResult {
+  std::int64_t list = 0;         // quantity * unit price
+  std::int64_t discount = 0;     // rule discounts, vouchers, passes
+  std::int64_t points_value = 0; // paid with points
+  std::int64_t earn_basis = 0;
+  std::int64_t points = 0;       // line-attributed points after caps (for returns)
+  std::int64_t net() const { return list - discount; }
+};
+
+struct Award {
+  std::string rule_id;
+  std::string rule_name;
+  std::int64_t points = 0;
+  bool bonus = false;  // above base earning
+  Recipient to = Recipient::kMember;
+  std::string reason;  // "Wednesday double points: +88"
+};
+
+struct AppliedDiscount {
+  std::string source;  // rule id, "voucher:CODE" or "pass:ID"
+  std::string name;
+  std::int64_t amount = 0;
+};
+
+struct IssuedVoucher {
+  std::string template_id;
+  Recipient to = Recipient::kMember;
+  std::string reason;
+};
+
+struct StampChange {
+  std::string card;
+  std::int64_t added = 0;
+  std::int64_t after = 0;  // stamps on the card after rewards were taken off
+  std::int64_t rewards = 0;
+};
+
+struct MetricDelta {
+  std::string metric;  // added at every period of the transaction's day
+  std::int64_t delta = 0;
+  Recipient on = Recipient::kMember;
+};
+
+struct Outcome {
+  std::string program_id;
+  std::int64_t program_version = 0;
+  Request request;  // every input, for replay
+  std::string tier;  // tier the rules saw
+  std::vector<LineResult> lines;
+  std::vector<AppliedDiscount> discounts;
+  std::vector<Award> awards;
+  std::vector<std::string> vouchers_used;
+  std::vector<IssuedVoucher> vouchers_issued;
+  std::vector<StampChange> stamps;
+  std::vector<MetricDelta> metrics;
+  std::vector<std::string> passes_used;
+  std::vector<std::string> notes;  // limits reached, caps applied
+
+  std::int64_t list_total = 0;
+  std::int64_t discount_total = 0;
+  std::int64_t points_earned = 0;  // member points credited
+  std::int64_t bonus_points = 0;
+  std::int64_t referrer_points = 0;
+  std::int64_t points_redeemed = 0;
+  std::int64_t points_value = 0;
+  std::int64_t sv_base_used = 0;
+  std::int64_t sv_bonus_used = 0;
+  std::int64_t sv_base_added = 0;
+  std::int64_t sv_bonus_added = 0;
+  std::int64_t amount_due = 0;
+  int streak_after = 0;
+  std::optional<LocalDays> earn_expires_on;
+
+  std::string tier_after;  // empty: unchanged
+  std::optional<LocalDays> tier_from;
+  std::optional<LocalDays> tier_valid_until;
+
+  // Returns only.
+  std::string return_of;             // original transaction id
+  std::vector<std::int64_t> returned_qty;  // per original line, this return
+  std::int64_t points_reversed = 0;
+  std::int64_t points_restored = 0;
+  bool full_return = false;
+
+  std::vector<std::string> receipt;
+};
+
+// Evaluates a purchase or a store event. Bad input (negative quantity, wrong
+// currency, unknown voucher, too many points) is an error naming the field.
+[[nodiscard]] Result<Outcome> evaluate(const Program& program, const MemberState& member,
+                                       const Request& request);
+
+}  // namespace loyalty::core

@@ -1,0 +1,139 @@
+#include "core/tiers.h"
+
+#include <algorithm>
+
+#include "core/engine_internal.h"
+
+namespace loyalty::core {
+
+namespace {
+
+detail::EvalCtx tier_ctx(const Program& program, const MemberState& member, LocalDays window_end,
+                         Outcome& scratch, const Request& none) {
+  detail::EvalCtx ctx{program, member, none, window_end, 0, 0, member.tier, scratch, {}, {}, 0, true,
+                      true, window_end, Decimal4::from_int(1)};
+  return ctx;
+}
+
+int qualified_with(detail::EvalCtx& ctx) {
+  const auto& levels = ctx.program.tiers->levels;
+  int best = 0;
+  for (std::size_t i = 1; i < levels.size(); ++i) {
+    if (levels[i].qualify && detail::holds(*levels[i].qualify, ctx)) best = static_cast<int>(i);
+  }
+  return best;
+}
+
+}  // namespace
+
+int qualified_rank(const Program& program, const MemberState& member, LocalDays window_end, Decimal4 scale) {
+  if (!program.tiers) return -1;
+  Outcome scratch;
+  Request none;
+  auto ctx = tier_ctx(program, member, window_end, scratch, none);
+  ctx.threshold_scale = scale;
+  return qualified_with(ctx);
+}
+
+TierDecision evaluate_tiers(const Program& program, const MemberState& member, LocalDays as_of) {
+  TierDecision d;
+  if (!program.tiers) return d;
+  const auto& t = *program.tiers;
+  const std::string current_id = member.tier_on(as_of).empty() ? t.levels.front().id : member.tier_on(as_of);
+  d.tier_before = d.tier_after = current_id;
+  const int current = std::max(0, t.rank_of(current_id));
+  const LocalDays window_end = as_of - date::days{1};
+  const int qualified = qualified_rank(program, member, window_end);
+  const bool protected_by_accelerator = member.tier_valid_until && as_of < *member.tier_valid_until;
+
+  if (qualified >= current || protected_by_accelerator) {
+    const int next = std::max(qualified, current);
+    d.tier_after = t.levels[static_cast<std::size_t>(next)].id;
+    d.grace_cleared = member.grace_until.has_value();
+    d.reason = next > current ? "qualified for a higher level" : "requalified";
+  } else if (member.grace_until) {
+    const int scaled = qualified_rank(program, member, window_end, t.grace_fraction);
+    if (scaled >= current) {
+      d.grace_cleared = true;
+      d.reason = "reached " + t.grace_fraction.to_string() + " of the thresholds in the grace period";
+    } else if (as_of >= *member.grace_until) {
+      d.tier_after = t.levels[static_cast<std::size_t>(std::max(qualified, current - t.max_drop_levels))].id;
+      d.grace_cleared = true;
+      d.reason = "grace period ended without requalifying";
+    } else {
+      d.grace_until = member.grace_until;
+      d.reason = "in grace period";
+    }
+  } else if (std::find(t.grace_levels.begin(), t.grace_levels.end(), current_id) != t.grace_levels.end()) {
+    const int scaled = qualified_rank(program, member, window_end, t.grace_fraction);
+    if (scaled >= current) {
+      d.reason = "kept: reached " + t.grace_fraction.to_string() + " of the thresholds";
+    } else {
+      d.grace_until = as_of + date::days{t.grace_days};
+      d.reason = "did not requalify; grace period started";
+    }
+  } else {
+    d.tier_after = t.levels[static_cast<std::size_t>(std::max(qualified, current - t.max_drop_levels))].id;
+    d.reason = "did not requalify";
+  }
+  if (t.carry_over_percent.units > 0) {
+    Outcome scratch;
+    Request none;
+    auto ctx = tier_ctx(program, member, window_end, scratch, none);
+    for (const auto& m : t.derived) {
+      const auto v = detail::metric_value(m.name, std::nullopt, ctx, false);
+      const auto carried = narrow(round_div(static_cast<i128>(v) * t.carry_over_percent.units, 100 * Decimal4::kScale, Rounding::kFloor));
+      if (carried > 0) d.carry.emplace_back(m.name, carried);
+    }
+  }
+  return d;
+}
+
+void apply_tier_decision(MemberState& member, const TierDecision& d, LocalDays as_of) {
+  if (!d.tier_after.empty()) member.tier = d.tier_after;
+  member.pending_tier.clear();
+  member.pending_tier_from.reset();
+  if (d.grace_until) member.grace_until = d.grace_until;
+  if (d.grace_cleared) member.grace_until.reset();
+  for (const auto& [name, value] : d.carry) member.counters.add("carry:" + name, as_of, value);
+}
+
+namespace detail {
+
+void evaluate_tier_upgrade(EvalCtx& ctx) {
+  const auto& p = ctx.program;
+  if (!p.tiers) return;
+  const auto& t = *p.tiers;
+  const int current = std::max(0, t.rank_of(ctx.tier));
+  int target = current;
+  std::optional<LocalDays> valid_until;
+  for (const auto& acc : t.accelerators) {
+    const int rank = t.rank_of(acc.to);
+    if (rank > target && holds(acc.when, ctx)) {
+      target = rank;
+      valid_until = add_months(ctx.today, acc.valid_months) + (ctx.today - add_months(ctx.today, 0));
+    }
+  }
+  // Qualification including this purchase's metrics.
+  EvalCtx q = ctx;
+  q.tier_window = true;
+  q.window_end = ctx.today;
+  const int qualified = [&] {
+    int best = 0;
+    for (std::size_t i = 1; i < t.levels.size(); ++i) {
+      if (t.levels[i].qualify && holds(*t.levels[i].qualify, q)) best = static_cast<int>(i);
+    }
+    return best;
+  }();
+  if (qualified > target) {
+    target = qualified;
+    valid_until.reset();
+  }
+  if (target <= current) return;
+  ctx.out.tier_after = t.levels[static_cast<std::size_t>(target)].id;
+  ctx.out.tier_from = t.upgrade_next_day ? ctx.today + date::days{1} : ctx.today;
+  ctx.out.tier_valid_until = valid_until;
+}
+
+}  // namespace detail
+}  // namespace loyalty::core

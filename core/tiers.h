@@ -1,0 +1,36 @@
+// Tier re-evaluation at period ends: qualification over the program's window,
+// at most max_drop_levels down, grace for the listed levels, carry-over of
+// derived metrics (growth value). Upgrades during a purchase happen inside
+// evaluate(); this is the scheduled side.
+//
+// Thread-safety: pure.
+#pragma once
+
+#include <string>
+
+#include "core/member.h"
+#include "core/program.h"
+
+namespace loyalty::core {
+
+struct TierDecision {
+  std::string tier_before;
+  std::string tier_after;
+  std::optional<LocalDays> grace_until;  // set when a grace period starts or continues
+  bool grace_cleared = false;
+  std::vector<std::pair<std::string, std::int64_t>> carry;  // derived metric -> carried value
+  std::string reason;
+};
+
+// Re-evaluates on `as_of` (the first day after the period just ended).
+TierDecision evaluate_tiers(const Program& program, const MemberState& member, LocalDays as_of);
+
+// Applies a decision to the member (tier, grace, carry-over counters).
+void apply_tier_decision(MemberState& member, const TierDecision& d, LocalDays as_of);
+
+// Highest level whose qualification holds for the window ending `window_end`
+// (thresholds scaled by `scale`), or -1 when the program has no tiers.
+int qualified_rank(const Program& program, const MemberState& member, LocalDays window_end,
+                   Decimal4 scale = Decimal4::from_int(1));
+
+}  // namespace loyalty::core

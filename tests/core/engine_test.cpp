@@ -1,0 +1,162 @@
+// Engine behaviour on small inline programs, one choice at a time: how
+// multipliers combine, where rounding happens, what points are earned on.
+#include <catch2/catch.hpp>
+
+#include "core/engine.h"
+#include "core/ledger.h"
+#include "tests/core/test_util.h"
+
+using namespace loyalty;
+using core::Json;
+
+namespace {
+
+Json program_json(const std::string& combine, const std::string& scope = "transaction") {
+  return Json::parse(R"({
+    "schema": 1, "program": "t", "version": 1, "name": "Test", "currency": "CNY",
+    "earning": {"basis": {"after_discounts": true, "after_redemptions": true},
+                "rounding": "floor", "rounding_scope": ")" + scope + R"(", "multipliers": ")" + combine + R"("},
+    "expiry": {"policy": "rolling_months", "months": 12},
+    "tiers": {"levels": [{"id": "bean", "name": "Bean"},
+                         {"id": "elite", "name": "Elite", "qualify": {"metric": {"name": "points", "at_least": 3600}}}],
+              "window": {"rolling_months": 12}, "upgrade": "next_day"},
+    "redemption": {"points_as_tender": {"points": 100, "value": 100, "max_share_percent": "15"}},
+    "rules": [
+      {"id": "base", "name": "Base", "trigger": "purchase", "priority": 100,
+       "effects": [{"type": "earn_per_amount", "points": 1, "per": 100}]},
+      {"id": "elite-2x", "name": "Elite 2x", "trigger": "purchase", "priority": 50,
+       "when": {"tier": ["elite"]}, "effects": [{"type": "multiplier", "factor": "2"}]},
+      {"id": "wed-double", "name": "Wednesday double points", "trigger": "purchase", "priority": 40,
+       "when": {"day_of_week": ["wed"]}, "effects": [{"type": "multiplier", "factor": "2"}],
+       "limit": {"period": "transaction", "max_points": 5000}}
+    ]
+  })");
+}
+
+core::MemberState member(const std::string& tier, std::int64_t points = 0) {
+  core::MemberState m;
+  m.id = "M1";
+  m.tier = tier;
+  if (points > 0) m.lots.push_back({"L0", *core::parse_local_date("2026-01-01"), std::nullopt, points});
+  return m;
+}
+
+Json basket(std::int64_t price, std::int64_t qty = 1) {
+  return Json{{"currency", "CNY"}, {"lines", {{{"sku", "A"}, {"quantity", qty}, {"unit_price", price}}}}};
+}
+
+std::int64_t award(const core::Outcome& o, const std::string& rule) {
+  for (const auto& a : o.awards) {
+    if (a.rule_id == rule) return a.points;
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("how multipliers combine is the program's choice", "[core][engine]") {
+  // 88.50 yuan on Wednesday 2026-11-25 by an Elite member: base 88.5.
+  const auto req = test::request_at("2026-11-25T12:00:00", basket(8850));
+  SECTION("multiply: 88.5 x 2 x 2 = 354") {
+    auto o = core::evaluate(test::program_from(program_json("multiply")), member("elite"), req);
+    REQUIRE(o);
+    // Exact awards 88.5 + 88.5 + 177 = 354, rounded once; the point left
+    // after rounding each down goes to the first largest fraction.
+    CHECK(award(*o, "base") == 89);
+    CHECK(award(*o, "elite-2x") == 88);
+    CHECK(award(*o, "wed-double") == 177);
+    CHECK(o->points_earned == 354);
+  }
+  SECTION("add: 88.5 x (1 + 1 + 1) = 265.5") {
+    auto o = core::evaluate(test::program_from(program_json("add")), member("elite"), req);
+    REQUIRE(o);
+    CHECK(o->points_earned == 265);  // floor(265.5)
+    CHECK(award(*o, "base") + award(*o, "elite-2x") + award(*o, "wed-double") == 265);
+  }
+  SECTION("best: only the larger of two 2x applies, the first listed on a tie") {
+    auto o = core::evaluate(test::program_from(program_json("best")), member("elite"), req);
+    REQUIRE(o);
+    CHECK(award(*o, "wed-double") == 0);
+    CHECK(o->points_earned == 177);  // 88.5 x 2
+  }
+}
+
+TEST_CASE("rounding per line and per transaction give different totals", "[core][engine]") {
+  // Three lines of 1.50 yuan: per line floor(1.5) x 3 = 3; per transaction floor(4.5) = 4.
+  Json b{{"currency", "CNY"}, {"lines", Json::array()}};
+  for (const char* sku : {"A", "B", "C"}) b["lines"].push_back({{"sku", sku}, {"quantity", 1}, {"unit_price", 150}});
+  const auto req = test::request_at("2026-11-23T12:00:00", b);
+  auto line = core::evaluate(test::program_from(program_json("multiply", "line")), member("bean"), req);
+  auto txn = core::evaluate(test::program_from(program_json("multiply", "transaction")), member("bean"), req);
+  REQUIRE(line);
+  REQUIRE(txn);
+  CHECK(line->points_earned == 3);
+  CHECK(txn->points_earned == 4);
+}
+
+TEST_CASE("a bonus cap limits only the bonus part", "[core][engine]") {
+  // 8,000 yuan on Wednesday, Bean: base 8000, double bonus 8000 capped at 5000.
+  auto o = core::evaluate(test::program_from(program_json("multiply")), member("bean"),
+                          test::request_at("2026-11-25T12:00:00", basket(800000)));
+  REQUIRE(o);
+  CHECK(award(*o, "base") == 8000);
+  CHECK(award(*o, "wed-double") == 5000);
+  CHECK(o->points_earned == 13000);
+  CHECK_FALSE(o->notes.empty());
+}
+
+TEST_CASE("points as tender respects the share cap and is off the earning basis", "[core][engine]") {
+  const auto p = test::program_from(program_json("multiply"));
+  Json b = basket(10000);  // 100 yuan: at most 15 yuan = 1500 points
+  b["redeem_points"] = 1500;
+  auto o = core::evaluate(p, member("bean", 5000), test::request_at("2026-11-23T12:00:00", b));
+  REQUIRE(o);
+  CHECK(o->points_value == 1500);
+  CHECK(o->amount_due == 8500);
+  CHECK(o->points_earned == 85);  // earned on 85 yuan actually paid
+  b["redeem_points"] = 1600;
+  auto refused = core::evaluate(p, member("bean", 5000), test::request_at("2026-11-23T12:00:00", b));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("at most 1500 points") != std::string::npos);
+  b["redeem_points"] = 1500;
+  auto poor = core::evaluate(p, member("bean", 1000), test::request_at("2026-11-23T12:00:00", b));
+  REQUIRE_FALSE(poor);
+  CHECK(poor.error().message.find("only 1000 points") != std::string::npos);
+}
+
+TEST_CASE("bad baskets are refused with the field named", "[core][engine]") {
+  const auto p = test::program_from(program_json("multiply"));
+  auto check = [&](Json b, const std::string& words) {
+    auto o = core::evaluate(p, member("bean"), test::request_at("2026-11-23T12:00:00", b));
+    REQUIRE_FALSE(o);
+    INFO(o.error().message);
+    CHECK(o.error().message.find(words) != std::string::npos);
+  };
+  Json b = basket(100, -1);
+  check(b, "basket.lines[0].quantity");
+  b = basket(100);
+  b["currency"] = "USD";
+  check(b, "basket.currency");
+  b = basket(-5);
+  check(b, "basket.lines[0].unit_price");
+  b = basket(100);
+  b["vouchers"] = {"NOPE"};
+  check(b, "not held by this member");
+  b = basket(100);
+  b["lines"] = Json::array();
+  check(b, "at least one line");
+}
+
+TEST_CASE("a next-day upgrade applies from the following day", "[core][engine]") {
+  const auto p = test::program_from(program_json("multiply"));
+  auto m = member("bean");
+  m.counters.add("points", *core::parse_local_date("2026-11-01"), 3500);
+  auto o = core::evaluate(p, m, test::request_at("2026-11-23T12:00:00", basket(20000)));
+  REQUIRE(o);
+  CHECK(o->tier_after == "elite");
+  CHECK(core::format_local_date(*o->tier_from) == "2026-11-24");
+  auto c = core::commit(p, m, *o);
+  REQUIRE(c);
+  CHECK(m.tier_on(*core::parse_local_date("2026-11-23")) == "bean");
+  CHECK(m.tier_on(*core::parse_local_date("2026-11-24")) == "elite");
+}
