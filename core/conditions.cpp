@@ -42,7 +42,8 @@ std::int64_t basket_amount(const Condition& c, const EvalCtx& ctx) {
   const auto& lines = ctx.request.basket.lines;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     if (!matches(c.selector, lines[i])) continue;
-    sum += c.net && i < ctx.out.lines.size() ? ctx.out.lines[i].net() : lines[i].quantity * lines[i].unit_price;
+    sum += c.net && i < ctx.out.lines.size() ? ctx.out.lines[i].net()
+                                             : lines[i].quantity * lines[i].unit_price;
   }
   return sum;
 }
@@ -59,7 +60,8 @@ std::int64_t raw_metric(const std::string& name, std::optional<Period> period, E
   const auto& counters = ctx.member.counters;
   if (ctx.tier_window) {
     const auto& t = *ctx.program.tiers;
-    if (t.rolling_months > 0) return counters.rolling_months(name, t.rolling_months, ctx.window_end);
+    if (t.rolling_months > 0)
+      return counters.rolling_months(name, t.rolling_months, ctx.window_end);
     return counters.get(name, t.calendar_window, ctx.window_end);
   }
   return counters.get(name, period.value_or(Period::kLifetime), ctx.today);
@@ -90,28 +92,34 @@ bool holds(const Condition& c, EvalCtx& ctx) {
   switch (c.kind) {
     case ConditionKind::kAlways: return true;
     case ConditionKind::kAll:
-      return std::all_of(c.children.begin(), c.children.end(), [&](const Condition& k) { return holds(k, ctx); });
+      return std::all_of(c.children.begin(), c.children.end(),
+                         [&](const Condition& k) { return holds(k, ctx); });
     case ConditionKind::kAny:
-      return std::any_of(c.children.begin(), c.children.end(), [&](const Condition& k) { return holds(k, ctx); });
+      return std::any_of(c.children.begin(), c.children.end(),
+                         [&](const Condition& k) { return holds(k, ctx); });
     case ConditionKind::kNot: return !holds(c.children.front(), ctx);
     case ConditionKind::kDayOfWeek:
       return std::find(c.numbers.begin(), c.numbers.end(), ctx.weekday) != c.numbers.end();
-    case ConditionKind::kTimeWindow: return ctx.minutes >= c.from_minutes && ctx.minutes < c.to_minutes;
+    case ConditionKind::kTimeWindow:
+      return ctx.minutes >= c.from_minutes && ctx.minutes < c.to_minutes;
     case ConditionKind::kDateRange: return ctx.today >= c.from_day && ctx.today <= c.to_day;
     case ConditionKind::kDayOfMonth: {
-      const int dom = static_cast<int>(static_cast<unsigned>(date::year_month_day{ctx.today}.day()));
+      const int dom =
+          static_cast<int>(static_cast<unsigned>(date::year_month_day{ctx.today}.day()));
       return std::find(c.numbers.begin(), c.numbers.end(), dom) != c.numbers.end();
     }
     case ConditionKind::kCalendar: {
       auto it = ctx.program.calendars.find(c.name);
       if (it == ctx.program.calendars.end()) return false;
-      return std::any_of(it->second.begin(), it->second.end(),
-                         [&](const auto& r) { return ctx.today >= r.first && ctx.today <= r.second; });
+      return std::any_of(it->second.begin(), it->second.end(), [&](const auto& r) {
+        return ctx.today >= r.first && ctx.today <= r.second;
+      });
     }
     case ConditionKind::kTier:
       return std::find(c.names.begin(), c.names.end(), ctx.tier) != c.names.end();
     case ConditionKind::kTierAtLeast:
-      return ctx.program.tiers && ctx.program.tiers->rank_of(ctx.tier) >= ctx.program.tiers->rank_of(c.name);
+      return ctx.program.tiers &&
+             ctx.program.tiers->rank_of(ctx.tier) >= ctx.program.tiers->rank_of(c.name);
     case ConditionKind::kBasketAmount: return meets(c.threshold, basket_amount(c, ctx), ctx);
     case ConditionKind::kItemCount: return meets(c.threshold, item_count(c, ctx), ctx);
     case ConditionKind::kContains:
@@ -119,7 +127,8 @@ bool holds(const Condition& c, EvalCtx& ctx) {
                          [&](const Line& l) { return matches(c.selector, l); });
     case ConditionKind::kFirstPurchase: return (!m.first_purchase_on.has_value()) == c.flag;
     case ConditionKind::kDaysSinceLastPurchase:
-      return m.last_purchase_on && meets(c.threshold, (ctx.today - *m.last_purchase_on).count(), ctx);
+      return m.last_purchase_on &&
+             meets(c.threshold, (ctx.today - *m.last_purchase_on).count(), ctx);
     case ConditionKind::kTenureDays:
       return m.enrolled_on && meets(c.threshold, (ctx.today - *m.enrolled_on).count(), ctx);
     case ConditionKind::kBirthdayMonth: {
@@ -163,10 +172,12 @@ bool rule_may_fire(const Rule& rule, EvalCtx& ctx) {
   if (l.on_referrer) {
     if (!ctx.member.referrer) return false;
     const auto& ref = *ctx.member.referrer;
-    if (auto it = l.max_times_by_tier.find(ref.tier); it != l.max_times_by_tier.end()) max = it->second;
+    if (auto it = l.max_times_by_tier.find(ref.tier); it != l.max_times_by_tier.end())
+      max = it->second;
     used = ref.counters.get(key, l.period, ctx.today) + ctx.referrer_pending[key];
   } else {
-    if (auto it = l.max_times_by_tier.find(ctx.tier); it != l.max_times_by_tier.end()) max = it->second;
+    if (auto it = l.max_times_by_tier.find(ctx.tier); it != l.max_times_by_tier.end())
+      max = it->second;
     used = ctx.member.counters.get(key, l.period, ctx.today) + ctx.pending[key];
   }
   return used < max;

@@ -17,7 +17,8 @@ constexpr std::int64_t kMaxUnitPrice = 100'000'000'000;  // 1e9 major units
 Status validate_basket(const Program& program, const Request& r) {
   const auto& b = r.basket;
   if (b.currency != program.currency.code)
-    return invalid("basket.currency", "is '" + b.currency + "' but program " + program.id + " runs in " + program.currency.code);
+    return invalid("basket.currency", "is '" + b.currency + "' but program " + program.id +
+                                          " runs in " + program.currency.code);
   if (b.lines.empty()) return invalid("basket.lines", "must have at least one line");
   if (b.lines.size() > kMaxLines) return invalid("basket.lines", "must have at most 500 lines");
   for (std::size_t i = 0; i < b.lines.size(); ++i) {
@@ -25,7 +26,8 @@ Status validate_basket(const Program& program, const Request& r) {
     const auto path = "basket.lines[" + std::to_string(i) + "]";
     if (l.sku.empty()) return invalid(path + ".sku", "is required");
     if (l.quantity < 1 || l.quantity > kMaxQuantity)
-      return invalid(path + ".quantity", "must be a whole number from 1 to 100000 (returns use the return request)");
+      return invalid(path + ".quantity",
+                     "must be a whole number from 1 to 100000 (returns use the return request)");
     if (l.unit_price < 0 || l.unit_price > kMaxUnitPrice)
       return invalid(path + ".unit_price", "must be a non-negative amount in minor units");
   }
@@ -37,10 +39,14 @@ Status validate_basket(const Program& program, const Request& r) {
 void compute_streak(detail::EvalCtx& ctx) {
   const auto& m = ctx.member;
   ctx.first_visit_today = !m.last_purchase_on || *m.last_purchase_on != ctx.today;
-  if (!m.last_purchase_on) ctx.new_streak = 1;
-  else if (*m.last_purchase_on == ctx.today) ctx.new_streak = std::max(1, m.streak_days);
-  else if (*m.last_purchase_on + date::days{1} == ctx.today) ctx.new_streak = m.streak_days + 1;
-  else ctx.new_streak = 1;
+  if (!m.last_purchase_on)
+    ctx.new_streak = 1;
+  else if (*m.last_purchase_on == ctx.today)
+    ctx.new_streak = std::max(1, m.streak_days);
+  else if (*m.last_purchase_on + date::days{1} == ctx.today)
+    ctx.new_streak = m.streak_days + 1;
+  else
+    ctx.new_streak = 1;
   ctx.out.streak_after = ctx.new_streak;
 }
 
@@ -57,7 +63,8 @@ void record_purchase_metrics(detail::EvalCtx& ctx) {
   std::int64_t items = 0;
   for (const auto& l : ctx.request.basket.lines) items += l.quantity;
   const auto paid = ctx.out.list_total - ctx.out.discount_total - ctx.out.points_value;
-  for (auto [metric, delta] : {std::pair<const char*, std::int64_t>{"orders", 1}, {"spend", paid}, {"items", items}}) {
+  for (auto [metric, delta] :
+       {std::pair<const char*, std::int64_t>{"orders", 1}, {"spend", paid}, {"items", items}}) {
     ctx.pending[metric] += delta;
     if (delta != 0) ctx.out.metrics.push_back({metric, delta, Recipient::kMember});
   }
@@ -65,9 +72,11 @@ void record_purchase_metrics(detail::EvalCtx& ctx) {
 
 }  // namespace
 
-Result<Outcome> evaluate(const Program& program, const MemberState& member, const Request& request) {
+Result<Outcome> evaluate(const Program& program, const MemberState& member,
+                         const Request& request) {
   if (request.trigger == Trigger::kReturn)
-    return invalid("event", "returns are evaluated with evaluate_return and the original transaction");
+    return invalid("event",
+                   "returns are evaluated with evaluate_return and the original transaction");
   if (request.trigger == Trigger::kPurchase) {
     if (auto ok = validate_basket(program, request); !ok) return std::unexpected(ok.error());
   } else if (!request.basket.lines.empty()) {
@@ -80,8 +89,21 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member, cons
   out.program_id = program.id;
   out.program_version = program.version;
   out.request = request;
-  detail::EvalCtx ctx{program, member, out.request, day_of(request.at), minutes_of_day(request.at),
-                      0, member.tier_on(day_of(request.at)), out, {}, {}, 0, true, false, {}, Decimal4::from_int(1)};
+  detail::EvalCtx ctx{program,
+                      member,
+                      out.request,
+                      day_of(request.at),
+                      minutes_of_day(request.at),
+                      0,
+                      member.tier_on(day_of(request.at)),
+                      out,
+                      {},
+                      {},
+                      0,
+                      true,
+                      false,
+                      {},
+                      Decimal4::from_int(1)};
   ctx.weekday = weekday_index(ctx.today);
   if (ctx.tier.empty() && program.tiers) ctx.tier = program.tiers->levels.front().id;
   out.tier = ctx.tier;
@@ -105,7 +127,8 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member, cons
   }
   if (request.trigger == Trigger::kTopUp) out.sv_base_added = request.top_up_amount;
   detail::compute_points(ctx, fired);
-  out.amount_due = out.list_total - out.discount_total - out.points_value - out.sv_base_used - out.sv_bonus_used;
+  out.amount_due =
+      out.list_total - out.discount_total - out.points_value - out.sv_base_used - out.sv_bonus_used;
   if (request.trigger == Trigger::kPurchase) detail::evaluate_tier_upgrade(ctx);
   detail::build_receipt(ctx);
   return out;

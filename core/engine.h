@@ -43,7 +43,7 @@ struct Basket {
 
 struct Request {
   Trigger trigger = Trigger::kPurchase;
-  std::string activity;          // trigger activity
+  std::string activity;            // trigger activity
   std::int64_t top_up_amount = 0;  // trigger top_up
   Basket basket;
   LocalSeconds at{};  // store-local wall clock
@@ -54,11 +54,11 @@ struct Request {
 bool matches(const Selector& s, const Line& line);
 
 struct LineResult {
-  std::int64_t list = 0;         // quantity * unit price
-  std::int64_t discount = 0;     // rule discounts, vouchers, passes
-  std::int64_t points_value = 0; // paid with points
+  std::int64_t list = 0;          // quantity * unit price
+  std::int64_t discount = 0;      // rule discounts, vouchers, passes
+  std::int64_t points_value = 0;  // paid with points
   std::int64_t earn_basis = 0;
-  std::int64_t points = 0;       // line-attributed points after caps (for returns)
+  std::int64_t points = 0;  // line-attributed points after caps (for returns)
   std::int64_t net() const { return list - discount; }
 };
 
@@ -99,7 +99,7 @@ struct MetricDelta {
 struct Outcome {
   std::string program_id;
   std::int64_t program_version = 0;
-  Request request;  // every input, for replay
+  Request request;   // every input, for replay
   std::string tier;  // tier the rules saw
   std::vector<LineResult> lines;
   std::vector<AppliedDiscount> discounts;
@@ -131,7 +131,7 @@ struct Outcome {
   std::optional<LocalDays> tier_valid_until;
 
   // Returns only.
-  std::string return_of;             // original transaction id
+  std::string return_of;                   // original transaction id
   std::vector<std::int64_t> returned_qty;  // per original line, this return
   std::int64_t points_reversed = 0;
   std::int64_t points_restored = 0;

@@ -48,7 +48,8 @@ void book_discount(EvalCtx& ctx, std::string source, std::string name,
   ctx.out.discounts.push_back({std::move(source), std::move(name), total});
 }
 
-std::vector<std::int64_t> cap_parts(std::vector<std::int64_t> parts, std::optional<std::int64_t> cap) {
+std::vector<std::int64_t> cap_parts(std::vector<std::int64_t> parts,
+                                    std::optional<std::int64_t> cap) {
   const auto total = std::accumulate(parts.begin(), parts.end(), std::int64_t{0});
   if (!cap || total <= *cap) return parts;
   return spread(*cap, parts);
@@ -64,11 +65,13 @@ std::vector<std::int64_t> nth_item_parts(const Effect& e, EvalCtx& ctx) {
   for (std::size_t i = 0; i < lines.size(); ++i) {
     if (!eligible(e, lines[i])) continue;
     // A unit's price is the line's current net share per unit.
-    const auto per_unit = spread(ctx.out.lines[i].net(), std::vector<std::int64_t>(
-                                                             static_cast<std::size_t>(lines[i].quantity), 1));
+    const auto per_unit =
+        spread(ctx.out.lines[i].net(),
+               std::vector<std::int64_t>(static_cast<std::size_t>(lines[i].quantity), 1));
     for (auto p : per_unit) units.push_back({p, i});
   }
-  std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) { return a.price > b.price; });
+  std::stable_sort(units.begin(), units.end(),
+                   [](const Unit& a, const Unit& b) { return a.price > b.price; });
   std::vector<std::int64_t> parts(lines.size(), 0);
   for (std::size_t k = static_cast<std::size_t>(e.n) - 1; k < units.size();
        k += static_cast<std::size_t>(e.n)) {
@@ -86,10 +89,11 @@ Status apply_discount_rules(EvalCtx& ctx, std::set<std::string>& fired) {
   std::set<std::string> groups;
   for (const auto& rule : ctx.program.rules) {
     if (rule.trigger != Trigger::kPurchase) continue;
-    const bool has_discount = std::any_of(rule.effects.begin(), rule.effects.end(), [](const Effect& e) {
-      return e.kind == EffectKind::kDiscountPercent || e.kind == EffectKind::kDiscountAmount ||
-             e.kind == EffectKind::kNthItemDiscount;
-    });
+    const bool has_discount =
+        std::any_of(rule.effects.begin(), rule.effects.end(), [](const Effect& e) {
+          return e.kind == EffectKind::kDiscountPercent || e.kind == EffectKind::kDiscountAmount ||
+                 e.kind == EffectKind::kNthItemDiscount;
+        });
     if (!has_discount) continue;
     if (!rule.group.empty() && groups.contains(rule.group)) continue;
     if (!holds(rule.when, ctx) || !rule_may_fire(rule, ctx)) continue;
@@ -134,22 +138,36 @@ Status apply_vouchers(EvalCtx& ctx) {
     auto held = std::find_if(ctx.member.vouchers.begin(), ctx.member.vouchers.end(),
                              [&](const HeldVoucher& v) { return v.code == code; });
     if (held == ctx.member.vouchers.end())
-      return std::unexpected(Error{ErrorCode::kNotFound, path + ": voucher " + code + " is not held by this member (already used, revoked or never issued)", {{path, "unknown voucher"}}});
+      return std::unexpected(
+          Error{ErrorCode::kNotFound,
+                path + ": voucher " + code +
+                    " is not held by this member (already used, revoked or never issued)",
+                {{path, "unknown voucher"}}});
     if (held->expires_on && ctx.today >= *held->expires_on)
-      return std::unexpected(Error{ErrorCode::kFailedPrecondition, path + ": voucher " + code + " expired on " + format_local_date(*held->expires_on), {{path, "expired"}}});
+      return std::unexpected(
+          Error{ErrorCode::kFailedPrecondition,
+                path + ": voucher " + code + " expired on " + format_local_date(*held->expires_on),
+                {{path, "expired"}}});
     const auto* t = ctx.program.find_voucher(held->template_id);
-    if (t == nullptr) return invalid(path, "voucher " + code + " is of a kind this program version does not know");
+    if (t == nullptr)
+      return invalid(path, "voucher " + code + " is of a kind this program version does not know");
     std::vector<std::int64_t> nets(lines.size(), 0);
     std::int64_t base = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {
       if (matches(t->applies_to, lines[i])) base += nets[i] = ctx.out.lines[i].net();
     }
     if (base < t->min_spend || base == 0)
-      return std::unexpected(Error{ErrorCode::kFailedPrecondition, path + ": voucher " + code + " needs a spend of at least " + format_amount(std::max<std::int64_t>(t->min_spend, 1), ctx.program.currency) + " on the items it covers", {{path, "minimum spend not met"}}});
+      return std::unexpected(
+          Error{ErrorCode::kFailedPrecondition,
+                path + ": voucher " + code + " needs a spend of at least " +
+                    format_amount(std::max<std::int64_t>(t->min_spend, 1), ctx.program.currency) +
+                    " on the items it covers",
+                {{path, "minimum spend not met"}}});
     std::int64_t amount = 0;
     if (t->kind == VoucherKind::kAmount) amount = t->value;
     if (t->kind == VoucherKind::kPercent)
-      amount = narrow(round_div(static_cast<i128>(base) * t->percent.units, 100 * Decimal4::kScale, Rounding::kHalfUp));
+      amount = narrow(round_div(static_cast<i128>(base) * t->percent.units, 100 * Decimal4::kScale,
+                                Rounding::kHalfUp));
     std::vector<std::int64_t> parts(lines.size(), 0);
     if (t->kind == VoucherKind::kFreeItem) {
       std::size_t cheapest = lines.size();
@@ -162,8 +180,9 @@ Status apply_vouchers(EvalCtx& ctx) {
       if (cheapest < lines.size()) parts[cheapest] = price;
     } else {
       if (t->max_share_percent)
-        amount = std::min(amount, narrow(round_div(static_cast<i128>(base) * t->max_share_percent->units,
-                                                   100 * Decimal4::kScale, Rounding::kFloor)));
+        amount =
+            std::min(amount, narrow(round_div(static_cast<i128>(base) * t->max_share_percent->units,
+                                              100 * Decimal4::kScale, Rounding::kFloor)));
       parts = spread(std::min(amount, base), nets);
     }
     book_discount(ctx, "voucher:" + code, t->name, parts);
@@ -182,21 +201,38 @@ Status apply_passes(EvalCtx& ctx) {
     const auto* pass = ctx.program.find_pass(use.pass_id);
     if (pass == nullptr) return invalid(path + ".pass", "unknown pass '" + use.pass_id + "'");
     if (use.line >= lines.size()) return invalid(path + ".line", "must name a line of the basket");
-    auto held = std::find_if(ctx.member.passes.begin(), ctx.member.passes.end(), [&](const HeldPass& h) {
-      return h.pass_id == use.pass_id && ctx.today >= h.valid_from && ctx.today <= h.valid_to;
-    });
+    auto held =
+        std::find_if(ctx.member.passes.begin(), ctx.member.passes.end(), [&](const HeldPass& h) {
+          return h.pass_id == use.pass_id && ctx.today >= h.valid_from && ctx.today <= h.valid_to;
+        });
     if (held == ctx.member.passes.end())
-      return std::unexpected(Error{ErrorCode::kFailedPrecondition, path + ": the member has no " + pass->name + " valid today", {{path, "no valid pass"}}});
-    if (!matches(pass->covers, lines[use.line])) return invalid(path + ".line", "the " + pass->name + " does not cover " + lines[use.line].sku);
-    if (!pass->weekdays.empty() && std::find(pass->weekdays.begin(), pass->weekdays.end(), ctx.weekday) == pass->weekdays.end())
-      return std::unexpected(Error{ErrorCode::kFailedPrecondition, path + ": the " + pass->name + " cannot be used on this day of the week", {{path, "not valid today"}}});
+      return std::unexpected(Error{ErrorCode::kFailedPrecondition,
+                                   path + ": the member has no " + pass->name + " valid today",
+                                   {{path, "no valid pass"}}});
+    if (!matches(pass->covers, lines[use.line]))
+      return invalid(path + ".line",
+                     "the " + pass->name + " does not cover " + lines[use.line].sku);
+    if (!pass->weekdays.empty() && std::find(pass->weekdays.begin(), pass->weekdays.end(),
+                                             ctx.weekday) == pass->weekdays.end())
+      return std::unexpected(
+          Error{ErrorCode::kFailedPrecondition,
+                path + ": the " + pass->name + " cannot be used on this day of the week",
+                {{path, "not valid today"}}});
     const std::string metric = "pass:" + pass->id;
-    const auto used_today = ctx.member.counters.get(metric, Period::kDay, ctx.today) + today_uses[pass->id];
-    const auto used_month = ctx.member.counters.get(metric, Period::kMonth, ctx.today) + today_uses[pass->id];
+    const auto used_today =
+        ctx.member.counters.get(metric, Period::kDay, ctx.today) + today_uses[pass->id];
+    const auto used_month =
+        ctx.member.counters.get(metric, Period::kMonth, ctx.today) + today_uses[pass->id];
     if (used_today >= pass->max_per_day)
-      return std::unexpected(Error{ErrorCode::kFailedPrecondition, path + ": the " + pass->name + " was already used today (" + std::to_string(pass->max_per_day) + " a day)", {{path, "daily limit reached"}}});
+      return std::unexpected(Error{ErrorCode::kFailedPrecondition,
+                                   path + ": the " + pass->name + " was already used today (" +
+                                       std::to_string(pass->max_per_day) + " a day)",
+                                   {{path, "daily limit reached"}}});
     if (pass->max_per_month > 0 && used_month >= pass->max_per_month)
-      return std::unexpected(Error{ErrorCode::kFailedPrecondition, path + ": the " + pass->name + " has no uses left this month (" + std::to_string(pass->max_per_month) + " a month)", {{path, "monthly limit reached"}}});
+      return std::unexpected(Error{ErrorCode::kFailedPrecondition,
+                                   path + ": the " + pass->name + " has no uses left this month (" +
+                                       std::to_string(pass->max_per_month) + " a month)",
+                                   {{path, "monthly limit reached"}}});
     today_uses[pass->id] += 1;
     std::vector<std::int64_t> parts(lines.size(), 0);
     const auto& lr = ctx.out.lines[use.line];
@@ -214,12 +250,18 @@ Status apply_points_tender(EvalCtx& ctx) {
   const auto& t = ctx.program.points_tender;
   if (!t) return invalid("basket.redeem_points", "this program does not accept points as payment");
   if (points < t->min_points)
-    return invalid("basket.redeem_points", "must be at least " + std::to_string(t->min_points) + " points");
+    return invalid("basket.redeem_points",
+                   "must be at least " + std::to_string(t->min_points) + " points");
   if (points % t->step != 0)
-    return invalid("basket.redeem_points", "must be a multiple of " + std::to_string(t->step) + " points");
+    return invalid("basket.redeem_points",
+                   "must be a multiple of " + std::to_string(t->step) + " points");
   const auto available = ctx.member.available(ctx.today);
   if (points > available)
-    return std::unexpected(Error{ErrorCode::kFailedPrecondition, "basket.redeem_points: the member has only " + std::to_string(std::max<std::int64_t>(available, 0)) + " points available", {{"basket.redeem_points", "more than the balance"}}});
+    return std::unexpected(Error{ErrorCode::kFailedPrecondition,
+                                 "basket.redeem_points: the member has only " +
+                                     std::to_string(std::max<std::int64_t>(available, 0)) +
+                                     " points available",
+                                 {{"basket.redeem_points", "more than the balance"}}});
   const auto& lines = ctx.request.basket.lines;
   std::vector<std::int64_t> nets(lines.size(), 0);
   std::int64_t base = 0;
@@ -228,11 +270,21 @@ Status apply_points_tender(EvalCtx& ctx) {
   }
   std::int64_t max_value = base;
   if (t->max_share_percent)
-    max_value = narrow(round_div(static_cast<i128>(base) * t->max_share_percent->units, 100 * Decimal4::kScale, Rounding::kFloor));
-  const auto value = narrow(round_div(static_cast<i128>(points) * t->value, t->points, Rounding::kFloor));
+    max_value = narrow(round_div(static_cast<i128>(base) * t->max_share_percent->units,
+                                 100 * Decimal4::kScale, Rounding::kFloor));
+  const auto value =
+      narrow(round_div(static_cast<i128>(points) * t->value, t->points, Rounding::kFloor));
   if (value > max_value) {
-    const auto max_points = narrow(round_div(static_cast<i128>(max_value) * t->points, t->value, Rounding::kFloor)) / t->step * t->step;
-    return std::unexpected(Error{ErrorCode::kFailedPrecondition, "basket.redeem_points: at most " + std::to_string(max_points) + " points can pay for this basket (" + (t->max_share_percent ? t->max_share_percent->to_string() + "% of " : "") + format_amount(base, ctx.program.currency) + ")", {{"basket.redeem_points", "over the redemption limit"}}});
+    const auto max_points =
+        narrow(round_div(static_cast<i128>(max_value) * t->points, t->value, Rounding::kFloor)) /
+        t->step * t->step;
+    return std::unexpected(
+        Error{ErrorCode::kFailedPrecondition,
+              "basket.redeem_points: at most " + std::to_string(max_points) +
+                  " points can pay for this basket (" +
+                  (t->max_share_percent ? t->max_share_percent->to_string() + "% of " : "") +
+                  format_amount(base, ctx.program.currency) + ")",
+              {{"basket.redeem_points", "over the redemption limit"}}});
   }
   const auto parts = spread(value, nets);
   for (std::size_t i = 0; i < lines.size(); ++i) ctx.out.lines[i].points_value = parts[i];
@@ -250,17 +302,24 @@ Status apply_stored_value(EvalCtx& ctx) {
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const auto line_due = ctx.out.lines[i].net() - ctx.out.lines[i].points_value;
     due += line_due;
-    if (ctx.program.stored_value_bonus_restricted_to.present && matches(ctx.program.stored_value_bonus_restricted_to, lines[i]))
+    if (ctx.program.stored_value_bonus_restricted_to.present &&
+        matches(ctx.program.stored_value_bonus_restricted_to, lines[i]))
       restricted_due += line_due;
   }
   if (!ctx.program.stored_value_bonus_restricted_to.present) restricted_due = due;
-  if (want > due) return invalid("basket.stored_value", "is more than the " + format_amount(due, ctx.program.currency) + " left to pay");
+  if (want > due)
+    return invalid("basket.stored_value",
+                   "is more than the " + format_amount(due, ctx.program.currency) + " left to pay");
   // Bonus value pays first, and only for the items it is restricted to, so a
   // member's bonus is never stranded; base value pays for the rest.
   const auto bonus = std::min({ctx.member.sv_bonus, restricted_due, want});
   const auto base = want - bonus;
   if (base > ctx.member.sv_base)
-    return std::unexpected(Error{ErrorCode::kFailedPrecondition, "basket.stored_value: the member's stored value covers only " + format_amount(ctx.member.sv_base + bonus, ctx.program.currency) + " of this basket", {{"basket.stored_value", "more than the balance"}}});
+    return std::unexpected(Error{
+        ErrorCode::kFailedPrecondition,
+        "basket.stored_value: the member's stored value covers only " +
+            format_amount(ctx.member.sv_base + bonus, ctx.program.currency) + " of this basket",
+        {{"basket.stored_value", "more than the balance"}}});
   ctx.out.sv_bonus_used = bonus;
   ctx.out.sv_base_used = base;
   return {};

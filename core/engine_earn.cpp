@@ -24,13 +24,15 @@ std::int64_t round_award(const RuleAward& a, const Earning& e) {
   if (e.round_per_line) {
     for (auto x : a.exact) total += round_div(x, kPointScale, e.rounding);
   } else {
-    total = round_div(std::accumulate(a.exact.begin(), a.exact.end(), i128{0}), kPointScale, e.rounding);
+    total = round_div(std::accumulate(a.exact.begin(), a.exact.end(), i128{0}), kPointScale,
+                      e.rounding);
   }
   return narrow(total);
 }
 
 bool is_points_effect(EffectKind k) {
-  return k == EffectKind::kEarnPerAmount || k == EffectKind::kMultiplier || k == EffectKind::kFixedPoints;
+  return k == EffectKind::kEarnPerAmount || k == EffectKind::kMultiplier ||
+         k == EffectKind::kFixedPoints;
 }
 
 bool is_discount_effect(EffectKind k) {
@@ -39,7 +41,8 @@ bool is_discount_effect(EffectKind k) {
 }
 
 std::int64_t stamp_total(const StampCard& card, EvalCtx& ctx) {
-  return ctx.member.counters.get("stamps:" + card.id, card.reset, ctx.today) + ctx.pending["stamps:" + card.id];
+  return ctx.member.counters.get("stamps:" + card.id, card.reset, ctx.today) +
+         ctx.pending["stamps:" + card.id];
 }
 
 void add_metric(EvalCtx& ctx, const std::string& metric, std::int64_t delta, Recipient on) {
@@ -53,24 +56,30 @@ void apply_other_effect(const Rule& rule, const Effect& e, EvalCtx& ctx) {
   switch (e.kind) {
     case EffectKind::kIssueVoucher:
       if (e.to == Recipient::kReferrer && !ctx.member.referrer) return;
-      for (std::int64_t i = 0; i < e.count; ++i) ctx.out.vouchers_issued.push_back({e.target, e.to, rule.name});
+      for (std::int64_t i = 0; i < e.count; ++i)
+        ctx.out.vouchers_issued.push_back({e.target, e.to, rule.name});
       return;
     case EffectKind::kAddStamp: {
       const auto* card = ctx.program.find_card(e.target);
       const std::string day_metric = "stamps_day:" + card->id;
       std::int64_t add = e.count;
       if (card->max_per_day > 0) {
-        const auto today = ctx.member.counters.get(day_metric, Period::kDay, ctx.today) + ctx.pending[day_metric];
+        const auto today =
+            ctx.member.counters.get(day_metric, Period::kDay, ctx.today) + ctx.pending[day_metric];
         add = std::clamp<std::int64_t>(card->max_per_day - today, 0, add);
-        if (add < e.count) ctx.out.notes.push_back(card->name + ": " + std::to_string(card->max_per_day) + " stamp(s) a day already given");
+        if (add < e.count)
+          ctx.out.notes.push_back(card->name + ": " + std::to_string(card->max_per_day) +
+                                  " stamp(s) a day already given");
       }
       if (add == 0) return;
       add_metric(ctx, day_metric, add, Recipient::kMember);
       const auto before = stamp_total(*card, ctx);
       const auto rewards = (before + add) / card->stamps_required;
-      add_metric(ctx, "stamps:" + card->id, add - rewards * card->stamps_required, Recipient::kMember);
+      add_metric(ctx, "stamps:" + card->id, add - rewards * card->stamps_required,
+                 Recipient::kMember);
       for (std::int64_t i = 0; i < rewards; ++i)
-        ctx.out.vouchers_issued.push_back({card->reward_voucher, Recipient::kMember, card->name + " full"});
+        ctx.out.vouchers_issued.push_back(
+            {card->reward_voucher, Recipient::kMember, card->name + " full"});
       ctx.out.stamps.push_back({card->id, add, stamp_total(*card, ctx), rewards});
       return;
     }
@@ -103,7 +112,9 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
   std::vector<RuleAward> awards;
   for (const auto& rule : p.rules) {
     if (rule.trigger != ctx.request.trigger) continue;
-    const bool has_discount = std::any_of(rule.effects.begin(), rule.effects.end(), [](const Effect& e) { return is_discount_effect(e.kind); });
+    const bool has_discount =
+        std::any_of(rule.effects.begin(), rule.effects.end(),
+                    [](const Effect& e) { return is_discount_effect(e.kind); });
     if (has_discount) {
       if (!fired_discount_rules.contains(rule.id)) continue;
     } else {
@@ -128,22 +139,30 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
         a.line_attributed = true;
         a.exact.assign(lines.size(), 0);
         for (std::size_t i = 0; i < lines.size(); ++i) {
-          if (!matches(e.on, lines[i]) || (earning.exclude.present && matches(earning.exclude, lines[i]))) continue;
+          if (!matches(e.on, lines[i]) ||
+              (earning.exclude.present && matches(earning.exclude, lines[i])))
+            continue;
           if (a.base) {
-            a.exact[i] = static_cast<i128>(ctx.out.lines[i].earn_basis) * e.points * kPointScale / e.per;
+            a.exact[i] =
+                static_cast<i128>(ctx.out.lines[i].earn_basis) * e.points * kPointScale / e.per;
           }
         }
         if (!a.base) {
           // Multiplier: remember the factor in exact[]'s place; resolved below
           // once every base award is known.
           for (std::size_t i = 0; i < lines.size(); ++i)
-            a.exact[i] = matches(e.on, lines[i]) && !(earning.exclude.present && matches(earning.exclude, lines[i])) ? e.factor.units : 0;
+            a.exact[i] = matches(e.on, lines[i]) &&
+                                 !(earning.exclude.present && matches(earning.exclude, lines[i]))
+                             ? e.factor.units
+                             : 0;
         }
       }
       awards.push_back(std::move(a));
     }
     // Limits count once per rule firing; points are added below.
-    if (!std::any_of(rule.effects.begin(), rule.effects.end(), [](const Effect& e) { return is_points_effect(e.kind); }) && !has_discount)
+    if (!std::any_of(rule.effects.begin(), rule.effects.end(),
+                     [](const Effect& e) { return is_points_effect(e.kind); }) &&
+        !has_discount)
       record_rule_use(rule, 0, ctx);
   }
 
@@ -159,7 +178,9 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
     for (std::size_t k = 0; k < awards.size(); ++k) {
       if (!awards[k].line_attributed || awards[k].base) continue;
       for (std::size_t i = 0; i < lines.size(); ++i) {
-        if (awards[k].exact[i] != 0 && (best_of[i] == awards.size() || awards[k].exact[i] > awards[best_of[i]].exact[i])) best_of[i] = k;
+        if (awards[k].exact[i] != 0 &&
+            (best_of[i] == awards.size() || awards[k].exact[i] > awards[best_of[i]].exact[i]))
+          best_of[i] = k;
       }
     }
   }
@@ -200,9 +221,11 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
       floors += a.points;
       fractions.emplace_back(sum - static_cast<i128>(a.points) * kPointScale, k);
     }
-    std::stable_sort(fractions.begin(), fractions.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+    std::stable_sort(fractions.begin(), fractions.end(),
+                     [](const auto& x, const auto& y) { return x.first > y.first; });
     auto extra = narrow(round_div(exact_total, kPointScale, earning.rounding)) - floors;
-    for (std::size_t i = 0; extra > 0 && i < fractions.size(); ++i, --extra) awards[fractions[i].second].points += 1;
+    for (std::size_t i = 0; extra > 0 && i < fractions.size(); ++i, --extra)
+      awards[fractions[i].second].points += 1;
   }
   // Apply rule limits, and book.
   std::vector<i128> line_weight(lines.size(), 0);
@@ -242,7 +265,8 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
   }
   add_metric(ctx, "points", ctx.out.points_earned, Recipient::kMember);
   add_metric(ctx, "bonus_points", ctx.out.bonus_points, Recipient::kMember);
-  if (ctx.out.referrer_points != 0) add_metric(ctx, "points", ctx.out.referrer_points, Recipient::kReferrer);
+  if (ctx.out.referrer_points != 0)
+    add_metric(ctx, "points", ctx.out.referrer_points, Recipient::kReferrer);
   if (ctx.out.points_earned > 0) ctx.out.earn_expires_on = expiry_of(p.expiry, ctx.today);
 }
 
@@ -250,14 +274,18 @@ void apply_program_caps(EvalCtx& ctx) {
   auto& awards = ctx.out.awards;
   for (const auto& cap : ctx.program.earning.caps) {
     const std::string metric = cap.bonus_only ? "bonus_points" : "points";
-    const auto used = cap.period == Period::kTransaction ? 0 : ctx.member.counters.get(metric, cap.period, ctx.today);
+    const auto used = cap.period == Period::kTransaction
+                          ? 0
+                          : ctx.member.counters.get(metric, cap.period, ctx.today);
     std::int64_t total = 0;
     for (const auto& a : awards) {
       if (a.to == Recipient::kMember && (a.bonus || !cap.bonus_only)) total += a.points;
     }
     auto excess = total - std::max<std::int64_t>(0, cap.max_points - used);
     if (excess <= 0) continue;
-    ctx.out.notes.push_back(std::string(cap.bonus_only ? "bonus" : "points") + " cap of " + std::to_string(cap.max_points) + " a " + to_string(cap.period) + " reached: " + std::to_string(excess) + " points not awarded");
+    ctx.out.notes.push_back(std::string(cap.bonus_only ? "bonus" : "points") + " cap of " +
+                            std::to_string(cap.max_points) + " a " + to_string(cap.period) +
+                            " reached: " + std::to_string(excess) + " points not awarded");
     // Take from the bonus awards last in order first, then from base.
     for (int pass = 0; pass < 2 && excess > 0; ++pass) {
       for (auto it = awards.rbegin(); it != awards.rend() && excess > 0; ++it) {

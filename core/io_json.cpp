@@ -8,7 +8,8 @@ Status to_status(Problems& problems, const char* what) {
   if (problems.empty()) return {};
   Error e{ErrorCode::kInvalidArgument, "", problems};
   e.message = std::string(what) + ": ";
-  for (std::size_t i = 0; i < problems.size() && i < 5; ++i) e.message += (i ? "; " : "") + problems[i].to_string();
+  for (std::size_t i = 0; i < problems.size() && i < 5; ++i)
+    e.message += (i ? "; " : "") + problems[i].to_string();
   return std::unexpected(std::move(e));
 }
 
@@ -18,8 +19,10 @@ void read_counters(ObjectReader& r, const std::string& key, Counters& out) {
   if (!c->is_object()) return r.problem(key, "must be an object of \"metric@period\" to integer");
   for (const auto& [k, v] : c->items()) {
     if (!v.is_number_integer() || k.find('@') == std::string::npos)
-      r.problems().push_back({join_path(r.path(key), k), "must be an integer under a key \"metric@period\""});
-    else out.add_key(k, v.get<std::int64_t>());
+      r.problems().push_back(
+          {join_path(r.path(key), k), "must be an integer under a key \"metric@period\""});
+    else
+      out.add_key(k, v.get<std::int64_t>());
   }
 }
 
@@ -42,7 +45,8 @@ Result<MemberState> member_from_json(const Json& j) {
     m.id = r.id("id", true).value_or("");
     m.tier = r.id("tier").value_or("");
     m.enrolled_on = r.date("enrolled_on");
-    if (auto b = r.date("birthday")) m.birth_month = static_cast<unsigned>(date::year_month_day{*b}.month());
+    if (auto b = r.date("birthday"))
+      m.birth_month = static_cast<unsigned>(date::year_month_day{*b}.month());
     m.referred_by = r.id("referred_by").value_or("");
     each(r, "lots", [&](const Json& v, const std::string& path) {
       ObjectReader lr(v, path, problems);
@@ -57,7 +61,8 @@ Result<MemberState> member_from_json(const Json& j) {
     read_counters(r, "counters", m.counters);
     m.first_purchase_on = r.date("first_purchase_on");
     m.last_purchase_on = r.date("last_purchase_on");
-    m.streak_days = static_cast<int>(r.integer("streak_days", false, 0, 100000).value_or(m.last_purchase_on ? 1 : 0));
+    m.streak_days = static_cast<int>(
+        r.integer("streak_days", false, 0, 100000).value_or(m.last_purchase_on ? 1 : 0));
     if (const Json* sv = r.get("stored_value")) {
       ObjectReader sr(*sv, r.path("stored_value"), problems);
       m.sv_base = sr.integer("base").value_or(0);
@@ -134,11 +139,12 @@ Status request_from_json(const Json& j, Request& req) {
   {
     ObjectReader r(j, "", problems);
     if (!r.ok()) return invalid("", "the basket or event must be a JSON object");
-    auto ev = r.choice("event", {"purchase", "enrollment", "review", "referral", "check_in", "survey",
-                                 "activity", "top_up", "birthday", "period_end"});
+    auto ev = r.choice("event", {"purchase", "enrollment", "review", "referral", "check_in",
+                                 "survey", "activity", "top_up", "birthday", "period_end"});
     req.trigger = ev ? *parse_trigger(*ev) : Trigger::kPurchase;
     if (req.trigger == Trigger::kActivity) req.activity = r.string("activity", true).value_or("");
-    if (req.trigger == Trigger::kTopUp) req.top_up_amount = r.integer("amount", true, 1).value_or(0);
+    if (req.trigger == Trigger::kTopUp)
+      req.top_up_amount = r.integer("amount", true, 1).value_or(0);
     if (req.trigger == Trigger::kPurchase) {
       auto& b = req.basket;
       b.currency = r.string("currency", true).value_or("");
@@ -152,14 +158,18 @@ Status request_from_json(const Json& j, Request& req) {
           l.name = lr.string("name").value_or("");
           l.categories = lr.strings("categories");
           l.tags = lr.strings("tags");
-          l.quantity = lr.integer("quantity", true, INT64_C(-1'000'000'000), INT64_C(1'000'000'000)).value_or(0);
-          l.unit_price = lr.integer("unit_price", true, INT64_C(-1'000'000'000'000'000)).value_or(0);
+          l.quantity = lr.integer("quantity", true, INT64_C(-1'000'000'000), INT64_C(1'000'000'000))
+                           .value_or(0);
+          l.unit_price =
+              lr.integer("unit_price", true, INT64_C(-1'000'000'000'000'000)).value_or(0);
           b.lines.push_back(std::move(l));
         }
       }
-      b.redeem_points = r.integer("redeem_points", false, INT64_C(-1'000'000'000'000'000)).value_or(0);
+      b.redeem_points =
+          r.integer("redeem_points", false, INT64_C(-1'000'000'000'000'000)).value_or(0);
       b.voucher_codes = r.strings("vouchers");
-      b.stored_value = r.integer("stored_value", false, INT64_C(-1'000'000'000'000'000)).value_or(0);
+      b.stored_value =
+          r.integer("stored_value", false, INT64_C(-1'000'000'000'000'000)).value_or(0);
       each(r, "passes", [&](const Json& v, const std::string& path) {
         ObjectReader pr(v, path, problems);
         PassUse u;
@@ -184,31 +194,48 @@ Json outcome_to_json(const Outcome& o, const Program& p) {
   j["lines"] = Json::array();
   for (std::size_t i = 0; i < o.lines.size(); ++i) {
     const auto& l = o.lines[i];
-    j["lines"].push_back({{"sku", o.request.basket.lines[i].sku}, {"list", l.list}, {"discount", l.discount},
-                          {"points_value", l.points_value}, {"earn_basis", l.earn_basis}, {"points", l.points}});
+    j["lines"].push_back({{"sku", o.request.basket.lines[i].sku},
+                          {"list", l.list},
+                          {"discount", l.discount},
+                          {"points_value", l.points_value},
+                          {"earn_basis", l.earn_basis},
+                          {"points", l.points}});
   }
   j["discounts"] = Json::array();
-  for (const auto& d : o.discounts) j["discounts"].push_back({{"source", d.source}, {"name", d.name}, {"amount", d.amount}});
+  for (const auto& d : o.discounts)
+    j["discounts"].push_back({{"source", d.source}, {"name", d.name}, {"amount", d.amount}});
   j["awards"] = Json::array();
   for (const auto& a : o.awards)
-    j["awards"].push_back({{"rule", a.rule_id}, {"points", a.points}, {"bonus", a.bonus},
-                           {"to", a.to == Recipient::kReferrer ? "referrer" : "member"}, {"reason", a.reason}});
-  j["totals"] = {{"list", o.list_total},           {"discount", o.discount_total},
-                 {"points_earned", o.points_earned}, {"bonus_points", o.bonus_points},
-                 {"referrer_points", o.referrer_points}, {"points_redeemed", o.points_redeemed},
-                 {"points_value", o.points_value},   {"stored_value_used", o.sv_base_used + o.sv_bonus_used},
+    j["awards"].push_back({{"rule", a.rule_id},
+                           {"points", a.points},
+                           {"bonus", a.bonus},
+                           {"to", a.to == Recipient::kReferrer ? "referrer" : "member"},
+                           {"reason", a.reason}});
+  j["totals"] = {{"list", o.list_total},
+                 {"discount", o.discount_total},
+                 {"points_earned", o.points_earned},
+                 {"bonus_points", o.bonus_points},
+                 {"referrer_points", o.referrer_points},
+                 {"points_redeemed", o.points_redeemed},
+                 {"points_value", o.points_value},
+                 {"stored_value_used", o.sv_base_used + o.sv_bonus_used},
                  {"amount_due", o.amount_due}};
   if (o.earn_expires_on) j["points_expire_on"] = format_local_date(*o.earn_expires_on);
   j["vouchers_used"] = o.vouchers_used;
   j["vouchers_issued"] = Json::array();
   for (const auto& v : o.vouchers_issued)
-    j["vouchers_issued"].push_back({{"template", v.template_id}, {"to", v.to == Recipient::kReferrer ? "referrer" : "member"}, {"reason", v.reason}});
+    j["vouchers_issued"].push_back({{"template", v.template_id},
+                                    {"to", v.to == Recipient::kReferrer ? "referrer" : "member"},
+                                    {"reason", v.reason}});
   j["stamps"] = Json::array();
-  for (const auto& s : o.stamps) j["stamps"].push_back({{"card", s.card}, {"added", s.added}, {"after", s.after}, {"rewards", s.rewards}});
+  for (const auto& s : o.stamps)
+    j["stamps"].push_back(
+        {{"card", s.card}, {"added", s.added}, {"after", s.after}, {"rewards", s.rewards}});
   j["passes_used"] = o.passes_used;
   if (!o.tier_after.empty()) {
     j["tier_change"] = {{"to", o.tier_after}, {"from_date", format_local_date(*o.tier_from)}};
-    if (o.tier_valid_until) j["tier_change"]["valid_until"] = format_local_date(*o.tier_valid_until);
+    if (o.tier_valid_until)
+      j["tier_change"]["valid_until"] = format_local_date(*o.tier_valid_until);
   }
   if (!o.return_of.empty()) {
     j["return_of"] = o.return_of;
@@ -223,7 +250,13 @@ Json outcome_to_json(const Outcome& o, const Program& p) {
 Json entries_to_json(const std::vector<Entry>& entries) {
   Json a = Json::array();
   for (const auto& e : entries)
-    a.push_back({{"id", e.id}, {"debit", e.debit}, {"credit", e.credit}, {"amount", e.amount}, {"unit", e.unit}, {"lot", e.lot}, {"memo", e.memo}});
+    a.push_back({{"id", e.id},
+                 {"debit", e.debit},
+                 {"credit", e.credit},
+                 {"amount", e.amount},
+                 {"unit", e.unit},
+                 {"lot", e.lot},
+                 {"memo", e.memo}});
   return a;
 }
 

@@ -7,7 +7,9 @@
 
 namespace loyalty::core {
 
-std::string member_account(const std::string& member_id) { return "member:" + member_id; }
+std::string member_account(const std::string& member_id) {
+  return "member:" + member_id;
+}
 std::string program_account(const std::string& program_id, const char* what) {
   return "program:" + program_id + ":" + what;
 }
@@ -60,7 +62,8 @@ void grant(const Program& p, MemberState& m, Poster& poster, std::int64_t points
   const auto account = member_account(m.id);
   const auto repay = std::min(points, m.debt);
   if (repay > 0) {
-    poster.post(program_account(p.id, "issued"), account, repay, "pts", "", memo + " (repays debt)");
+    poster.post(program_account(p.id, "issued"), account, repay, "pts", "",
+                memo + " (repays debt)");
     m.debt -= repay;
   }
   if (points > repay) {
@@ -83,9 +86,11 @@ Result<Committed> commit(const Program& p, MemberState& m, const Outcome& o) {
   const auto& txn = o.request.txn_id;
   if (txn.empty()) return invalid("txn_id", "every transaction needs its terminal-generated id");
   if (o.points_redeemed > 0 && o.points_redeemed > m.available(today))
-    return fail(ErrorCode::kFailedPrecondition, "the member no longer has " + std::to_string(o.points_redeemed) + " points");
+    return fail(ErrorCode::kFailedPrecondition,
+                "the member no longer has " + std::to_string(o.points_redeemed) + " points");
   for (const auto& code : o.vouchers_used) {
-    if (std::none_of(m.vouchers.begin(), m.vouchers.end(), [&](const HeldVoucher& v) { return v.code == code; }))
+    if (std::none_of(m.vouchers.begin(), m.vouchers.end(),
+                     [&](const HeldVoucher& v) { return v.code == code; }))
       return fail(ErrorCode::kFailedPrecondition, "voucher " + code + " was used meanwhile");
   }
   Committed c;
@@ -101,19 +106,22 @@ Result<Committed> commit(const Program& p, MemberState& m, const Outcome& o) {
     lot->points -= take;
     to_spend -= take;
     c.draws.push_back({lot->id, take});
-    poster.post(account, program_account(p.id, "redeemed"), take, "pts", lot->id, "points as payment");
+    poster.post(account, program_account(p.id, "redeemed"), take, "pts", lot->id,
+                "points as payment");
   }
   assert(to_spend == 0);
   grant(p, m, poster, o.points_earned, today, txn + "/lot", c, "earned");
   if (o.referrer_points > 0 && m.referrer)
-    poster.post(program_account(p.id, "issued"), member_account(m.referrer->id), o.referrer_points, "pts",
-                txn + "/ref-lot", "referral reward");
+    poster.post(program_account(p.id, "issued"), member_account(m.referrer->id), o.referrer_points,
+                "pts", txn + "/ref-lot", "referral reward");
 
   const auto& cur = p.currency.code;
   poster.post("store:sv-cash", "sv:" + m.id, o.sv_base_added, cur, "", "top-up");
-  poster.post(program_account(p.id, "sv-bonus"), "sv-bonus:" + m.id, o.sv_bonus_added, cur, "", "top-up bonus");
+  poster.post(program_account(p.id, "sv-bonus"), "sv-bonus:" + m.id, o.sv_bonus_added, cur, "",
+              "top-up bonus");
   poster.post("sv:" + m.id, "store:sv-spent", o.sv_base_used, cur, "", "paid with stored value");
-  poster.post("sv-bonus:" + m.id, "store:sv-spent", o.sv_bonus_used, cur, "", "paid with bonus stored value");
+  poster.post("sv-bonus:" + m.id, "store:sv-spent", o.sv_bonus_used, cur, "",
+              "paid with bonus stored value");
   m.sv_base += o.sv_base_added - o.sv_base_used;
   m.sv_bonus += o.sv_bonus_added - o.sv_bonus_used;
 
@@ -148,7 +156,8 @@ Result<Committed> commit(const Program& p, MemberState& m, const Outcome& o) {
 Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Committed& original,
                                 const std::vector<ReturnLine>& lines, const Request& request) {
   const auto& orig = original.outcome;
-  if (orig.request.trigger != Trigger::kPurchase) return invalid("return_of", "only purchases can be returned");
+  if (orig.request.trigger != Trigger::kPurchase)
+    return invalid("return_of", "only purchases can be returned");
   if (lines.empty()) return invalid("lines", "name at least one line to return");
   Outcome out;
   out.program_id = p.id;
@@ -161,17 +170,23 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
   for (std::size_t k = 0; k < lines.size(); ++k) {
     const auto path = "lines[" + std::to_string(k) + "]";
     const auto& rl = lines[k];
-    if (rl.line >= orig.lines.size()) return invalid(path + ".line", "the original transaction has no line " + std::to_string(rl.line));
+    if (rl.line >= orig.lines.size())
+      return invalid(path + ".line",
+                     "the original transaction has no line " + std::to_string(rl.line));
     const auto bought = orig.request.basket.lines[rl.line].quantity;
     const auto left = bought - original.returned_qty[rl.line] - out.returned_qty[rl.line];
     if (rl.quantity < 1) return invalid(path + ".quantity", "must be at least 1");
-    if (rl.quantity > left) return invalid(path + ".quantity", "only " + std::to_string(left) + " of this line can still be returned");
+    if (rl.quantity > left)
+      return invalid(path + ".quantity",
+                     "only " + std::to_string(left) + " of this line can still be returned");
     out.returned_qty[rl.line] += rl.quantity;
   }
   // Cumulative proportions, so that returning everything in parts reverses
   // exactly what was earned and spent.
-  const auto share = [](std::int64_t total, std::int64_t before, std::int64_t now, std::int64_t qty) {
-    return narrow(static_cast<i128>(total) * (before + now) / qty - static_cast<i128>(total) * before / qty);
+  const auto share = [](std::int64_t total, std::int64_t before, std::int64_t now,
+                        std::int64_t qty) {
+    return narrow(static_cast<i128>(total) * (before + now) / qty -
+                  static_cast<i128>(total) * before / qty);
   };
   const auto redeemed_by_line = [&] {
     std::vector<std::int64_t> w;
@@ -198,7 +213,8 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
     out.points_reversed = orig.points_earned - original.points_reversed;
     out.points_restored = orig.points_redeemed - original.points_restored;
     for (const auto& d : orig.metrics) {
-      if (d.on == Recipient::kMember && d.metric != "spend" && d.metric != "items" && d.metric != "points" && d.metric != "bonus_points")
+      if (d.on == Recipient::kMember && d.metric != "spend" && d.metric != "items" &&
+          d.metric != "points" && d.metric != "bonus_points")
         out.metrics.push_back({d.metric, -d.delta, Recipient::kMember});
     }
   }
@@ -209,13 +225,16 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
   out.receipt.push_back("Return of " + out.return_of);
   out.receipt.push_back("Refund: " + format_amount(paid_back, p.currency));
   out.receipt.push_back("Points taken back: " + std::to_string(out.points_reversed));
-  if (out.points_restored > 0) out.receipt.push_back("Points given back: " + std::to_string(out.points_restored));
+  if (out.points_restored > 0)
+    out.receipt.push_back("Points given back: " + std::to_string(out.points_restored));
   return out;
 }
 
-Result<Committed> commit_return(const Program& p, MemberState& m, Committed& original, const Outcome& ret) {
+Result<Committed> commit_return(const Program& p, MemberState& m, Committed& original,
+                                const Outcome& ret) {
   const LocalDays today = day_of(ret.request.at);
-  if (ret.request.txn_id.empty()) return invalid("txn_id", "every transaction needs its terminal-generated id");
+  if (ret.request.txn_id.empty())
+    return invalid("txn_id", "every transaction needs its terminal-generated id");
   Committed c;
   c.outcome = ret;
   Poster poster(ret.request.txn_id, c.entries);
@@ -229,8 +248,10 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
       lot->points -= from_lot;
     }
     m.debt += ret.points_reversed - from_lot;
-    poster.post(account, program_account(p.id, "issued"), ret.points_reversed, "pts", original.earned_lot,
-                "return reverses earned points" + std::string(ret.points_reversed > from_lot ? " (part becomes debt)" : ""));
+    poster.post(account, program_account(p.id, "issued"), ret.points_reversed, "pts",
+                original.earned_lot,
+                "return reverses earned points" +
+                    std::string(ret.points_reversed > from_lot ? " (part becomes debt)" : ""));
   }
   // Restore spent points to the lots they came from, last drawn first.
   std::int64_t restore = ret.points_restored;
@@ -240,14 +261,17 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
     const auto give = std::min(restore, it->points);
     restore -= give;
     lot->points += give;
-    poster.post(program_account(p.id, "redeemed"), account, give, "pts", lot->id, "return restores spent points");
+    poster.post(program_account(p.id, "redeemed"), account, give, "pts", lot->id,
+                "return restores spent points");
     if (lot->expires_on && today >= *lot->expires_on) {
-      poster.post(account, program_account(p.id, "expired"), give, "pts", lot->id, "restored to an expired lot");
+      poster.post(account, program_account(p.id, "expired"), give, "pts", lot->id,
+                  "restored to an expired lot");
       lot->points -= give;
     }
   }
   if (restore > 0) {
-    grant(p, m, poster, restore, today, ret.request.txn_id + "/restore-lot", c, "return restores spent points");
+    grant(p, m, poster, restore, today, ret.request.txn_id + "/restore-lot", c,
+          "return restores spent points");
   }
   apply_metrics(m, ret, today, +1);
   if (ret.full_return) {
@@ -256,18 +280,21 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
       std::erase_if(m.vouchers, [&](const HeldVoucher& v) { return v.code == code; });
     }
   }
-  for (std::size_t i = 0; i < ret.returned_qty.size(); ++i) original.returned_qty[i] += ret.returned_qty[i];
+  for (std::size_t i = 0; i < ret.returned_qty.size(); ++i)
+    original.returned_qty[i] += ret.returned_qty[i];
   original.points_reversed += ret.points_reversed;
   original.points_restored += ret.points_restored;
   return c;
 }
 
-std::vector<Entry> expire_lots(const Program& p, MemberState& m, LocalDays today, const std::string& txn_id) {
+std::vector<Entry> expire_lots(const Program& p, MemberState& m, LocalDays today,
+                               const std::string& txn_id) {
   std::vector<Entry> entries;
   Poster poster(txn_id, entries);
   for (auto& lot : m.lots) {
     if (lot.points > 0 && lot.expires_on && today >= *lot.expires_on) {
-      poster.post(member_account(m.id), program_account(p.id, "expired"), lot.points, "pts", lot.id, "expired");
+      poster.post(member_account(m.id), program_account(p.id, "expired"), lot.points, "pts", lot.id,
+                  "expired");
       lot.points = 0;
     }
   }

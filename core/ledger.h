@@ -41,8 +41,8 @@ struct LotDraw {
 struct Committed {
   Outcome outcome;
   std::vector<Entry> entries;
-  std::vector<LotDraw> draws;  // points spent, lot by lot
-  std::string earned_lot;      // lot created by this transaction, if any
+  std::vector<LotDraw> draws;              // points spent, lot by lot
+  std::string earned_lot;                  // lot created by this transaction, if any
   std::vector<std::int64_t> returned_qty;  // per line, all returns so far
   std::int64_t points_reversed = 0;        // all returns so far
   std::int64_t points_restored = 0;

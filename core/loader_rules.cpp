@@ -17,7 +17,8 @@ Threshold read_threshold(ObjectReader& r, bool allow_reaches) {
   t.at_most = r.integer("at_most", false, INT64_C(-1'000'000'000'000'000));
   if (allow_reaches) t.reaches = r.integer("reaches", false, 1);
   if (!t.at_least && !t.at_most && !t.reaches) {
-    r.problem("", allow_reaches ? "needs at_least, at_most or reaches" : "needs at_least or at_most");
+    r.problem("",
+              allow_reaches ? "needs at_least, at_most or reaches" : "needs at_least or at_most");
   }
   return t;
 }
@@ -55,12 +56,13 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
     return c;
   }
   if (!v.is_object() || v.size() != 1) {
-    p.push_back({path, "must be an object with exactly one condition key (all, any, not, "
-                       "day_of_week, time_window, date_range, day_of_month, calendar, tier, "
-                       "tier_at_least, basket_amount, item_count, contains, first_purchase, "
-                       "days_since_last_purchase, tenure_days, birthday_month, "
-                       "enrolled_within_days, referred, metric, streak_reaches, activity, "
-                       "top_up_amount)"});
+    p.push_back({path,
+                 "must be an object with exactly one condition key (all, any, not, "
+                 "day_of_week, time_window, date_range, day_of_month, calendar, tier, "
+                 "tier_at_least, basket_amount, item_count, contains, first_purchase, "
+                 "days_since_last_purchase, tenure_days, birthday_month, "
+                 "enrolled_within_days, referred, metric, streak_reaches, activity, "
+                 "top_up_amount)"});
     return c;
   }
   const auto& [key, value] = *v.items().begin();
@@ -76,8 +78,10 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
   };
   auto flag = [&](ConditionKind kind) {
     c.kind = kind;
-    if (!value.is_boolean()) p.push_back({at, "must be true or false"});
-    else c.flag = value.get<bool>();
+    if (!value.is_boolean())
+      p.push_back({at, "must be true or false"});
+    else
+      c.flag = value.get<bool>();
   };
   auto small_int = [&](ConditionKind kind) {
     c.kind = kind;
@@ -97,14 +101,17 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
     c.children.push_back(read_condition(value, at, p, refs, depth + 1));
   } else if (key == "day_of_week") {
     c.kind = ConditionKind::kDayOfWeek;
-    if (!value.is_array() || value.empty()) p.push_back({at, "must be a non-empty array of mon..sun"});
+    if (!value.is_array() || value.empty())
+      p.push_back({at, "must be a non-empty array of mon..sun"});
     else
       for (std::size_t i = 0; i < value.size(); ++i) {
         auto it = value[i].is_string()
                       ? std::find(kWeekdays.begin(), kWeekdays.end(), value[i].get<std::string>())
                       : kWeekdays.end();
-        if (it == kWeekdays.end()) p.push_back({index_path(at, i), "must be one of mon, tue, wed, thu, fri, sat, sun"});
-        else c.numbers.push_back(static_cast<int>(it - kWeekdays.begin()));
+        if (it == kWeekdays.end())
+          p.push_back({index_path(at, i), "must be one of mon, tue, wed, thu, fri, sat, sun"});
+        else
+          c.numbers.push_back(static_cast<int>(it - kWeekdays.begin()));
       }
   } else if (key == "time_window") {
     c.kind = ConditionKind::kTimeWindow;
@@ -116,7 +123,8 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
     if (to) tm = parse_clock_minutes(*to);
     if (from && !fm) r.problem("from", "must be a clock time HH:MM");
     if (to && !tm) r.problem("to", "must be a clock time HH:MM");
-    if (fm && tm && *fm >= *tm) r.problem("to", "must be later than from (windows do not cross midnight; use any of two)");
+    if (fm && tm && *fm >= *tm)
+      r.problem("to", "must be later than from (windows do not cross midnight; use any of two)");
     c.from_minutes = fm.value_or(0);
     c.to_minutes = tm.value_or(0);
   } else if (key == "date_range") {
@@ -129,37 +137,48 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
     if (to) c.to_day = *to;
   } else if (key == "day_of_month") {
     c.kind = ConditionKind::kDayOfMonth;
-    if (!value.is_array() || value.empty()) p.push_back({at, "must be a non-empty array of days 1..31"});
+    if (!value.is_array() || value.empty())
+      p.push_back({at, "must be a non-empty array of days 1..31"});
     else
       for (std::size_t i = 0; i < value.size(); ++i) {
         if (!value[i].is_number_integer() || value[i].get<int>() < 1 || value[i].get<int>() > 31)
           p.push_back({index_path(at, i), "must be a day of month 1..31"});
-        else c.numbers.push_back(value[i].get<int>());
+        else
+          c.numbers.push_back(value[i].get<int>());
       }
   } else if (key == "calendar") {
     c.kind = ConditionKind::kCalendar;
-    if (!value.is_string()) p.push_back({at, "must be the name of a calendar"});
-    else refs.add(at, "calendar", c.name = value.get<std::string>());
+    if (!value.is_string())
+      p.push_back({at, "must be the name of a calendar"});
+    else
+      refs.add(at, "calendar", c.name = value.get<std::string>());
   } else if (key == "tier" || key == "activity") {
     c.kind = key == "tier" ? ConditionKind::kTier : ConditionKind::kActivity;
-    if (!value.is_array() || value.empty()) p.push_back({at, "must be a non-empty array of names"});
+    if (!value.is_array() || value.empty())
+      p.push_back({at, "must be a non-empty array of names"});
     else
       for (std::size_t i = 0; i < value.size(); ++i) {
-        if (!value[i].is_string()) { p.push_back({index_path(at, i), "must be a string"}); continue; }
+        if (!value[i].is_string()) {
+          p.push_back({index_path(at, i), "must be a string"});
+          continue;
+        }
         c.names.push_back(value[i].get<std::string>());
         if (key == "tier") refs.add(index_path(at, i), "tier", c.names.back());
       }
   } else if (key == "tier_at_least") {
     c.kind = ConditionKind::kTierAtLeast;
-    if (!value.is_string()) p.push_back({at, "must be a tier id"});
-    else refs.add(at, "tier", c.name = value.get<std::string>());
+    if (!value.is_string())
+      p.push_back({at, "must be a tier id"});
+    else
+      refs.add(at, "tier", c.name = value.get<std::string>());
   } else if (key == "basket_amount" || key == "item_count") {
     c.kind = key == "basket_amount" ? ConditionKind::kBasketAmount : ConditionKind::kItemCount;
     ObjectReader r(value, at, p);
     if (r.ok()) {
       c.threshold = read_threshold(r, false);
       c.selector = read_selector(r, "of");
-      if (key == "basket_amount") c.net = r.choice("measure", {"net", "list"}).value_or("net") == "net";
+      if (key == "basket_amount")
+        c.net = r.choice("measure", {"net", "list"}).value_or("net") == "net";
     }
   } else if (key == "contains") {
     c.kind = ConditionKind::kContains;
@@ -171,7 +190,7 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
   } else if (key == "referred") {
     flag(ConditionKind::kReferred);
   } else if (key == "days_since_last_purchase" || key == "tenure_days" || key == "top_up_amount") {
-    c.kind = key == "tenure_days" ? ConditionKind::kTenureDays
+    c.kind = key == "tenure_days"     ? ConditionKind::kTenureDays
              : key == "top_up_amount" ? ConditionKind::kTopUpAmount
                                       : ConditionKind::kDaysSinceLastPurchase;
     c.threshold = threshold_at(value, at, p, false);
@@ -184,8 +203,8 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
     ObjectReader r(value, at, p);
     if (r.ok()) {
       c.name = r.id("name", true).value_or("");
-      if (auto per = r.choice("period", {"day", "week", "month", "quarter", "half_year", "year",
-                                         "lifetime"}))
+      if (auto per = r.choice("period",
+                              {"day", "week", "month", "quarter", "half_year", "year", "lifetime"}))
         c.period = parse_period(*per);
       c.threshold = read_threshold(r, true);
     }
@@ -201,11 +220,11 @@ Effect read_effect(const Json& v, const std::string& path, Problems& p, Referenc
   Effect e;
   ObjectReader r(v, path, p);
   if (!r.ok()) return e;
-  auto type = r.choice("type",
-                       {"earn_per_amount", "multiplier", "fixed_points", "discount_percent",
-                        "discount_amount", "nth_item_discount", "issue_voucher", "add_stamp",
-                        "counter", "stored_value_bonus"},
-                       true);
+  auto type = r.choice(
+      "type",
+      {"earn_per_amount", "multiplier", "fixed_points", "discount_percent", "discount_amount",
+       "nth_item_discount", "issue_voucher", "add_stamp", "counter", "stored_value_bonus"},
+      true);
   if (!type) return e;
   const auto& t = *type;
   const Decimal4 zero{}, hundred = Decimal4::from_int(100);
@@ -221,7 +240,8 @@ Effect read_effect(const Json& v, const std::string& path, Problems& p, Referenc
     e.on = read_selector(r, "on");
   } else if (t == "multiplier") {
     e.kind = EffectKind::kMultiplier;
-    e.factor = r.decimal("factor", true, zero, Decimal4::from_int(100), true).value_or(Decimal4::from_int(1));
+    e.factor = r.decimal("factor", true, zero, Decimal4::from_int(100), true)
+                   .value_or(Decimal4::from_int(1));
     e.on = read_selector(r, "on");
   } else if (t == "fixed_points") {
     e.kind = EffectKind::kFixedPoints;
@@ -257,8 +277,10 @@ Effect read_effect(const Json& v, const std::string& path, Problems& p, Referenc
     e.kind = EffectKind::kCounter;
     e.target = r.id("counter", true).value_or("");
     auto add = r.integer("add", false, -1'000'000'000, 1'000'000'000);
-    if (const Json* s = r.get("add_units_of")) e.add_units_of = read_selector_value(*s, r.path("add_units_of"), p);
-    if (add.has_value() == e.add_units_of.has_value()) r.problem("add", "give exactly one of add or add_units_of");
+    if (const Json* s = r.get("add_units_of"))
+      e.add_units_of = read_selector_value(*s, r.path("add_units_of"), p);
+    if (add.has_value() == e.add_units_of.has_value())
+      r.problem("add", "give exactly one of add or add_units_of");
     e.amount = add.value_or(0);
   } else if (t == "stored_value_bonus") {
     e.kind = EffectKind::kStoredValueBonus;
@@ -273,18 +295,23 @@ std::optional<RuleLimit> read_limit(ObjectReader& rule, References& refs) {
   RuleLimit l;
   ObjectReader r(*v, rule.path("limit"), rule.problems());
   if (!r.ok()) return std::nullopt;
-  if (auto per = r.choice("period", {"transaction", "day", "week", "month", "quarter",
-                                      "half_year", "year", "lifetime"}, true))
+  if (auto per = r.choice(
+          "period",
+          {"transaction", "day", "week", "month", "quarter", "half_year", "year", "lifetime"},
+          true))
     l.period = *parse_period(*per);
   l.max_times = r.integer("max_times", false, 1);
   l.max_points = r.integer("max_points", false, 1);
   if (const Json* by = r.get("max_times_by_tier")) {
-    if (!by->is_object()) r.problem("max_times_by_tier", "must be an object of tier id to count");
+    if (!by->is_object())
+      r.problem("max_times_by_tier", "must be an object of tier id to count");
     else
       for (const auto& [tier, n] : by->items()) {
         const auto at = join_path(r.path("max_times_by_tier"), tier);
-        if (!n.is_number_integer() || n.get<std::int64_t>() < 0) r.problems().push_back({at, "must be a non-negative integer"});
-        else l.max_times_by_tier[tier] = n.get<std::int64_t>();
+        if (!n.is_number_integer() || n.get<std::int64_t>() < 0)
+          r.problems().push_back({at, "must be a non-negative integer"});
+        else
+          l.max_times_by_tier[tier] = n.get<std::int64_t>();
         refs.add(at, "tier", tier);
       }
   }
@@ -310,19 +337,23 @@ void read_rules(ObjectReader& top, std::vector<Rule>& rules, References& refs) {
     Rule rule;
     rule.index = i;
     rule.id = r.id("id", true).value_or("");
-    if (!rule.id.empty() && !ids.insert(rule.id).second) r.problem("id", "duplicates an earlier rule id");
+    if (!rule.id.empty() && !ids.insert(rule.id).second)
+      r.problem("id", "duplicates an earlier rule id");
     rule.name = r.string("name", true).value_or(rule.id);
-    if (auto t = r.choice("trigger", {"purchase", "return", "enrollment", "review", "referral",
-                                       "check_in", "survey", "activity", "top_up", "birthday",
-                                       "period_end"}, true))
+    if (auto t = r.choice("trigger",
+                          {"purchase", "return", "enrollment", "review", "referral", "check_in",
+                           "survey", "activity", "top_up", "birthday", "period_end"},
+                          true))
       rule.trigger = *parse_trigger(*t);
-    if (const Json* w = r.get("when")) rule.when = read_condition(*w, r.path("when"), r.problems(), refs);
+    if (const Json* w = r.get("when"))
+      rule.when = read_condition(*w, r.path("when"), r.problems(), refs);
     const Json* effects = r.get("effects", true);
     if (effects != nullptr && (!effects->is_array() || effects->empty())) {
       r.problem("effects", "must be a non-empty array of effects");
     } else if (effects != nullptr) {
       for (std::size_t k = 0; k < effects->size(); ++k)
-        rule.effects.push_back(read_effect((*effects)[k], index_path(r.path("effects"), k), r.problems(), refs));
+        rule.effects.push_back(
+            read_effect((*effects)[k], index_path(r.path("effects"), k), r.problems(), refs));
     }
     rule.limit = read_limit(r, refs);
     rule.group = r.string("group").value_or("");

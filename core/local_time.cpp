@@ -91,7 +91,9 @@ int minutes_of_day(LocalSeconds t) {
   return static_cast<int>((t - LocalSeconds{day_of(t)}).count() / 60);
 }
 
-int weekday_index(LocalDays d) { return static_cast<int>(date::weekday{d}.c_encoding()); }
+int weekday_index(LocalDays d) {
+  return static_cast<int>(date::weekday{d}.c_encoding());
+}
 
 const char* to_string(Period p) {
   switch (p) {

@@ -31,7 +31,9 @@ std::string format_local_date(LocalDays d);
 [[nodiscard]] Result<LocalSeconds> to_local(std::chrono::sys_seconds utc, std::string_view zone);
 [[nodiscard]] Status check_zone(std::string_view zone);
 
-inline LocalDays day_of(LocalSeconds t) { return date::floor<date::days>(t); }
+inline LocalDays day_of(LocalSeconds t) {
+  return date::floor<date::days>(t);
+}
 int minutes_of_day(LocalSeconds t);
 int weekday_index(LocalDays d);  // 0 = Sunday .. 6 = Saturday
 

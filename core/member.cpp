@@ -3,8 +3,8 @@
 namespace loyalty::core {
 
 namespace {
-constexpr Period kStoredPeriods[] = {Period::kDay,      Period::kWeek, Period::kMonth,
-                                     Period::kQuarter,  Period::kHalfYear, Period::kYear,
+constexpr Period kStoredPeriods[] = {Period::kDay,     Period::kWeek,     Period::kMonth,
+                                     Period::kQuarter, Period::kHalfYear, Period::kYear,
                                      Period::kLifetime};
 }
 

@@ -40,8 +40,8 @@ std::optional<Currency> find_currency(std::string_view code) {
 
 std::string format_amount(std::int64_t minor, const Currency& currency) {
   const bool negative = minor < 0;
-  const std::uint64_t abs = negative ? 0 - static_cast<std::uint64_t>(minor)
-                                     : static_cast<std::uint64_t>(minor);
+  const std::uint64_t abs =
+      negative ? 0 - static_cast<std::uint64_t>(minor) : static_cast<std::uint64_t>(minor);
   const auto per = static_cast<std::uint64_t>(currency.minor_per_major());
   std::string s = (negative ? "-" : "") + std::to_string(abs / per);
   if (currency.minor_digits > 0) {

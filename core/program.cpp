@@ -18,7 +18,9 @@ const T* find_by_id(const std::vector<T>& items, std::string_view id) {
 }
 }  // namespace
 
-const char* to_string(Trigger t) { return kTriggers[static_cast<std::size_t>(t)]; }
+const char* to_string(Trigger t) {
+  return kTriggers[static_cast<std::size_t>(t)];
+}
 
 std::optional<Trigger> parse_trigger(std::string_view s) {
   for (std::size_t i = 0; i < kTriggers.size(); ++i) {
@@ -58,8 +60,7 @@ std::optional<LocalDays> expiry_of(const Expiry& e, LocalDays earned) {
     case ExpiryPolicy::kEndOfMonthAfter:
       // Usable through the last day of the month N months on.
       return end_of_month(add_months(earned, e.months)) + date::days{1};
-    case ExpiryPolicy::kYearEnd:
-      return period_end(Period::kYear, earned) + date::days{1};
+    case ExpiryPolicy::kYearEnd: return period_end(Period::kYear, earned) + date::days{1};
   }
   return std::nullopt;
 }
@@ -77,8 +78,12 @@ const VoucherTemplate* Program::find_voucher(std::string_view key) const {
 const StampCard* Program::find_card(std::string_view key) const {
   return find_by_id(stamp_cards, key);
 }
-const Pass* Program::find_pass(std::string_view key) const { return find_by_id(passes, key); }
-const Reward* Program::find_reward(std::string_view key) const { return find_by_id(rewards, key); }
+const Pass* Program::find_pass(std::string_view key) const {
+  return find_by_id(passes, key);
+}
+const Reward* Program::find_reward(std::string_view key) const {
+  return find_by_id(rewards, key);
+}
 const DerivedMetric* Program::find_derived(std::string_view key) const {
   if (!tiers) return nullptr;
   for (const auto& d : tiers->derived) {

@@ -77,15 +77,15 @@ enum class ConditionKind {
 
 struct Condition {
   ConditionKind kind = ConditionKind::kAlways;
-  std::vector<Condition> children;   // all / any / not
-  std::vector<int> numbers;          // weekdays (0 = Sunday), days of month
-  std::vector<std::string> names;    // tiers, activities
-  std::string name;                  // calendar, tier, metric
-  Threshold threshold;               // amounts, counts, days, metrics
-  std::optional<Period> period;      // metric period
-  Selector selector;                 // basket conditions
-  bool net = true;                   // basket_amount measure
-  bool flag = true;                  // first_purchase / birthday_month / referred
+  std::vector<Condition> children;  // all / any / not
+  std::vector<int> numbers;         // weekdays (0 = Sunday), days of month
+  std::vector<std::string> names;   // tiers, activities
+  std::string name;                 // calendar, tier, metric
+  Threshold threshold;              // amounts, counts, days, metrics
+  std::optional<Period> period;     // metric period
+  Selector selector;                // basket conditions
+  bool net = true;                  // basket_amount measure
+  bool flag = true;                 // first_purchase / birthday_month / referred
   int from_minutes = 0, to_minutes = 0;
   LocalDays from_day{}, to_day{};
 };
@@ -195,7 +195,7 @@ struct Accelerator {
 
 struct TierPolicy {
   std::vector<TierLevel> levels;
-  int rolling_months = 0;                   // > 0: rolling window
+  int rolling_months = 0;                  // > 0: rolling window
   Period calendar_window = Period::kYear;  // when rolling_months == 0
   bool upgrade_next_day = false;
   int max_drop_levels = 1;

@@ -33,8 +33,10 @@ void read_earning(ObjectReader& top, Earning& e) {
     e.after_discounts = basis.boolean("after_discounts", true).value_or(true);
     e.after_redemptions = basis.boolean("after_redemptions", true).value_or(true);
   }
-  if (auto s = r.choice("rounding", {"floor", "half_up", "ceil"}, true)) e.rounding = *parse_rounding(*s);
-  e.round_per_line = r.choice("rounding_scope", {"line", "transaction"}, true).value_or("transaction") == "line";
+  if (auto s = r.choice("rounding", {"floor", "half_up", "ceil"}, true))
+    e.rounding = *parse_rounding(*s);
+  e.round_per_line =
+      r.choice("rounding_scope", {"line", "transaction"}, true).value_or("transaction") == "line";
   auto m = r.choice("multipliers", {"multiply", "add", "best"}, true).value_or("multiply");
   e.combine = m == "add" ? Combine::kAdd : m == "best" ? Combine::kBest : Combine::kMultiply;
   e.exclude = read_selector(r, "exclude");
@@ -58,7 +60,8 @@ void read_expiry(ObjectReader& top, Expiry& e) {
   if (*p == "never") e.policy = ExpiryPolicy::kNever;
   if (*p == "year_end") e.policy = ExpiryPolicy::kYearEnd;
   if (*p == "rolling_months" || *p == "end_of_month_after") {
-    e.policy = *p == "rolling_months" ? ExpiryPolicy::kRollingMonths : ExpiryPolicy::kEndOfMonthAfter;
+    e.policy =
+        *p == "rolling_months" ? ExpiryPolicy::kRollingMonths : ExpiryPolicy::kEndOfMonthAfter;
     e.months = static_cast<int>(r.integer("months", true, 1, 120).value_or(12));
   } else if (r.has("months")) {
     r.problem("months", "only applies to rolling_months and end_of_month_after");
@@ -77,11 +80,15 @@ void read_tiers(ObjectReader& top, std::optional<TierPolicy>& out, References& r
     if (!lr.ok()) return;
     TierLevel level;
     level.id = lr.id("id", true).value_or("");
-    if (!level.id.empty() && !ids.insert(level.id).second) lr.problem("id", "duplicates an earlier level");
+    if (!level.id.empty() && !ids.insert(level.id).second)
+      lr.problem("id", "duplicates an earlier level");
     level.name = lr.string("name", true).value_or(level.id);
-    if (const Json* q = lr.get("qualify")) level.qualify = read_condition(*q, lr.path("qualify"), r.problems(), refs);
-    if (t.levels.empty() && level.qualify) lr.problem("qualify", "the first level is the entry level and has no qualify");
-    if (!t.levels.empty() && !level.qualify) lr.problem("qualify", "is required on every level above the first");
+    if (const Json* q = lr.get("qualify"))
+      level.qualify = read_condition(*q, lr.path("qualify"), r.problems(), refs);
+    if (t.levels.empty() && level.qualify)
+      lr.problem("qualify", "the first level is the entry level and has no qualify");
+    if (!t.levels.empty() && !level.qualify)
+      lr.problem("qualify", "is required on every level above the first");
     t.levels.push_back(std::move(level));
   });
   if (t.levels.empty()) r.problem("levels", "needs at least one level");
@@ -89,16 +96,19 @@ void read_tiers(ObjectReader& top, std::optional<TierPolicy>& out, References& r
     ObjectReader wr(*w, r.path("window"), r.problems());
     auto months = wr.integer("rolling_months", false, 1, 60);
     auto cal = wr.choice("calendar", {"month", "quarter", "half_year", "year"});
-    if (months.has_value() == cal.has_value()) wr.problem("", "needs exactly one of rolling_months or calendar");
+    if (months.has_value() == cal.has_value())
+      wr.problem("", "needs exactly one of rolling_months or calendar");
     t.rolling_months = static_cast<int>(months.value_or(0));
     if (cal) t.calendar_window = *parse_period(*cal);
   }
-  t.upgrade_next_day = r.choice("upgrade", {"immediate", "next_day"}, true).value_or("immediate") == "next_day";
+  t.upgrade_next_day =
+      r.choice("upgrade", {"immediate", "next_day"}, true).value_or("immediate") == "next_day";
   t.max_drop_levels = static_cast<int>(r.integer("max_drop_levels", false, 1, 10).value_or(1));
   if (const Json* g = r.get("grace")) {
     ObjectReader gr(*g, r.path("grace"), r.problems());
     t.grace_days = static_cast<int>(gr.integer("days", true, 1, 366).value_or(0));
-    t.grace_fraction = gr.decimal("fraction", true, kZero, Decimal4::from_int(1), true).value_or(kZero);
+    t.grace_fraction =
+        gr.decimal("fraction", true, kZero, Decimal4::from_int(1), true).value_or(kZero);
     t.grace_levels = gr.strings("levels", true);
     for (std::size_t i = 0; i < t.grace_levels.size(); ++i)
       refs.add(index_path(gr.path("levels"), i), "tier", t.grace_levels[i]);
@@ -122,7 +132,8 @@ void read_tiers(ObjectReader& top, std::optional<TierPolicy>& out, References& r
   each_in_array(r, "accelerators", [&](const Json& a, const std::string& path) {
     ObjectReader ar(a, path, r.problems());
     Accelerator acc;
-    if (const Json* w = ar.get("when", true)) acc.when = read_condition(*w, ar.path("when"), r.problems(), refs);
+    if (const Json* w = ar.get("when", true))
+      acc.when = read_condition(*w, ar.path("when"), r.problems(), refs);
     if (auto to = ar.id("to", true)) refs.add(ar.path("to"), "tier", acc.to = *to);
     acc.valid_months = static_cast<int>(ar.integer("valid_months", false, 1, 120).value_or(12));
     t.accelerators.push_back(std::move(acc));
@@ -148,14 +159,18 @@ void read_calendars(ObjectReader& top, Program& p) {
       const auto at = index_path(path, i);
       if (days[i].is_string()) {
         auto d = parse_local_date(days[i].get<std::string>());
-        if (!d) top.problems().push_back({at, "must be a date YYYY-MM-DD"});
-        else list.emplace_back(*d, *d);
+        if (!d)
+          top.problems().push_back({at, "must be a date YYYY-MM-DD"});
+        else
+          list.emplace_back(*d, *d);
       } else {
         ObjectReader r(days[i], at, top.problems());
         auto from = r.date("from", true);
         auto to = r.date("to", true);
-        if (from && to && *to < *from) r.problem("to", "must not be before from");
-        else if (from && to) list.emplace_back(*from, *to);
+        if (from && to && *to < *from)
+          r.problem("to", "must not be before from");
+        else if (from && to)
+          list.emplace_back(*from, *to);
       }
     }
   }
@@ -171,9 +186,12 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
     if (!voucher_ids.insert(t.id).second) r.problem("id", "duplicates an earlier voucher");
     t.name = r.string("name", true).value_or(t.id);
     auto kind = r.choice("kind", {"amount", "percent", "free_item"}, true).value_or("amount");
-    t.kind = kind == "percent" ? VoucherKind::kPercent : kind == "free_item" ? VoucherKind::kFreeItem : VoucherKind::kAmount;
+    t.kind = kind == "percent"     ? VoucherKind::kPercent
+             : kind == "free_item" ? VoucherKind::kFreeItem
+                                   : VoucherKind::kAmount;
     if (t.kind == VoucherKind::kAmount) t.value = r.integer("value", true, 1).value_or(0);
-    if (t.kind == VoucherKind::kPercent) t.percent = r.decimal("percent", true, kZero, kHundred, true).value_or(kZero);
+    if (t.kind == VoucherKind::kPercent)
+      t.percent = r.decimal("percent", true, kZero, kHundred, true).value_or(kZero);
     t.min_spend = r.integer("min_spend").value_or(0);
     t.applies_to = read_selector(r, "applies_to");
     t.valid_days = static_cast<int>(r.integer("valid_days", false, 1, 3660).value_or(30));
@@ -211,8 +229,10 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
     c.id = r.id("id", true).value_or("");
     c.name = r.string("name", true).value_or(c.id);
     c.stamps_required = static_cast<int>(r.integer("stamps_required", true, 1, 1000).value_or(1));
-    if (auto vt = r.id("reward_voucher", true)) refs.add(r.path("reward_voucher"), "voucher", c.reward_voucher = *vt);
-    if (auto reset = r.choice("reset", {"never", "day", "week", "month", "quarter", "half_year", "year"}, true))
+    if (auto vt = r.id("reward_voucher", true))
+      refs.add(r.path("reward_voucher"), "voucher", c.reward_voucher = *vt);
+    if (auto reset = r.choice(
+            "reset", {"never", "day", "week", "month", "quarter", "half_year", "year"}, true))
       c.reset = *reset == "never" ? Period::kLifetime : *parse_period(*reset);
     c.max_per_day = static_cast<int>(r.integer("max_per_day", false, 1, 1000).value_or(0));
     p.stamp_cards.push_back(std::move(c));
@@ -234,8 +254,10 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
     }
     s.max_per_day = static_cast<int>(r.integer("max_per_day", false, 1, 100).value_or(1));
     s.max_per_month = static_cast<int>(r.integer("max_per_month", false, 1, 1000).value_or(0));
-    s.deferrals_per_month = static_cast<int>(r.integer("deferrals_per_month", false, 0, 31).value_or(0));
-    s.max_deferral_days = static_cast<int>(r.integer("max_deferral_days", false, 0, 31).value_or(0));
+    s.deferrals_per_month =
+        static_cast<int>(r.integer("deferrals_per_month", false, 0, 31).value_or(0));
+    s.max_deferral_days =
+        static_cast<int>(r.integer("max_deferral_days", false, 0, 31).value_or(0));
     p.passes.push_back(std::move(s));
   });
 }
@@ -255,9 +277,12 @@ void read_misc(ObjectReader& top, Program& p) {
   }
   if (const Json* v = top.get("offline")) {
     ObjectReader r(*v, "offline", top.problems());
-    p.offline.max_points_per_member_per_day = r.integer("max_points_per_member_per_day").value_or(0);
-    p.offline.max_points_per_terminal_per_day = r.integer("max_points_per_terminal_per_day").value_or(0);
-    p.offline.max_hours_since_sync = r.integer("max_hours_since_sync", false, 0, 24 * 366).value_or(0);
+    p.offline.max_points_per_member_per_day =
+        r.integer("max_points_per_member_per_day").value_or(0);
+    p.offline.max_points_per_terminal_per_day =
+        r.integer("max_points_per_terminal_per_day").value_or(0);
+    p.offline.max_hours_since_sync =
+        r.integer("max_hours_since_sync", false, 0, 24 * 366).value_or(0);
   }
 }
 
@@ -278,13 +303,16 @@ void check_references(const Program& p, const References& refs, Problems& proble
       found = p.calendars.contains(ref.id);
       where = "calendars";
     }
-    if (!found) problems.push_back({ref.path, "names " + ref.kind + " '" + ref.id + "', which is not defined in " + where});
+    if (!found)
+      problems.push_back(
+          {ref.path, "names " + ref.kind + " '" + ref.id + "', which is not defined in " + where});
   }
   for (const auto& rule : p.rules) {
     for (const auto& e : rule.effects) {
-      const bool needs_purchase = e.kind == EffectKind::kEarnPerAmount || e.kind == EffectKind::kMultiplier ||
-                                  e.kind == EffectKind::kDiscountPercent || e.kind == EffectKind::kDiscountAmount ||
-                                  e.kind == EffectKind::kNthItemDiscount;
+      const bool needs_purchase =
+          e.kind == EffectKind::kEarnPerAmount || e.kind == EffectKind::kMultiplier ||
+          e.kind == EffectKind::kDiscountPercent || e.kind == EffectKind::kDiscountAmount ||
+          e.kind == EffectKind::kNthItemDiscount;
       if (needs_purchase && rule.trigger != Trigger::kPurchase)
         problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",
                             std::string(to_string(e.kind)) + " only works with trigger purchase"});
@@ -315,8 +343,10 @@ Result<Program> load_program(const Json& document) {
     p.version = top.integer("version", true, 1).value_or(0);
     p.name = top.string("name", true).value_or("");
     if (auto c = top.string("currency", true)) {
-      if (auto cur = find_currency(*c)) p.currency = *cur;
-      else top.problem("currency", "must be an ISO 4217 code such as CNY or USD");
+      if (auto cur = find_currency(*c))
+        p.currency = *cur;
+      else
+        top.problem("currency", "must be an ISO 4217 code such as CNY or USD");
     }
     p.decisions = top.strings("decisions");
     read_earning(top, p.earning);

@@ -7,8 +7,10 @@ namespace loyalty::core::detail {
 namespace {
 
 std::string pad(std::string left, const std::string& right, std::size_t width = 40) {
-  if (left.size() + right.size() + 1 < width) left.append(width - left.size() - right.size(), ' ');
-  else left += ' ';
+  if (left.size() + right.size() + 1 < width)
+    left.append(width - left.size() - right.size(), ' ');
+  else
+    left += ' ';
   return left + right;
 }
 
@@ -29,19 +31,22 @@ void build_receipt(EvalCtx& ctx) {
   auto& r = out.receipt;
   const auto money = [&](std::int64_t v) { return format_amount(v, p.currency); };
   r.push_back(p.name + " (" + p.id + " v" + std::to_string(p.version) + ")");
-  r.push_back("Member " + ctx.member.id + (ctx.tier.empty() ? "" : ", " + tier_name(p, ctx.tier)) + ", " +
-              format_local_datetime(ctx.request.at) + " " + ctx.request.zone);
+  r.push_back("Member " + ctx.member.id + (ctx.tier.empty() ? "" : ", " + tier_name(p, ctx.tier)) +
+              ", " + format_local_datetime(ctx.request.at) + " " + ctx.request.zone);
   const auto& lines = ctx.request.basket.lines;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const auto& l = lines[i];
-    r.push_back(pad((l.name.empty() ? l.sku : l.name) + " x" + std::to_string(l.quantity), money(out.lines[i].list)));
+    r.push_back(pad((l.name.empty() ? l.sku : l.name) + " x" + std::to_string(l.quantity),
+                    money(out.lines[i].list)));
   }
   for (const auto& d : out.discounts) r.push_back(pad("  " + d.name, "-" + money(d.amount)));
   if (out.points_redeemed > 0)
-    r.push_back(pad("  Paid with " + std::to_string(out.points_redeemed) + " points", "-" + money(out.points_value)));
+    r.push_back(pad("  Paid with " + std::to_string(out.points_redeemed) + " points",
+                    "-" + money(out.points_value)));
   if (out.sv_base_used + out.sv_bonus_used > 0)
     r.push_back(pad("  Paid with stored value", "-" + money(out.sv_base_used + out.sv_bonus_used)));
-  if (ctx.request.trigger == Trigger::kPurchase) r.push_back(pad("Amount due", money(out.amount_due)));
+  if (ctx.request.trigger == Trigger::kPurchase)
+    r.push_back(pad("Amount due", money(out.amount_due)));
   if (ctx.request.trigger == Trigger::kTopUp) {
     r.push_back(pad("Top-up", money(out.sv_base_added)));
     if (out.sv_bonus_added > 0) r.push_back(pad("Bonus stored value", money(out.sv_bonus_added)));
@@ -56,18 +61,21 @@ void build_receipt(EvalCtx& ctx) {
   r.push_back("Points balance after: " + std::to_string(balance));
   for (const auto& s : out.stamps) {
     const auto* card = p.find_card(s.card);
-    r.push_back(card->name + ": " + std::to_string(s.after) + "/" + std::to_string(card->stamps_required) +
+    r.push_back(card->name + ": " + std::to_string(s.after) + "/" +
+                std::to_string(card->stamps_required) +
                 (s.rewards > 0 ? " (card full: reward issued)" : ""));
   }
   for (const auto& v : out.vouchers_issued) {
     const auto* t = p.find_voucher(v.template_id);
-    r.push_back(std::string(v.to == Recipient::kReferrer ? "Voucher for the referrer: " : "Voucher issued: ") +
+    r.push_back(std::string(v.to == Recipient::kReferrer ? "Voucher for the referrer: "
+                                                         : "Voucher issued: ") +
                 (t ? t->name : v.template_id));
   }
   if (p.streaks && ctx.request.trigger == Trigger::kPurchase)
     r.push_back("Visit streak: " + std::to_string(out.streak_after) + " day(s)");
   if (!out.tier_after.empty())
-    r.push_back("Tier: " + tier_name(p, out.tier_after) + " from " + format_local_date(*out.tier_from));
+    r.push_back("Tier: " + tier_name(p, out.tier_after) + " from " +
+                format_local_date(*out.tier_from));
   for (const auto& n : out.notes) r.push_back("Note: " + n);
 }
 

@@ -14,7 +14,8 @@ namespace loyalty::core {
 enum class ErrorCode {
   kInvalidArgument,     // the input is wrong; retrying the same input fails again
   kNotFound,            // the named thing (member, voucher, line) does not exist; do not retry
-  kFailedPrecondition,  // the state forbids it now (stock out, limit reached); retry after it changes
+  kFailedPrecondition,  // the state forbids it now (stock out, limit reached); retry after it
+                        // changes
   kConflict,            // same idempotency key, different body; never retry with this body
   kUnavailable,         // a dependency is down (disk, network); retry with backoff
   kInternal,            // a bug; do not retry, report it
@@ -36,7 +37,8 @@ struct Error {
   std::vector<Problem> problems;  // every problem found, for validation errors
 
   static Error invalid(std::string path, std::string message) {
-    return Error{ErrorCode::kInvalidArgument, path.empty() ? message : path + ": " + message,
+    return Error{ErrorCode::kInvalidArgument,
+                 path.empty() ? message : path + ": " + message,
                  {Problem{std::move(path), std::move(message)}}};
   }
   static Error make(ErrorCode c, std::string message) { return Error{c, std::move(message), {}}; }

@@ -10,8 +10,9 @@ namespace {
 
 detail::EvalCtx tier_ctx(const Program& program, const MemberState& member, LocalDays window_end,
                          Outcome& scratch, const Request& none) {
-  detail::EvalCtx ctx{program, member, none, window_end, 0, 0, member.tier, scratch, {}, {}, 0, true,
-                      true, window_end, Decimal4::from_int(1)};
+  detail::EvalCtx ctx{program, member,      none,    window_end, 0,
+                      0,       member.tier, scratch, {},         {},
+                      0,       true,        true,    window_end, Decimal4::from_int(1)};
   return ctx;
 }
 
@@ -26,7 +27,8 @@ int qualified_with(detail::EvalCtx& ctx) {
 
 }  // namespace
 
-int qualified_rank(const Program& program, const MemberState& member, LocalDays window_end, Decimal4 scale) {
+int qualified_rank(const Program& program, const MemberState& member, LocalDays window_end,
+                   Decimal4 scale) {
   if (!program.tiers) return -1;
   Outcome scratch;
   Request none;
@@ -39,7 +41,8 @@ TierDecision evaluate_tiers(const Program& program, const MemberState& member, L
   TierDecision d;
   if (!program.tiers) return d;
   const auto& t = *program.tiers;
-  const std::string current_id = member.tier_on(as_of).empty() ? t.levels.front().id : member.tier_on(as_of);
+  const std::string current_id =
+      member.tier_on(as_of).empty() ? t.levels.front().id : member.tier_on(as_of);
   d.tier_before = d.tier_after = current_id;
   const int current = std::max(0, t.rank_of(current_id));
   const LocalDays window_end = as_of - date::days{1};
@@ -55,16 +58,19 @@ TierDecision evaluate_tiers(const Program& program, const MemberState& member, L
     const int scaled = qualified_rank(program, member, window_end, t.grace_fraction);
     if (scaled >= current) {
       d.grace_cleared = true;
-      d.reason = "reached " + t.grace_fraction.to_string() + " of the thresholds in the grace period";
+      d.reason =
+          "reached " + t.grace_fraction.to_string() + " of the thresholds in the grace period";
     } else if (as_of >= *member.grace_until) {
-      d.tier_after = t.levels[static_cast<std::size_t>(std::max(qualified, current - t.max_drop_levels))].id;
+      d.tier_after =
+          t.levels[static_cast<std::size_t>(std::max(qualified, current - t.max_drop_levels))].id;
       d.grace_cleared = true;
       d.reason = "grace period ended without requalifying";
     } else {
       d.grace_until = member.grace_until;
       d.reason = "in grace period";
     }
-  } else if (std::find(t.grace_levels.begin(), t.grace_levels.end(), current_id) != t.grace_levels.end()) {
+  } else if (std::find(t.grace_levels.begin(), t.grace_levels.end(), current_id) !=
+             t.grace_levels.end()) {
     const int scaled = qualified_rank(program, member, window_end, t.grace_fraction);
     if (scaled >= current) {
       d.reason = "kept: reached " + t.grace_fraction.to_string() + " of the thresholds";
@@ -73,7 +79,8 @@ TierDecision evaluate_tiers(const Program& program, const MemberState& member, L
       d.reason = "did not requalify; grace period started";
     }
   } else {
-    d.tier_after = t.levels[static_cast<std::size_t>(std::max(qualified, current - t.max_drop_levels))].id;
+    d.tier_after =
+        t.levels[static_cast<std::size_t>(std::max(qualified, current - t.max_drop_levels))].id;
     d.reason = "did not requalify";
   }
   if (t.carry_over_percent.units > 0) {
@@ -82,7 +89,8 @@ TierDecision evaluate_tiers(const Program& program, const MemberState& member, L
     auto ctx = tier_ctx(program, member, window_end, scratch, none);
     for (const auto& m : t.derived) {
       const auto v = detail::metric_value(m.name, std::nullopt, ctx, false);
-      const auto carried = narrow(round_div(static_cast<i128>(v) * t.carry_over_percent.units, 100 * Decimal4::kScale, Rounding::kFloor));
+      const auto carried = narrow(round_div(static_cast<i128>(v) * t.carry_over_percent.units,
+                                            100 * Decimal4::kScale, Rounding::kFloor));
       if (carried > 0) d.carry.emplace_back(m.name, carried);
     }
   }
@@ -111,7 +119,8 @@ void evaluate_tier_upgrade(EvalCtx& ctx) {
     const int rank = t.rank_of(acc.to);
     if (rank > target && holds(acc.when, ctx)) {
       target = rank;
-      valid_until = add_months(ctx.today, acc.valid_months) + (ctx.today - add_months(ctx.today, 0));
+      valid_until =
+          add_months(ctx.today, acc.valid_months) + (ctx.today - add_months(ctx.today, 0));
     }
   }
   // Qualification including this purchase's metrics.

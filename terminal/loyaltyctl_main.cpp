@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   }
   const std::string command = args.front();
   args.erase(args.begin());
-  if (command == "check-program") return loyalty::terminal::run_check_program(args, std::cout, std::cerr);
+  if (command == "check-program")
+    return loyalty::terminal::run_check_program(args, std::cout, std::cerr);
   if (command == "quote") return loyalty::terminal::run_quote(args, std::cout, std::cerr);
   std::cerr << "loyaltyctl: unknown command '" << command << "'\n";
   usage(std::cerr);

@@ -98,8 +98,8 @@ int run_check_program(const std::vector<std::string>& args, std::ostream& out, s
       rc = kExitInvalidInput;
       continue;
     }
-    out << f << ": ok: " << program->id << " v" << program->version << " (" << program->name << "), "
-        << program->rules.size() << " rules, "
+    out << f << ": ok: " << program->id << " v" << program->version << " (" << program->name
+        << "), " << program->rules.size() << " rules, "
         << (program->tiers ? program->tiers->levels.size() : 0) << " tiers, currency "
         << program->currency.code << "\n";
     for (const auto& d : program->decisions) out << "  decision: " << d << "\n";

@@ -15,7 +15,8 @@ Json program_json(const std::string& combine, const std::string& scope = "transa
   return Json::parse(R"({
     "schema": 1, "program": "t", "version": 1, "name": "Test", "currency": "CNY",
     "earning": {"basis": {"after_discounts": true, "after_redemptions": true},
-                "rounding": "floor", "rounding_scope": ")" + scope + R"(", "multipliers": ")" + combine + R"("},
+                "rounding": "floor", "rounding_scope": ")" +
+                     scope + R"(", "multipliers": ")" + combine + R"("},
     "expiry": {"policy": "rolling_months", "months": 12},
     "tiers": {"levels": [{"id": "bean", "name": "Bean"},
                          {"id": "elite", "name": "Elite", "qualify": {"metric": {"name": "points", "at_least": 3600}}}],
@@ -37,12 +38,14 @@ core::MemberState member(const std::string& tier, std::int64_t points = 0) {
   core::MemberState m;
   m.id = "M1";
   m.tier = tier;
-  if (points > 0) m.lots.push_back({"L0", *core::parse_local_date("2026-01-01"), std::nullopt, points});
+  if (points > 0)
+    m.lots.push_back({"L0", *core::parse_local_date("2026-01-01"), std::nullopt, points});
   return m;
 }
 
 Json basket(std::int64_t price, std::int64_t qty = 1) {
-  return Json{{"currency", "CNY"}, {"lines", {{{"sku", "A"}, {"quantity", qty}, {"unit_price", price}}}}};
+  return Json{{"currency", "CNY"},
+              {"lines", {{{"sku", "A"}, {"quantity", qty}, {"unit_price", price}}}}};
 }
 
 std::int64_t award(const core::Outcome& o, const std::string& rule) {
@@ -84,10 +87,13 @@ TEST_CASE("how multipliers combine is the program's choice", "[core][engine]") {
 TEST_CASE("rounding per line and per transaction give different totals", "[core][engine]") {
   // Three lines of 1.50 yuan: per line floor(1.5) x 3 = 3; per transaction floor(4.5) = 4.
   Json b{{"currency", "CNY"}, {"lines", Json::array()}};
-  for (const char* sku : {"A", "B", "C"}) b["lines"].push_back({{"sku", sku}, {"quantity", 1}, {"unit_price", 150}});
+  for (const char* sku : {"A", "B", "C"})
+    b["lines"].push_back({{"sku", sku}, {"quantity", 1}, {"unit_price", 150}});
   const auto req = test::request_at("2026-11-23T12:00:00", b);
-  auto line = core::evaluate(test::program_from(program_json("multiply", "line")), member("bean"), req);
-  auto txn = core::evaluate(test::program_from(program_json("multiply", "transaction")), member("bean"), req);
+  auto line =
+      core::evaluate(test::program_from(program_json("multiply", "line")), member("bean"), req);
+  auto txn = core::evaluate(test::program_from(program_json("multiply", "transaction")),
+                            member("bean"), req);
   REQUIRE(line);
   REQUIRE(txn);
   CHECK(line->points_earned == 3);
@@ -105,7 +111,8 @@ TEST_CASE("a bonus cap limits only the bonus part", "[core][engine]") {
   CHECK_FALSE(o->notes.empty());
 }
 
-TEST_CASE("points as tender respects the share cap and is off the earning basis", "[core][engine]") {
+TEST_CASE("points as tender respects the share cap and is off the earning basis",
+          "[core][engine]") {
   const auto p = test::program_from(program_json("multiply"));
   Json b = basket(10000);  // 100 yuan: at most 15 yuan = 1500 points
   b["redeem_points"] = 1500;
@@ -115,7 +122,8 @@ TEST_CASE("points as tender respects the share cap and is off the earning basis"
   CHECK(o->amount_due == 8500);
   CHECK(o->points_earned == 85);  // earned on 85 yuan actually paid
   b["redeem_points"] = 1600;
-  auto refused = core::evaluate(p, member("bean", 5000), test::request_at("2026-11-23T12:00:00", b));
+  auto refused =
+      core::evaluate(p, member("bean", 5000), test::request_at("2026-11-23T12:00:00", b));
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message.find("at most 1500 points") != std::string::npos);
   b["redeem_points"] = 1500;

@@ -90,10 +90,14 @@ TEST_CASE("random transactions and returns keep the ledger balanced and lots equ
       Json b{{"currency", "CNY"}, {"lines", Json::array()}};
       const auto n = pick(1, 4);
       for (int i = 0; i < n; ++i)
-        b["lines"].push_back({{"sku", "S" + std::to_string(i)}, {"categories", {pick(0, 2) == 0 ? "tea" : "food"}},
-                              {"quantity", pick(1, 3)}, {"unit_price", pick(1, 9000)}});
-      if (pick(0, 2) == 0 && m.available(day) > 0) b["redeem_points"] = pick(1, std::min<std::int64_t>(m.available(day), 3000));
-      if (pick(0, 3) == 0 && !m.vouchers.empty() && !(m.vouchers.front().expires_on && day >= *m.vouchers.front().expires_on))
+        b["lines"].push_back({{"sku", "S" + std::to_string(i)},
+                              {"categories", {pick(0, 2) == 0 ? "tea" : "food"}},
+                              {"quantity", pick(1, 3)},
+                              {"unit_price", pick(1, 9000)}});
+      if (pick(0, 2) == 0 && m.available(day) > 0)
+        b["redeem_points"] = pick(1, std::min<std::int64_t>(m.available(day), 3000));
+      if (pick(0, 3) == 0 && !m.vouchers.empty() &&
+          !(m.vouchers.front().expires_on && day >= *m.vouchers.front().expires_on))
         b["vouchers"] = {m.vouchers.front().code};
       auto o = core::evaluate(program, m, test::request_at(at, b, txn));
       if (!o) continue;  // e.g. redemption above the share cap: refused, nothing written
@@ -102,7 +106,8 @@ TEST_CASE("random transactions and returns keep the ledger balanced and lots equ
       book.post(c->entries);
       history.push_back(std::move(*c));
     } else {
-      auto& orig = history[static_cast<std::size_t>(pick(0, static_cast<std::int64_t>(history.size()) - 1))];
+      auto& orig =
+          history[static_cast<std::size_t>(pick(0, static_cast<std::int64_t>(history.size()) - 1))];
       std::vector<core::ReturnLine> lines;
       for (std::size_t i = 0; i < orig.returned_qty.size(); ++i) {
         const auto left = orig.outcome.request.basket.lines[i].quantity - orig.returned_qty[i];
@@ -140,8 +145,9 @@ TEST_CASE("returning a whole order in parts reverses exactly what it earned and 
   m.id = "P2";
   m.lots.push_back({"L0", *core::parse_local_date("2026-05-01"), std::nullopt, 10000});
   Json b{{"currency", "CNY"},
-         {"lines", {{{"sku", "A"}, {"categories", {"tea"}}, {"quantity", 3}, {"unit_price", 3333}},
-                    {{"sku", "B"}, {"categories", {"food"}}, {"quantity", 2}, {"unit_price", 7777}}}},
+         {"lines",
+          {{{"sku", "A"}, {"categories", {"tea"}}, {"quantity", 3}, {"unit_price", 3333}},
+           {{"sku", "B"}, {"categories", {"food"}}, {"quantity", 2}, {"unit_price", 7777}}}},
          {"redeem_points", 999}};
   auto o = core::evaluate(program, m, test::request_at("2026-05-04T10:00:00", b, "T-A"));
   REQUIRE(o);
@@ -162,7 +168,8 @@ TEST_CASE("returning a whole order in parts reverses exactly what it earned and 
   }
   CHECK(reversed == o->points_earned);
   CHECK(restored == o->points_redeemed);
-  CHECK(m.available(*core::parse_local_date("2026-05-05")) == balance_after_sale - o->points_earned + o->points_redeemed);
+  CHECK(m.available(*core::parse_local_date("2026-05-05")) ==
+        balance_after_sale - o->points_earned + o->points_redeemed);
   CHECK(m.available(*core::parse_local_date("2026-05-05")) == 10000);
   core::Request again;
   again.at = *core::parse_local_datetime("2026-05-05T11:00:00");

@@ -56,7 +56,8 @@ TEST_CASE("every problem is reported with its JSON path, not just the first", "[
   CHECK(e.problems.size() == 6);
 }
 
-TEST_CASE("references to undefined tiers, vouchers, cards and calendars are refused", "[core][loader]") {
+TEST_CASE("references to undefined tiers, vouchers, cards and calendars are refused",
+          "[core][loader]") {
   auto j = minimal();
   j["rules"].push_back(Json::parse(R"({"id": "x", "name": "X", "trigger": "purchase",
       "when": {"all": [{"tier": ["gold"]}, {"calendar": "festivals"}]},
@@ -81,8 +82,8 @@ TEST_CASE("purchase-only effects on other triggers and bad windows are refused",
 }
 
 TEST_CASE("malformed documents never crash the loader", "[core][loader]") {
-  for (const char* text : {"", "[]", "null", "{\"schema\": 1", "{\"rules\": 5}", "{\"earning\": []}",
-                           "{\"rules\": [{\"when\": {\"all\": []}}]}",
+  for (const char* text : {"", "[]", "null", "{\"schema\": 1", "{\"rules\": 5}",
+                           "{\"earning\": []}", "{\"rules\": [{\"when\": {\"all\": []}}]}",
                            "{\"rules\": [{\"effects\": [{\"type\": \"counter\"}]}]}",
                            "{\"tiers\": {\"levels\": [{}, {\"id\": 1}]}}"}) {
     auto p = load_program_text(text);

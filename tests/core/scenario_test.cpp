@@ -17,11 +17,15 @@ using core::Json;
 
 namespace {
 
-const std::set<std::string> kKnownKeys{
-    "points_earned", "bonus_points", "awards", "discount_total", "discounts", "points_redeemed",
-    "amount_due", "stamps", "vouchers_issued", "referrer_vouchers_issued", "referrer_points",
-    "stored_value_after", "balance_after", "tier_after", "points_reversed", "points_restored",
-    "debt_after", "error"};
+const std::set<std::string> kKnownKeys{"points_earned",   "bonus_points",
+                                       "awards",          "discount_total",
+                                       "discounts",       "points_redeemed",
+                                       "amount_due",      "stamps",
+                                       "vouchers_issued", "referrer_vouchers_issued",
+                                       "referrer_points", "stored_value_after",
+                                       "balance_after",   "tier_after",
+                                       "points_reversed", "points_restored",
+                                       "debt_after",      "error"};
 
 std::vector<std::string> issued(const core::Outcome& o, core::Recipient to) {
   std::vector<std::string> v;
@@ -50,7 +54,8 @@ void check_outcome(const Json& expect, const core::Outcome& o) {
     if (key == "points_reversed") CHECK(o.points_reversed == value.get<std::int64_t>());
     if (key == "points_restored") CHECK(o.points_restored == value.get<std::int64_t>());
     if (key == "vouchers_issued") CHECK(issued(o, core::Recipient::kMember) == sorted(value));
-    if (key == "referrer_vouchers_issued") CHECK(issued(o, core::Recipient::kReferrer) == sorted(value));
+    if (key == "referrer_vouchers_issued")
+      CHECK(issued(o, core::Recipient::kReferrer) == sorted(value));
     if (key == "awards") {
       for (const auto& [rule, pts] : value.items()) {
         INFO("award of rule " << rule);
@@ -66,7 +71,9 @@ void check_outcome(const Json& expect, const core::Outcome& o) {
         INFO("discount " << source);
         std::int64_t got = 0;
         for (const auto& d : o.discounts) {
-          if (d.source == source || (source.rfind("voucher:", 0) == 0 && d.source.rfind("voucher:", 0) == 0 && source == "voucher:*")) got += d.amount;
+          if (d.source == source || (source.rfind("voucher:", 0) == 0 &&
+                                     d.source.rfind("voucher:", 0) == 0 && source == "voucher:*"))
+            got += d.amount;
         }
         CHECK(got == amount.get<std::int64_t>());
       }
@@ -74,12 +81,14 @@ void check_outcome(const Json& expect, const core::Outcome& o) {
   }
 }
 
-void check_member(const Json& expect, const core::Program& p, const core::MemberState& m, core::LocalDays today) {
+void check_member(const Json& expect, const core::Program& p, const core::MemberState& m,
+                  core::LocalDays today) {
   for (const auto& [key, value] : expect.items()) {
     INFO("expect." << key);
     if (key == "balance_after") CHECK(m.available(today) == value.get<std::int64_t>());
     if (key == "debt_after") CHECK(m.debt == value.get<std::int64_t>());
-    if (key == "tier_after") CHECK((m.pending_tier.empty() ? m.tier : m.pending_tier) == value.get<std::string>());
+    if (key == "tier_after")
+      CHECK((m.pending_tier.empty() ? m.tier : m.pending_tier) == value.get<std::string>());
     if (key == "stored_value_after") {
       CHECK(m.sv_base == value.value("base", std::int64_t{0}));
       CHECK(m.sv_bonus == value.value("bonus", std::int64_t{0}));
@@ -131,12 +140,16 @@ void run_case(const core::Program& p, const Json& c, const std::string& tz) {
       REQUIRE(*original < done.size());
       REQUIRE(done[*original].has_value());
       std::vector<core::ReturnLine> lines;
-      for (const auto& l : ret.at("lines")) lines.push_back({l.at("line").get<std::size_t>(), l.at("quantity").get<std::int64_t>()});
+      for (const auto& l : ret.at("lines"))
+        lines.push_back({l.at("line").get<std::size_t>(), l.at("quantity").get<std::int64_t>()});
       o = core::evaluate_return(p, m, *done[*original], lines, r);
     } else {
-      auto ok = core::request_from_json(step.contains("event") ? step.at("event") : step.at("basket"), r);
-      if (!ok) o = std::unexpected(ok.error());
-      else o = core::evaluate(p, m, r);
+      auto ok =
+          core::request_from_json(step.contains("event") ? step.at("event") : step.at("basket"), r);
+      if (!ok)
+        o = std::unexpected(ok.error());
+      else
+        o = core::evaluate(p, m, r);
     }
     if (expect.contains("error")) {
       REQUIRE_FALSE(o);
@@ -147,7 +160,8 @@ void run_case(const core::Program& p, const Json& c, const std::string& tz) {
     }
     if (!o) FAIL("refused: " << o.error().message);
     check_outcome(expect, *o);
-    core::Result<core::Committed> committed = original ? core::commit_return(p, m, *done[*original], *o) : core::commit(p, m, *o);
+    core::Result<core::Committed> committed =
+        original ? core::commit_return(p, m, *done[*original], *o) : core::commit(p, m, *o);
     if (!committed) FAIL("commit refused: " << committed.error().message);
     done.emplace_back(std::move(*committed));
     check_member(expect, p, m, today);

@@ -13,7 +13,9 @@
 
 namespace loyalty::test {
 
-inline std::string source_path(const std::string& rel) { return std::string(LOYALTY_SOURCE_DIR) + "/" + rel; }
+inline std::string source_path(const std::string& rel) {
+  return std::string(LOYALTY_SOURCE_DIR) + "/" + rel;
+}
 
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -35,8 +37,8 @@ inline core::Program program_from(const core::Json& j) {
   return *p;
 }
 
-inline core::Request request_at(const std::string& local, const core::Json& body, std::string txn = "T1",
-                                std::string zone = "Asia/Shanghai") {
+inline core::Request request_at(const std::string& local, const core::Json& body,
+                                std::string txn = "T1", std::string zone = "Asia/Shanghai") {
   core::Request r;
   auto ok = core::request_from_json(body, r);
   if (!ok) FAIL(ok.error().message);

@@ -24,7 +24,9 @@ Run run(const std::string& args) {
   return {WEXITSTATUS(status), out};
 }
 
-std::string src(const std::string& rel) { return std::string(LOYALTY_SOURCE_DIR) + "/" + rel; }
+std::string src(const std::string& rel) {
+  return std::string(LOYALTY_SOURCE_DIR) + "/" + rel;
+}
 
 }  // namespace
 
@@ -36,9 +38,11 @@ TEST_CASE("check-program accepts every example and lists its decisions", "[termi
   CHECK(r.out.find("decision:") != std::string::npos);
 }
 
-TEST_CASE("check-program names every problem of a broken program and exits 3", "[terminal][loyaltyctl]") {
+TEST_CASE("check-program names every problem of a broken program and exits 3",
+          "[terminal][loyaltyctl]") {
   const std::string path = "broken-program.json";
-  std::ofstream(path) << R"({"schema": 1, "program": "x", "version": 0, "name": "X", "currency": "CNY",
+  std::ofstream(path)
+      << R"({"schema": 1, "program": "x", "version": 0, "name": "X", "currency": "CNY",
     "earning": {"basis": {"after_discounts": true, "after_redemptions": true}, "rounding": "sideways",
                 "rounding_scope": "line", "multipliers": "multiply"},
     "expiry": {"policy": "never"}, "rules": [{"id": "r", "name": "R", "trigger": "purchase",
@@ -52,10 +56,12 @@ TEST_CASE("check-program names every problem of a broken program and exits 3", "
   std::remove(path.c_str());
 }
 
-TEST_CASE("quote prints a receipt with points by rule, and JSON on request", "[terminal][loyaltyctl]") {
-  const std::string args = "quote --program " + src("examples/programs/coffee-chain.json") + " --member " +
-                           src("examples/members/demo-member.json") + " --basket " +
-                           src("examples/baskets/demo-basket.json") + " --at 2026-11-23T08:15:00 --tz Asia/Shanghai";
+TEST_CASE("quote prints a receipt with points by rule, and JSON on request",
+          "[terminal][loyaltyctl]") {
+  const std::string args = "quote --program " + src("examples/programs/coffee-chain.json") +
+                           " --member " + src("examples/members/demo-member.json") + " --basket " +
+                           src("examples/baskets/demo-basket.json") +
+                           " --at 2026-11-23T08:15:00 --tz Asia/Shanghai";
   auto r = run(args);
   INFO(r.out);
   CHECK(r.code == 0);
@@ -67,10 +73,12 @@ TEST_CASE("quote prints a receipt with points by rule, and JSON on request", "[t
   CHECK(j.out.find("\"time_zone\": \"Asia/Shanghai\"") != std::string::npos);
 }
 
-TEST_CASE("quote refuses a bad zone, a missing flag and a missing file clearly", "[terminal][loyaltyctl]") {
-  auto zone = run("quote --program " + src("examples/programs/coffee-chain.json") + " --member " +
-                  src("examples/members/demo-member.json") + " --basket " + src("examples/baskets/demo-basket.json") +
-                  " --at 2026-11-23T08:15:00 --tz Mars/Base");
+TEST_CASE("quote refuses a bad zone, a missing flag and a missing file clearly",
+          "[terminal][loyaltyctl]") {
+  auto zone =
+      run("quote --program " + src("examples/programs/coffee-chain.json") + " --member " +
+          src("examples/members/demo-member.json") + " --basket " +
+          src("examples/baskets/demo-basket.json") + " --at 2026-11-23T08:15:00 --tz Mars/Base");
   CHECK(zone.code == 2);
   CHECK(zone.out.find("Mars/Base") != std::string::npos);
   auto missing = run("quote --program x.json");
