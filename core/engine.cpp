@@ -70,6 +70,37 @@ void record_purchase_metrics(detail::EvalCtx& ctx) {
   }
 }
 
+// A catalog reward at the redemption counter: points (plus cash for points +
+// cash rewards), tier restriction; stock is the terminal's per-store count.
+Status redeem_reward(detail::EvalCtx& ctx) {
+  const auto* reward = ctx.program.find_reward(ctx.request.reward_id);
+  if (reward == nullptr)
+    return invalid("reward",
+                   "unknown reward '" + ctx.request.reward_id + "' in program " + ctx.program.id);
+  if (!reward->min_tier.empty() && ctx.program.tiers &&
+      ctx.program.tiers->rank_of(ctx.tier) < ctx.program.tiers->rank_of(reward->min_tier))
+    return std::unexpected(Error{
+        ErrorCode::kFailedPrecondition,
+        "reward: " + reward->name + " is for members of tier " + reward->min_tier + " and above",
+        {{"reward", "tier too low"}}});
+  const auto available = ctx.member.available(ctx.today);
+  if (reward->points > available)
+    return std::unexpected(Error{ErrorCode::kFailedPrecondition,
+                                 "reward: " + reward->name + " needs " +
+                                     std::to_string(reward->points) + " points; the member has " +
+                                     std::to_string(std::max<std::int64_t>(available, 0)),
+                                 {{"reward", "not enough points"}}});
+  auto& out = ctx.out;
+  out.points_redeemed = reward->points;
+  out.amount_due = reward->cash;
+  if (!reward->voucher.empty())
+    out.vouchers_issued.push_back({reward->voucher, Recipient::kMember, reward->name});
+  out.notes.push_back(
+      "Reward: " + reward->name + " for " + std::to_string(reward->points) + " points" +
+      (reward->cash > 0 ? " + " + format_amount(reward->cash, ctx.program.currency) : ""));
+  return {};
+}
+
 }  // namespace
 
 Result<Outcome> evaluate(const Program& program, const MemberState& member,
@@ -126,6 +157,11 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
     record_purchase_metrics(ctx);
   }
   if (request.trigger == Trigger::kTopUp) out.sv_base_added = request.top_up_amount;
+  if (request.trigger == Trigger::kRedeem) {
+    if (auto s = redeem_reward(ctx); !s) return std::unexpected(s.error());
+    detail::build_receipt(ctx);
+    return out;
+  }
   detail::compute_points(ctx, fired);
   out.amount_due =
       out.list_total - out.discount_total - out.points_value - out.sv_base_used - out.sv_bonus_used;

@@ -45,6 +45,7 @@ struct Request {
   Trigger trigger = Trigger::kPurchase;
   std::string activity;            // trigger activity
   std::int64_t top_up_amount = 0;  // trigger top_up
+  std::string reward_id;           // trigger redeem
   Basket basket;
   LocalSeconds at{};  // store-local wall clock
   std::string zone;   // IANA zone the local time is in (recorded for replay)

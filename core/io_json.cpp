@@ -139,12 +139,14 @@ Status request_from_json(const Json& j, Request& req) {
   {
     ObjectReader r(j, "", problems);
     if (!r.ok()) return invalid("", "the basket or event must be a JSON object");
-    auto ev = r.choice("event", {"purchase", "enrollment", "review", "referral", "check_in",
-                                 "survey", "activity", "top_up", "birthday", "period_end"});
+    auto ev =
+        r.choice("event", {"purchase", "enrollment", "review", "referral", "check_in", "survey",
+                           "activity", "top_up", "birthday", "period_end", "redeem"});
     req.trigger = ev ? *parse_trigger(*ev) : Trigger::kPurchase;
     if (req.trigger == Trigger::kActivity) req.activity = r.string("activity", true).value_or("");
     if (req.trigger == Trigger::kTopUp)
       req.top_up_amount = r.integer("amount", true, 1).value_or(0);
+    if (req.trigger == Trigger::kRedeem) req.reward_id = r.id("reward", true).value_or("");
     if (req.trigger == Trigger::kPurchase) {
       auto& b = req.basket;
       b.currency = r.string("currency", true).value_or("");

@@ -5,9 +5,9 @@
 namespace loyalty::core {
 
 namespace {
-constexpr std::array<const char*, 11> kTriggers{"purchase", "return",   "enrollment", "review",
+constexpr std::array<const char*, 12> kTriggers{"purchase", "return",   "enrollment", "review",
                                                 "referral", "check_in", "survey",     "activity",
-                                                "top_up",   "birthday", "period_end"};
+                                                "top_up",   "birthday", "period_end", "redeem"};
 
 template <typename T>
 const T* find_by_id(const std::vector<T>& items, std::string_view id) {

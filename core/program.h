@@ -37,6 +37,7 @@ enum class Trigger {
   kTopUp,
   kBirthday,
   kPeriodEnd,
+  kRedeem,  // a catalog reward redeemed at the counter; no rule has it
 };
 const char* to_string(Trigger t);
 std::optional<Trigger> parse_trigger(std::string_view s);
