@@ -65,7 +65,11 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
                  "top_up_amount)"});
     return c;
   }
-  const auto& [key, value] = *v.items().begin();
+  // Copy the key and bind the value through a named iterator: items() is a
+  // temporary proxy, and a reference into it would dangle.
+  const auto first = v.begin();
+  const std::string key = first.key();
+  const Json& value = first.value();
   const std::string at = join_path(path, key);
   auto list_children = [&](ConditionKind kind) {
     c.kind = kind;

@@ -51,8 +51,11 @@ void build_receipt(EvalCtx& ctx) {
     r.push_back(pad("Top-up", money(out.sv_base_added)));
     if (out.sv_bonus_added > 0) r.push_back(pad("Bonus stored value", money(out.sv_bonus_added)));
   }
-  for (const auto& a : out.awards) {
-    if (a.points != 0) r.push_back("  " + a.reason);
+  // Base earning first, then each bonus in the order it was attributed.
+  for (bool bonus : {false, true}) {
+    for (const auto& a : out.awards) {
+      if (a.points != 0 && a.bonus == bonus) r.push_back("  " + a.reason);
+    }
   }
   std::string earned = "Points earned: " + std::to_string(out.points_earned);
   if (out.earn_expires_on) earned += " (expire " + format_local_date(*out.earn_expires_on) + ")";

@@ -182,7 +182,7 @@ TEST_CASE("every seed program gives the numbers its text implies", "[core][scena
     if (e.path().extension() == ".json") files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
-  REQUIRE(files.size() >= 7);
+  REQUIRE(files.size() >= 8);
   for (const auto& f : files) {
     const auto doc = Json::parse(test::slurp(f.string()));
     const auto program = test::example_program(doc.at("program").get<std::string>());
