@@ -119,8 +119,8 @@ void evaluate_tier_upgrade(EvalCtx& ctx) {
     const int rank = t.rank_of(acc.to);
     if (rank > target && holds(acc.when, ctx)) {
       target = rank;
-      valid_until =
-          add_months(ctx.today, acc.valid_months) + (ctx.today - add_months(ctx.today, 0));
+      // Same day N months on, clamped to the month's end: the rolling-expiry rule.
+      valid_until = expiry_of(Expiry{ExpiryPolicy::kRollingMonths, acc.valid_months}, ctx.today);
     }
   }
   // Qualification including this purchase's metrics.
