@@ -47,6 +47,8 @@ Result<MemberState> member_from_json(const Json& j) {
     m.enrolled_on = r.date("enrolled_on");
     if (auto b = r.date("birthday"))
       m.birth_month = static_cast<unsigned>(date::year_month_day{*b}.month());
+    if (auto bm = r.integer("birth_month", false, 1, 12))
+      m.birth_month = static_cast<unsigned>(*bm);
     m.referred_by = r.id("referred_by").value_or("");
     each(r, "lots", [&](const Json& v, const std::string& path) {
       ObjectReader lr(v, path, problems);
@@ -128,6 +130,19 @@ Json member_to_json(const MemberState& m) {
     Json vj{{"code", v.code}, {"template", v.template_id}};
     if (v.expires_on) vj["expires_on"] = format_local_date(*v.expires_on);
     j["vouchers"].push_back(vj);
+  }
+  if (!m.passes.empty()) {
+    j["passes"] = Json::array();
+    for (const auto& p : m.passes)
+      j["passes"].push_back({{"pass", p.pass_id},
+                             {"valid_from", format_local_date(p.valid_from)},
+                             {"valid_to", format_local_date(p.valid_to)}});
+  }
+  if (m.birth_month) j["birth_month"] = *m.birth_month;
+  if (m.referrer) {
+    Json rj{{"id", m.referrer->id}, {"counters", m.referrer->counters.raw()}};
+    if (!m.referrer->tier.empty()) rj["tier"] = m.referrer->tier;
+    j["referrer"] = rj;
   }
   if (m.grace_until) j["grace_until"] = format_local_date(*m.grace_until);
   if (m.tier_valid_until) j["tier_valid_until"] = format_local_date(*m.tier_valid_until);

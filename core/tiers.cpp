@@ -37,6 +37,36 @@ int qualified_rank(const Program& program, const MemberState& member, LocalDays 
   return qualified_with(ctx);
 }
 
+namespace {
+
+void collect_goals(const Condition& c, detail::EvalCtx& ctx, std::vector<TierGoal>& out) {
+  if (c.kind == ConditionKind::kMetric && c.threshold.at_least) {
+    out.push_back(
+        {c.name, detail::metric_value(c.name, c.period, ctx, true), *c.threshold.at_least});
+    return;
+  }
+  if (c.kind == ConditionKind::kAll || c.kind == ConditionKind::kAny)
+    for (const auto& child : c.children) collect_goals(child, ctx, out);
+}
+
+}  // namespace
+
+std::optional<TierProgress> tier_progress(const Program& program, const MemberState& member,
+                                          LocalDays today) {
+  if (!program.tiers) return std::nullopt;
+  const auto& levels = program.tiers->levels;
+  const int rank = std::max(0, program.tiers->rank_of(member.tier_on(today)));
+  const auto next = static_cast<std::size_t>(rank + 1);
+  if (next >= levels.size() || !levels[next].qualify) return std::nullopt;
+  Outcome scratch;
+  Request none;
+  auto ctx = tier_ctx(program, member, today, scratch, none);
+  TierProgress p{
+      levels[next].id, levels[next].name, levels[next].qualify->kind == ConditionKind::kAny, {}};
+  collect_goals(*levels[next].qualify, ctx, p.goals);
+  return p;
+}
+
 TierDecision evaluate_tiers(const Program& program, const MemberState& member, LocalDays as_of) {
   TierDecision d;
   if (!program.tiers) return d;

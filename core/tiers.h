@@ -33,4 +33,21 @@ void apply_tier_decision(MemberState& member, const TierDecision& d, LocalDays a
 int qualified_rank(const Program& program, const MemberState& member, LocalDays window_end,
                    Decimal4 scale = Decimal4::from_int(1));
 
+// How far the member is from the next level: each metric threshold of that
+// level's qualification with the member's current value. `any` when meeting
+// one goal is enough (an OR), otherwise all are needed.
+struct TierGoal {
+  std::string metric;
+  std::int64_t current = 0;
+  std::int64_t target = 0;
+};
+struct TierProgress {
+  std::string next_tier;
+  std::string next_name;
+  bool any = false;
+  std::vector<TierGoal> goals;
+};
+std::optional<TierProgress> tier_progress(const Program& program, const MemberState& member,
+                                          LocalDays today);
+
 }  // namespace loyalty::core

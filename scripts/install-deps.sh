@@ -12,6 +12,8 @@ packages=(
   git
   libsqlite3-dev
   libboost1.81-dev
+  libboost-program-options1.81-dev
+  libsystemd-dev
   nlohmann-json3-dev
   catch2
   libssl-dev

@@ -1,0 +1,41 @@
+// loyaltyd's local HTTP API (docs/api/terminal.yaml): routing, the bearer
+// token, JSON parsing, Idempotency-Key, and bounded work dispatch to the
+// checkout service on a small thread pool.
+//
+// Thread-safety: handle() is called on the I/O thread; the work runs on the
+// pool; the in-flight count is atomic.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/thread_pool.hpp>
+#include <string>
+
+#include "platform/http_server.h"
+#include "terminal/checkout.h"
+
+namespace loyalty::terminal {
+
+inline constexpr const char* kProblemBase = "https://loyalty.invalid/problems/";
+
+class LocalApi {
+ public:
+  LocalApi(Checkout& checkout, std::string token, std::string token_file, std::size_t max_inflight,
+           std::size_t threads);
+  ~LocalApi();
+  void handle(platform::HttpRequest&& req, platform::Responder respond);
+  std::size_t inflight() const { return inflight_; }
+  // Waits for the queued work to finish.
+  void join();
+
+ private:
+  platform::HttpResponse route(const platform::HttpRequest& req);
+
+  Checkout& checkout_;
+  std::string token_;
+  std::string token_file_;
+  std::size_t max_inflight_;
+  std::atomic<std::size_t> inflight_{0};
+  boost::asio::thread_pool pool_;
+};
+
+}  // namespace loyalty::terminal

@@ -1,0 +1,190 @@
+#include "terminal/checkout.h"
+
+#include <algorithm>
+
+#include "core/io_json.h"
+#include "core/ledger.h"
+#include "core/program_loader.h"
+#include "core/return_basis.h"
+#include "platform/log.h"
+#include "terminal/checkout_util.h"
+
+namespace loyalty::terminal {
+
+using detail::problem;
+using platform::Db;
+
+ApiError storage_problem(const core::Error& e) {
+  platform::log_error("storage: " + e.message);
+  return problem(503, "storage-failure", "The terminal could not save",
+                 "nothing was recorded; check the terminal's disk, then retry with the same "
+                 "Idempotency-Key (" +
+                     e.message + ")");
+}
+
+Checkout::Checkout(Store& store, TerminalSettings settings,
+                   std::optional<platform::SigningKey> hq_key, Clock clock)
+    : store_(store),
+      settings_(std::move(settings)),
+      hq_key_(std::move(hq_key)),
+      clock_(std::move(clock)),
+      started_at_(clock_()) {}
+
+core::Status Checkout::load_programs() {
+  auto rows = store_.read<std::vector<std::pair<std::int64_t, std::string>>>(
+      [](Db& db) -> core::Result<std::vector<std::pair<std::int64_t, std::string>>> {
+        std::vector<std::pair<std::int64_t, std::string>> out;
+        platform::Stmt s(db, "SELECT effective_from, body FROM programs ORDER BY effective_from");
+        while (s.step()) out.emplace_back(s.integer(0), s.text(1));
+        return out;
+      });
+  if (!rows) return std::unexpected(rows.error());
+  std::lock_guard lock(programs_mutex_);
+  programs_.clear();
+  for (const auto& [from, body] : *rows) {
+    auto p = core::load_program_text(body);
+    // Only validated programs are ever installed; one that no longer loads
+    // means this build cannot run it.
+    if (!p) return std::unexpected(p.error());
+    programs_.emplace_back(from, std::make_shared<const core::Program>(std::move(*p)));
+  }
+  return {};
+}
+
+core::Result<bool> Checkout::install_program(const std::string& body, std::int64_t effective_from) {
+  auto p = core::load_program_text(body);
+  if (!p) return std::unexpected(p.error());
+  if (auto z = core::check_zone(settings_.zone); !z) return std::unexpected(z.error());
+  const auto now = clock_();
+  auto added = store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    return terminal::install_program(db, p->id, p->version, effective_from, body, now);
+  });
+  if (!added) return added;
+  if (*added) {
+    std::lock_guard lock(programs_mutex_);
+    programs_.emplace_back(effective_from, std::make_shared<const core::Program>(std::move(*p)));
+    std::stable_sort(programs_.begin(), programs_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+  }
+  return added;
+}
+
+std::shared_ptr<const core::Program> Checkout::program_at(std::int64_t now) {
+  std::lock_guard lock(programs_mutex_);
+  std::shared_ptr<const core::Program> best;
+  // Sorted by effective time: the last one already in effect is in force.
+  for (const auto& [from, p] : programs_)
+    if (from <= now) best = p;
+  return best;
+}
+
+bool Checkout::offline(Db& db) {
+  if (settings_.standalone) return false;
+  return sync_get(db, "online").value_or("0") != "1";
+}
+
+std::string Checkout::new_txn_id(std::int64_t seq) const {
+  std::string n = std::to_string(seq);
+  if (n.size() < 8) n.insert(0, 8 - n.size(), '0');
+  return settings_.store_id + "-" + settings_.terminal_id + "-" + n;
+}
+
+std::optional<ApiError> Checkout::check_offline_allowance(Db& db, const core::Program& p,
+                                                          const std::string& member_id,
+                                                          std::int64_t points,
+                                                          const std::string& day,
+                                                          std::int64_t now) {
+  if (points <= 0 || !offline(db)) return std::nullopt;
+  const auto pick = [](std::int64_t program, std::int64_t fallback) {
+    return program > 0 ? program : fallback;
+  };
+  const auto& d = settings_.default_allowance;
+  const auto max_hours = pick(p.offline.max_hours_since_sync, d.max_hours_since_sync);
+  const auto per_member =
+      pick(p.offline.max_points_per_member_per_day, d.max_points_per_member_per_day);
+  const auto per_terminal =
+      pick(p.offline.max_points_per_terminal_per_day, d.max_points_per_terminal_per_day);
+  const auto last = sync_get(db, "last_sync_at");
+  const std::int64_t since = last ? std::stoll(*last) : -1;
+  const auto sell_anyway = " The sale can go ahead without redeeming points.";
+  if (since < 0 || now - since > max_hours * 3600) {
+    counters_.refused_offline++;
+    return problem(409, "offline-too-long", "Redemption paused: offline too long",
+                   (since < 0 ? std::string("this terminal has never synced with HQ")
+                              : "this terminal last synced with HQ " +
+                                    std::to_string((now - since) / 3600) + " hours ago") +
+                       ", more than the " + std::to_string(max_hours) +
+                       " hours the program allows for offline redemptions." + sell_anyway,
+                   "basket.redeem_points");
+  }
+  const auto member_used = offline_points_redeemed(db, day, member_id);
+  const auto terminal_used = offline_points_redeemed(db, day, "");
+  const auto member_left = std::max<std::int64_t>(0, per_member - member_used);
+  const auto terminal_left = std::max<std::int64_t>(0, per_terminal - terminal_used);
+  if (points > member_left || points > terminal_left) {
+    counters_.refused_offline++;
+    const bool member_limit = member_left <= terminal_left;
+    return problem(
+        409, "offline-allowance-exceeded", "Offline redemption limit reached",
+        std::string("while offline, ") +
+            (member_limit ? "a member may redeem " + std::to_string(per_member) +
+                                " points a day here; " + std::to_string(member_left) + " left today"
+                          : "this terminal may redeem " + std::to_string(per_terminal) +
+                                " points a day; " + std::to_string(terminal_left) + " left today") +
+            "." + sell_anyway,
+        "basket.redeem_points", Json{{"max_points_now", std::min(member_left, terminal_left)}});
+  }
+  return std::nullopt;
+}
+
+ApiResult Checkout::quote(const Json& body) {
+  counters_.quotes++;
+  auto member_id = detail::read_member_id(body);
+  if (!member_id) return std::unexpected(member_id.error());
+  auto req = detail::read_request(body);
+  if (!req) return std::unexpected(req.error());
+  const auto now = clock_();
+  auto program = program_at(now);
+  if (!program)
+    return std::unexpected(problem(503, "no-program", "No program installed",
+                                   "this terminal has no loyalty program yet; sell without "
+                                   "loyalty and check its provisioning"));
+  auto local = core::to_local(std::chrono::sys_seconds(std::chrono::seconds(now)), settings_.zone);
+  if (!local) return std::unexpected(detail::from_error(local.error()));
+  req->at = *local;
+  req->zone = settings_.zone;
+  req->txn_id = "quote";
+  const auto day = core::format_local_date(core::day_of(*local));
+  auto r = store_.read<Reply>([&](Db& db) -> core::Result<Reply> {
+    auto m = find_member(db, MemberKey::kId, *member_id);
+    if (!m) return core::fail(core::ErrorCode::kNotFound, "member");
+    auto outcome = core::evaluate(*program, m->state, *req);
+    if (!outcome) return std::unexpected(outcome.error());
+    Json j = core::outcome_to_json(*outcome, *program);
+    j["offline"] = offline(db);
+    const auto available = m->state.available(core::day_of(*local));
+    Json redemption{{"available_points", std::max<std::int64_t>(0, available)}};
+    if (auto refusal =
+            check_offline_allowance(db, *program, m->id, outcome->points_redeemed, day, now))
+      redemption["refused"] = {{"type", refusal->type}, {"detail", refusal->detail}};
+    j["redemption"] = redemption;
+    j["member"] = member_summary(db, *m, *program, now);
+    for (const auto& line : j["member"]["receipt_lines"]) j["receipt"].push_back(line);
+    j["member"].erase("receipt_lines");
+    return Reply{j, 200, false};
+  });
+  if (!r && r.error().code == core::ErrorCode::kNotFound && r.error().message == "member")
+    return std::unexpected(
+        problem(404, "unknown-member", "Unknown member",
+                "no member " + *member_id + " at this terminal; scan the code again or enroll them",
+                "member_id"));
+  if (!r) return std::unexpected(detail::from_error(r.error()));
+  return *r;
+}
+
+ApiResult Checkout::commit(const Json& body, const std::string& idem_key) {
+  const bool event = body.is_object() && body.contains("event");
+  return commit_request(body, idem_key, event ? "event" : "purchase", "commit");
+}
+
+}  // namespace loyalty::terminal

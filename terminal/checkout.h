@@ -1,0 +1,138 @@
+// The checkout service behind loyaltyd's local API: scan, enroll, quote,
+// commit, void, return, counter redemptions, status. It reads the member
+// cache, runs the core engine, enforces the offline allowances, and writes
+// the transaction, its ledger entries, the member's new state and the outbox
+// row in one durable SQLite transaction before it answers.
+//
+// Thread-safety: all methods may be called concurrently; writes serialise in
+// the Store, quotes run on the reader connection.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json_reader.h"
+#include "core/ledger.h"
+#include "core/program.h"
+#include "platform/crypto.h"
+#include "terminal/store.h"
+
+namespace loyalty::terminal {
+
+using core::Json;
+
+struct TerminalSettings {
+  std::string store_id = "S001";
+  std::string terminal_id = "T01";
+  std::string zone = "Asia/Shanghai";
+  // No HQ configured: this terminal's ledger is the only one, so there is
+  // nothing to be offline from and the offline allowances do not apply.
+  bool standalone = true;
+  // Used when the program leaves an allowance at 0 (not set).
+  core::OfflineAllowance default_allowance{1000, 20000, 72};
+};
+
+// An answer the API turns into RFC 9457 problem JSON.
+struct ApiError {
+  int status = 500;
+  std::string type;  // stable slug, e.g. "unknown-member"
+  std::string title;
+  std::string detail;  // a sentence a cashier can act on
+  std::string field;   // the offending input, if any
+  Json extra = nullptr;
+};
+
+struct Reply {
+  Json body;
+  int status = 200;
+  bool replayed = false;  // an idempotent repeat of an earlier commit
+};
+
+using ApiResult = std::expected<Reply, ApiError>;
+
+struct CheckoutCounters {
+  std::atomic<std::uint64_t> quotes{0}, commits{0}, replays{0}, conflicts{0}, returns{0}, voids{0},
+      enrollments{0}, scans{0}, refused_offline{0}, errors{0};
+};
+
+class Checkout {
+ public:
+  using Clock = std::function<std::int64_t()>;  // unix seconds
+
+  Checkout(Store& store, TerminalSettings settings, std::optional<platform::SigningKey> hq_key,
+           Clock clock);
+
+  // Loads the installed program versions; call once at start.
+  [[nodiscard]] core::Status load_programs();
+  // Validates and installs a program version (a file in standalone mode, the
+  // change feed later). Refused with every problem listed.
+  [[nodiscard]] core::Result<bool> install_program(const std::string& body,
+                                                   std::int64_t effective_from);
+  // Adds members from a JSON array (seed data for standalone and demo use);
+  // members already present are left alone. Returns how many were added.
+  [[nodiscard]] core::Result<int> import_members(const Json& members);
+
+  ApiResult scan(const Json& body);
+  ApiResult enroll(const Json& body, const std::string& idem_key);
+  ApiResult quote(const Json& body);
+  ApiResult commit(const Json& body, const std::string& idem_key);
+  ApiResult void_transaction(const std::string& txn_id, const std::string& idem_key);
+  ApiResult return_lines(const Json& body, const std::string& idem_key);
+  ApiResult transaction(const std::string& txn_id);
+  ApiResult member(const std::string& member_id);
+  ApiResult outbox(std::int64_t limit);
+  ApiResult rewards();
+  ApiResult set_stock(const std::string& reward_id, const Json& body);
+  Json status();
+  std::string metrics_text();
+
+  const CheckoutCounters& counters() const { return counters_; }
+  const TerminalSettings& settings() const { return settings_; }
+
+ private:
+  // A commit being made: parsed inputs and where it will be recorded.
+  struct CommitCtx {
+    std::string member_id;
+    core::Request req;
+    std::int64_t now = 0;
+    std::shared_ptr<const core::Program> program;
+    std::string day;
+    const Json* body = nullptr;
+    std::string idem_key, kind, hash;
+  };
+  std::shared_ptr<const core::Program> program_at(std::int64_t now);
+  ApiResult reverse(const std::string& receipt_id, std::vector<core::ReturnLine> lines,
+                    bool is_void, const Json& body, const std::string& idem_key);
+  std::optional<ApiError> prepare(const Json& body, CommitCtx& c);
+  // Runs inside a write transaction; `refusal` is set when it says no.
+  core::Result<Reply> commit_in(platform::Db& db, CommitCtx& c, std::optional<ApiError>& refusal);
+  ApiResult commit_request(const Json& body, const std::string& idem_key, const std::string& kind,
+                           const std::string& hash_scope);
+  Json member_summary(platform::Db& db, const MemberRow& m, const core::Program& p,
+                      std::int64_t now);
+  std::optional<ApiError> check_offline_allowance(platform::Db& db, const core::Program& p,
+                                                  const std::string& member_id, std::int64_t points,
+                                                  const std::string& day, std::int64_t now);
+  bool offline(platform::Db& db);
+  std::string new_txn_id(std::int64_t seq) const;
+
+  Store& store_;
+  TerminalSettings settings_;
+  std::optional<platform::SigningKey> hq_key_;
+  Clock clock_;
+  std::mutex programs_mutex_;
+  std::vector<std::pair<std::int64_t, std::shared_ptr<const core::Program>>> programs_;
+  CheckoutCounters counters_;
+  std::int64_t started_at_ = 0;
+};
+
+ApiError storage_problem(const core::Error& e);
+
+}  // namespace loyalty::terminal

@@ -1,0 +1,171 @@
+// Commit, void and return: the write path of the checkout service.
+#include <algorithm>
+
+#include "core/io_json.h"
+#include "core/ledger.h"
+#include "core/return_basis.h"
+#include "terminal/checkout.h"
+#include "terminal/checkout_util.h"
+
+namespace loyalty::terminal {
+
+using detail::problem;
+using platform::Db;
+
+namespace {
+
+// A refusal decided inside a write transaction: the transaction rolls back
+// and the caller answers with the stored problem.
+struct Refusal {
+  std::optional<ApiError> error;
+  core::Result<Reply> refuse(ApiError e) {
+    error = std::move(e);
+    return core::fail(core::ErrorCode::kFailedPrecondition, "refused");
+  }
+};
+
+ApiError unknown_member(const std::string& id) {
+  return problem(404, "unknown-member", "Unknown member",
+                 "no member " + id + " at this terminal; scan the code again or enroll them",
+                 "member_id");
+}
+
+// Looks up an earlier use of the key: the same body returns the original
+// answer, another body is a conflict.
+std::optional<core::Result<Reply>> replay(Db& db, const std::string& key, const std::string& hash,
+                                          Refusal& refusal, CheckoutCounters& counters) {
+  auto prior = find_txn_by_key(db, key);
+  if (!prior) return std::nullopt;
+  if (prior->body_hash != hash) {
+    counters.conflicts++;
+    return refusal.refuse(
+        problem(409, "idempotency-conflict", "Idempotency-Key already used",
+                "this Idempotency-Key was used for a different request (receipt " + prior->txn_id +
+                    "); use a new key for a new sale",
+                "Idempotency-Key"));
+  }
+  counters.replays++;
+  return Reply{Json::parse(prior->response), 200, true};
+}
+
+}  // namespace
+
+std::optional<ApiError> Checkout::prepare(const Json& body, CommitCtx& c) {
+  auto member_id = detail::read_member_id(body);
+  if (!member_id) return member_id.error();
+  auto req = detail::read_request(body);
+  if (!req) return req.error();
+  c.member_id = *member_id;
+  c.req = std::move(*req);
+  c.now = clock_();
+  c.program = program_at(c.now);
+  if (!c.program)
+    return problem(503, "no-program", "No program installed",
+                   "this terminal has no loyalty program yet; sell without loyalty and check "
+                   "its provisioning");
+  auto local =
+      core::to_local(std::chrono::sys_seconds(std::chrono::seconds(c.now)), settings_.zone);
+  if (!local) return detail::from_error(local.error());
+  c.req.at = *local;
+  c.req.zone = settings_.zone;
+  c.day = core::format_local_date(core::day_of(*local));
+  c.body = &body;
+  return std::nullopt;
+}
+
+core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiError>& refusal) {
+  Refusal r;
+  const auto refuse = [&](ApiError e) {
+    refusal = std::move(e);
+    return core::fail(core::ErrorCode::kFailedPrecondition, "refused");
+  };
+  if (auto prior = replay(db, c.idem_key, c.hash, r, counters_)) {
+    if (r.error) return refuse(*r.error);
+    return *prior;
+  }
+  auto m = find_member(db, MemberKey::kId, c.member_id);
+  if (!m) return refuse(unknown_member(c.member_id));
+  if (m->blocked)
+    return refuse(problem(403, "member-blocked", "Member blocked",
+                          "this membership is blocked; the sale can go ahead without loyalty, "
+                          "refer the member to customer service",
+                          "member_id"));
+  const auto& program = *c.program;
+  const auto seq = next_seq(db);
+  c.req.txn_id = new_txn_id(seq);
+  auto outcome = core::evaluate(program, m->state, c.req);
+  if (!outcome) return std::unexpected(outcome.error());
+  if (auto no = check_offline_allowance(db, program, m->id, outcome->points_redeemed, c.day, c.now))
+    return refuse(*no);
+  std::optional<std::int64_t> stock;
+  if (c.req.trigger == core::Trigger::kRedeem) {
+    stock = reward_stock(db, c.req.reward_id);
+    if (stock && *stock <= 0)
+      return refuse(problem(409, "out-of-stock", "Reward out of stock",
+                            "this store has none of this reward left; offer another", "reward"));
+  }
+  const Json before = core::member_to_json(m->state);
+  auto committed = core::commit(program, m->state, *outcome);
+  if (!committed) return std::unexpected(committed.error());
+  if (stock) set_reward_stock(db, c.req.reward_id, *stock - 1);
+  const bool is_offline = offline(db);
+  Json j{{"receipt_id", c.req.txn_id},
+         {"status", "committed"},
+         {"offline", is_offline},
+         {"outcome", core::outcome_to_json(*outcome, program)},
+         {"entries", core::entries_to_json(committed->entries)}};
+  save_member_state(db, m->id, m->state, c.now);
+  TxnRow t;
+  t.txn_id = c.req.txn_id;
+  t.seq = seq;
+  t.idem_key = c.idem_key;
+  t.body_hash = c.hash;
+  t.kind = c.kind;
+  t.member_id = m->id;
+  t.business_day = c.day;
+  t.local_time = core::format_local_datetime(c.req.at);
+  t.zone = settings_.zone;
+  t.committed_at = c.now;
+  t.program_id = program.id;
+  t.program_version = program.version;
+  t.points_earned = outcome->points_earned;
+  t.points_redeemed = outcome->points_redeemed;
+  t.offline = is_offline;
+  t.request = c.body->dump();
+  t.member_before = before.dump();
+  if (c.req.trigger == core::Trigger::kPurchase)
+    t.return_basis = core::return_basis_to_json(*committed).dump();
+  // The summary counts this transaction's entries as unsynced, so insert
+  // first, then build the answer and store it for replays.
+  t.response = "{}";
+  insert_txn(db, t, committed->entries);
+  j["member"] = member_summary(db, *m, program, c.now);
+  Json receipt = j["outcome"]["receipt"];
+  for (const auto& line : j["member"]["receipt_lines"]) receipt.push_back(line);
+  j["member"].erase("receipt_lines");
+  j["receipt"] = receipt;
+  platform::Stmt u(db, "UPDATE transactions SET response = ?2 WHERE txn_id = ?1");
+  u.bind(1, t.txn_id).bind(2, j.dump());
+  u.exec();
+  return Reply{j, 201, false};
+}
+
+ApiResult Checkout::commit_request(const Json& body, const std::string& idem_key,
+                                   const std::string& kind, const std::string& scope) {
+  CommitCtx c;
+  if (auto e = prepare(body, c)) return std::unexpected(*e);
+  c.idem_key = idem_key;
+  c.kind = kind;
+  c.hash = detail::body_hash(scope, body);
+  std::optional<ApiError> refusal;
+  auto r = store_.write<Reply>([&](Db& db) { return commit_in(db, c, refusal); });
+  if (refusal) return std::unexpected(*refusal);
+  if (!r) {
+    counters_.errors++;
+    return std::unexpected(detail::from_error(r.error()));
+  }
+  if (!r->replayed) counters_.commits++;
+  return *r;
+}
+
+}  // namespace loyalty::terminal

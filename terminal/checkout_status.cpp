@@ -1,0 +1,160 @@
+// Read-only views: status, outbox, stored transactions, rewards, metrics.
+#include <sstream>
+
+#include "terminal/checkout.h"
+#include "terminal/checkout_util.h"
+
+namespace loyalty::terminal {
+
+using detail::problem;
+using platform::Db;
+
+Json Checkout::status() {
+  const auto now = clock_();
+  auto program = program_at(now);
+  auto r = store_.read<Json>([&](Db& db) -> core::Result<Json> {
+    const auto out = outbox_stats(db);
+    Json j{{"store_id", settings_.store_id},
+           {"terminal_id", settings_.terminal_id},
+           {"time_zone", settings_.zone},
+           {"mode", settings_.standalone ? "standalone" : "synced"},
+           {"online", settings_.standalone || !offline(db)},
+           {"uptime_seconds", now - started_at_}};
+    j["outbox"] = {{"depth", out.depth},
+                   {"oldest_age_seconds",
+                    out.oldest_queued_at ? Json(now - *out.oldest_queued_at) : Json(nullptr)}};
+    const auto last = sync_get(db, "last_sync_at");
+    j["last_sync_at"] = last ? Json(std::stoll(*last)) : Json(nullptr);
+    const auto since = sync_get(db, "offline_since");
+    j["offline_since"] = (!settings_.standalone && offline(db))
+                             ? (since ? Json(std::stoll(*since)) : Json(started_at_))
+                             : Json(nullptr);
+    j["program"] =
+        program ? Json{{"id", program->id}, {"version", program->version}, {"name", program->name}}
+                : Json(nullptr);
+    platform::Stmt s(db, "SELECT COUNT(*) FROM members");
+    s.step();
+    j["members_cached"] = s.integer(0);
+    return j;
+  });
+  if (!r) return Json{{"error", r.error().message}};
+  return *r;
+}
+
+ApiResult Checkout::outbox(std::int64_t limit) {
+  auto r = store_.read<Json>([&](Db& db) -> core::Result<Json> {
+    platform::Stmt s(db,
+                     "SELECT o.seq, o.txn_id, o.queued_at, t.kind, t.member_id, t.points_earned, "
+                     "t.points_redeemed, t.offline FROM outbox o JOIN transactions t "
+                     "ON t.txn_id = o.txn_id WHERE o.acked_at IS NULL ORDER BY o.seq LIMIT ?1");
+    s.bind(1, limit);
+    Json items = Json::array();
+    while (s.step())
+      items.push_back({{"seq", s.integer(0)},
+                       {"receipt_id", s.text(1)},
+                       {"queued_at", s.integer(2)},
+                       {"kind", s.text(3)},
+                       {"member_id", s.text(4)},
+                       {"points_earned", s.integer(5)},
+                       {"points_redeemed", s.integer(6)},
+                       {"offline", s.integer(7) != 0}});
+    const auto stats = outbox_stats(db);
+    return Json{{"depth", stats.depth}, {"items", items}};
+  });
+  if (!r) return std::unexpected(detail::from_error(r.error()));
+  return Reply{*r, 200, false};
+}
+
+ApiResult Checkout::transaction(const std::string& txn_id) {
+  auto r = store_.read<std::optional<std::string>>(
+      [&](Db& db) -> core::Result<std::optional<std::string>> {
+        auto t = find_txn(db, txn_id);
+        if (!t) return std::nullopt;
+        return t->response;
+      });
+  if (!r) return std::unexpected(detail::from_error(r.error()));
+  if (!*r)
+    return std::unexpected(
+        problem(404, "receipt-not-found", "Receipt not found", "no receipt " + txn_id + " here"));
+  return Reply{Json::parse(**r), 200, false};
+}
+
+ApiResult Checkout::rewards() {
+  auto program = program_at(clock_());
+  if (!program)
+    return std::unexpected(problem(503, "no-program", "No program installed",
+                                   "this terminal has no loyalty program yet"));
+  auto r = store_.read<Json>([&](Db& db) -> core::Result<Json> {
+    Json items = Json::array();
+    for (const auto& rw : program->rewards) {
+      auto stock = reward_stock(db, rw.id);
+      items.push_back({{"reward", rw.id},
+                       {"name", rw.name},
+                       {"points", rw.points},
+                       {"cash", rw.cash},
+                       {"min_tier", rw.min_tier},
+                       {"stock", stock ? Json(*stock) : Json(nullptr)}});
+    }
+    return Json{{"rewards", items}};
+  });
+  if (!r) return std::unexpected(detail::from_error(r.error()));
+  return Reply{*r, 200, false};
+}
+
+ApiResult Checkout::set_stock(const std::string& reward_id, const Json& body) {
+  auto program = program_at(clock_());
+  if (!program || program->find_reward(reward_id) == nullptr)
+    return std::unexpected(problem(404, "not-found", "Unknown reward",
+                                   "the program has no reward " + reward_id, "reward"));
+  if (!body.is_object() || !body.contains("available") || !body["available"].is_number_integer() ||
+      body["available"].get<std::int64_t>() < 0)
+    return std::unexpected(problem(422, "invalid-request", "Stock must be a count",
+                                   "send {\"available\": N} with N >= 0", "available"));
+  const auto n = body["available"].get<std::int64_t>();
+  auto r = store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    set_reward_stock(db, reward_id, n);
+    return true;
+  });
+  if (!r) return std::unexpected(detail::from_error(r.error()));
+  return Reply{Json{{"reward", reward_id}, {"available", n}}, 200, false};
+}
+
+std::string Checkout::metrics_text() {
+  const auto st = status();
+  std::ostringstream o;
+  const auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n"
+      << name << " " << v << "\n";
+  };
+  const auto gauge = [&](const char* name, const char* help, const Json& v) {
+    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n"
+      << name << " " << (v.is_number() ? v.dump() : "NaN") << "\n";
+  };
+  counter("loyaltyd_quotes_total", "Quotes answered.", counters_.quotes);
+  counter("loyaltyd_commits_total", "Transactions committed (not counting replays).",
+          counters_.commits);
+  counter("loyaltyd_replays_total", "Idempotent repeats answered from the record.",
+          counters_.replays);
+  counter("loyaltyd_idempotency_conflicts_total", "Keys reused with another body.",
+          counters_.conflicts);
+  counter("loyaltyd_returns_total", "Returns committed.", counters_.returns);
+  counter("loyaltyd_voids_total", "Voids committed.", counters_.voids);
+  counter("loyaltyd_enrollments_total", "Members enrolled here.", counters_.enrollments);
+  counter("loyaltyd_scans_total", "Member code scans.", counters_.scans);
+  counter("loyaltyd_offline_refusals_total", "Redemptions refused by offline allowances.",
+          counters_.refused_offline);
+  counter("loyaltyd_storage_errors_total", "Commits refused because storage failed.",
+          counters_.errors);
+  gauge("loyaltyd_online", "1 when HQ is reachable or the terminal is standalone.",
+        st.value("online", false) ? 1 : 0);
+  gauge("loyaltyd_outbox_depth", "Transactions not yet acknowledged by HQ.",
+        st.contains("outbox") ? st["outbox"]["depth"] : Json(nullptr));
+  gauge("loyaltyd_outbox_oldest_age_seconds", "Age of the oldest unacknowledged transaction.",
+        st.contains("outbox") ? st["outbox"]["oldest_age_seconds"] : Json(nullptr));
+  gauge("loyaltyd_program_version", "Version of the program in force.",
+        st.contains("program") && st["program"].is_object() ? st["program"]["version"]
+                                                            : Json(nullptr));
+  return o.str();
+}
+
+}  // namespace loyalty::terminal

@@ -1,0 +1,38 @@
+// loyaltyd's settings: command line and an INI-style config file
+// (packaging/loyaltyd.conf documents every key). Command-line values win.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/result.h"
+#include "terminal/checkout.h"
+
+namespace loyalty::terminal {
+
+struct DaemonConfig {
+  TerminalSettings terminal;
+  std::string listen = "127.0.0.1";
+  std::uint16_t port = 8787;
+  std::string database = "/var/lib/loyaltyd/loyaltyd.db";
+  std::string token_file = "/var/lib/loyaltyd/api-token";
+  std::size_t body_limit = 256 * 1024;
+  std::size_t max_connections = 64;
+  std::size_t max_inflight = 32;
+  std::size_t worker_threads = 2;
+  int request_timeout_ms = 5000;
+  int io_timeout_ms = 10000;
+  std::string program_file;
+  std::string members_file;
+  std::string hq_url;
+  std::string hq_public_key;
+  std::string log_level = "info";
+  std::string port_file;  // written once listening (tests, scripts)
+};
+
+// Parses argv. Returns nullopt with `exit_code` set after --help, --version
+// or an error (already printed).
+std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit_code);
+
+}  // namespace loyalty::terminal

@@ -1,0 +1,89 @@
+#include "terminal/schema.h"
+
+namespace loyalty::terminal {
+
+namespace {
+
+// v1: the cache, the transactions with their entries, and the outbox.
+constexpr const char* kV1 = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE programs(
+  program_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  effective_from INTEGER NOT NULL,      -- unix seconds
+  body TEXT NOT NULL,
+  installed_at INTEGER NOT NULL,
+  PRIMARY KEY(program_id, version));
+CREATE TABLE members(
+  id TEXT PRIMARY KEY,
+  card_number TEXT UNIQUE,
+  phone TEXT UNIQUE,
+  name TEXT NOT NULL DEFAULT '',
+  blocked INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL,                  -- core::MemberState as JSON, local view
+  updated_at INTEGER NOT NULL);
+CREATE TABLE transactions(
+  txn_id TEXT PRIMARY KEY,              -- receipt id, idempotency key up to HQ
+  seq INTEGER NOT NULL UNIQUE,          -- per-terminal sequence
+  idem_key TEXT NOT NULL UNIQUE,        -- the POS's Idempotency-Key
+  body_hash TEXT NOT NULL,
+  kind TEXT NOT NULL,                   -- purchase, event, enrollment, return, void
+  member_id TEXT NOT NULL REFERENCES members(id),
+  business_day TEXT NOT NULL,           -- store-local date
+  local_time TEXT NOT NULL,
+  zone TEXT NOT NULL,
+  committed_at INTEGER NOT NULL,        -- unix seconds
+  program_id TEXT NOT NULL,
+  program_version INTEGER NOT NULL,
+  points_earned INTEGER NOT NULL,
+  points_redeemed INTEGER NOT NULL,
+  offline INTEGER NOT NULL,
+  request TEXT NOT NULL,                -- every input the engine read
+  member_before TEXT NOT NULL,
+  response TEXT NOT NULL,
+  return_basis TEXT,                    -- purchases: what a later return reads
+  return_of TEXT,
+  voided_by TEXT);
+CREATE TABLE entries(
+  id TEXT PRIMARY KEY,
+  txn_id TEXT NOT NULL REFERENCES transactions(txn_id),
+  debit TEXT NOT NULL,
+  credit TEXT NOT NULL,
+  amount INTEGER NOT NULL CHECK(amount > 0),
+  unit TEXT NOT NULL,
+  lot TEXT NOT NULL DEFAULT '',
+  memo TEXT NOT NULL DEFAULT '');
+CREATE TABLE outbox(
+  seq INTEGER PRIMARY KEY,
+  txn_id TEXT NOT NULL UNIQUE REFERENCES transactions(txn_id),
+  queued_at INTEGER NOT NULL,
+  acked_at INTEGER);
+CREATE TABLE reward_stock(reward_id TEXT PRIMARY KEY, available INTEGER NOT NULL CHECK(available >= 0));
+CREATE TABLE used_codes(nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE sync_state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+)sql";
+
+// v2: lookups the daily allowance and outbox queries need, and the ledger's
+// append-only promise enforced by the database itself.
+constexpr const char* kV2 = R"sql(
+CREATE INDEX transactions_member_day ON transactions(member_id, business_day);
+CREATE INDEX transactions_day ON transactions(business_day);
+CREATE INDEX entries_txn ON entries(txn_id);
+CREATE INDEX outbox_pending ON outbox(acked_at, seq);
+CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
+  BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TRIGGER entries_append_only_delete BEFORE DELETE ON entries
+  BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TRIGGER transactions_keep BEFORE DELETE ON transactions
+  BEGIN SELECT RAISE(ABORT, 'committed transactions are kept'); END;
+)sql";
+
+constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}};
+
+}  // namespace
+
+std::span<const platform::Migration> terminal_migrations() {
+  return kMigrations;
+}
+
+}  // namespace loyalty::terminal

@@ -1,0 +1,304 @@
+#include "terminal/store.h"
+
+#include "core/io_json.h"
+#include "terminal/schema.h"
+
+namespace loyalty::terminal {
+
+using platform::Db;
+using platform::Stmt;
+
+core::Error storage_error(const platform::SqliteError& e) {
+  return core::Error::make(core::ErrorCode::kUnavailable,
+                           std::string("the terminal's database refused the write: ") + e.what());
+}
+
+core::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  auto w = Db::open(path);
+  if (!w) return std::unexpected(w.error());
+  if (auto s = w->migrate(terminal_migrations()); !s) return std::unexpected(s.error());
+  auto r = Db::open(path, false);
+  if (!r) return std::unexpected(r.error());
+  return std::unique_ptr<Store>(new Store(std::move(*w), std::move(*r)));
+}
+
+namespace {
+
+MemberRow member_from(Stmt& s) {
+  MemberRow m;
+  m.id = s.text(0);
+  m.card_number = s.text(1);
+  m.phone = s.text(2);
+  m.name = s.text(3);
+  m.blocked = s.integer(4) != 0;
+  auto state = core::member_from_json(core::Json::parse(s.text(5)));
+  // The cache is only written by this code; an unreadable row is a bug or a
+  // corrupted file, and carrying on would give wrong balances.
+  if (!state)
+    throw platform::SqliteError(SQLITE_CORRUPT, "member " + m.id + ": " + state.error().message);
+  m.state = std::move(*state);
+  return m;
+}
+
+std::optional<std::string> opt(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
+
+}  // namespace
+
+std::optional<MemberRow> find_member(Db& db, MemberKey key, const std::string& value) {
+  static constexpr const char* kSql[] = {
+      "SELECT id, card_number, phone, name, blocked, state FROM members WHERE id = ?1",
+      "SELECT id, card_number, phone, name, blocked, state FROM members WHERE card_number = ?1",
+      "SELECT id, card_number, phone, name, blocked, state FROM members WHERE phone = ?1"};
+  Stmt s(db, kSql[static_cast<int>(key)]);
+  s.bind(1, value);
+  if (!s.step()) return std::nullopt;
+  return member_from(s);
+}
+
+void insert_member(Db& db, const MemberRow& m, std::int64_t now) {
+  Stmt s(db,
+         "INSERT INTO members(id, card_number, phone, name, blocked, state, updated_at) "
+         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  s.bind(1, m.id)
+      .bind(2, opt(m.card_number))
+      .bind(3, opt(m.phone))
+      .bind(4, m.name)
+      .bind(5, std::int64_t{m.blocked})
+      .bind(6, core::member_to_json(m.state).dump())
+      .bind(7, now);
+  s.exec();
+}
+
+void save_member_state(Db& db, const std::string& id, const core::MemberState& st,
+                       std::int64_t now) {
+  Stmt s(db, "UPDATE members SET state = ?2, updated_at = ?3 WHERE id = ?1");
+  s.bind(1, id).bind(2, core::member_to_json(st).dump()).bind(3, now);
+  if (s.exec() != 1) throw platform::SqliteError(SQLITE_NOTFOUND, "member " + id + " vanished");
+}
+
+std::optional<ProgramRow> active_program(Db& db, std::int64_t now) {
+  Stmt s(db,
+         "SELECT body, version, effective_from FROM programs WHERE effective_from <= ?1 "
+         "ORDER BY effective_from DESC, version DESC LIMIT 1");
+  s.bind(1, now);
+  if (!s.step()) return std::nullopt;
+  return ProgramRow{s.text(0), s.integer(1), s.integer(2)};
+}
+
+bool install_program(Db& db, const std::string& program_id, std::int64_t version,
+                     std::int64_t effective_from, const std::string& body, std::int64_t now) {
+  Stmt s(db,
+         "INSERT OR IGNORE INTO programs(program_id, version, effective_from, body, installed_at) "
+         "VALUES (?1, ?2, ?3, ?4, ?5)");
+  s.bind(1, program_id).bind(2, version).bind(3, effective_from).bind(4, body).bind(5, now);
+  return s.exec() == 1;
+}
+
+namespace {
+
+constexpr const char* kTxnColumns =
+    "SELECT txn_id, seq, idem_key, body_hash, kind, member_id, business_day, local_time, zone, "
+    "committed_at, program_id, program_version, points_earned, points_redeemed, offline, request, "
+    "member_before, response, return_basis, return_of, voided_by FROM transactions ";
+
+std::optional<std::string> opt_col(Stmt& s, int col) {
+  return s.is_null(col) ? std::nullopt : std::optional<std::string>(s.text(col));
+}
+
+std::optional<TxnRow> txn_where(Db& db, const std::string& where, const std::string& value) {
+  Stmt s(db, std::string(kTxnColumns) + where);
+  s.bind(1, value);
+  if (!s.step()) return std::nullopt;
+  TxnRow t;
+  t.txn_id = s.text(0);
+  t.seq = s.integer(1);
+  t.idem_key = s.text(2);
+  t.body_hash = s.text(3);
+  t.kind = s.text(4);
+  t.member_id = s.text(5);
+  t.business_day = s.text(6);
+  t.local_time = s.text(7);
+  t.zone = s.text(8);
+  t.committed_at = s.integer(9);
+  t.program_id = s.text(10);
+  t.program_version = s.integer(11);
+  t.points_earned = s.integer(12);
+  t.points_redeemed = s.integer(13);
+  t.offline = s.integer(14) != 0;
+  t.request = s.text(15);
+  t.member_before = s.text(16);
+  t.response = s.text(17);
+  t.return_basis = opt_col(s, 18);
+  t.return_of = opt_col(s, 19);
+  t.voided_by = opt_col(s, 20);
+  return t;
+}
+
+}  // namespace
+
+std::optional<TxnRow> find_txn(Db& db, const std::string& txn_id) {
+  return txn_where(db, "WHERE txn_id = ?1", txn_id);
+}
+
+std::optional<TxnRow> find_txn_by_key(Db& db, const std::string& idem_key) {
+  return txn_where(db, "WHERE idem_key = ?1", idem_key);
+}
+
+void insert_txn(Db& db, const TxnRow& t, const std::vector<core::Entry>& entries) {
+  Stmt s(db,
+         "INSERT INTO transactions(txn_id, seq, idem_key, body_hash, kind, member_id, "
+         "business_day, local_time, zone, committed_at, program_id, program_version, "
+         "points_earned, points_redeemed, offline, request, member_before, response, "
+         "return_basis, return_of, voided_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+         "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, NULL)");
+  s.bind(1, t.txn_id)
+      .bind(2, t.seq)
+      .bind(3, t.idem_key)
+      .bind(4, t.body_hash)
+      .bind(5, t.kind)
+      .bind(6, t.member_id)
+      .bind(7, t.business_day)
+      .bind(8, t.local_time)
+      .bind(9, t.zone)
+      .bind(10, t.committed_at)
+      .bind(11, t.program_id)
+      .bind(12, t.program_version)
+      .bind(13, t.points_earned)
+      .bind(14, t.points_redeemed)
+      .bind(15, std::int64_t{t.offline})
+      .bind(16, t.request)
+      .bind(17, t.member_before)
+      .bind(18, t.response)
+      .bind(19, t.return_basis)
+      .bind(20, t.return_of);
+  s.exec();
+  Stmt e(db,
+         "INSERT INTO entries(id, txn_id, debit, credit, amount, unit, lot, memo) "
+         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  for (const auto& en : entries) {
+    e.bind(1, en.id)
+        .bind(2, t.txn_id)
+        .bind(3, en.debit)
+        .bind(4, en.credit)
+        .bind(5, en.amount)
+        .bind(6, en.unit)
+        .bind(7, en.lot)
+        .bind(8, en.memo);
+    e.exec();
+  }
+  Stmt o(db, "INSERT INTO outbox(seq, txn_id, queued_at) VALUES (?1, ?2, ?3)");
+  o.bind(1, t.seq).bind(2, t.txn_id).bind(3, t.committed_at);
+  o.exec();
+}
+
+void update_return_basis(Db& db, const std::string& txn_id, const std::string& basis) {
+  Stmt s(db, "UPDATE transactions SET return_basis = ?2 WHERE txn_id = ?1");
+  s.bind(1, txn_id).bind(2, basis);
+  s.exec();
+}
+
+void mark_voided(Db& db, const std::string& txn_id, const std::string& by) {
+  Stmt s(db, "UPDATE transactions SET voided_by = ?2 WHERE txn_id = ?1");
+  s.bind(1, txn_id).bind(2, by);
+  s.exec();
+}
+
+std::int64_t next_seq(Db& db) {
+  const auto cur = meta_get(db, "last_seq");
+  const std::int64_t next = cur ? std::stoll(*cur) + 1 : 1;
+  meta_set(db, "last_seq", std::to_string(next));
+  return next;
+}
+
+std::int64_t offline_points_redeemed(Db& db, const std::string& day, const std::string& member_id) {
+  Stmt s(db, member_id.empty() ? "SELECT COALESCE(SUM(points_redeemed), 0) FROM transactions "
+                                 "WHERE business_day = ?1 AND offline = 1"
+                               : "SELECT COALESCE(SUM(points_redeemed), 0) FROM transactions "
+                                 "WHERE business_day = ?1 AND offline = 1 AND member_id = ?2");
+  s.bind(1, day);
+  if (!member_id.empty()) s.bind(2, member_id);
+  s.step();
+  return s.integer(0);
+}
+
+std::int64_t unsynced_points(Db& db, const std::string& member_id) {
+  Stmt s(db,
+         "SELECT COALESCE(SUM(CASE WHEN e.credit = ?1 THEN e.amount ELSE -e.amount END), 0) "
+         "FROM entries e JOIN outbox o ON o.txn_id = e.txn_id "
+         "WHERE o.acked_at IS NULL AND e.unit = 'pts' AND (e.credit = ?1 OR e.debit = ?1)");
+  s.bind(1, "member:" + member_id);
+  s.step();
+  return s.integer(0);
+}
+
+OutboxStats outbox_stats(Db& db) {
+  Stmt s(db, "SELECT COUNT(*), MIN(queued_at) FROM outbox WHERE acked_at IS NULL");
+  s.step();
+  OutboxStats o;
+  o.depth = s.integer(0);
+  if (!s.is_null(1)) o.oldest_queued_at = s.integer(1);
+  return o;
+}
+
+namespace {
+
+std::optional<std::string> kv_get(Db& db, const char* sql, const std::string& key) {
+  Stmt s(db, sql);
+  s.bind(1, key);
+  if (!s.step()) return std::nullopt;
+  return s.text(0);
+}
+
+void kv_set(Db& db, const char* sql, const std::string& key, const std::string& value) {
+  Stmt s(db, sql);
+  s.bind(1, key).bind(2, value);
+  s.exec();
+}
+
+}  // namespace
+
+std::optional<std::string> meta_get(Db& db, const std::string& key) {
+  return kv_get(db, "SELECT value FROM meta WHERE key = ?1", key);
+}
+void meta_set(Db& db, const std::string& key, const std::string& value) {
+  kv_set(db,
+         "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+         key, value);
+}
+std::optional<std::string> sync_get(Db& db, const std::string& key) {
+  return kv_get(db, "SELECT value FROM sync_state WHERE key = ?1", key);
+}
+void sync_set(Db& db, const std::string& key, const std::string& value) {
+  kv_set(db,
+         "INSERT INTO sync_state(key, value) VALUES (?1, ?2) "
+         "ON CONFLICT(key) DO UPDATE SET value = ?2",
+         key, value);
+}
+
+std::optional<std::int64_t> reward_stock(Db& db, const std::string& reward_id) {
+  Stmt s(db, "SELECT available FROM reward_stock WHERE reward_id = ?1");
+  s.bind(1, reward_id);
+  if (!s.step()) return std::nullopt;
+  return s.integer(0);
+}
+
+void set_reward_stock(Db& db, const std::string& reward_id, std::int64_t available) {
+  Stmt s(db,
+         "INSERT INTO reward_stock(reward_id, available) VALUES (?1, ?2) "
+         "ON CONFLICT(reward_id) DO UPDATE SET available = ?2");
+  s.bind(1, reward_id).bind(2, available);
+  s.exec();
+}
+
+bool use_code_nonce(Db& db, const std::string& nonce, std::int64_t expires_at, std::int64_t now) {
+  Stmt purge(db, "DELETE FROM used_codes WHERE expires_at < ?1");
+  purge.bind(1, now - 3600);
+  purge.exec();
+  Stmt s(db, "INSERT OR IGNORE INTO used_codes(nonce, expires_at) VALUES (?1, ?2)");
+  s.bind(1, nonce).bind(2, expires_at);
+  return s.exec() == 1;
+}
+
+}  // namespace loyalty::terminal

@@ -1,0 +1,158 @@
+// The terminal's SQLite file: programs, the member cache, committed
+// transactions with their ledger entries, the outbox, reward stock and the
+// sync state. One writer connection (every write in an IMMEDIATE transaction,
+// committed with synchronous=FULL before anyone is told) and one reader
+// connection, so quotes read while a commit is being made durable (WAL).
+//
+// Thread-safety: read() and write() serialise on their own mutexes; the
+// functions below take the Db they are handed and must run inside one.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "core/ledger.h"
+#include "core/member.h"
+#include "core/result.h"
+#include "platform/sqlite.h"
+
+namespace loyalty::terminal {
+
+class Store {
+ public:
+  // Opens or creates `path`, applying migrations; a newer schema is refused.
+  [[nodiscard]] static core::Result<std::unique_ptr<Store>> open(const std::string& path);
+
+  // Runs `f` under the reader lock. SQLite failures become kUnavailable.
+  template <typename T>
+  core::Result<T> read(const std::function<core::Result<T>(platform::Db&)>& f);
+  // Runs `f` in one IMMEDIATE transaction, committed only when `f` succeeds.
+  template <typename T>
+  core::Result<T> write(const std::function<core::Result<T>(platform::Db&)>& f);
+
+ private:
+  Store(platform::Db w, platform::Db r) : writer_(std::move(w)), reader_(std::move(r)) {}
+  std::mutex write_mutex_, read_mutex_;
+  platform::Db writer_;
+  platform::Db reader_;
+};
+
+core::Error storage_error(const platform::SqliteError& e);
+
+template <typename T>
+core::Result<T> Store::read(const std::function<core::Result<T>(platform::Db&)>& f) {
+  std::lock_guard lock(read_mutex_);
+  try {
+    reader_.exec("BEGIN");
+    auto r = f(reader_);
+    reader_.exec("COMMIT");
+    return r;
+  } catch (const platform::SqliteError& e) {
+    sqlite3_exec(reader_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    return std::unexpected(storage_error(e));
+  }
+}
+
+template <typename T>
+core::Result<T> Store::write(const std::function<core::Result<T>(platform::Db&)>& f) {
+  std::lock_guard lock(write_mutex_);
+  try {
+    platform::Tx tx(writer_);
+    auto r = f(writer_);
+    if (r) tx.commit();
+    return r;
+  } catch (const platform::SqliteError& e) {
+    return std::unexpected(storage_error(e));
+  }
+}
+
+// --- rows -----------------------------------------------------------------
+
+struct MemberRow {
+  std::string id;
+  std::string card_number;
+  std::string phone;
+  std::string name;
+  bool blocked = false;
+  core::MemberState state;
+};
+
+enum class MemberKey { kId, kCard, kPhone };
+std::optional<MemberRow> find_member(platform::Db& db, MemberKey key, const std::string& value);
+void insert_member(platform::Db& db, const MemberRow& m, std::int64_t now);
+void save_member_state(platform::Db& db, const std::string& id, const core::MemberState& s,
+                       std::int64_t now);
+
+struct ProgramRow {
+  std::string body;
+  std::int64_t version = 0;
+  std::int64_t effective_from = 0;
+};
+// The newest version in force at `now`.
+std::optional<ProgramRow> active_program(platform::Db& db, std::int64_t now);
+// Installs a version if it is not there yet; returns whether it was new.
+bool install_program(platform::Db& db, const std::string& program_id, std::int64_t version,
+                     std::int64_t effective_from, const std::string& body, std::int64_t now);
+
+struct TxnRow {
+  std::string txn_id;
+  std::int64_t seq = 0;
+  std::string idem_key;
+  std::string body_hash;
+  std::string kind;
+  std::string member_id;
+  std::string business_day;
+  std::string local_time;
+  std::string zone;
+  std::int64_t committed_at = 0;
+  std::string program_id;
+  std::int64_t program_version = 0;
+  std::int64_t points_earned = 0;
+  std::int64_t points_redeemed = 0;
+  bool offline = false;
+  std::string request;
+  std::string member_before;
+  std::string response;
+  std::optional<std::string> return_basis;
+  std::optional<std::string> return_of;
+  std::optional<std::string> voided_by;
+};
+
+std::optional<TxnRow> find_txn(platform::Db& db, const std::string& txn_id);
+std::optional<TxnRow> find_txn_by_key(platform::Db& db, const std::string& idem_key);
+// Inserts the transaction, its entries and its outbox row.
+void insert_txn(platform::Db& db, const TxnRow& t, const std::vector<core::Entry>& entries);
+void update_return_basis(platform::Db& db, const std::string& txn_id, const std::string& basis);
+void mark_voided(platform::Db& db, const std::string& txn_id, const std::string& by);
+// The next per-terminal sequence number (stored in meta; call inside write()).
+std::int64_t next_seq(platform::Db& db);
+
+// Offline redemptions already made on `day` (member empty: whole terminal).
+std::int64_t offline_points_redeemed(platform::Db& db, const std::string& day,
+                                     const std::string& member_id);
+// Member points committed here that HQ has not acknowledged yet.
+std::int64_t unsynced_points(platform::Db& db, const std::string& member_id);
+
+struct OutboxStats {
+  std::int64_t depth = 0;
+  std::optional<std::int64_t> oldest_queued_at;
+};
+OutboxStats outbox_stats(platform::Db& db);
+
+std::optional<std::string> meta_get(platform::Db& db, const std::string& key);
+void meta_set(platform::Db& db, const std::string& key, const std::string& value);
+std::optional<std::string> sync_get(platform::Db& db, const std::string& key);
+void sync_set(platform::Db& db, const std::string& key, const std::string& value);
+
+// Per-store stock of a catalog reward; nullopt when the store tracks none.
+std::optional<std::int64_t> reward_stock(platform::Db& db, const std::string& reward_id);
+void set_reward_stock(platform::Db& db, const std::string& reward_id, std::int64_t available);
+
+// Records a dynamic code's nonce; false when it was seen before.
+bool use_code_nonce(platform::Db& db, const std::string& nonce, std::int64_t expires_at,
+                    std::int64_t now);
+
+}  // namespace loyalty::terminal
