@@ -1,0 +1,178 @@
+// Starts the real loyaltyd binary on a free loopback port with its own
+// SQLite file in a scratch directory, and talks to it over HTTP like a POS.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "core/json_reader.h"
+#include "platform/http_client.h"
+
+namespace loyalty::test {
+
+using core::Json;
+namespace fs = std::filesystem;
+
+inline std::string src_path(const std::string& rel) {
+  return std::string(LOYALTY_SOURCE_DIR) + "/" + rel;
+}
+
+inline fs::path scratch_dir(const std::string& tag) {
+  std::string tmpl = (fs::temp_directory_path() / ("loyaltyd-" + tag + "-XXXXXX")).string();
+  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+  return tmpl;
+}
+
+struct HttpResult {
+  int status = 0;
+  Json body;
+  std::map<std::string, std::string> headers;
+  std::string type() const {
+    if (!body.is_object() || !body.contains("type")) return {};
+    const auto t = body["type"].get<std::string>();
+    return t.substr(t.rfind('/') + 1);
+  }
+};
+
+class Daemon {
+ public:
+  explicit Daemon(fs::path dir, std::vector<std::string> extra = {})
+      : dir_(std::move(dir)), extra_(std::move(extra)) {}
+  ~Daemon() {
+    if (pid_ > 0) kill(SIGKILL);
+    fs::remove_all(dir_);
+  }
+
+  fs::path dir() const { return dir_; }
+  fs::path db() const { return dir_ / "loyaltyd.db"; }
+
+  // Starts and waits until the port file appears. False if it exited.
+  bool start() {
+    fs::remove(dir_ / "port");
+    std::vector<std::string> args = {LOYALTYD,
+                                     "--data.database",
+                                     db().string(),
+                                     "--api.token_file",
+                                     (dir_ / "token").string(),
+                                     "--api.port",
+                                     "0",
+                                     "--api.port_file",
+                                     (dir_ / "port").string(),
+                                     "--log.level",
+                                     "info"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const auto log = (dir_ / "loyaltyd.log").string();
+      FILE* f = std::freopen(log.c_str(), "a", stderr);
+      (void)f;
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      std::_Exit(127);
+    }
+    for (int i = 0; i < 500; ++i) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exit_status_ = status;
+        pid_ = -1;
+        return false;
+      }
+      std::ifstream in(dir_ / "port");
+      int port = 0;
+      if (in >> port && port > 0) {
+        port_ = static_cast<std::uint16_t>(port);
+        std::ifstream t(dir_ / "token");
+        std::getline(t, token_);
+        client_ =
+            std::make_unique<platform::HttpClient>("127.0.0.1", port_, std::chrono::seconds(10));
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  // Sends a signal and waits for the exit; returns the wait status.
+  int kill(int sig) {
+    if (pid_ <= 0) return exit_status_;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    client_.reset();
+    exit_status_ = status;
+    return status;
+  }
+  int stop() { return kill(SIGTERM); }
+
+  std::string log() const {
+    std::ifstream in(dir_ / "loyaltyd.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  std::uint16_t port() const { return port_; }
+  const std::string& token() const { return token_; }
+
+  HttpResult call(platform::http::verb verb, const std::string& target, const Json& body = nullptr,
+                  const std::string& idem_key = {}, std::string token = "*") {
+    std::map<std::string, std::string> h;
+    if (token == "*") token = token_;
+    if (!token.empty()) h["Authorization"] = "Bearer " + token;
+    if (!idem_key.empty()) h["Idempotency-Key"] = idem_key;
+    return raw(verb, target, body.is_null() ? std::string() : body.dump(), h);
+  }
+  HttpResult raw(platform::http::verb verb, const std::string& target, const std::string& body,
+                 const std::map<std::string, std::string>& headers) {
+    auto r = client_->request(verb, target, body, headers);
+    REQUIRE(r);
+    HttpResult out{r->status, Json::parse(r->body, nullptr, false), r->headers};
+    return out;
+  }
+  HttpResult get(const std::string& t) { return call(platform::http::verb::get, t); }
+  HttpResult post(const std::string& t, const Json& b, const std::string& key = {}) {
+    return call(platform::http::verb::post, t, b, key);
+  }
+
+ private:
+  fs::path dir_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+  int exit_status_ = 0;
+  std::uint16_t port_ = 0;
+  std::string token_;
+  std::unique_ptr<platform::HttpClient> client_;
+};
+
+inline void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream(p) << text;
+}
+
+// A demo member with a points lot, ready to import with program.members.
+inline Json seeded_member(const std::string& id, const std::string& card, const std::string& phone,
+                          std::int64_t points) {
+  return Json{{"card_number", card},
+              {"phone", phone},
+              {"name", "Seed " + id},
+              {"state",
+               {{"id", id},
+                {"enrolled_on", "2026-01-05"},
+                {"lots", Json::array({{{"id", id + "-L1"},
+                                       {"earned_on", "2026-06-01"},
+                                       {"expires_on", "2099-01-01"},
+                                       {"points", points}}})}}}};
+}
+
+}  // namespace loyalty::test

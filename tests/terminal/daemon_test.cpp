@@ -1,0 +1,368 @@
+// loyaltyd end to end: the real binary on loopback, driven like a POS app.
+#include <sqlite3.h>
+
+#include "core/io_json.h"
+#include "platform/crypto.h"
+#include "terminal/member_codes.h"
+#include "tests/terminal/daemon_fixture.h"
+
+using namespace loyalty;
+using namespace loyalty::test;
+using verb = platform::http::verb;
+
+namespace {
+
+std::string card(const std::string& first15) {
+  return first15 + terminal::luhn_check_digit(first15);
+}
+
+const std::string kCardA = card("900000000000001");
+
+// A standalone terminal with the coffee program and one seeded member.
+std::vector<std::string> standalone_args(const fs::path& dir, std::vector<std::string> more = {}) {
+  write_file(dir / "members.json",
+             Json::array({seeded_member("M-A", kCardA, "13900000001", 5000)}).dump());
+  std::vector<std::string> args = {"--program.file",
+                                   src_path("examples/programs/coffee-chain.json"),
+                                   "--program.members", (dir / "members.json").string()};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+Json basket(const std::string& member, std::int64_t qty = 2) {
+  return Json{{"member_id", member},
+              {"basket",
+               {{"currency", "CNY"},
+                {"lines", Json::array({{{"sku", "latte-m"},
+                                        {"name", "Latte M"},
+                                        {"categories", {"coffee"}},
+                                        {"tags", {"basic-drink"}},
+                                        {"quantity", qty},
+                                        {"unit_price", 2800}},
+                                       {{"sku", "croissant"},
+                                        {"categories", {"bakery"}},
+                                        {"quantity", 1},
+                                        {"unit_price", 1200}}})}}}};
+}
+
+std::int64_t available(Daemon& d, const std::string& member) {
+  auto r = d.get("/v1/members/" + member);
+  REQUIRE(r.status == 200);
+  return r.body["points"]["available"].get<std::int64_t>();
+}
+
+std::int64_t outbox_depth(Daemon& d) {
+  auto r = d.get("/v1/status");
+  REQUIRE(r.status == 200);
+  return r.body["outbox"]["depth"].get<std::int64_t>();
+}
+
+std::int64_t sql_int(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  const auto v = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+  return v;
+}
+
+void sql_exec(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(h);
+}
+
+}  // namespace
+
+TEST_CASE("a full checkout: enroll, scan, quote, commit, receipt, outbox", "[terminal][daemon]") {
+  const auto dir = scratch_dir("checkout");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+
+  auto enrolled =
+      d.post("/v1/members", {{"phone", "13800138000"}, {"birthday", "1990-05-17"}}, "enroll-1");
+  INFO(enrolled.body.dump());
+  REQUIRE(enrolled.status == 201);
+  const auto member = enrolled.body["member"]["member_id"].get<std::string>();
+  const auto card_no = enrolled.body["member"]["card_number"].get<std::string>();
+  // The coffee program's welcome gift is 50 points.
+  CHECK(enrolled.body["member"]["points"]["available"] == 50);
+
+  auto scanned = d.post("/v1/members/scan", {{"code", card_no}});
+  REQUIRE(scanned.status == 200);
+  CHECK(scanned.body["member_id"] == member);
+  CHECK(scanned.body["phone"] == "138****8000");
+  CHECK(d.post("/v1/members/scan", {{"phone", "13800138000"}}).body["member_id"] == member);
+
+  auto quote = d.post("/v1/quote", basket(member));
+  INFO(quote.body.dump());
+  REQUIRE(quote.status == 200);
+  // 2 x 28 + 12 = 68 yuan at 1 point per yuan.
+  CHECK(quote.body["totals"]["points_earned"] == 68);
+  CHECK(quote.body["totals"]["amount_due"] == 6800);
+  CHECK(outbox_depth(d) == 1);  // a quote writes nothing
+
+  auto sale = d.post("/v1/transactions", basket(member), "sale-1");
+  INFO(sale.body.dump());
+  REQUIRE(sale.status == 201);
+  CHECK(sale.body["receipt_id"] == "S001-T01-00000002");
+  CHECK(sale.body["member"]["points"]["available"] == 118);
+  const auto receipt = sale.body["receipt"].dump();
+  CHECK(receipt.find("Points earned: 68") != std::string::npos);
+  CHECK(receipt.find("Points balance after: 118") != std::string::npos);
+  CHECK(receipt.find("Next tier") != std::string::npos);
+  CHECK(outbox_depth(d) == 2);
+
+  auto stored = d.get("/v1/transactions/S001-T01-00000002");
+  CHECK(stored.status == 200);
+  CHECK(stored.body["receipt"] == sale.body["receipt"]);
+  auto outbox = d.get("/v1/outbox");
+  CHECK(outbox.body["items"].size() == 2);
+  CHECK(outbox.body["items"][1]["points_earned"] == 68);
+  // Every entry moves points between two accounts: the ledger sums to zero
+  // and the member's lots equal what the entries credited.
+  CHECK(sql_int(d.db(), "SELECT SUM(amount) FROM entries WHERE credit = 'member:" + member + "'") -
+            sql_int(d.db(), "SELECT COALESCE(SUM(amount),0) FROM entries WHERE debit = 'member:" +
+                                member + "'") ==
+        118);
+}
+
+TEST_CASE("a repeated Idempotency-Key replays the original; another body is a 409",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("idem");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  auto first = d.post("/v1/transactions", basket("M-A"), "key-1");
+  REQUIRE(first.status == 201);
+  auto again = d.post("/v1/transactions", basket("M-A"), "key-1");
+  CHECK(again.status == 200);
+  CHECK(again.headers["idempotent-replayed"] == "true");
+  CHECK(again.body["receipt_id"] == first.body["receipt_id"]);
+  CHECK(again.body["receipt"] == first.body["receipt"]);
+  auto other = d.post("/v1/transactions", basket("M-A", 3), "key-1");
+  CHECK(other.status == 409);
+  CHECK(other.type() == "idempotency-conflict");
+  CHECK(other.body["field"] == "Idempotency-Key");
+  CHECK(outbox_depth(d) == 1);
+  CHECK(available(d, "M-A") == 5000 + 68);
+}
+
+TEST_CASE("a return reverses the points of the returned lines; a void cancels the sale",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("return");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  auto sale = d.post("/v1/transactions", basket("M-A"), "sale");
+  REQUIRE(sale.status == 201);
+  const auto receipt = sale.body["receipt_id"].get<std::string>();
+  CHECK(available(d, "M-A") == 5068);
+
+  auto ret =
+      d.post("/v1/returns", {{"receipt_id", receipt}, {"lines", {{{"line", 0}, {"quantity", 1}}}}},
+             "ret-1");
+  INFO(ret.body.dump());
+  REQUIRE(ret.status == 201);
+  CHECK(ret.body["outcome"]["points_reversed"] == 28);
+  CHECK(available(d, "M-A") == 5040);
+  // Only one latte is left to return.
+  auto too_many =
+      d.post("/v1/returns", {{"receipt_id", receipt}, {"lines", {{{"line", 0}, {"quantity", 2}}}}},
+             "ret-2");
+  CHECK(too_many.status == 422);
+  CHECK(too_many.body["field"] == "lines[0].quantity");
+  // A partly returned sale cannot be voided; a fresh one can.
+  CHECK(d.post("/v1/transactions/" + receipt + "/void", nullptr, "void-1").type() ==
+        "void-not-allowed");
+  auto sale2 = d.post("/v1/transactions", basket("M-A"), "sale-2");
+  const auto receipt2 = sale2.body["receipt_id"].get<std::string>();
+  CHECK(available(d, "M-A") == 5108);
+  auto v = d.post("/v1/transactions/" + receipt2 + "/void", nullptr, "void-2");
+  INFO(v.body.dump());
+  CHECK(v.status == 201);
+  CHECK(available(d, "M-A") == 5040);
+  CHECK(d.post("/v1/transactions/" + receipt2 + "/void", nullptr, "void-3").type() ==
+        "already-voided");
+  CHECK(d.post("/v1/returns",
+               {{"receipt_id", "S001-T01-99999999"}, {"lines", {{{"line", 0}, {"quantity", 1}}}}},
+               "ret-x")
+            .type() == "receipt-not-found");
+}
+
+TEST_CASE("a restart with the same file loses nothing", "[terminal][daemon]") {
+  const auto dir = scratch_dir("restart");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  std::vector<std::string> receipts;
+  for (int i = 0; i < 5; ++i) {
+    auto r = d.post("/v1/transactions", basket("M-A"), "k" + std::to_string(i));
+    REQUIRE(r.status == 201);
+    receipts.push_back(r.body["receipt_id"]);
+  }
+  const auto token = d.token();
+  const int status = d.stop();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(d.log().find("stopped cleanly") != std::string::npos);
+  REQUIRE(d.start());
+  CHECK(d.token() == token);  // the token survives restarts
+  CHECK(available(d, "M-A") == 5000 + 5 * 68);
+  CHECK(outbox_depth(d) == 5);
+  for (const auto& r : receipts) CHECK(d.get("/v1/transactions/" + r).status == 200);
+  // Sequence numbers continue after the restart.
+  CHECK(d.post("/v1/transactions", basket("M-A"), "k5").body["receipt_id"] == "S001-T01-00000006");
+  CHECK(sql_int(d.db(), "PRAGMA user_version") == 2);
+}
+
+TEST_CASE("bad input is refused with its problem type and nothing is written",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("bad");
+  const auto key = platform::SigningKey::generate();
+  write_file(dir / "hq.pub", key.public_pem());
+  Daemon d(dir, standalone_args(dir, {"--hq.public_key", (dir / "hq.pub").string(),
+                                      "--api.body_limit", "65536"}));
+  REQUIRE(d.start());
+  const auto before_members = sql_int(d.db(), "SELECT COUNT(*) FROM members");
+  const auto refused = [&](const HttpResult& r, int status, const std::string& type,
+                           const std::string& field = {}) {
+    INFO(r.body.dump());
+    CHECK(r.status == status);
+    CHECK(r.type() == type);
+    if (!field.empty()) CHECK(r.body["field"] == field);
+    CHECK(r.body["detail"].get<std::string>().size() > 10);
+  };
+  using platform::http::verb;
+  refused(d.raw(verb::post, "/v1/transactions", "{\"member_id\": ",
+                {{"Authorization", "Bearer " + d.token()}, {"Idempotency-Key", "x1"}}),
+          400, "malformed-json");
+  refused(d.post("/v1/transactions", basket("M-NOBODY"), "x2"), 404, "unknown-member", "member_id");
+  auto neg = basket("M-A");
+  neg["basket"]["lines"][0]["quantity"] = -1;
+  refused(d.post("/v1/transactions", neg, "x3"), 422, "invalid-request",
+          "basket.lines[0].quantity");
+  auto usd = basket("M-A");
+  usd["basket"]["currency"] = "USD";
+  refused(d.post("/v1/transactions", usd, "x4"), 422, "wrong-currency", "basket.currency");
+  refused(d.post("/v1/transactions", basket("M-A")), 400, "idempotency-key-missing",
+          "Idempotency-Key");
+  refused(d.call(verb::post, "/v1/transactions", basket("M-A"), "x5", ""), 401, "unauthorized");
+  refused(d.call(verb::post, "/v1/transactions", basket("M-A"), "x6", std::string(64, 'f')), 401,
+          "unauthorized");
+  auto big = basket("M-A");
+  big["basket"]["lines"][0]["name"] = std::string(70000, 'x');
+  refused(d.post("/v1/transactions", big, "x7"), 413, "body-too-large");
+
+  // Member codes.
+  refused(d.post("/v1/members/scan",
+                 {{"code", kCardA.substr(0, 15) + (kCardA[15] == '9' ? "0" : "9")}}),
+          422, "invalid-member-code", "code");
+  refused(d.post("/v1/members/scan", {{"code", "hello"}}), 422, "invalid-member-code", "code");
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  const auto good = terminal::mint_dynamic_code(key, "M-A", now + 60, "nonce-0001");
+  auto ok = d.post("/v1/members/scan", {{"code", good}});
+  CHECK(ok.status == 200);
+  CHECK(ok.body["member_id"] == "M-A");
+  refused(d.post("/v1/members/scan", {{"code", good}}), 409, "member-code-replayed", "code");
+  refused(d.post("/v1/members/scan",
+                 {{"code", terminal::mint_dynamic_code(key, "M-A", now - 120, "nonce-0002")}}),
+          422, "member-code-expired", "code");
+  const auto other = platform::SigningKey::generate();
+  refused(d.post("/v1/members/scan",
+                 {{"code", terminal::mint_dynamic_code(other, "M-A", now + 60, "nonce-0003")}}),
+          422, "member-code-forged", "code");
+  // Tampering with the payload breaks the signature too.
+  auto tampered = terminal::mint_dynamic_code(key, "M-B", now + 60, "nonce-0004");
+  const auto forged =
+      "LD1." + platform::base64url_encode("M-A|" + std::to_string(now + 60) + "|nonce-0004") +
+      tampered.substr(tampered.rfind('.'));
+  refused(d.post("/v1/members/scan", {{"code", forged}}), 422, "member-code-forged", "code");
+  refused(d.post("/v1/members/scan", {{"code", "LM1:M-GHOST"}}), 404, "unknown-member", "code");
+  refused(d.post("/v1/members", {{"phone", "13900000001"}}, "e1"), 409, "phone-taken", "phone");
+  refused(d.post("/v1/members", {{"phone", "12ab"}}, "e2"), 422, "invalid-request", "phone");
+  // SQL metacharacters are data, never code.
+  refused(d.post("/v1/transactions", basket("M-A'; DROP TABLE members; --"), "x8"), 404,
+          "unknown-member");
+  refused(d.get("/v1/nothing-here"), 404, "not-found");
+
+  CHECK(outbox_depth(d) == 0);
+  CHECK(sql_int(d.db(), "SELECT COUNT(*) FROM transactions") == 0);
+  CHECK(sql_int(d.db(), "SELECT COUNT(*) FROM members") == before_members);
+  CHECK(available(d, "M-A") == 5000);
+}
+
+TEST_CASE("offline, redemptions stay within the program's allowances; sales go on",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("offline");
+  // An HQ that is not there: the terminal is offline.
+  Daemon d(dir, standalone_args(dir, {"--hq.url", "https://127.0.0.1:9"}));
+  REQUIRE(d.start());
+  const Json redeem{{"member_id", "M-A"}, {"reward", "voucher-10"}};
+  SECTION("never synced: no redemption, but the sale goes ahead") {
+    auto r = d.post("/v1/redeem", redeem, "r1");
+    INFO(r.body.dump());
+    CHECK(r.status == 409);
+    CHECK(r.type() == "offline-too-long");
+    CHECK(r.body["detail"].get<std::string>().find("without redeeming") != std::string::npos);
+    auto sale = d.post("/v1/transactions", basket("M-A"), "s1");
+    CHECK(sale.status == 201);
+    CHECK(sale.body["offline"] == true);
+    const auto receipt = sale.body["receipt"].dump();
+    CHECK(receipt.find("pending sync") != std::string::npos);
+    auto member = d.get("/v1/members/M-A");
+    CHECK(member.body["points"]["pending_sync"] == 68);
+    auto st = d.get("/v1/status");
+    CHECK(st.body["online"] == false);
+    CHECK(st.body["mode"] == "synced");
+  }
+  SECTION("synced an hour ago: 1,000 points a member a day, then refused") {
+    d.stop();
+    sql_exec(d.db(), "INSERT INTO sync_state(key, value) VALUES ('last_sync_at', '" +
+                         std::to_string(std::time(nullptr) - 3600) + "')");
+    REQUIRE(d.start());
+    for (int i = 0; i < 5; ++i) {
+      auto r = d.post("/v1/redeem", redeem, "ok" + std::to_string(i));
+      INFO(r.body.dump());
+      REQUIRE(r.status == 201);
+      CHECK(r.body["outcome"]["totals"]["points_redeemed"] == 200);
+    }
+    auto quote =
+        d.post("/v1/quote", {{"member_id", "M-A"}, {"event", "redeem"}, {"reward", "voucher-10"}});
+    CHECK(quote.body["redemption"]["refused"]["type"] == "offline-allowance-exceeded");
+    auto sixth = d.post("/v1/redeem", redeem, "no");
+    CHECK(sixth.status == 409);
+    CHECK(sixth.type() == "offline-allowance-exceeded");
+    CHECK(sixth.body["max_points_now"] == 0);
+    CHECK(available(d, "M-A") == 4000);
+    CHECK(d.get("/metrics").status == 200);
+  }
+}
+
+TEST_CASE("counter redemptions respect the store's reward stock", "[terminal][daemon]") {
+  const auto dir = scratch_dir("stock");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  auto set = d.call(verb::put, "/v1/rewards/voucher-10/stock", Json{{"available", 1}});
+  REQUIRE(set.status == 200);
+  auto first = d.post("/v1/redeem", {{"member_id", "M-A"}, {"reward", "voucher-10"}}, "a");
+  INFO(first.body.dump());
+  REQUIRE(first.status == 201);
+  CHECK(first.body["member"]["vouchers"].size() == 1);
+  auto second = d.post("/v1/redeem", {{"member_id", "M-A"}, {"reward", "voucher-10"}}, "b");
+  CHECK(second.status == 409);
+  CHECK(second.type() == "out-of-stock");
+  CHECK(d.get("/v1/rewards").body["rewards"][0]["stock"] == 0);
+  CHECK(available(d, "M-A") == 4800);
+}
+
+TEST_CASE("a database from a newer release is refused with a clear message", "[terminal][daemon]") {
+  const auto dir = scratch_dir("newer");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  d.stop();
+  sql_exec(d.db(), "PRAGMA user_version = 99");
+  CHECK_FALSE(d.start());
+  CHECK(d.log().find("newer release") != std::string::npos);
+}
