@@ -1,9 +1,11 @@
-// loyaltyctl: the command line for store staff and operators. Today it holds
-// the offline commands; the daemon commands arrive with loyaltyd.
+// loyaltyctl: the command line for store staff and operators: offline
+// program checks and quotes, and the commands that talk to loyaltyd.
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "terminal/daemon_commands.h"
 #include "terminal/offline_commands.h"
 
 namespace {
@@ -13,7 +15,19 @@ void usage(std::ostream& out) {
          "commands:\n"
          "  check-program FILE...   validate program files and list their decisions\n"
          "  quote --program FILE --member FILE --basket FILE --at LOCAL_TIME --tz ZONE [--json]\n"
-         "                          evaluate a basket or event offline and print the receipt\n";
+         "                          evaluate a basket or event offline and print the receipt\n"
+         "\ncommands that talk to loyaltyd (--url HOST:PORT, --token-file FILE, --json;\n"
+         "or LOYALTYD_URL and LOYALTYD_TOKEN_FILE):\n"
+         "  status                  online/offline, outbox, program, last sync\n"
+         "  scan CODE | scan --phone NUMBER | member ID\n"
+         "  enroll --phone NUMBER [--birthday YYYY-MM-DD]\n"
+         "  quote  --member ID (--basket FILE | --event NAME)\n"
+         "  commit --member ID (--basket FILE | --event NAME) [--key IDEMPOTENCY-KEY]\n"
+         "  redeem --member ID --reward ID\n"
+         "  return RECEIPT LINE:QTY...   void RECEIPT\n"
+         "  outbox [--limit N]\n"
+         "\nexit codes: 0 ok, 2 usage, 3 invalid input, 4 refused, 5 loyaltyd unreachable,\n"
+         "6 wrong or missing token\n";
 }
 
 }  // namespace
@@ -28,7 +42,10 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "check-program")
     return loyalty::terminal::run_check_program(args, std::cout, std::cerr);
-  if (command == "quote") return loyalty::terminal::run_quote(args, std::cout, std::cerr);
+  if (command == "quote" && std::find(args.begin(), args.end(), "--program") != args.end())
+    return loyalty::terminal::run_quote(args, std::cout, std::cerr);
+  if (loyalty::terminal::is_daemon_command(command))
+    return loyalty::terminal::run_daemon_command(command, args, std::cout, std::cerr);
   std::cerr << "loyaltyctl: unknown command '" << command << "'\n";
   usage(std::cerr);
   return loyalty::terminal::kExitUsage;

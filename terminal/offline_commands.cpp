@@ -63,30 +63,11 @@ std::optional<Json> read_json(const std::string& path, std::ostream& err) {
   return j;
 }
 
-// --key value pairs plus bare --flags.
-std::map<std::string, std::string> parse_flags(const std::vector<std::string>& args,
-                                               std::vector<std::string>& positional) {
-  std::map<std::string, std::string> flags;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& a = args[i];
-    if (a.rfind("--", 0) != 0) {
-      positional.push_back(a);
-    } else if (a == "--json") {
-      flags[a] = "1";
-    } else if (i + 1 < args.size()) {
-      flags[a] = args[++i];
-    } else {
-      flags[a] = "";
-    }
-  }
-  return flags;
-}
-
 }  // namespace
 
 int run_check_program(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   std::vector<std::string> files;
-  auto flags = parse_flags(args, files);
+  auto flags = parse_cli_flags(args, files);
   if (files.empty()) {
     err << "usage: loyaltyctl check-program FILE... [--json]\n";
     return kExitUsage;
@@ -109,7 +90,7 @@ int run_check_program(const std::vector<std::string>& args, std::ostream& out, s
 
 int run_quote(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   std::vector<std::string> rest;
-  auto flags = parse_flags(args, rest);
+  auto flags = parse_cli_flags(args, rest);
   for (const char* need : {"--program", "--member", "--basket", "--at", "--tz"}) {
     if (!flags.contains(need) || flags[need].empty()) {
       err << "usage: loyaltyctl quote --program FILE --member FILE --basket FILE --at "
@@ -156,6 +137,25 @@ int run_quote(const std::vector<std::string>& args, std::ostream& out, std::ostr
     for (const auto& line : outcome->receipt) out << line << "\n";
   }
   return kExitOk;
+}
+
+// --key value pairs plus bare --flags.
+std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string>& args,
+                                                   std::vector<std::string>& positional) {
+  std::map<std::string, std::string> flags;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a.rfind("--", 0) != 0) {
+      positional.push_back(a);
+    } else if (a == "--json") {
+      flags[a] = "1";
+    } else if (i + 1 < args.size()) {
+      flags[a] = args[++i];
+    } else {
+      flags[a] = "";
+    }
+  }
+  return flags;
 }
 
 }  // namespace loyalty::terminal

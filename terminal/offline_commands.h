@@ -5,6 +5,7 @@
 // Thread-safety: single-threaded command-line use.
 #pragma once
 
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -16,6 +17,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitInvalidInput = 3;
 inline constexpr int kExitRefused = 4;
+
+// --key value pairs plus bare flags (--json); other words go to `positional`.
+std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string>& args,
+                                                   std::vector<std::string>& positional);
 
 int run_check_program(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_quote(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

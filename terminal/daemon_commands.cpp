@@ -1,0 +1,274 @@
+#include "terminal/daemon_commands.h"
+
+#include <cstdlib>
+#include <iomanip>
+#include <set>
+
+#include "core/json_reader.h"
+#include "platform/crypto.h"
+#include "platform/http_client.h"
+#include "terminal/offline_commands.h"
+
+namespace loyalty::terminal {
+
+namespace {
+
+using core::Json;
+using verb = platform::http::verb;
+
+const std::set<std::string> kCommands = {"status", "scan",   "member", "enroll", "quote",
+                                         "commit", "redeem", "return", "void",   "outbox"};
+
+std::string env_or(const char* name, const char* dflt) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : dflt;
+}
+
+struct Call {
+  int exit = 0;
+  Json body;
+};
+
+class Daemon {
+ public:
+  Daemon(std::map<std::string, std::string>& flags, std::ostream& err) : err_(err) {
+    url_ = flags.contains("--url") ? flags["--url"] : env_or("LOYALTYD_URL", "127.0.0.1:8787");
+    token_file_ = flags.contains("--token-file")
+                      ? flags["--token-file"]
+                      : env_or("LOYALTYD_TOKEN_FILE", "/var/lib/loyaltyd/api-token");
+  }
+
+  Call call(verb method, const std::string& target, const Json& body = nullptr,
+            const std::string& key = {}) {
+    const auto colon = url_.rfind(':');
+    if (colon == std::string::npos) {
+      err_ << "loyaltyctl: --url must be HOST:PORT, got " << url_ << "\n";
+      return {kExitUsage, nullptr};
+    }
+    auto token = platform::read_text_file(token_file_, 4096);
+    if (!token) {
+      err_ << "loyaltyctl: cannot read the API token " << token_file_
+           << " (run as the loyaltyd user or root, or pass --token-file)\n";
+      return {kExitUnauthorized, nullptr};
+    }
+    std::string t = *token;
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+    platform::HttpClient client(url_.substr(0, colon),
+                                static_cast<std::uint16_t>(std::atoi(url_.c_str() + colon + 1)),
+                                std::chrono::seconds(10));
+    std::map<std::string, std::string> h{{"Authorization", "Bearer " + t}};
+    if (!key.empty()) h["Idempotency-Key"] = key;
+    auto r = client.request(method, target, body.is_null() ? std::string() : body.dump(), h);
+    if (!r) {
+      err_ << "loyaltyctl: cannot reach loyaltyd at " << url_ << ": " << r.error().message
+           << "\n  is it running? (systemctl status loyaltyd)\n";
+      return {kExitUnreachable, nullptr};
+    }
+    Json j = Json::parse(r->body, nullptr, false);
+    if (r->status == 401) {
+      err_ << "loyaltyctl: loyaltyd refused the token in " << token_file_
+           << "; it does not match the daemon's\n";
+      return {kExitUnauthorized, j};
+    }
+    if (r->status >= 400) {
+      err_ << "loyaltyctl: " << (j.is_object() ? j.value("title", "error") : "error") << ": "
+           << (j.is_object() ? j.value("detail", r->body) : r->body) << "\n";
+      if (j.is_object() && j.contains("problems"))
+        for (const auto& p : j["problems"])
+          err_ << "  " << p.value("path", "") << ": " << p.value("message", "") << "\n";
+      return {r->status == 400 || r->status == 413 || r->status == 422 ? kExitInvalidInput
+                                                                       : kExitRefused,
+              j};
+    }
+    return {0, j};
+  }
+
+ private:
+  std::ostream& err_;
+  std::string url_, token_file_;
+};
+
+void print_member(const Json& m, std::ostream& out) {
+  out << "member      " << m.value("member_id", "") << "  card " << m.value("card_number", "")
+      << "  phone " << m.value("phone", "") << "\n";
+  out << "tier        " << m["tier"].value("name", "") << "\n";
+  const auto& p = m["points"];
+  out << "points      " << p.value("available", 0) << " available";
+  if (p.value("pending_sync", 0) != 0)
+    out << " (" << p.value("pending_sync", 0) << " pending sync)";
+  if (p.value("debt", 0) != 0) out << ", debt " << p.value("debt", 0);
+  out << "\n";
+  for (const auto& e : p["expiring"])
+    out << "            " << e.value("points", 0) << " expire on " << e.value("expires_on", "")
+        << "\n";
+  for (const auto& s : m["stamps"])
+    out << "stamps      " << s.value("name", "") << ": " << s.value("stamps", 0) << "/"
+        << s.value("required", 0) << "\n";
+  for (const auto& v : m["vouchers"])
+    out << "voucher     " << v.value("code", "") << "  " << v.value("name", "") << "\n";
+  out << "stored val  " << m["stored_value"].value("base", 0) << " + bonus "
+      << m["stored_value"].value("bonus", 0) << " (minor units)\n";
+  if (m.contains("next_tier")) {
+    out << "next tier   " << m["next_tier"].value("name", "");
+    for (const auto& g : m["next_tier"]["goals"])
+      out << "  " << g.value("metric", "") << " " << g.value("current", 0) << "/"
+          << g.value("target", 0);
+    out << "\n";
+  }
+}
+
+void print_receipt(const Json& j, std::ostream& out) {
+  if (j.contains("receipt_id")) out << "receipt " << j["receipt_id"].get<std::string>() << "\n";
+  for (const auto& line : j.value("receipt", Json::array())) out << line.get<std::string>() << "\n";
+  if (j.contains("redemption") && j["redemption"].contains("refused"))
+    out << "redemption refused: " << j["redemption"]["refused"].value("detail", "") << "\n";
+}
+
+std::optional<Json> read_json_file(const std::string& path, std::ostream& err) {
+  auto text = platform::read_text_file(path);
+  if (!text) {
+    err << "loyaltyctl: " << text.error().message << "\n";
+    return std::nullopt;
+  }
+  auto j = Json::parse(*text, nullptr, false);
+  if (j.is_discarded()) {
+    err << "loyaltyctl: " << path << " is not valid JSON\n";
+    return std::nullopt;
+  }
+  return j;
+}
+
+int need(const std::map<std::string, std::string>& flags, std::initializer_list<const char*> keys,
+         const char* usage, std::ostream& err) {
+  for (const char* k : keys)
+    if (!flags.contains(k) || flags.at(k).empty()) {
+      err << "usage: loyaltyctl " << usage << "\n(missing " << k << ")\n";
+      return kExitUsage;
+    }
+  return 0;
+}
+
+// Builds the body of quote and commit: a basket file or an --event.
+std::optional<Json> sale_body(std::map<std::string, std::string>& flags, std::ostream& err) {
+  Json body{{"member_id", flags["--member"]}};
+  if (flags.contains("--event")) {
+    body["event"] = flags["--event"];
+    return body;
+  }
+  auto basket = read_json_file(flags["--basket"], err);
+  if (!basket) return std::nullopt;
+  body["basket"] = *basket;
+  return body;
+}
+
+}  // namespace
+
+bool is_daemon_command(const std::string& command) {
+  return kCommands.contains(command);
+}
+
+int run_daemon_command(const std::string& command, const std::vector<std::string>& args,
+                       std::ostream& out, std::ostream& err) {
+  std::vector<std::string> pos;
+  auto flags = parse_cli_flags(args, pos);
+  const bool json = flags.contains("--json");
+  Daemon d(flags, err);
+  const auto key = flags.contains("--key") ? flags["--key"] : "ctl-" + platform::random_hex(8);
+  Call c;
+  if (command == "status") {
+    c = d.call(verb::get, "/v1/status");
+    if (c.exit == 0 && !json) {
+      const auto& s = c.body;
+      out << "terminal    " << s.value("store_id", "") << "/" << s.value("terminal_id", "") << " ("
+          << s.value("time_zone", "") << ")\n";
+      out << "mode        " << s.value("mode", "") << ", "
+          << (s.value("online", false) ? "online" : "OFFLINE") << "\n";
+      if (s["program"].is_object())
+        out << "program     " << s["program"].value("id", "") << " v"
+            << s["program"].value("version", 0) << "\n";
+      out << "outbox      " << s["outbox"].value("depth", 0) << " waiting";
+      if (s["outbox"]["oldest_age_seconds"].is_number())
+        out << ", oldest " << s["outbox"]["oldest_age_seconds"].get<std::int64_t>() << " s";
+      out << "\nlast sync   "
+          << (s["last_sync_at"].is_number() ? std::to_string(s["last_sync_at"].get<std::int64_t>())
+                                            : std::string("never"))
+          << "\nmembers     " << s.value("members_cached", 0) << " cached\n";
+    }
+  } else if (command == "scan" || command == "member") {
+    if (command == "member" && pos.size() == 1) {
+      c = d.call(verb::get, "/v1/members/" + pos[0]);
+    } else if (flags.contains("--phone")) {
+      c = d.call(verb::post, "/v1/members/scan", Json{{"phone", flags["--phone"]}});
+    } else if (pos.size() == 1) {
+      c = d.call(verb::post, "/v1/members/scan", Json{{"code", pos[0]}});
+    } else {
+      err << "usage: loyaltyctl scan CODE | scan --phone NUMBER | member ID\n";
+      return kExitUsage;
+    }
+    if (c.exit == 0 && !json) print_member(c.body, out);
+  } else if (command == "enroll") {
+    if (int u = need(flags, {"--phone"}, "enroll --phone NUMBER [--birthday YYYY-MM-DD]", err))
+      return u;
+    Json body{{"phone", flags["--phone"]}};
+    if (flags.contains("--birthday")) body["birthday"] = flags["--birthday"];
+    c = d.call(verb::post, "/v1/members", body, key);
+    if (c.exit == 0 && !json) print_member(c.body["member"], out);
+  } else if (command == "quote" || command == "commit") {
+    if (!flags.contains("--event"))
+      if (int u = need(flags, {"--member", "--basket"},
+                       "quote|commit --member ID (--basket FILE | --event NAME) [--key KEY]", err))
+        return u;
+    auto body = sale_body(flags, err);
+    if (!body) return kExitInvalidInput;
+    c = command == "quote" ? d.call(verb::post, "/v1/quote", *body)
+                           : d.call(verb::post, "/v1/transactions", *body, key);
+    if (c.exit == 0 && !json) print_receipt(c.body, out);
+  } else if (command == "redeem") {
+    if (int u = need(flags, {"--member", "--reward"}, "redeem --member ID --reward ID", err))
+      return u;
+    c = d.call(verb::post, "/v1/redeem",
+               Json{{"member_id", flags["--member"]}, {"reward", flags["--reward"]}}, key);
+    if (c.exit == 0 && !json) print_receipt(c.body, out);
+  } else if (command == "return" || command == "void") {
+    if (pos.empty() || (command == "return" && pos.size() < 2)) {
+      err << "usage: loyaltyctl return RECEIPT LINE:QTY... | void RECEIPT\n";
+      return kExitUsage;
+    }
+    if (command == "void") {
+      c = d.call(verb::post, "/v1/transactions/" + pos[0] + "/void", nullptr, key);
+    } else {
+      Json lines = Json::array();
+      for (std::size_t i = 1; i < pos.size(); ++i) {
+        const auto colon = pos[i].find(':');
+        if (colon == std::string::npos) {
+          err << "loyaltyctl: return lines are LINE:QTY (line numbers start at 0), got " << pos[i]
+              << "\n";
+          return kExitUsage;
+        }
+        lines.push_back({{"line", std::atoll(pos[i].c_str())},
+                         {"quantity", std::atoll(pos[i].c_str() + colon + 1)}});
+      }
+      c = d.call(verb::post, "/v1/returns", Json{{"receipt_id", pos[0]}, {"lines", lines}}, key);
+    }
+    if (c.exit == 0 && !json) print_receipt(c.body, out);
+  } else if (command == "outbox") {
+    c = d.call(verb::get,
+               "/v1/outbox?limit=" + (flags.contains("--limit") ? flags["--limit"] : "50"));
+    if (c.exit == 0 && !json) {
+      out << c.body.value("depth", 0) << " transaction(s) waiting for HQ\n";
+      out << std::left << std::setw(6) << "seq" << std::setw(22) << "receipt" << std::setw(12)
+          << "kind" << std::setw(24) << "member" << std::right << std::setw(8) << "earned"
+          << std::setw(9) << "redeemed"
+          << "\n";
+      for (const auto& i : c.body["items"])
+        out << std::left << std::setw(6) << i.value("seq", 0) << std::setw(22)
+            << i.value("receipt_id", "") << std::setw(12) << i.value("kind", "") << std::setw(24)
+            << i.value("member_id", "") << std::right << std::setw(8) << i.value("points_earned", 0)
+            << std::setw(9) << i.value("points_redeemed", 0) << "\n";
+    }
+  }
+  if (c.exit == 0 && json) out << c.body.dump(2) << "\n";
+  return c.exit;
+}
+
+}  // namespace loyalty::terminal
