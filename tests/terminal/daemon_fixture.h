@@ -156,6 +156,23 @@ class Daemon {
   std::unique_ptr<platform::HttpClient> client_;
 };
 
+struct CtlRun {
+  int code;
+  std::string out;
+};
+
+// Runs the real loyaltyctl with `args`, capturing stdout and stderr.
+inline CtlRun run_ctl(const std::string& args) {
+  const std::string cmd = std::string(LOYALTYCTL) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  char buf[4096];
+  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  const int status = pclose(pipe);
+  return {WEXITSTATUS(status), out};
+}
+
 inline void write_file(const fs::path& p, const std::string& text) {
   std::ofstream(p) << text;
 }

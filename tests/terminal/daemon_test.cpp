@@ -367,26 +367,6 @@ TEST_CASE("a database from a newer release is refused with a clear message", "[t
   CHECK(d.log().find("newer release") != std::string::npos);
 }
 
-namespace {
-
-struct CtlRun {
-  int code;
-  std::string out;
-};
-
-CtlRun ctl(const std::string& args) {
-  const std::string cmd = std::string(LOYALTYCTL) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  char buf[4096];
-  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), out};
-}
-
-}  // namespace
-
 TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
           "[terminal][daemon][loyaltyctl]") {
   const auto dir = scratch_dir("ctl");
@@ -394,43 +374,43 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
   REQUIRE(d.start());
   const auto conn =
       "--url 127.0.0.1:" + std::to_string(d.port()) + " --token-file " + (dir / "token").string();
-  auto status = ctl("status " + conn);
+  auto status = run_ctl("status " + conn);
   INFO(status.out);
   CHECK(status.code == 0);
   CHECK(status.out.find("coffee-chain v1") != std::string::npos);
   CHECK(status.out.find("standalone") != std::string::npos);
 
-  auto scan = ctl("scan " + kCardA + " " + conn);
+  auto scan = run_ctl("scan " + kCardA + " " + conn);
   CHECK(scan.code == 0);
   CHECK(scan.out.find("5000 available") != std::string::npos);
 
   write_file(dir / "basket.json", basket("M-A")["basket"].dump());
-  auto commit = ctl("commit --member M-A --basket " + (dir / "basket.json").string() +
+  auto commit = run_ctl("commit --member M-A --basket " + (dir / "basket.json").string() +
                     " --key ctl-1 " + conn);
   INFO(commit.out);
   CHECK(commit.code == 0);
   CHECK(commit.out.find("receipt S001-T01-00000001") != std::string::npos);
   CHECK(commit.out.find("Points earned: 68") != std::string::npos);
-  auto json = ctl("outbox --json " + conn);
+  auto json = run_ctl("outbox --json " + conn);
   CHECK(json.code == 0);
   CHECK(Json::parse(json.out)["depth"] == 1);
-  auto table = ctl("outbox " + conn);
+  auto table = run_ctl("outbox " + conn);
   CHECK(table.out.find("S001-T01-00000001") != std::string::npos);
 
-  auto ret = ctl("return S001-T01-00000001 0:1 " + conn);
+  auto ret = run_ctl("return S001-T01-00000001 0:1 " + conn);
   CHECK(ret.code == 0);
   CHECK(ret.out.find("Points taken back: 28") != std::string::npos);
-  auto unknown = ctl("scan LM1:M-NOBODY " + conn);
+  auto unknown = run_ctl("scan LM1:M-NOBODY " + conn);
   CHECK(unknown.code == 4);
   CHECK(unknown.out.find("Unknown member") != std::string::npos);
 
   write_file(dir / "wrong-token", std::string(64, 'a'));
-  auto wrong = ctl("status --url 127.0.0.1:" + std::to_string(d.port()) + " --token-file " +
+  auto wrong = run_ctl("status --url 127.0.0.1:" + std::to_string(d.port()) + " --token-file " +
                    (dir / "wrong-token").string());
   CHECK(wrong.code == 6);
   CHECK(wrong.out.find("refused the token") != std::string::npos);
   d.stop();
-  auto down = ctl("status " + conn);
+  auto down = run_ctl("status " + conn);
   CHECK(down.code == 5);
   CHECK(down.out.find("cannot reach loyaltyd") != std::string::npos);
 }

@@ -6,23 +6,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/terminal/daemon_fixture.h"
+
 namespace {
 
-struct Run {
-  int code;
-  std::string out;
-};
+using loyalty::test::CtlRun;
 
-Run run(const std::string& args) {
-  const std::string cmd = std::string(LOYALTYCTL) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), out};
-}
+CtlRun run(const std::string& args) { return loyalty::test::run_ctl(args); }
 
 std::string src(const std::string& rel) {
   return std::string(LOYALTY_SOURCE_DIR) + "/" + rel;
