@@ -30,10 +30,10 @@ HttpResponse problem_response(const std::string& base, http::status status, cons
   return res;
 }
 
-HttpResponse json_response(http::status status, const core::Json& body) {
+HttpResponse json_response(http::status status, const core::Json& body, const std::string& text) {
   HttpResponse res{status, 11};
   res.set(http::field::content_type, "application/json");
-  res.body() = body.dump();
+  res.body() = text.empty() ? body.dump() : text;
   res.prepare_payload();
   return res;
 }
@@ -191,6 +191,10 @@ void HttpServer::do_accept() {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
       const bool refuse = ++*open_ > options_.max_connections;
+      // Answers are written as soon as they are ready; Nagle's algorithm
+      // would hold a short response back waiting for an ACK.
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       std::make_shared<Session>(std::move(socket), options_, handler_, open_)->start(refuse);
     }
     if (acceptor_.is_open()) do_accept();

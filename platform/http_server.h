@@ -45,7 +45,9 @@ struct HttpServerOptions {
 HttpResponse problem_response(const std::string& base, http::status status, const std::string& type,
                               const std::string& title, const std::string& detail,
                               const std::string& field = {}, const core::Json& extra = nullptr);
-HttpResponse json_response(http::status status, const core::Json& body);
+// `text`, when not empty, is `body` already serialised.
+HttpResponse json_response(http::status status, const core::Json& body,
+                           const std::string& text = {});
 
 class HttpServer {
  public:

@@ -4,14 +4,36 @@
 
 namespace loyalty::platform {
 
-Stmt::Stmt(Db& db, std::string_view sql) : db_(db) {
+Stmt::Stmt(Db& db, std::string_view sql) : db_(db), sql_(sql) {
+  stmt_ = db_.take_cached(sql_);
+  if (stmt_ != nullptr) return;
   const int rc =
       sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
   if (rc != SQLITE_OK) db_.raise(rc, sql);
 }
 
 Stmt::~Stmt() {
-  sqlite3_finalize(stmt_);
+  if (stmt_ == nullptr) return;
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  db_.give_back(std::move(sql_), stmt_);
+}
+
+sqlite3_stmt* Db::take_cached(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end() || it->second.empty()) return nullptr;
+  auto* s = it->second.back();
+  it->second.pop_back();
+  return s;
+}
+
+void Db::give_back(std::string sql, sqlite3_stmt* stmt) {
+  auto& slot = cache_[std::move(sql)];
+  if (slot.size() < 4) {
+    slot.push_back(stmt);
+  } else {
+    sqlite3_finalize(stmt);
+  }
 }
 
 Stmt& Stmt::bind(int i, std::int64_t v) {
@@ -92,6 +114,8 @@ core::Result<Db> Db::open(const std::string& path, bool create) {
 }
 
 Db::~Db() {
+  for (auto& [sql, stmts] : cache_)
+    for (auto* st : stmts) sqlite3_finalize(st);
   if (db_ != nullptr) sqlite3_close_v2(db_);
 }
 
@@ -149,7 +173,7 @@ Tx::~Tx() {
 }
 
 void Tx::commit() {
-  db_.exec("COMMIT");
+  Stmt(db_, "COMMIT").exec();
   done_ = true;
 }
 

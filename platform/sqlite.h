@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "core/result.h"
 
@@ -36,6 +38,9 @@ class SqliteError : public std::runtime_error {
 
 class Db;
 
+// A prepared statement. Statements are cached per connection: constructing
+// the same SQL again reuses the compiled statement, so callers can write
+// `Stmt s(db, "...")` on every call without paying for preparation.
 class Stmt {
  public:
   Stmt(Db& db, std::string_view sql);
@@ -63,6 +68,7 @@ class Stmt {
 
  private:
   Db& db_;
+  std::string sql_;
   sqlite3_stmt* stmt_ = nullptr;
 };
 
@@ -76,7 +82,8 @@ class Db {
   // Opens (creating if asked) with WAL, synchronous=FULL, foreign keys on and
   // a busy timeout.
   static core::Result<Db> open(const std::string& path, bool create = true);
-  Db(Db&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+  Db(Db&& other) noexcept
+      : db_(std::exchange(other.db_, nullptr)), cache_(std::move(other.cache_)) {}
   Db& operator=(Db&&) = delete;
   Db(const Db&) = delete;
   ~Db();
@@ -93,8 +100,13 @@ class Db {
   int user_version();
 
  private:
+  friend class Stmt;
   explicit Db(sqlite3* db) : db_(db) {}
+  sqlite3_stmt* take_cached(const std::string& sql);
+  void give_back(std::string sql, sqlite3_stmt* stmt);
+
   sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, std::vector<sqlite3_stmt*>> cache_;
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK unless commit() ran.

@@ -19,7 +19,7 @@ HttpResponse problem_of(const ApiError& e) {
 
 HttpResponse reply_of(const ApiResult& r) {
   if (!r) return problem_of(r.error());
-  auto res = platform::json_response(static_cast<http::status>(r->status), r->body);
+  auto res = platform::json_response(static_cast<http::status>(r->status), r->body, r->text);
   if (r->replayed) res.set("Idempotent-Replayed", "true");
   return res;
 }
@@ -95,7 +95,7 @@ void LocalApi::handle(platform::HttpRequest&& req, platform::Responder respond) 
     return respond(problem_of(
         simple(503, "busy", "Terminal busy", "too many requests in progress; retry in a moment")));
   }
-  boost::asio::post(pool_, [this, req = std::move(req), respond = std::move(respond)]() {
+  auto work = [this, req = std::move(req), respond = std::move(respond)]() {
     HttpResponse res;
     try {
       res = route(req);
@@ -106,7 +106,14 @@ void LocalApi::handle(platform::HttpRequest&& req, platform::Responder respond) 
     }
     --inflight_;
     respond(std::move(res));
-  });
+  };
+  // Reads (quotes, lookups, status) take a fraction of a millisecond and run
+  // right here: handing them to another thread would cost more than they do.
+  // Writes wait for fsync, so they go to the pool and never hold up the
+  // connections of other lanes.
+  const bool read_only = req.method() == http::verb::get || req.target() == "/v1/quote";
+  if (read_only) return work();
+  boost::asio::post(pool_, std::move(work));
 }
 
 HttpResponse LocalApi::route(const platform::HttpRequest& req) {

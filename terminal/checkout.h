@@ -53,6 +53,7 @@ struct Reply {
   Json body;
   int status = 200;
   bool replayed = false;  // an idempotent repeat of an earlier commit
+  std::string text;       // body already serialised (commits store it), if set
 };
 
 using ApiResult = std::expected<Reply, ApiError>;
@@ -115,8 +116,13 @@ class Checkout {
   core::Result<Reply> commit_in(platform::Db& db, CommitCtx& c, std::optional<ApiError>& refusal);
   ApiResult commit_request(const Json& body, const std::string& idem_key, const std::string& kind,
                            const std::string& hash_scope);
+  // `uncounted` are points of a transaction not inserted yet.
   Json member_summary(platform::Db& db, const MemberRow& m, const core::Program& p,
-                      std::int64_t now);
+                      std::int64_t now, std::int64_t uncounted = 0);
+  // Completes a commit's answer (member summary, receipt), stores it with the
+  // transaction, its entries and its outbox row, and returns it.
+  Reply record(platform::Db& db, TxnRow& t, Json answer, const MemberRow& m, const core::Program& p,
+               const std::vector<core::Entry>& entries);
   std::optional<ApiError> check_offline_allowance(platform::Db& db, const core::Program& p,
                                                   const std::string& member_id, std::int64_t points,
                                                   const std::string& day, std::int64_t now);

@@ -45,7 +45,7 @@ std::optional<core::Result<Reply>> replay(Db& db, const std::string& key, const 
                 "Idempotency-Key"));
   }
   counters.replays++;
-  return Reply{Json::parse(prior->response), 200, true};
+  return Reply{nullptr, 200, true, prior->response};
 }
 
 }  // namespace
@@ -135,19 +135,28 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   t.member_before = before.dump();
   if (c.req.trigger == core::Trigger::kPurchase)
     t.return_basis = core::return_basis_to_json(*committed).dump();
-  // The summary counts this transaction's entries as unsynced, so insert
-  // first, then build the answer and store it for replays.
-  t.response = "{}";
-  insert_txn(db, t, committed->entries);
-  j["member"] = member_summary(db, *m, program, c.now);
-  Json receipt = j["outcome"]["receipt"];
-  for (const auto& line : j["member"]["receipt_lines"]) receipt.push_back(line);
-  j["member"].erase("receipt_lines");
-  j["receipt"] = receipt;
-  platform::Stmt u(db, "UPDATE transactions SET response = ?2 WHERE txn_id = ?1");
-  u.bind(1, t.txn_id).bind(2, j.dump());
-  u.exec();
-  return Reply{j, 201, false};
+  return record(db, t, std::move(j), *m, program, committed->entries);
+}
+
+Reply Checkout::record(Db& db, TxnRow& t, Json answer, const MemberRow& m, const core::Program& p,
+                       const std::vector<core::Entry>& entries) {
+  const auto account = core::member_account(m.id);
+  std::int64_t delta = 0;
+  for (const auto& e : entries) {
+    if (e.unit != "pts") continue;
+    if (e.credit == account) delta += e.amount;
+    if (e.debit == account) delta -= e.amount;
+  }
+  answer["member"] = member_summary(db, m, p, t.committed_at, delta);
+  // The receipt moves to the top, completed with the member's lines.
+  Json receipt = std::move(answer["outcome"]["receipt"]);
+  answer["outcome"].erase("receipt");
+  for (const auto& line : answer["member"]["receipt_lines"]) receipt.push_back(line);
+  answer["member"].erase("receipt_lines");
+  answer["receipt"] = std::move(receipt);
+  t.response = answer.dump();
+  insert_txn(db, t, entries);
+  return Reply{std::move(answer), 201, false, t.response};
 }
 
 ApiResult Checkout::commit_request(const Json& body, const std::string& idem_key,

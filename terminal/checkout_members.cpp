@@ -28,14 +28,14 @@ std::string tier_name(const core::Program& p, const std::string& id) {
 
 }  // namespace
 
-Json Checkout::member_summary(Db& db, const MemberRow& m, const core::Program& p,
-                              std::int64_t now) {
+Json Checkout::member_summary(Db& db, const MemberRow& m, const core::Program& p, std::int64_t now,
+                              std::int64_t uncounted) {
   auto local = core::to_local(std::chrono::sys_seconds(std::chrono::seconds(now)), settings_.zone);
   const auto today = local ? core::day_of(*local) : core::LocalDays{};
   const auto& s = m.state;
   const auto tier = s.tier_on(today);
   const auto available = s.available(today);
-  const auto unsynced = settings_.standalone ? 0 : unsynced_points(db, m.id);
+  const auto unsynced = settings_.standalone ? 0 : unsynced_points(db, m.id) + uncounted;
   Json j{{"member_id", m.id},
          {"card_number", m.card_number},
          {"phone", detail::masked_phone(m.phone)},
@@ -207,7 +207,7 @@ ApiResult Checkout::enroll(const Json& body, const std::string& idem_key) {
         return core::fail(core::ErrorCode::kConflict, "conflict");
       }
       counters_.replays++;
-      return Reply{Json::parse(prior->response), 200, true};
+      return Reply{nullptr, 200, true, prior->response};
     }
     if (find_member(db, MemberKey::kPhone, phone)) {
       refusal = problem(409, "phone-taken", "Phone already enrolled",
@@ -243,12 +243,6 @@ ApiResult Checkout::enroll(const Json& body, const std::string& idem_key) {
     c.hash = hash;
     auto done = commit_in(db, c, refusal);
     if (!done) return done;
-    auto saved = find_member(db, MemberKey::kId, m.id);
-    done->body["member"] = member_summary(db, *saved, *c.program, now);
-    done->body["member"].erase("receipt_lines");
-    platform::Stmt u(db, "UPDATE transactions SET response = ?2 WHERE txn_id = ?1");
-    u.bind(1, c.req.txn_id).bind(2, done->body.dump());
-    u.exec();
     return done;
   });
   if (refusal) return std::unexpected(*refusal);

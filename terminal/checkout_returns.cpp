@@ -82,7 +82,7 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
                               "this Idempotency-Key was used for a different request",
                               "Idempotency-Key"));
       counters_.replays++;
-      return Reply{Json::parse(prior->response), 200, true};
+      return Reply{nullptr, 200, true, prior->response};
     }
     auto orig = find_txn(db, receipt_id);
     if (!orig)
@@ -149,23 +149,13 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
     t.request = body.dump();
     t.member_before = before.dump();
     t.return_of = orig->txn_id;
-    t.response = "{}";
-    insert_txn(db, t, committed->entries);
     Json j{{"receipt_id", t.txn_id},
            {"status", "committed"},
            {"return_of", orig->txn_id},
            {"offline", t.offline},
            {"outcome", core::outcome_to_json(*out, *program)},
            {"entries", core::entries_to_json(committed->entries)}};
-    j["member"] = member_summary(db, *m, *program, now);
-    Json receipt = j["outcome"]["receipt"];
-    for (const auto& line : j["member"]["receipt_lines"]) receipt.push_back(line);
-    j["member"].erase("receipt_lines");
-    j["receipt"] = receipt;
-    platform::Stmt u(db, "UPDATE transactions SET response = ?2 WHERE txn_id = ?1");
-    u.bind(1, t.txn_id).bind(2, j.dump());
-    u.exec();
-    return Reply{j, 201, false};
+    return record(db, t, std::move(j), *m, *program, committed->entries);
   });
   if (refusal) return std::unexpected(*refusal);
   if (!r) return std::unexpected(detail::from_error(r.error()));

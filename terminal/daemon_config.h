@@ -20,7 +20,7 @@ struct DaemonConfig {
   std::size_t body_limit = 256 * 1024;
   std::size_t max_connections = 64;
   std::size_t max_inflight = 32;
-  std::size_t worker_threads = 2;
+  std::size_t worker_threads = 8;
   int request_timeout_ms = 5000;
   int io_timeout_ms = 10000;
   std::string program_file;

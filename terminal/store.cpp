@@ -22,6 +22,43 @@ core::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   return std::unique_ptr<Store>(new Store(std::move(*w), std::move(*r)));
 }
 
+void Store::submit(Job& job) {
+  std::unique_lock lock(queue_mutex_);
+  queue_.push_back(&job);
+  queue_cv_.wait(lock, [&] { return job.done || queue_.front() == &job; });
+  if (job.done) return;
+  // This caller leads: it commits everything queued so far.
+  constexpr std::size_t kMaxBatch = 64;
+  std::vector<Job*> batch(queue_.begin(),
+                          queue_.begin() + static_cast<long>(std::min(queue_.size(), kMaxBatch)));
+  lock.unlock();
+  std::optional<core::Error> failed;
+  try {
+    platform::Tx tx(writer_);
+    for (Job* j : batch) {
+      platform::Stmt(writer_, "SAVEPOINT job").exec();
+      if (!j->run(writer_)) {
+        platform::Stmt(writer_, "ROLLBACK TO job").exec();
+      }
+      platform::Stmt(writer_, "RELEASE job").exec();
+    }
+    tx.commit();
+  } catch (const platform::SqliteError& e) {
+    // Nothing of the batch is durable: every writer in it is told so.
+    failed = storage_error(e);
+  }
+  writes_ += batch.size();
+  ++batches_;
+  lock.lock();
+  for (Job* j : batch) {
+    if (failed) j->storage = failed;
+    j->done = true;
+    queue_.pop_front();
+  }
+  lock.unlock();
+  queue_cv_.notify_all();
+}
+
 namespace {
 
 MemberRow member_from(Stmt& s) {

@@ -8,6 +8,9 @@
 // functions below take the Db they are handed and must run inside one.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -29,13 +32,34 @@ class Store {
   // Runs `f` under the reader lock. SQLite failures become kUnavailable.
   template <typename T>
   core::Result<T> read(const std::function<core::Result<T>(platform::Db&)>& f);
-  // Runs `f` in one IMMEDIATE transaction, committed only when `f` succeeds.
+  // Runs `f` inside a write transaction; its changes are kept only when it
+  // succeeds, and write() returns only after they are durable. Concurrent
+  // writers are committed together (group commit, as leveldb's writer queue):
+  // the first waiting caller runs a batch, each write in its own SAVEPOINT so
+  // a refusal undoes only its own changes, then one COMMIT (one fsync)
+  // makes the whole batch durable before anyone is answered.
   template <typename T>
   core::Result<T> write(const std::function<core::Result<T>(platform::Db&)>& f);
 
+  // Transactions per COMMIT so far (for the metrics): commits / batches.
+  std::uint64_t writes() const { return writes_; }
+  std::uint64_t batches() const { return batches_; }
+
  private:
+  struct Job {
+    std::function<bool(platform::Db&)> run;  // false: refused, rolled back
+    std::optional<core::Error> storage;      // set when the batch's COMMIT failed
+    bool done = false;
+  };
   Store(platform::Db w, platform::Db r) : writer_(std::move(w)), reader_(std::move(r)) {}
-  std::mutex write_mutex_, read_mutex_;
+  // Queues `job` and returns once it is committed or refused.
+  void submit(Job& job);
+
+  std::mutex read_mutex_;
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Job*> queue_;
+  std::atomic<std::uint64_t> writes_{0}, batches_{0};
   platform::Db writer_;
   platform::Db reader_;
 };
@@ -46,9 +70,9 @@ template <typename T>
 core::Result<T> Store::read(const std::function<core::Result<T>(platform::Db&)>& f) {
   std::lock_guard lock(read_mutex_);
   try {
-    reader_.exec("BEGIN");
+    platform::Stmt(reader_, "BEGIN").exec();
     auto r = f(reader_);
-    reader_.exec("COMMIT");
+    platform::Stmt(reader_, "COMMIT").exec();
     return r;
   } catch (const platform::SqliteError& e) {
     sqlite3_exec(reader_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -58,15 +82,19 @@ core::Result<T> Store::read(const std::function<core::Result<T>(platform::Db&)>&
 
 template <typename T>
 core::Result<T> Store::write(const std::function<core::Result<T>(platform::Db&)>& f) {
-  std::lock_guard lock(write_mutex_);
-  try {
-    platform::Tx tx(writer_);
-    auto r = f(writer_);
-    if (r) tx.commit();
-    return r;
-  } catch (const platform::SqliteError& e) {
-    return std::unexpected(storage_error(e));
-  }
+  std::optional<core::Result<T>> result;
+  Job job;
+  job.run = [&](platform::Db& db) {
+    try {
+      result = f(db);
+    } catch (const platform::SqliteError& e) {
+      result = std::unexpected(storage_error(e));
+    }
+    return result->has_value();
+  };
+  submit(job);
+  if (job.storage) return std::unexpected(*job.storage);
+  return std::move(*result);
 }
 
 // --- rows -----------------------------------------------------------------

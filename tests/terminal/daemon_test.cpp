@@ -386,7 +386,7 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
 
   write_file(dir / "basket.json", basket("M-A")["basket"].dump());
   auto commit = run_ctl("commit --member M-A --basket " + (dir / "basket.json").string() +
-                    " --key ctl-1 " + conn);
+                        " --key ctl-1 " + conn);
   INFO(commit.out);
   CHECK(commit.code == 0);
   CHECK(commit.out.find("receipt S001-T01-00000001") != std::string::npos);
@@ -406,7 +406,7 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
 
   write_file(dir / "wrong-token", std::string(64, 'a'));
   auto wrong = run_ctl("status --url 127.0.0.1:" + std::to_string(d.port()) + " --token-file " +
-                   (dir / "wrong-token").string());
+                       (dir / "wrong-token").string());
   CHECK(wrong.code == 6);
   CHECK(wrong.out.find("refused the token") != std::string::npos);
   d.stop();

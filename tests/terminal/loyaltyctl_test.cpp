@@ -12,7 +12,9 @@ namespace {
 
 using loyalty::test::CtlRun;
 
-CtlRun run(const std::string& args) { return loyalty::test::run_ctl(args); }
+CtlRun run(const std::string& args) {
+  return loyalty::test::run_ctl(args);
+}
 
 std::string src(const std::string& rel) {
   return std::string(LOYALTY_SOURCE_DIR) + "/" + rel;
