@@ -43,11 +43,13 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, const Handler& handler,
-          std::shared_ptr<std::atomic<std::size_t>> open)
+          std::shared_ptr<std::atomic<std::size_t>> open,
+          std::shared_ptr<std::atomic<bool>> stopping)
       : stream_(std::move(socket)),
         options_(options),
         handler_(handler),
         open_(std::move(open)),
+        stopping_(std::move(stopping)),
         timer_(stream_.get_executor()) {}
   ~Session() { --*open_; }
 
@@ -89,6 +91,12 @@ class Session : public std::enable_shared_from_this<Session> {
       keep_alive_ = false;
       return send(problem_response(options_.problem_base, http::status::bad_request,
                                    "malformed-http", "Malformed HTTP request", ec.message()));
+    }
+    if (*stopping_) {
+      keep_alive_ = false;
+      return send(problem_response(options_.problem_base, http::status::service_unavailable,
+                                   "shutting-down", "Shutting down",
+                                   "the daemon is stopping; retry in a few seconds"));
     }
     HttpRequest req = parser_->release();
     keep_alive_ = req.keep_alive();
@@ -144,6 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpServerOptions& options_;
   const Handler& handler_;
   std::shared_ptr<std::atomic<std::size_t>> open_;
+  std::shared_ptr<std::atomic<bool>> stopping_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -159,7 +168,8 @@ HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, Handler 
       options_(std::move(options)),
       handler_(std::move(handler)),
       acceptor_(io),
-      open_(std::make_shared<std::atomic<std::size_t>>(0)) {}
+      open_(std::make_shared<std::atomic<std::size_t>>(0)),
+      stopping_(std::make_shared<std::atomic<bool>>(false)) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -182,6 +192,7 @@ core::Status HttpServer::start() {
 }
 
 void HttpServer::stop() {
+  *stopping_ = true;
   beast::error_code ec;
   acceptor_.close(ec);
 }
@@ -195,7 +206,8 @@ void HttpServer::do_accept() {
       // would hold a short response back waiting for an ACK.
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), options_, handler_, open_)->start(refuse);
+      std::make_shared<Session>(std::move(socket), options_, handler_, open_, stopping_)
+          ->start(refuse);
     }
     if (acceptor_.is_open()) do_accept();
   });

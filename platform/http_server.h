@@ -55,6 +55,8 @@ class HttpServer {
   ~HttpServer();
   [[nodiscard]] core::Status start();
   std::uint16_t port() const { return port_; }
+  // Stops accepting; requests that arrive later on kept-alive connections
+  // are answered 503 shutting-down and their connections closed.
   void stop();
   std::size_t open_connections() const { return *open_; }
 
@@ -66,6 +68,7 @@ class HttpServer {
   Handler handler_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::shared_ptr<std::atomic<std::size_t>> open_;
+  std::shared_ptr<std::atomic<bool>> stopping_;
   std::uint16_t port_ = 0;
 };
 

@@ -146,8 +146,14 @@ HttpResponse LocalApi::route(const platform::HttpRequest& req) {
     res.prepare_payload();
     return res;
   }
-  if (is(http::verb::get, {"v1", "status"}))
-    return platform::json_response(http::status::ok, checkout_.status());
+  if (is(http::verb::get, {"v1", "status"})) {
+    auto st = checkout_.status();
+    if (st.contains("error"))
+      return problem_of(
+          simple(503, "storage-failure", "Status unavailable",
+                 "the terminal's database could not be read: " + st["error"].get<std::string>()));
+    return platform::json_response(http::status::ok, st);
+  }
   if (is(http::verb::get, {"v1", "outbox"}))
     return reply_of(checkout_.outbox(query_int(target, "limit", 100, 10000)));
   if (is(http::verb::get, {"v1", "rewards"})) return reply_of(checkout_.rewards());

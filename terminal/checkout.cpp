@@ -34,7 +34,8 @@ core::Status Checkout::load_programs() {
   auto rows = store_.read<std::vector<std::pair<std::int64_t, std::string>>>(
       [](Db& db) -> core::Result<std::vector<std::pair<std::int64_t, std::string>>> {
         std::vector<std::pair<std::int64_t, std::string>> out;
-        platform::Stmt s(db, "SELECT effective_from, body FROM programs ORDER BY effective_from");
+        platform::Stmt s(
+            db, "SELECT effective_from, body FROM programs ORDER BY effective_from, version");
         while (s.step()) out.emplace_back(s.integer(0), s.text(1));
         return out;
       });
@@ -57,14 +58,24 @@ core::Result<bool> Checkout::install_program(const std::string& body, std::int64
   if (auto z = core::check_zone(settings_.zone); !z) return std::unexpected(z.error());
   const auto now = clock_();
   auto added = store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    platform::Stmt same(db, "SELECT body FROM programs WHERE program_id = ?1 AND version = ?2");
+    same.bind(1, p->id).bind(2, p->version);
+    // A version is immutable once installed: a changed file must carry a new
+    // version number, or terminals would disagree about what vN means.
+    if (same.step() && same.text(0) != body)
+      return core::invalid("version", "program " + p->id + " version " +
+                                          std::to_string(p->version) +
+                                          " is already installed with other content; give the "
+                                          "changed program a new version number");
     return terminal::install_program(db, p->id, p->version, effective_from, body, now);
   });
   if (!added) return added;
   if (*added) {
     std::lock_guard lock(programs_mutex_);
     programs_.emplace_back(effective_from, std::make_shared<const core::Program>(std::move(*p)));
-    std::stable_sort(programs_.begin(), programs_.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(programs_.begin(), programs_.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : a.second->version < b.second->version;
+    });
   }
   return added;
 }
@@ -92,8 +103,8 @@ std::string Checkout::new_txn_id(std::int64_t seq) const {
 std::optional<ApiError> Checkout::check_offline_allowance(Db& db, const core::Program& p,
                                                           const std::string& member_id,
                                                           std::int64_t points,
-                                                          const std::string& day,
-                                                          std::int64_t now) {
+                                                          const std::string& day, std::int64_t now,
+                                                          const char* redeem_field) {
   if (points <= 0 || !offline(db)) return std::nullopt;
   const auto pick = [](std::int64_t program, std::int64_t fallback) {
     return program > 0 ? program : fallback;
@@ -107,15 +118,16 @@ std::optional<ApiError> Checkout::check_offline_allowance(Db& db, const core::Pr
   const auto last = sync_get(db, "last_sync_at");
   const std::int64_t since = last ? std::stoll(*last) : -1;
   const auto sell_anyway = " The sale can go ahead without redeeming points.";
+  const std::string field = redeem_field;
   if (since < 0 || now - since > max_hours * 3600) {
     counters_.refused_offline++;
     return problem(409, "offline-too-long", "Redemption paused: offline too long",
-                   (since < 0 ? std::string("this terminal has never synced with HQ")
+                   (since < 0 ? std::string("this terminal has not synced with HQ yet")
                               : "this terminal last synced with HQ " +
                                     std::to_string((now - since) / 3600) + " hours ago") +
-                       ", more than the " + std::to_string(max_hours) +
-                       " hours the program allows for offline redemptions." + sell_anyway,
-                   "basket.redeem_points");
+                       "; offline redemptions need a sync within the last " +
+                       std::to_string(max_hours) + " hours." + sell_anyway,
+                   field);
   }
   const auto member_used = offline_points_redeemed(db, day, member_id);
   const auto terminal_used = offline_points_redeemed(db, day, "");
@@ -164,8 +176,9 @@ ApiResult Checkout::quote(const Json& body) {
     j["offline"] = offline(db);
     const auto available = m->state.available(core::day_of(*local));
     Json redemption{{"available_points", std::max<std::int64_t>(0, available)}};
-    if (auto refusal =
-            check_offline_allowance(db, *program, m->id, outcome->points_redeemed, day, now))
+    if (auto refusal = check_offline_allowance(
+            db, *program, m->id, outcome->points_redeemed, day, now,
+            req->trigger == core::Trigger::kRedeem ? "reward" : "basket.redeem_points"))
       redemption["refused"] = {{"type", refusal->type}, {"detail", refusal->detail}};
     j["redemption"] = redemption;
     j["member"] = member_summary(db, *m, *program, now);
@@ -184,7 +197,8 @@ ApiResult Checkout::quote(const Json& body) {
 
 ApiResult Checkout::commit(const Json& body, const std::string& idem_key) {
   const bool event = body.is_object() && body.contains("event");
-  return commit_request(body, idem_key, event ? "event" : "purchase", "commit");
+  const bool redeem = event && body["event"] == "redeem";
+  return commit_request(body, idem_key, redeem ? "redeem" : event ? "event" : "purchase", "commit");
 }
 
 }  // namespace loyalty::terminal

@@ -111,7 +111,7 @@ class Checkout {
   std::shared_ptr<const core::Program> program_at(std::int64_t now);
   ApiResult reverse(const std::string& receipt_id, std::vector<core::ReturnLine> lines,
                     bool is_void, const Json& body, const std::string& idem_key);
-  std::optional<ApiError> prepare(const Json& body, CommitCtx& c);
+  std::optional<ApiError> prepare(const Json& body, CommitCtx& c, bool internal = false);
   // Runs inside a write transaction; `refusal` is set when it says no.
   core::Result<Reply> commit_in(platform::Db& db, CommitCtx& c, std::optional<ApiError>& refusal);
   ApiResult commit_request(const Json& body, const std::string& idem_key, const std::string& kind,
@@ -125,7 +125,8 @@ class Checkout {
                const std::vector<core::Entry>& entries);
   std::optional<ApiError> check_offline_allowance(platform::Db& db, const core::Program& p,
                                                   const std::string& member_id, std::int64_t points,
-                                                  const std::string& day, std::int64_t now);
+                                                  const std::string& day, std::int64_t now,
+                                                  const char* redeem_field);
   bool offline(platform::Db& db);
   std::string new_txn_id(std::int64_t seq) const;
 

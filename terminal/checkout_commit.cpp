@@ -50,10 +50,10 @@ std::optional<core::Result<Reply>> replay(Db& db, const std::string& key, const 
 
 }  // namespace
 
-std::optional<ApiError> Checkout::prepare(const Json& body, CommitCtx& c) {
+std::optional<ApiError> Checkout::prepare(const Json& body, CommitCtx& c, bool internal) {
   auto member_id = detail::read_member_id(body);
   if (!member_id) return member_id.error();
-  auto req = detail::read_request(body);
+  auto req = detail::read_request(body, internal);
   if (!req) return req.error();
   c.member_id = *member_id;
   c.req = std::move(*req);
@@ -95,7 +95,9 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   c.req.txn_id = new_txn_id(seq);
   auto outcome = core::evaluate(program, m->state, c.req);
   if (!outcome) return std::unexpected(outcome.error());
-  if (auto no = check_offline_allowance(db, program, m->id, outcome->points_redeemed, c.day, c.now))
+  if (auto no = check_offline_allowance(
+          db, program, m->id, outcome->points_redeemed, c.day, c.now,
+          c.req.trigger == core::Trigger::kRedeem ? "reward" : "basket.redeem_points"))
     return refuse(*no);
   std::optional<std::int64_t> stock;
   if (c.req.trigger == core::Trigger::kRedeem) {
@@ -170,7 +172,7 @@ ApiResult Checkout::commit_request(const Json& body, const std::string& idem_key
   auto r = store_.write<Reply>([&](Db& db) { return commit_in(db, c, refusal); });
   if (refusal) return std::unexpected(*refusal);
   if (!r) {
-    counters_.errors++;
+    if (r.error().code == core::ErrorCode::kUnavailable) counters_.errors++;
     return std::unexpected(detail::from_error(r.error()));
   }
   if (!r->replayed) counters_.commits++;

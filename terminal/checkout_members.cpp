@@ -33,7 +33,9 @@ Json Checkout::member_summary(Db& db, const MemberRow& m, const core::Program& p
   auto local = core::to_local(std::chrono::sys_seconds(std::chrono::seconds(now)), settings_.zone);
   const auto today = local ? core::day_of(*local) : core::LocalDays{};
   const auto& s = m.state;
-  const auto tier = s.tier_on(today);
+  auto tier = s.tier_on(today);
+  // An empty tier is the program's entry level; show it by name.
+  if (tier.empty() && p.tiers && !p.tiers->levels.empty()) tier = p.tiers->levels.front().id;
   const auto available = s.available(today);
   const auto unsynced = settings_.standalone ? 0 : unsynced_points(db, m.id) + uncounted;
   Json j{{"member_id", m.id},
@@ -167,7 +169,23 @@ ApiResult Checkout::scan(const Json& body) {
 }
 
 ApiResult Checkout::member(const std::string& member_id) {
-  return scan(Json{{"code", "LM1:" + member_id}});
+  const auto now = clock_();
+  auto program = program_at(now);
+  if (!program)
+    return std::unexpected(problem(503, "no-program", "No program installed",
+                                   "this terminal has no loyalty program yet"));
+  auto r = store_.read<std::optional<Json>>([&](Db& db) -> core::Result<std::optional<Json>> {
+    auto m = find_member(db, MemberKey::kId, member_id);
+    if (!m) return std::nullopt;
+    auto j = member_summary(db, *m, *program, now);
+    j.erase("receipt_lines");
+    return j;
+  });
+  if (!r) return std::unexpected(detail::from_error(r.error()));
+  if (!*r)
+    return std::unexpected(problem(404, "unknown-member", "Unknown member",
+                                   "no member " + member_id + " at this terminal", "member_id"));
+  return Reply{std::move(**r), 200, false, {}};
 }
 
 ApiResult Checkout::enroll(const Json& body, const std::string& idem_key) {
@@ -185,8 +203,7 @@ ApiResult Checkout::enroll(const Json& body, const std::string& idem_key) {
     birthday = r.date("birthday");
     referred_by = r.string("referred_by").value_or("");
   }
-  if (!phone.empty() && !valid_phone(phone))
-    problems.push_back({"phone", "a phone number has 6 to 20 digits"});
+  if (!valid_phone(phone)) problems.push_back({"phone", "a phone number has 6 to 20 digits"});
   if (!problems.empty())
     return std::unexpected(detail::from_error(
         core::Error{core::ErrorCode::kInvalidArgument, problems.front().to_string(), problems}));
@@ -234,7 +251,7 @@ ApiResult Checkout::enroll(const Json& body, const std::string& idem_key) {
     insert_member(db, m, now);
     const Json event{{"member_id", m.id}, {"event", "enrollment"}};
     CommitCtx c;
-    if (auto e = prepare(event, c)) {
+    if (auto e = prepare(event, c, true)) {
       refusal = *e;
       return core::fail(core::ErrorCode::kFailedPrecondition, "refused");
     }

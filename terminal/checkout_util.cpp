@@ -1,5 +1,7 @@
 #include "terminal/checkout_util.h"
 
+#include <set>
+
 #include "core/io_json.h"
 #include "platform/crypto.h"
 
@@ -42,7 +44,7 @@ std::expected<std::string, ApiError> read_member_id(const Json& body) {
   return it->get<std::string>();
 }
 
-std::expected<core::Request, ApiError> read_request(const Json& body) {
+std::expected<core::Request, ApiError> read_request(const Json& body, bool internal) {
   core::Request req;
   Json inner;
   std::string prefix;
@@ -50,11 +52,31 @@ std::expected<core::Request, ApiError> read_request(const Json& body) {
     if (body.contains("event"))
       return std::unexpected(problem(422, "invalid-request", "Basket and event together",
                                      "send either a basket or an event, not both", "event"));
+    for (auto it = body.begin(); it != body.end(); ++it)
+      if (it.key() != "member_id" && it.key() != "basket")
+        return std::unexpected(problem(
+            422, "invalid-request", "Unknown field",
+            "a sale has only member_id and basket; '" + it.key() + "' is not expected", it.key()));
     inner = body["basket"];
     prefix = "basket";
+    if (inner.is_object() && inner.contains("event"))
+      return std::unexpected(problem(422, "invalid-request", "Event inside a basket",
+                                     "a basket is a sale; send store events as {\"member_id\", "
+                                     "\"event\"} without a basket",
+                                     "basket.event"));
   } else if (body.contains("event")) {
     inner = body;
     inner.erase("member_id");
+    // Enrollment, birthdays and period ends are raised by loyaltyd itself
+    // and by HQ's scheduled jobs; a POS must not award them.
+    static const std::set<std::string> kStoreEvents = {"check_in", "survey", "review", "activity",
+                                                       "referral", "top_up", "redeem"};
+    if (!internal &&
+        (!inner["event"].is_string() || !kStoreEvents.contains(inner["event"].get<std::string>())))
+      return std::unexpected(problem(
+          422, "invalid-request", "Not a store event",
+          "event must be one of check_in, survey, review, activity, referral, top_up, redeem",
+          "event"));
   } else {
     return std::unexpected(problem(422, "invalid-request", "Nothing to do",
                                    "send a basket (a sale) or an event (check_in, review, ...)",

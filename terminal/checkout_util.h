@@ -15,7 +15,8 @@ ApiError problem(int status, std::string type, std::string title, std::string de
 ApiError from_error(const core::Error& e);
 // Parses {"member_id", "basket": {...}} or {"member_id", "event": ...}.
 std::expected<std::string, ApiError> read_member_id(const Json& body);
-std::expected<core::Request, ApiError> read_request(const Json& body);
+// `internal`: events loyaltyd raises itself (enrollment), not a POS.
+std::expected<core::Request, ApiError> read_request(const Json& body, bool internal = false);
 std::string body_hash(const std::string& scope, const Json& body);
 std::string masked_phone(const std::string& phone);
 

@@ -32,9 +32,14 @@ std::int64_t unix_now() {
 }
 
 core::Result<std::string> load_or_create_token(const std::string& path) {
-  if (auto existing = platform::read_text_file(path, 4096)) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    // An existing token is never replaced: a POS configured with it would
+    // be locked out. A file we cannot read is an error to fix, not a reason
+    // to make a new one.
+    auto existing = platform::read_text_file(path, 4096);
+    if (!existing) return core::invalid(path, "the API token file exists but cannot be read");
+    if ((st.st_mode & 077) != 0)
       platform::log_warn(path + " is readable by other users; chmod 600 it");
     std::string t = *existing;
     while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();

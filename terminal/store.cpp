@@ -115,15 +115,6 @@ void save_member_state(Db& db, const std::string& id, const core::MemberState& s
   if (s.exec() != 1) throw platform::SqliteError(SQLITE_NOTFOUND, "member " + id + " vanished");
 }
 
-std::optional<ProgramRow> active_program(Db& db, std::int64_t now) {
-  Stmt s(db,
-         "SELECT body, version, effective_from FROM programs WHERE effective_from <= ?1 "
-         "ORDER BY effective_from DESC, version DESC LIMIT 1");
-  s.bind(1, now);
-  if (!s.step()) return std::nullopt;
-  return ProgramRow{s.text(0), s.integer(1), s.integer(2)};
-}
-
 bool install_program(Db& db, const std::string& program_id, std::int64_t version,
                      std::int64_t effective_from, const std::string& body, std::int64_t now) {
   Stmt s(db,

@@ -119,8 +119,6 @@ struct ProgramRow {
   std::int64_t version = 0;
   std::int64_t effective_from = 0;
 };
-// The newest version in force at `now`.
-std::optional<ProgramRow> active_program(platform::Db& db, std::int64_t now);
 // Installs a version if it is not there yet; returns whether it was new.
 bool install_program(platform::Db& db, const std::string& program_id, std::int64_t version,
                      std::int64_t effective_from, const std::string& body, std::int64_t now);

@@ -173,6 +173,11 @@ inline CtlRun run_ctl(const std::string& args) {
   return {WEXITSTATUS(status), out};
 }
 
+inline std::string slurp_file(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 inline void write_file(const fs::path& p, const std::string& text) {
   std::ofstream(p) << text;
 }

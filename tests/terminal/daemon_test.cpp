@@ -89,8 +89,10 @@ TEST_CASE("a full checkout: enroll, scan, quote, commit, receipt, outbox", "[ter
   REQUIRE(enrolled.status == 201);
   const auto member = enrolled.body["member"]["member_id"].get<std::string>();
   const auto card_no = enrolled.body["member"]["card_number"].get<std::string>();
-  // The coffee program's welcome gift is 50 points.
+  // The coffee program's welcome gift is 50 points; a new member is at the
+  // entry level.
   CHECK(enrolled.body["member"]["points"]["available"] == 50);
+  CHECK(enrolled.body["member"]["tier"]["id"] == "bean");
 
   auto scanned = d.post("/v1/members/scan", {{"code", card_no}});
   REQUIRE(scanned.status == 200);
@@ -286,6 +288,17 @@ TEST_CASE("bad input is refused with its problem type and nothing is written",
   refused(d.post("/v1/transactions", basket("M-A'; DROP TABLE members; --"), "x8"), 404,
           "unknown-member");
   refused(d.get("/v1/nothing-here"), 404, "not-found");
+  // Welcome points and birthday gifts are not the POS's to give.
+  refused(d.post("/v1/transactions", {{"member_id", "M-A"}, {"event", "enrollment"}}, "x9"), 422,
+          "invalid-request", "event");
+  auto smuggled = basket("M-A");
+  smuggled["basket"]["event"] = "check_in";
+  refused(d.post("/v1/transactions", smuggled, "x10"), 422, "invalid-request", "basket.event");
+  auto extra = basket("M-A");
+  extra["discount"] = 100;
+  refused(d.post("/v1/transactions", extra, "x11"), 422, "invalid-request", "discount");
+  refused(d.post("/v1/members", {{"phone", ""}}, "e3"), 422, "invalid-request", "phone");
+  refused(d.get("/v1/members/M-NOBODY"), 404, "unknown-member", "member_id");
 
   CHECK(outbox_depth(d) == 0);
   CHECK(sql_int(d.db(), "SELECT COUNT(*) FROM transactions") == 0);
@@ -365,6 +378,23 @@ TEST_CASE("a database from a newer release is refused with a clear message", "[t
   sql_exec(d.db(), "PRAGMA user_version = 99");
   CHECK_FALSE(d.start());
   CHECK(d.log().find("newer release") != std::string::npos);
+}
+
+TEST_CASE("an installed program version cannot be changed in place", "[terminal][daemon]") {
+  const auto dir = scratch_dir("reinstall");
+  auto program = Json::parse(slurp_file(src_path("examples/programs/coffee-chain.json")));
+  write_file(dir / "program.json", program.dump());
+  Daemon d(dir, {"--program.file", (dir / "program.json").string()});
+  REQUIRE(d.start());
+  d.stop();
+  program["name"] = "Edited without a new version";
+  write_file(dir / "program.json", program.dump());
+  CHECK_FALSE(d.start());
+  CHECK(d.log().find("new version number") != std::string::npos);
+  program["version"] = 2;
+  write_file(dir / "program.json", program.dump());
+  REQUIRE(d.start());
+  CHECK(d.get("/v1/status").body["program"]["version"] == 2);
 }
 
 TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
