@@ -40,6 +40,10 @@ core::Status Checkout::load_programs() {
         return out;
       });
   if (!rows) return std::unexpected(rows.error());
+  auto last = store_.read<std::int64_t>(
+      [](Db& db) -> core::Result<std::int64_t> { return last_receipt(db); });
+  if (!last) return std::unexpected(last.error());
+  next_receipt_ = *last;
   std::lock_guard lock(programs_mutex_);
   programs_.clear();
   for (const auto& [from, body] : *rows) {
@@ -92,6 +96,10 @@ std::shared_ptr<const core::Program> Checkout::program_at(std::int64_t now) {
 bool Checkout::offline(Db& db) {
   if (settings_.standalone) return false;
   return sync_get(db, "online").value_or("0") != "1";
+}
+
+std::int64_t Checkout::receipt_number(const std::string& txn_id) {
+  return std::stoll(txn_id.substr(txn_id.rfind('-') + 1));
 }
 
 std::string Checkout::new_txn_id(std::int64_t seq) const {

@@ -70,7 +70,8 @@ class Checkout {
   Checkout(Store& store, TerminalSettings settings, std::optional<platform::SigningKey> hq_key,
            Clock clock);
 
-  // Loads the installed program versions; call once at start.
+  // Loads the installed program versions and the receipt counter; call once
+  // at start.
   [[nodiscard]] core::Status load_programs();
   // Validates and installs a program version (a file in standalone mode, the
   // change feed later). Refused with every problem listed.
@@ -112,8 +113,25 @@ class Checkout {
   ApiResult reverse(const std::string& receipt_id, std::vector<core::ReturnLine> lines,
                     bool is_void, const Json& body, const std::string& idem_key);
   std::optional<ApiError> prepare(const Json& body, CommitCtx& c, bool internal = false);
+  // The engine's part of a commit, worked out against one version of the
+  // member (`state_text`).
+  struct Worked {
+    std::string state_text;
+    core::Outcome outcome;
+    core::Committed committed;
+    core::MemberState after;
+    std::string before_text, after_text, return_basis;
+    Json outcome_json, entries_json;
+  };
+  core::Result<Worked> work_out(const core::Program& p, const MemberRow& m,
+                                const core::Request& req);
+  // Works a commit out against the member as the reader sees it, before
+  // queueing the write; nullopt when there is nothing to gain.
+  std::optional<Worked> work_out_early(const CommitCtx& c);
   // Runs inside a write transaction; `refusal` is set when it says no.
-  core::Result<Reply> commit_in(platform::Db& db, CommitCtx& c, std::optional<ApiError>& refusal);
+  core::Result<Reply> commit_in(platform::Db& db, CommitCtx& c, std::optional<ApiError>& refusal,
+                                std::optional<Worked> early = std::nullopt);
+  static std::int64_t receipt_number(const std::string& txn_id);
   ApiResult commit_request(const Json& body, const std::string& idem_key, const std::string& kind,
                            const std::string& hash_scope);
   // `uncounted` are points of a transaction not inserted yet.
@@ -137,6 +155,7 @@ class Checkout {
   std::mutex programs_mutex_;
   std::vector<std::pair<std::int64_t, std::shared_ptr<const core::Program>>> programs_;
   CheckoutCounters counters_;
+  std::atomic<std::int64_t> next_receipt_{0};  // last receipt number handed out
   std::int64_t started_at_ = 0;
 };
 

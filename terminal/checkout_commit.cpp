@@ -73,7 +73,40 @@ std::optional<ApiError> Checkout::prepare(const Json& body, CommitCtx& c, bool i
   return std::nullopt;
 }
 
-core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiError>& refusal) {
+core::Result<Checkout::Worked> Checkout::work_out(const core::Program& program, const MemberRow& m,
+                                                  const core::Request& req) {
+  Worked w;
+  w.state_text = m.state_text;
+  auto outcome = core::evaluate(program, m.state, req);
+  if (!outcome) return std::unexpected(outcome.error());
+  w.after = m.state;
+  auto committed = core::commit(program, w.after, *outcome);
+  if (!committed) return std::unexpected(committed.error());
+  w.before_text = m.state_text;
+  w.after_text = core::member_to_json(w.after).dump();
+  w.outcome_json = core::outcome_to_json(*outcome, program);
+  w.entries_json = core::entries_to_json(committed->entries);
+  if (req.trigger == core::Trigger::kPurchase)
+    w.return_basis = core::return_basis_to_json(*committed).dump();
+  w.outcome = std::move(*outcome);
+  w.committed = std::move(*committed);
+  return w;
+}
+
+std::optional<Checkout::Worked> Checkout::work_out_early(const CommitCtx& c) {
+  auto m =
+      store_.read<std::optional<MemberRow>>([&](Db& db) -> core::Result<std::optional<MemberRow>> {
+        if (find_txn_by_key(db, c.idem_key)) return std::nullopt;  // a replay: nothing to do
+        return find_member(db, MemberKey::kId, c.member_id);
+      });
+  if (!m || !*m || (*m)->blocked) return std::nullopt;
+  auto w = work_out(*c.program, **m, c.req);
+  if (!w) return std::nullopt;  // the write path reports the problem
+  return std::move(*w);
+}
+
+core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiError>& refusal,
+                                        std::optional<Worked> early) {
   Refusal r;
   const auto refuse = [&](ApiError e) {
     refusal = std::move(e);
@@ -91,35 +124,36 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
                           "refer the member to customer service",
                           "member_id"));
   const auto& program = *c.program;
-  const auto seq = next_seq(db);
-  c.req.txn_id = new_txn_id(seq);
-  auto outcome = core::evaluate(program, m->state, c.req);
-  if (!outcome) return std::unexpected(outcome.error());
+  if (c.req.txn_id.empty()) c.req.txn_id = new_txn_id(++next_receipt_);
+  // The work done before the write holds only if the member has not changed
+  // since (another lane may have served them in between); else do it again.
+  if (!early || early->state_text != m->state_text) {
+    auto w = work_out(program, *m, c.req);
+    if (!w) return std::unexpected(w.error());
+    early = std::move(*w);
+  }
+  Worked& w = *early;
   if (auto no = check_offline_allowance(
-          db, program, m->id, outcome->points_redeemed, c.day, c.now,
+          db, program, m->id, w.outcome.points_redeemed, c.day, c.now,
           c.req.trigger == core::Trigger::kRedeem ? "reward" : "basket.redeem_points"))
     return refuse(*no);
-  std::optional<std::int64_t> stock;
   if (c.req.trigger == core::Trigger::kRedeem) {
-    stock = reward_stock(db, c.req.reward_id);
+    const auto stock = reward_stock(db, c.req.reward_id);
     if (stock && *stock <= 0)
       return refuse(problem(409, "out-of-stock", "Reward out of stock",
                             "this store has none of this reward left; offer another", "reward"));
+    if (stock) set_reward_stock(db, c.req.reward_id, *stock - 1);
   }
-  const Json before = core::member_to_json(m->state);
-  auto committed = core::commit(program, m->state, *outcome);
-  if (!committed) return std::unexpected(committed.error());
-  if (stock) set_reward_stock(db, c.req.reward_id, *stock - 1);
   const bool is_offline = offline(db);
   Json j{{"receipt_id", c.req.txn_id},
          {"status", "committed"},
          {"offline", is_offline},
-         {"outcome", core::outcome_to_json(*outcome, program)},
-         {"entries", core::entries_to_json(committed->entries)}};
-  save_member_state(db, m->id, m->state, c.now);
+         {"outcome", std::move(w.outcome_json)},
+         {"entries", std::move(w.entries_json)}};
+  save_member_state(db, m->id, w.after_text, c.now);
   TxnRow t;
   t.txn_id = c.req.txn_id;
-  t.seq = seq;
+  t.seq = next_seq(db);
   t.idem_key = c.idem_key;
   t.body_hash = c.hash;
   t.kind = c.kind;
@@ -130,14 +164,15 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   t.committed_at = c.now;
   t.program_id = program.id;
   t.program_version = program.version;
-  t.points_earned = outcome->points_earned;
-  t.points_redeemed = outcome->points_redeemed;
+  t.points_earned = w.outcome.points_earned;
+  t.points_redeemed = w.outcome.points_redeemed;
   t.offline = is_offline;
   t.request = c.body->dump();
-  t.member_before = before.dump();
-  if (c.req.trigger == core::Trigger::kPurchase)
-    t.return_basis = core::return_basis_to_json(*committed).dump();
-  return record(db, t, std::move(j), *m, program, committed->entries);
+  t.member_before = std::move(w.before_text);
+  if (!w.return_basis.empty()) t.return_basis = std::move(w.return_basis);
+  note_receipt(db, receipt_number(c.req.txn_id));
+  m->state = std::move(w.after);
+  return record(db, t, std::move(j), *m, program, w.committed.entries);
 }
 
 Reply Checkout::record(Db& db, TxnRow& t, Json answer, const MemberRow& m, const core::Program& p,
@@ -168,8 +203,12 @@ ApiResult Checkout::commit_request(const Json& body, const std::string& idem_key
   c.idem_key = idem_key;
   c.kind = kind;
   c.hash = detail::body_hash(scope, body);
+  // The engine's work happens here, outside the write queue, so lanes
+  // evaluate in parallel and the batch leader only writes.
+  c.req.txn_id = new_txn_id(++next_receipt_);
+  auto early = work_out_early(c);
   std::optional<ApiError> refusal;
-  auto r = store_.write<Reply>([&](Db& db) { return commit_in(db, c, refusal); });
+  auto r = store_.write<Reply>([&](Db& db) { return commit_in(db, c, refusal, std::move(early)); });
   if (refusal) return std::unexpected(*refusal);
   if (!r) {
     if (r.error().code == core::ErrorCode::kUnavailable) counters_.errors++;

@@ -118,16 +118,18 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
       return refuse(problem(404, "unknown-member", "Unknown member",
                             "the receipt's member is not at this terminal"));
     const auto seq = next_seq(db);
+    const auto receipt = ++next_receipt_;
+    note_receipt(db, receipt);
     core::Request req;
     req.at = *local;
     req.zone = settings_.zone;
-    req.txn_id = new_txn_id(seq);
+    req.txn_id = new_txn_id(receipt);
     auto out = core::evaluate_return(*program, m->state, *basis, lines, req);
     if (!out) return std::unexpected(out.error());
     const Json before = core::member_to_json(m->state);
     auto committed = core::commit_return(*program, m->state, *basis, *out);
     if (!committed) return std::unexpected(committed.error());
-    save_member_state(db, m->id, m->state, now);
+    save_member_state(db, m->id, core::member_to_json(m->state).dump(), now);
     update_return_basis(db, orig->txn_id, core::return_basis_to_json(*basis).dump());
     if (is_void) mark_voided(db, orig->txn_id, req.txn_id);
     TxnRow t;

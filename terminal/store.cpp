@@ -63,12 +63,13 @@ namespace {
 
 MemberRow member_from(Stmt& s) {
   MemberRow m;
+  m.state_text = s.text(5);
   m.id = s.text(0);
   m.card_number = s.text(1);
   m.phone = s.text(2);
   m.name = s.text(3);
   m.blocked = s.integer(4) != 0;
-  auto state = core::member_from_json(core::Json::parse(s.text(5)));
+  auto state = core::member_from_json(core::Json::parse(m.state_text));
   // The cache is only written by this code; an unreadable row is a bug or a
   // corrupted file, and carrying on would give wrong balances.
   if (!state)
@@ -108,10 +109,10 @@ void insert_member(Db& db, const MemberRow& m, std::int64_t now) {
   s.exec();
 }
 
-void save_member_state(Db& db, const std::string& id, const core::MemberState& st,
+void save_member_state(Db& db, const std::string& id, const std::string& state_json,
                        std::int64_t now) {
   Stmt s(db, "UPDATE members SET state = ?2, updated_at = ?3 WHERE id = ?1");
-  s.bind(1, id).bind(2, core::member_to_json(st).dump()).bind(3, now);
+  s.bind(1, id).bind(2, state_json).bind(3, now);
   if (s.exec() != 1) throw platform::SqliteError(SQLITE_NOTFOUND, "member " + id + " vanished");
 }
 
@@ -238,6 +239,19 @@ std::int64_t next_seq(Db& db) {
   const std::int64_t next = cur ? std::stoll(*cur) + 1 : 1;
   meta_set(db, "last_seq", std::to_string(next));
   return next;
+}
+
+std::int64_t last_receipt(Db& db) {
+  const auto v = meta_get(db, "last_receipt");
+  return v ? std::stoll(*v) : 0;
+}
+
+void note_receipt(Db& db, std::int64_t number) {
+  Stmt s(db,
+         "INSERT INTO meta(key, value) VALUES ('last_receipt', ?1) ON CONFLICT(key) DO UPDATE "
+         "SET value = CAST(MAX(CAST(value AS INTEGER), CAST(?1 AS INTEGER)) AS TEXT)");
+  s.bind(1, std::to_string(number));
+  s.exec();
 }
 
 std::int64_t offline_points_redeemed(Db& db, const std::string& day, const std::string& member_id) {

@@ -100,6 +100,7 @@ core::Result<T> Store::write(const std::function<core::Result<T>(platform::Db&)>
 // --- rows -----------------------------------------------------------------
 
 struct MemberRow {
+  std::string state_text;  // `state` as stored, to detect a change
   std::string id;
   std::string card_number;
   std::string phone;
@@ -111,7 +112,7 @@ struct MemberRow {
 enum class MemberKey { kId, kCard, kPhone };
 std::optional<MemberRow> find_member(platform::Db& db, MemberKey key, const std::string& value);
 void insert_member(platform::Db& db, const MemberRow& m, std::int64_t now);
-void save_member_state(platform::Db& db, const std::string& id, const core::MemberState& s,
+void save_member_state(platform::Db& db, const std::string& id, const std::string& state_json,
                        std::int64_t now);
 
 struct ProgramRow {
@@ -153,8 +154,14 @@ std::optional<TxnRow> find_txn_by_key(platform::Db& db, const std::string& idem_
 void insert_txn(platform::Db& db, const TxnRow& t, const std::vector<core::Entry>& entries);
 void update_return_basis(platform::Db& db, const std::string& txn_id, const std::string& basis);
 void mark_voided(platform::Db& db, const std::string& txn_id, const std::string& by);
-// The next per-terminal sequence number (stored in meta; call inside write()).
+// The next upload sequence number: contiguous, one per committed transaction
+// (stored in meta; call inside write()).
 std::int64_t next_seq(platform::Db& db);
+// Receipt numbers are handed out before the write (so the engine's work can
+// happen outside it); the highest one used is kept so a restart continues
+// after it. A refused commit leaves a gap in receipt numbers, never in seq.
+std::int64_t last_receipt(platform::Db& db);
+void note_receipt(platform::Db& db, std::int64_t number);
 
 // Offline redemptions already made on `day` (member empty: whole terminal).
 std::int64_t offline_points_redeemed(platform::Db& db, const std::string& day,
