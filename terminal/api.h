@@ -1,9 +1,10 @@
 // loyaltyd's local HTTP API (docs/api/terminal.yaml): routing, the bearer
-// token, JSON parsing, Idempotency-Key, and bounded work dispatch to the
-// checkout service on a small thread pool.
+// token, JSON parsing, Idempotency-Key, and bounded work dispatch: reads
+// (quotes, lookups, status) run on the I/O thread, writes on a thread pool
+// where they wait for their group commit.
 //
-// Thread-safety: handle() is called on the I/O thread; the work runs on the
-// pool; the in-flight count is atomic.
+// Thread-safety: handle() is called on the I/O thread; the in-flight count
+// is atomic.
 #pragma once
 
 #include <atomic>

@@ -152,7 +152,7 @@ std::optional<ApiError> Checkout::check_offline_allowance(Db& db, const core::Pr
                           : "this terminal may redeem " + std::to_string(per_terminal) +
                                 " points a day; " + std::to_string(terminal_left) + " left today") +
             "." + sell_anyway,
-        "basket.redeem_points", Json{{"max_points_now", std::min(member_left, terminal_left)}});
+        field, Json{{"max_points_now", std::min(member_left, terminal_left)}});
   }
   return std::nullopt;
 }
@@ -192,7 +192,7 @@ ApiResult Checkout::quote(const Json& body) {
     j["member"] = member_summary(db, *m, *program, now);
     for (const auto& line : j["member"]["receipt_lines"]) j["receipt"].push_back(line);
     j["member"].erase("receipt_lines");
-    return Reply{j, 200, false};
+    return Reply{j, 200, false, {}};
   });
   if (!r && r.error().code == core::ErrorCode::kNotFound && r.error().message == "member")
     return std::unexpected(

@@ -157,7 +157,7 @@ ApiResult Checkout::scan(const Json& body) {
                         "this app code was already scanned; ask the member to refresh it", "code");
       return core::fail(core::ErrorCode::kFailedPrecondition, "replayed");
     }
-    return Reply{member_summary(db, *m, *program, now), 200, false};
+    return Reply{member_summary(db, *m, *program, now), 200, false, {}};
   };
   // Dynamic codes write their nonce, so they take the write path.
   auto r = code && code->kind == CodeKind::kDynamicQr ? store_.write<Reply>(lookup)

@@ -92,10 +92,10 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
                                 "once HQ has synced it here",
                             is_void ? "" : "receipt_id"));
     if (!orig->return_basis)
-      return refuse(
-          problem(409, "not-returnable", "Not a purchase",
-                  "only purchases can be returned or voided; " + receipt_id + " is a " + orig->kind,
-                  "receipt_id"));
+      return refuse(problem(
+          409, "not-returnable", "Not a purchase",
+          "only purchases can be returned or voided; " + receipt_id + " is of kind " + orig->kind,
+          "receipt_id"));
     if (orig->voided_by)
       return refuse(problem(409, "already-voided", "Already voided",
                             receipt_id + " was voided by " + *orig->voided_by, "receipt_id"));

@@ -62,7 +62,7 @@ ApiResult Checkout::outbox(std::int64_t limit) {
     return Json{{"depth", stats.depth}, {"items", items}};
   });
   if (!r) return std::unexpected(detail::from_error(r.error()));
-  return Reply{*r, 200, false};
+  return Reply{*r, 200, false, {}};
 }
 
 ApiResult Checkout::transaction(const std::string& txn_id) {
@@ -76,7 +76,7 @@ ApiResult Checkout::transaction(const std::string& txn_id) {
   if (!*r)
     return std::unexpected(
         problem(404, "receipt-not-found", "Receipt not found", "no receipt " + txn_id + " here"));
-  return Reply{Json::parse(**r), 200, false};
+  return Reply{Json::parse(**r), 200, false, {}};
 }
 
 ApiResult Checkout::rewards() {
@@ -98,7 +98,7 @@ ApiResult Checkout::rewards() {
     return Json{{"rewards", items}};
   });
   if (!r) return std::unexpected(detail::from_error(r.error()));
-  return Reply{*r, 200, false};
+  return Reply{*r, 200, false, {}};
 }
 
 ApiResult Checkout::set_stock(const std::string& reward_id, const Json& body) {
@@ -116,7 +116,7 @@ ApiResult Checkout::set_stock(const std::string& reward_id, const Json& body) {
     return true;
   });
   if (!r) return std::unexpected(detail::from_error(r.error()));
-  return Reply{Json{{"reward", reward_id}, {"available", n}}, 200, false};
+  return Reply{Json{{"reward", reward_id}, {"available", n}}, 200, false, {}};
 }
 
 std::string Checkout::metrics_text() {

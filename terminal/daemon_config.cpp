@@ -36,7 +36,7 @@ std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit
       "api.max_inflight", po::value(&c.max_inflight)->default_value(c.max_inflight),
       "requests in progress before new ones get 503")(
       "api.worker_threads", po::value(&c.worker_threads)->default_value(c.worker_threads),
-      "threads running quotes and commits")(
+      "threads running writes (commits, returns, enrollments); reads run on the I/O thread")(
       "api.request_timeout_ms",
       po::value(&c.request_timeout_ms)->default_value(c.request_timeout_ms),
       "deadline for an answer")("api.io_timeout_ms",

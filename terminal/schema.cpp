@@ -27,7 +27,7 @@ CREATE TABLE transactions(
   seq INTEGER NOT NULL UNIQUE,          -- per-terminal sequence
   idem_key TEXT NOT NULL UNIQUE,        -- the POS's Idempotency-Key
   body_hash TEXT NOT NULL,
-  kind TEXT NOT NULL,                   -- purchase, event, enrollment, return, void
+  kind TEXT NOT NULL,                   -- purchase, event, redeem, enrollment, return, void
   member_id TEXT NOT NULL REFERENCES members(id),
   business_day TEXT NOT NULL,           -- store-local date
   local_time TEXT NOT NULL,

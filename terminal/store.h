@@ -1,7 +1,7 @@
 // The terminal's SQLite file: programs, the member cache, committed
 // transactions with their ledger entries, the outbox, reward stock and the
-// sync state. One writer connection (every write in an IMMEDIATE transaction,
-// committed with synchronous=FULL before anyone is told) and one reader
+// sync state. One writer connection (writes group-committed in IMMEDIATE
+// transactions with synchronous=FULL before anyone is told) and one reader
 // connection, so quotes read while a commit is being made durable (WAL).
 //
 // Thread-safety: read() and write() serialise on their own mutexes; the

@@ -1,0 +1,207 @@
+#include "core/member_delta.h"
+
+#include <algorithm>
+
+#include "core/io_json.h"
+
+namespace loyalty::core {
+
+namespace {
+
+// The scalar fields of member_to_json that a transaction may change.
+const char* const kProfileKeys[] = {
+    "tier",        "pending_tier",      "pending_tier_from", "enrolled_on",
+    "referred_by", "first_purchase_on", "last_purchase_on",  "streak_days",
+    "grace_until", "tier_valid_until",  "birth_month"};
+
+}  // namespace
+
+bool MemberDelta::empty() const {
+  return counters.empty() && vouchers_added.empty() && vouchers_used.empty() &&
+         passes_added.empty() && sv_base == 0 && sv_bonus == 0 && profile.empty();
+}
+
+MemberDelta diff_member(const MemberState& before, const MemberState& after) {
+  MemberDelta d;
+  for (const auto& [k, v] : after.counters.raw()) {
+    const auto it = before.counters.raw().find(k);
+    const auto was = it == before.counters.raw().end() ? 0 : it->second;
+    if (v != was) d.counters[k] = v - was;
+  }
+  for (const auto& [k, v] : before.counters.raw())
+    if (!after.counters.raw().contains(k) && v != 0) d.counters[k] = -v;
+  const auto has = [](const std::vector<HeldVoucher>& vs, const std::string& code) {
+    return std::any_of(vs.begin(), vs.end(), [&](const HeldVoucher& v) { return v.code == code; });
+  };
+  for (const auto& v : after.vouchers)
+    if (!has(before.vouchers, v.code)) d.vouchers_added.push_back(v);
+  for (const auto& v : before.vouchers)
+    if (!has(after.vouchers, v.code)) d.vouchers_used.push_back(v.code);
+  for (const auto& p : after.passes) {
+    const bool old = std::any_of(
+        before.passes.begin(), before.passes.end(),
+        [&](const HeldPass& q) { return q.pass_id == p.pass_id && q.valid_from == p.valid_from; });
+    if (!old) d.passes_added.push_back(p);
+  }
+  d.sv_base = after.sv_base - before.sv_base;
+  d.sv_bonus = after.sv_bonus - before.sv_bonus;
+  const Json b = member_to_json(before), a = member_to_json(after);
+  for (const char* key : kProfileKeys) {
+    const Json& bv = b.contains(key) ? b[key] : Json();
+    const Json& av = a.contains(key) ? a[key] : Json();
+    if (bv != av) d.profile[key] = av;
+  }
+  return d;
+}
+
+Json delta_to_json(const MemberDelta& d) {
+  Json j{{"counters", d.counters}, {"sv_base", d.sv_base}, {"sv_bonus", d.sv_bonus}};
+  j["vouchers_added"] = Json::array();
+  for (const auto& v : d.vouchers_added) {
+    Json vj{{"code", v.code}, {"template", v.template_id}};
+    if (v.expires_on) vj["expires_on"] = format_local_date(*v.expires_on);
+    j["vouchers_added"].push_back(vj);
+  }
+  j["vouchers_used"] = d.vouchers_used;
+  j["passes_added"] = Json::array();
+  for (const auto& p : d.passes_added)
+    j["passes_added"].push_back({{"pass", p.pass_id},
+                                 {"valid_from", format_local_date(p.valid_from)},
+                                 {"valid_to", format_local_date(p.valid_to)}});
+  j["profile"] = d.profile;
+  return j;
+}
+
+Result<MemberDelta> delta_from_json(const Json& j) {
+  if (!j.is_object()) return invalid("delta", "must be a JSON object");
+  MemberDelta d;
+  try {
+    for (const auto& [k, v] : j.at("counters").items()) d.counters[k] = v.get<std::int64_t>();
+    d.sv_base = j.at("sv_base").get<std::int64_t>();
+    d.sv_bonus = j.at("sv_bonus").get<std::int64_t>();
+    // Vouchers, passes and profile reuse the member reader's validation.
+    Json as_member{
+        {"id", "delta"}, {"vouchers", j.at("vouchers_added")}, {"passes", j.at("passes_added")}};
+    auto m = member_from_json(as_member);
+    if (!m) return std::unexpected(m.error());
+    d.vouchers_added = m->vouchers;
+    d.passes_added = m->passes;
+    d.vouchers_used = j.at("vouchers_used").get<std::vector<std::string>>();
+    d.profile = j.at("profile");
+    if (!d.profile.is_object()) return invalid("delta.profile", "must be an object");
+    for (const auto& [k, v] : d.profile.items()) {
+      if (std::find_if(std::begin(kProfileKeys), std::end(kProfileKeys),
+                       [&](const char* p) { return k == p; }) == std::end(kProfileKeys))
+        return invalid("delta.profile." + k, "is not a member field a transaction changes");
+    }
+  } catch (const Json::exception& e) {
+    return invalid("delta", std::string("malformed: ") + e.what());
+  }
+  return d;
+}
+
+std::vector<Conflict> apply_delta(MemberState& m, const MemberDelta& d) {
+  std::vector<Conflict> out;
+  for (const auto& [k, v] : d.counters) m.counters.add_key(k, v);
+  for (const auto& code : d.vouchers_used) {
+    const auto before = m.vouchers.size();
+    std::erase_if(m.vouchers, [&](const HeldVoucher& v) { return v.code == code; });
+    if (m.vouchers.size() == before)
+      out.push_back({"voucher-reused", "voucher " + code +
+                                           " was used here after it was used or "
+                                           "revoked elsewhere"});
+  }
+  for (const auto& v : d.vouchers_added) m.vouchers.push_back(v);
+  for (const auto& p : d.passes_added) m.passes.push_back(p);
+  m.sv_base += d.sv_base;
+  m.sv_bonus += d.sv_bonus;
+  if (m.sv_base < 0 || m.sv_bonus < 0)
+    out.push_back({"stored-value-overdrawn",
+                   "stored value went negative (base " + std::to_string(m.sv_base) + ", bonus " +
+                       std::to_string(m.sv_bonus) + "): spent at two offline stores"});
+  if (!d.profile.empty()) {
+    Json j = member_to_json(m);
+    for (const auto& [k, v] : d.profile.items()) {
+      if (v.is_null()) {
+        j.erase(k);
+      } else {
+        j[k] = v;
+      }
+    }
+    // A profile from member_to_json always reads back; keep the old state
+    // if it somehow does not.
+    if (auto merged = member_from_json(j)) m = std::move(*merged);
+  }
+  return out;
+}
+
+std::int64_t member_points_delta(const std::string& member_id, const std::vector<Entry>& entries) {
+  const auto account = member_account(member_id);
+  std::int64_t delta = 0;
+  for (const auto& e : entries) {
+    if (e.unit != "pts") continue;
+    if (e.credit == account) delta += e.amount;
+    if (e.debit == account) delta -= e.amount;
+  }
+  return delta;
+}
+
+std::vector<Conflict> apply_point_entries(MemberState& m, const std::vector<Entry>& entries,
+                                          LocalDays day, std::optional<LocalDays> expires_on) {
+  std::vector<Conflict> out;
+  const auto account = member_account(m.id);
+  const auto find = [&](const std::string& id) -> Lot* {
+    for (auto& l : m.lots)
+      if (l.id == id) return &l;
+    return nullptr;
+  };
+  for (const auto& e : entries) {
+    if (e.unit != "pts") continue;
+    if (e.credit == account) {
+      auto amount = e.amount;
+      if (e.lot.empty()) {  // repays debt
+        const auto repay = std::min(amount, m.debt);
+        m.debt -= repay;
+        amount -= repay;
+        if (amount == 0) continue;
+      }
+      const auto lot_id = e.lot.empty() ? e.id : e.lot;
+      if (Lot* lot = find(lot_id)) {
+        lot->points += amount;
+      } else {
+        m.lots.push_back({lot_id, day, expires_on, amount});
+      }
+    } else if (e.debit == account) {
+      auto need = e.amount;
+      if (Lot* lot = find(e.lot)) {
+        const auto take = std::min(need, lot->points);
+        lot->points -= take;
+        need -= take;
+      }
+      // The named lot is short (spent at another store meanwhile): take
+      // from the member's other live lots, earliest-expiring first.
+      std::vector<Lot*> order;
+      for (auto& l : m.lots)
+        if (l.points > 0) order.push_back(&l);
+      std::stable_sort(order.begin(), order.end(), [](const Lot* a, const Lot* b) {
+        return a->expires_on.value_or(LocalDays::max()) < b->expires_on.value_or(LocalDays::max());
+      });
+      for (Lot* l : order) {
+        if (need == 0) break;
+        const auto take = std::min(need, l->points);
+        l->points -= take;
+        need -= take;
+      }
+      if (need > 0) {
+        m.debt += need;
+        out.push_back({"points-overdrawn", std::to_string(need) + " points of " + e.id +
+                                               " were not there: spent at another store too; "
+                                               "recorded as debt"});
+      }
+    }
+  }
+  std::erase_if(m.lots, [](const Lot& l) { return l.points == 0; });
+  return out;
+}
+
+}  // namespace loyalty::core

@@ -1,0 +1,57 @@
+// What a committed transaction changed in a member, in a form HQ can merge
+// with the same member's transactions from other stores. Points travel as
+// ledger entries and are applied lot by lot (apply_point_entries); the rest
+// travels as a MemberDelta: counter and stored-value deltas (which add up,
+// so two offline stores' visits both count), vouchers and passes added or
+// used, and the profile fields that changed (tier, dates, streak).
+//
+// Thread-safety: pure functions on values.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/json_reader.h"
+#include "core/ledger.h"
+#include "core/member.h"
+
+namespace loyalty::core {
+
+struct MemberDelta {
+  std::map<std::string, std::int64_t> counters;
+  std::vector<HeldVoucher> vouchers_added;
+  std::vector<std::string> vouchers_used;
+  std::vector<HeldPass> passes_added;
+  std::int64_t sv_base = 0;
+  std::int64_t sv_bonus = 0;
+  Json profile = Json::object();  // changed scalar fields; null = cleared
+  bool empty() const;
+};
+
+MemberDelta diff_member(const MemberState& before, const MemberState& after);
+Json delta_to_json(const MemberDelta& d);
+[[nodiscard]] Result<MemberDelta> delta_from_json(const Json& j);
+
+// Something HQ must record and flag rather than refuse: a valid fact that
+// collides with another store's (a voucher used twice, stored value or
+// points spent twice while offline).
+struct Conflict {
+  std::string kind;  // "voucher-reused", "stored-value-overdrawn", "points-overdrawn"
+  std::string detail;
+};
+
+// Applies a delta to HQ's view of the member. Never refuses.
+std::vector<Conflict> apply_delta(MemberState& m, const MemberDelta& d);
+
+// Applies the member's point entries of one transaction: credits add to the
+// named lot (created with `expires_on` when new) or repay debt; debits take
+// from the named lot, then from other live lots earliest-expiring first, and
+// what is missing becomes debt. Keeps balance == sum(lots) - debt.
+std::vector<Conflict> apply_point_entries(MemberState& m, const std::vector<Entry>& entries,
+                                          LocalDays day, std::optional<LocalDays> expires_on);
+
+// The member account's balance the entries imply (credits minus debits).
+std::int64_t member_points_delta(const std::string& member_id, const std::vector<Entry>& entries);
+
+}  // namespace loyalty::core
