@@ -65,6 +65,7 @@ class Stmt {
   std::int64_t integer(int col) const;
   std::string text(int col) const;
   bool is_null(int col) const;
+  sqlite3_stmt* handle() const { return stmt_; }
 
  private:
   Db& db_;

@@ -20,6 +20,7 @@ packages=(
   libhowardhinnant-date-dev
   tzdata
   libpq-dev
+  postgresql
   clang-format
   clang
 )

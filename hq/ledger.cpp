@@ -1,0 +1,313 @@
+#include "hq/ledger.h"
+
+#include <algorithm>
+#include <map>
+
+#include "core/engine.h"
+#include "core/io_json.h"
+#include "core/program_loader.h"
+
+namespace loyalty::hq {
+
+namespace {
+
+core::Result<Json> refused(core::ErrorCode code, std::string message) {
+  return std::unexpected(core::Error::make(code, std::move(message)));
+}
+
+}  // namespace
+
+HqLedger::HqLedger(SqlConn& db, Clock clock) : db_(db), clock_(std::move(clock)) {}
+
+core::Status HqLedger::add_terminal(const std::string& store, const std::string& terminal,
+                                    const std::string& fingerprint) {
+  std::lock_guard lock(mutex_);
+  auto r = in_transaction(db_, [&]() -> core::Result<bool> {
+    auto rows = db_.query("SELECT revoked FROM terminals WHERE store_id = ?1 AND terminal_id = ?2",
+                          {store, terminal});
+    if (!rows.empty())
+      return core::fail(core::ErrorCode::kConflict,
+                        "terminal " + store + "/" + terminal + " already exists");
+    db_.exec(
+        "INSERT INTO terminals(store_id, terminal_id, cert_fingerprint, created_at) "
+        "VALUES (?1, ?2, ?3, ?4)",
+        {store, terminal, fingerprint, clock_()});
+    return true;
+  });
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+core::Status HqLedger::revoke_terminal(const std::string& store, const std::string& terminal) {
+  std::lock_guard lock(mutex_);
+  auto r = in_transaction(db_, [&]() -> core::Result<bool> {
+    if (db_.exec("UPDATE terminals SET revoked = 1 WHERE store_id = ?1 AND terminal_id = ?2",
+                 {store, terminal}) != 1)
+      return core::fail(core::ErrorCode::kNotFound, "no terminal " + store + "/" + terminal);
+    return true;
+  });
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+core::Status HqLedger::check_terminal(const std::string& store, const std::string& terminal,
+                                      const std::string& fingerprint) {
+  std::lock_guard lock(mutex_);
+  try {
+    auto rows = db_.query(
+        "SELECT revoked, cert_fingerprint FROM terminals WHERE store_id = ?1 AND terminal_id = ?2",
+        {store, terminal});
+    if (rows.empty())
+      return core::fail(core::ErrorCode::kNotFound,
+                        "terminal " + store + "/" + terminal + " is not registered at HQ");
+    if (rows[0].integer(0) != 0)
+      return core::fail(core::ErrorCode::kFailedPrecondition,
+                        "terminal " + store + "/" + terminal + " has been revoked");
+    if (!fingerprint.empty() && rows[0].text(1) != fingerprint)
+      return core::fail(
+          core::ErrorCode::kFailedPrecondition,
+          "terminal " + store + "/" + terminal + " presented a certificate HQ did not issue to it");
+  } catch (const SqlError& e) {
+    return core::fail(core::ErrorCode::kUnavailable, e.what());
+  }
+  return {};
+}
+
+std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
+  auto rows = db_.query("SELECT state FROM members WHERE id = ?1", {id});
+  if (rows.empty()) return std::nullopt;
+  auto m = core::member_from_json(Json::parse(rows[0].text(0)));
+  // HQ writes every state itself; one it cannot read means a broken file
+  // or a bug, and going on would give wrong balances.
+  if (!m) throw SqlError("member " + id + " has an unreadable state: " + m.error().message);
+  return std::move(*m);
+}
+
+void HqLedger::save_member(const core::MemberState& m) {
+  const auto state = core::member_to_json(m);
+  if (db_.exec("UPDATE members SET state = ?2, version = version + 1 WHERE id = ?1",
+               {m.id, state.dump()}) == 0)
+    db_.exec("INSERT INTO members(id, state, version) VALUES (?1, ?2, 1)", {m.id, state.dump()});
+  change("member", m.id, Json{{"id", m.id}, {"state", state}});
+}
+
+void HqLedger::change(const std::string& kind, const std::string& key, const Json& payload) {
+  db_.exec("INSERT INTO changes(kind, key, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+           {kind, key, payload.dump(), clock_()});
+}
+
+void HqLedger::flag(const std::string& txn, const std::string& member, const std::string& kind,
+                    const std::string& detail, Json& flags_out) {
+  db_.exec(
+      "INSERT INTO flags(txn_id, member_id, kind, detail, created_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5)",
+      {txn, member, kind, detail, clock_()});
+  flags_out.push_back({{"kind", kind}, {"detail", detail}});
+}
+
+void HqLedger::post(const std::vector<core::Entry>& entries) {
+  // Balances per (account, unit): one upsert per account touched.
+  std::map<std::pair<std::string, std::string>, std::int64_t> deltas;
+  for (const auto& e : entries) {
+    db_.exec(
+        "INSERT INTO entries(id, txn_id, debit, credit, amount, unit, lot, memo) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        {e.id, e.txn_id, e.debit, e.credit, e.amount, e.unit, e.lot, e.memo});
+    deltas[{e.debit, e.unit}] -= e.amount;
+    deltas[{e.credit, e.unit}] += e.amount;
+  }
+  for (const auto& [key, amount] : deltas)
+    db_.exec(
+        "INSERT INTO accounts(account, unit, balance) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT(account, unit) DO UPDATE SET balance = accounts.balance + ?3",
+        {key.first, key.second, amount});
+}
+
+void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
+  if (r.kind == "return" || r.kind == "void") return;  // replayed through their purchase
+  auto rows = db_.query("SELECT body FROM programs WHERE program_id = ?1 AND version = ?2",
+                        {r.program_id, r.program_version});
+  if (rows.empty()) {
+    flag(r.txn_id, r.member_id, "program-unknown",
+         "program " + r.program_id + " v" + std::to_string(r.program_version) +
+             " was not published by HQ; the transaction could not be replayed",
+         flags_out);
+    return;
+  }
+  auto program = core::load_program_text(rows[0].text(0));
+  auto member = core::member_from_json(r.member_before);
+  core::Request req;
+  auto parsed = core::request_from_json(r.request, req);
+  const auto at = core::parse_local_datetime(r.local_time);
+  if (!program || !member || !parsed || !at) {
+    flag(r.txn_id, r.member_id, "replay-mismatch", "the recorded inputs do not parse", flags_out);
+    return;
+  }
+  req.at = *at;
+  req.zone = r.zone;
+  req.txn_id = r.txn_id;
+  auto outcome = core::evaluate(*program, *member, req);
+  if (!outcome) {
+    flag(r.txn_id, r.member_id, "replay-mismatch",
+         "HQ's engine refuses the recorded inputs: " + outcome.error().message, flags_out);
+    return;
+  }
+  const Json mine = core::outcome_to_json(*outcome, *program)["totals"];
+  std::string diffs;
+  for (const char* k : {"points_earned", "points_redeemed", "discount", "amount_due"}) {
+    if (!r.totals.contains(k) || r.totals[k] != mine[k])
+      diffs += std::string(diffs.empty() ? "" : ", ") + k + " " +
+               (r.totals.contains(k) ? r.totals[k].dump() : "missing") + " (HQ: " + mine[k].dump() +
+               ")";
+  }
+  if (!diffs.empty())
+    flag(r.txn_id, r.member_id, "replay-mismatch",
+         "the terminal's numbers differ from HQ's replay: " + diffs, flags_out);
+}
+
+void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
+                     const std::string& terminal, std::int64_t now, Json& flags_out) {
+  const Json record = sync::record_to_json(r);
+  const std::string text = record.dump();
+  db_.exec(
+      "INSERT INTO transactions(txn_id, store_id, terminal_id, seq, member_id, kind, "
+      "committed_at, business_day, program_id, program_version, points_earned, "
+      "points_redeemed, record_hash, record, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+      "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+      {r.txn_id, store, terminal, r.seq, r.member_id, r.kind, r.committed_at, r.business_day,
+       r.program_id, r.program_version, r.totals.value("points_earned", std::int64_t{0}),
+       r.totals.value("points_redeemed", std::int64_t{0}), platform::sha256_hex(text), text, now});
+  auto member = load_member(r.member_id);
+  if (!member) {
+    // First sight of a member (enrolled at a store, or seeded there): HQ
+    // starts from the terminal's view and books its opening balance so the
+    // ledger still explains every point.
+    auto seen = core::member_from_json(r.member_before);
+    member = std::move(*seen);
+    member->id = r.member_id;
+    std::int64_t opening = -member->debt;
+    for (const auto& l : member->lots) opening += l.points;
+    if (opening != 0) {
+      const std::string id = "OPEN-" + r.member_id;
+      core::Entry e{id + "/1",
+                    id,
+                    opening > 0 ? core::program_account(r.program_id, "issued")
+                                : core::member_account(r.member_id),
+                    opening > 0 ? core::member_account(r.member_id)
+                                : core::program_account(r.program_id, "issued"),
+                    opening > 0 ? opening : -opening,
+                    "pts",
+                    "",
+                    "opening balance"};
+      post({e});
+    }
+  }
+  post(r.entries);
+  const auto day = core::parse_local_date(r.business_day).value();
+  std::optional<core::LocalDays> expires;
+  if (r.points_expire_on) expires = core::parse_local_date(*r.points_expire_on);
+  auto conflicts = core::apply_point_entries(*member, r.entries, day, expires);
+  auto more = core::apply_delta(*member, r.delta);
+  conflicts.insert(conflicts.end(), more.begin(), more.end());
+  for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);
+  save_member(*member);
+  if (r.kind == "purchase" && !r.return_basis.is_null())
+    change(
+        "receipt", r.txn_id,
+        Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", r.return_basis}});
+  replay_check(r, flags_out);
+}
+
+core::Result<Json> HqLedger::ingest(const std::string& store, const std::string& terminal,
+                                    const sync::Batch& batch) {
+  if (batch.store_id != store || batch.terminal_id != terminal)
+    return refused(core::ErrorCode::kFailedPrecondition,
+                   "the batch names terminal " + batch.store_id + "/" + batch.terminal_id +
+                       " but was sent by " + store + "/" + terminal);
+  const auto prefix = sync::txn_prefix(store, terminal);
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    const auto& r = batch.records[i];
+    bool own = r.txn_id.starts_with(prefix);
+    for (const auto& e : r.entries) own = own && e.id.starts_with(r.txn_id + "/");
+    if (!own)
+      return refused(core::ErrorCode::kFailedPrecondition,
+                     "transactions[" + std::to_string(i) + "]: " + r.txn_id +
+                         " is not a transaction id of " + store + "/" + terminal);
+  }
+  std::lock_guard lock(mutex_);
+  const auto now = clock_();
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto t = db_.query(
+        "SELECT next_seq, revoked FROM terminals WHERE store_id = ?1 AND "
+        "terminal_id = ?2",
+        {store, terminal});
+    if (t.empty() || t[0].integer(1) != 0)
+      return refused(core::ErrorCode::kFailedPrecondition,
+                     "terminal " + store + "/" + terminal + " may not write");
+    std::int64_t next = t[0].integer(0);
+    auto records = batch.records;
+    std::stable_sort(records.begin(), records.end(),
+                     [](const auto& a, const auto& b) { return a.seq < b.seq; });
+    Json results = Json::array();
+    std::optional<std::int64_t> gap;
+    for (const auto& r : records) {
+      Json res{{"txn_id", r.txn_id}, {"seq", r.seq}};
+      auto have =
+          db_.query("SELECT record_hash, seq FROM transactions WHERE txn_id = ?1", {r.txn_id});
+      if (!have.empty()) {
+        // Accepted before: the same answer, whatever the terminal resends.
+        res["status"] = "duplicate";
+        if (have[0].text(0) != platform::sha256_hex(sync::record_to_json(r).dump()))
+          res["note"] = "resent with different content; the first version stands";
+      } else if (gap || r.seq > next) {
+        if (!gap) gap = next;
+        res["status"] = "gap";
+        res["expected_seq"] = *gap;
+      } else if (r.seq < next) {
+        res["status"] = "rejected";
+        res["reason"] = "sequence " + std::to_string(r.seq) + " already holds another transaction";
+      } else {
+        Json flags = Json::array();
+        apply(r, store, terminal, now, flags);
+        res["status"] = "accepted";
+        if (!flags.empty()) res["flags"] = flags;
+        ++next;
+      }
+      results.push_back(res);
+    }
+    db_.exec(
+        "UPDATE terminals SET next_seq = ?3, last_seen = ?4, clock_skew = ?5 "
+        "WHERE store_id = ?1 AND terminal_id = ?2",
+        {store, terminal, next, now, batch.sent_at - now});
+    Json out{{"results", results}, {"next_seq", next}, {"clock_skew_seconds", batch.sent_at - now}};
+    if (gap) out["gap"] = {{"expected_seq", *gap}};
+    return out;
+  });
+}
+
+core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit) {
+  std::lock_guard lock(mutex_);
+  try {
+    limit = std::clamp<std::int64_t>(limit, 1, 1000);
+    auto rows = db_.query(
+        "SELECT cursor, kind, key, payload FROM changes WHERE cursor > ?1 "
+        "ORDER BY cursor LIMIT ?2",
+        {cursor, limit + 1});
+    Json items = Json::array();
+    std::int64_t last = cursor;
+    for (std::size_t i = 0; i < rows.size() && static_cast<std::int64_t>(i) < limit; ++i) {
+      last = rows[i].integer(0);
+      items.push_back({{"cursor", last},
+                       {"kind", rows[i].text(1)},
+                       {"key", rows[i].text(2)},
+                       {"data", Json::parse(rows[i].text(3))}});
+    }
+    return Json{{"changes", items},
+                {"next_cursor", last},
+                {"more", static_cast<std::int64_t>(rows.size()) > limit}};
+  } catch (const SqlError& e) {
+    return refused(core::ErrorCode::kUnavailable, e.what());
+  }
+}
+
+}  // namespace loyalty::hq

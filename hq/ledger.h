@@ -1,0 +1,76 @@
+// HQ's authoritative ledger: terminals, ingest of their transaction batches
+// (exactly once, forever), member balances and lots, flags for what needs a
+// person (debt from an overdraft, a voucher used twice, a replay mismatch),
+// the change feed terminals pull, programs, adjustments, expiry, reports and
+// the invariant check. Backend-neutral: runs on SqlConn.
+//
+// Thread-safety: one HqLedger per connection; calls are serialised inside.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "core/json_reader.h"
+#include "hq/sql.h"
+#include "platform/crypto.h"
+#include "sync/protocol.h"
+
+namespace loyalty::hq {
+
+using core::Json;
+
+class HqLedger {
+ public:
+  using Clock = std::function<std::int64_t()>;
+  HqLedger(SqlConn& db, Clock clock);
+
+  [[nodiscard]] core::Status add_terminal(const std::string& store, const std::string& terminal,
+                                          const std::string& cert_fingerprint);
+  [[nodiscard]] core::Status revoke_terminal(const std::string& store, const std::string& terminal);
+  // kNotFound for an unknown terminal, kFailedPrecondition for a revoked one.
+  [[nodiscard]] core::Status check_terminal(const std::string& store, const std::string& terminal,
+                                            const std::string& cert_fingerprint);
+
+  // Applies a batch from an authenticated terminal. Refused whole (nothing
+  // written) when it names another terminal; otherwise each record is
+  // accepted, a duplicate (same answer as before), or past a gap.
+  [[nodiscard]] core::Result<Json> ingest(const std::string& store, const std::string& terminal,
+                                          const sync::Batch& batch);
+
+  // Changes after `cursor`, oldest first, at most `limit`.
+  [[nodiscard]] core::Result<Json> changes(std::int64_t cursor, std::int64_t limit);
+
+  [[nodiscard]] core::Result<Json> publish_program(const std::string& body,
+                                                   std::int64_t effective_from,
+                                                   const platform::SigningKey& key,
+                                                   const std::string& actor);
+  [[nodiscard]] core::Result<Json> adjust(const std::string& member_id, std::int64_t points,
+                                          const std::string& reason, const std::string& actor);
+  // Expires every lot dead on `today` (store-local date) for every member.
+  [[nodiscard]] core::Result<Json> expire(const std::string& today);
+  [[nodiscard]] core::Result<Json> member(const std::string& member_id);
+  [[nodiscard]] core::Result<Json> flags();
+  // Outstanding points by expiry month: the finance view of the liability.
+  [[nodiscard]] core::Result<Json> liability();
+  // Every account of each unit sums to zero; every member's balance equals
+  // their lots minus debt; every balance equals the sum of its entries.
+  [[nodiscard]] core::Result<Json> verify();
+
+ private:
+  void apply(const sync::TxnRecord& r, const std::string& store, const std::string& terminal,
+             std::int64_t now, Json& flags_out);
+  void post(const std::vector<core::Entry>& entries);
+  void replay_check(const sync::TxnRecord& r, Json& flags_out);
+  void flag(const std::string& txn, const std::string& member, const std::string& kind,
+            const std::string& detail, Json& flags_out);
+  void change(const std::string& kind, const std::string& key, const Json& payload);
+  std::optional<core::MemberState> load_member(const std::string& id);
+  void save_member(const core::MemberState& m);
+
+  SqlConn& db_;
+  Clock clock_;
+  std::mutex mutex_;
+};
+
+}  // namespace loyalty::hq

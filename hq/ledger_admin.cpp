@@ -1,0 +1,221 @@
+// HqLedger's administration, scheduled work, reports and invariant check.
+#include <map>
+
+#include "core/io_json.h"
+#include "core/ledger.h"
+#include "core/program_loader.h"
+#include "hq/ledger.h"
+
+namespace loyalty::hq {
+
+namespace {
+
+core::Result<Json> db_failure(const SqlError& e) {
+  return core::fail(core::ErrorCode::kUnavailable, std::string("HQ database: ") + e.what());
+}
+
+}  // namespace
+
+core::Result<Json> HqLedger::publish_program(const std::string& body, std::int64_t effective_from,
+                                             const platform::SigningKey& key,
+                                             const std::string& actor) {
+  auto p = core::load_program_text(body);
+  if (!p) return std::unexpected(p.error());
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto rows = db_.query("SELECT MAX(version) FROM programs WHERE program_id = ?1", {p->id});
+    const auto latest = rows.empty() || rows[0].is_null(0) ? 0 : rows[0].integer(0);
+    if (p->version <= latest)
+      return core::invalid("version", "program " + p->id + " is at version " +
+                                          std::to_string(latest) +
+                                          " already; publish a higher version");
+    const auto signature = platform::base64url_encode(key.sign(body));
+    db_.exec(
+        "INSERT INTO programs(program_id, version, effective_from, body, signature, "
+        "published_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        {p->id, p->version, effective_from, body, signature, clock_()});
+    const Json payload{{"id", p->id},
+                       {"version", p->version},
+                       {"effective_from", effective_from},
+                       {"body", body},
+                       {"signature", signature}};
+    change("program", p->id + "@" + std::to_string(p->version), payload);
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, "publish-program", p->id + " v" + std::to_string(p->version), clock_()});
+    return Json{{"program", p->id}, {"version", p->version}, {"effective_from", effective_from}};
+  });
+}
+
+core::Result<Json> HqLedger::adjust(const std::string& member_id, std::int64_t points,
+                                    const std::string& reason, const std::string& actor) {
+  if (reason.size() < 5)
+    return core::invalid("reason", "an adjustment needs a reason a finance team can audit");
+  if (points == 0) return core::invalid("points", "must not be zero");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto m = load_member(member_id);
+    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+    auto prog = db_.query("SELECT program_id FROM programs ORDER BY published_at DESC LIMIT 1");
+    const std::string pid = prog.empty() ? "hq" : prog[0].text(0);
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, "adjust", member_id + " " + std::to_string(points) + ": " + reason, clock_()});
+    const auto n = db_.query("SELECT MAX(id) FROM audit")[0].integer(0);
+    const std::string txn = "HQ-ADJ-" + std::to_string(n);
+    const auto acct = core::member_account(member_id);
+    const auto adj = core::program_account(pid, "adjustment");
+    core::Entry e{txn + "/1",
+                  txn,
+                  points > 0 ? adj : acct,
+                  points > 0 ? acct : adj,
+                  points > 0 ? points : -points,
+                  "pts",
+                  points > 0 ? txn + "/lot" : "",
+                  "adjustment: " + reason};
+    post({e});
+    Json flags = Json::array();
+    const auto today = core::LocalDays(std::chrono::floor<std::chrono::days>(
+                                           std::chrono::sys_seconds(std::chrono::seconds(clock_())))
+                                           .time_since_epoch());
+    for (const auto& c : core::apply_point_entries(*m, {e}, today, std::nullopt))
+      flag(txn, member_id, c.kind, c.detail, flags);
+    save_member(*m);
+    return Json{{"adjustment", txn},
+                {"member_id", member_id},
+                {"points", points},
+                {"balance", m->available(today)}};
+  });
+}
+
+core::Result<Json> HqLedger::expire(const std::string& today_text) {
+  const auto today = core::parse_local_date(today_text);
+  if (!today) return core::invalid("date", "must be YYYY-MM-DD");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto prog = db_.query("SELECT body FROM programs ORDER BY published_at DESC LIMIT 1");
+    if (prog.empty())
+      return core::fail(core::ErrorCode::kFailedPrecondition, "no program published yet");
+    auto program = core::load_program_text(prog[0].text(0));
+    if (!program) return std::unexpected(program.error());
+    std::int64_t members = 0, points = 0;
+    for (const auto& row : db_.query("SELECT id FROM members ORDER BY id")) {
+      auto m = load_member(row.text(0));
+      const auto txn = "HQ-EXP-" + today_text + "-" + m->id;
+      auto entries = core::expire_lots(*program, *m, *today, txn);
+      if (entries.empty()) continue;
+      post(entries);
+      save_member(*m);
+      ++members;
+      for (const auto& e : entries) points += e.amount;
+    }
+    return Json{{"date", today_text}, {"members", members}, {"points_expired", points}};
+  });
+}
+
+core::Result<Json> HqLedger::member(const std::string& member_id) {
+  std::lock_guard lock(mutex_);
+  try {
+    auto m = load_member(member_id);
+    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+    Json flags = Json::array();
+    for (const auto& f :
+         db_.query("SELECT txn_id, kind, detail FROM flags WHERE member_id = ?1 ORDER BY id",
+                   {member_id}))
+      flags.push_back({{"txn_id", f.text(0)}, {"kind", f.text(1)}, {"detail", f.text(2)}});
+    std::int64_t lots = 0;
+    for (const auto& l : m->lots) lots += l.points;
+    return Json{{"member", core::member_to_json(*m)},
+                {"balance", lots - m->debt},
+                {"debt", m->debt},
+                {"flags", flags}};
+  } catch (const SqlError& e) {
+    return db_failure(e);
+  }
+}
+
+core::Result<Json> HqLedger::flags() {
+  std::lock_guard lock(mutex_);
+  try {
+    Json out = Json::array();
+    for (const auto& f :
+         db_.query("SELECT id, txn_id, member_id, kind, detail, created_at FROM flags ORDER BY id"))
+      out.push_back({{"id", f.integer(0)},
+                     {"txn_id", f.text(1)},
+                     {"member_id", f.text(2)},
+                     {"kind", f.text(3)},
+                     {"detail", f.text(4)},
+                     {"created_at", f.integer(5)}});
+    return Json{{"flags", out}};
+  } catch (const SqlError& e) {
+    return db_failure(e);
+  }
+}
+
+core::Result<Json> HqLedger::liability() {
+  std::lock_guard lock(mutex_);
+  try {
+    std::map<std::string, std::int64_t> by_month;
+    std::int64_t debt = 0;
+    for (const auto& row : db_.query("SELECT id FROM members")) {
+      auto m = load_member(row.text(0));
+      debt += m->debt;
+      for (const auto& l : m->lots)
+        by_month[l.expires_on ? core::format_local_date(*l.expires_on).substr(0, 7) : "never"] +=
+            l.points;
+    }
+    Json rows = Json::array();
+    std::int64_t total = 0;
+    for (const auto& [month, pts] : by_month) {
+      rows.push_back({{"expires", month}, {"points", pts}});
+      total += pts;
+    }
+    return Json{{"outstanding_points", total}, {"member_debt", debt}, {"by_expiry_month", rows}};
+  } catch (const SqlError& e) {
+    return db_failure(e);
+  }
+}
+
+core::Result<Json> HqLedger::verify() {
+  std::lock_guard lock(mutex_);
+  try {
+    Json problems = Json::array();
+    for (const auto& row : db_.query("SELECT unit, SUM(balance) FROM accounts GROUP BY unit"))
+      if (row.integer(1) != 0)
+        problems.push_back("accounts in " + row.text(0) + " sum to " + row.text(1) + ", not 0");
+    // Each balance equals the sum of its entries.
+    std::map<std::pair<std::string, std::string>, std::int64_t> from_entries;
+    for (const auto& e : db_.query("SELECT debit, credit, amount, unit FROM entries")) {
+      from_entries[{e.text(0), e.text(3)}] -= e.integer(2);
+      from_entries[{e.text(1), e.text(3)}] += e.integer(2);
+    }
+    std::int64_t accounts = 0;
+    std::map<std::string, std::int64_t> member_pts;
+    for (const auto& a : db_.query("SELECT account, unit, balance FROM accounts")) {
+      ++accounts;
+      if (from_entries[{a.text(0), a.text(1)}] != a.integer(2))
+        problems.push_back("account " + a.text(0) + " (" + a.text(1) + ") holds " + a.text(2) +
+                           " but its entries sum to " +
+                           std::to_string(from_entries[{a.text(0), a.text(1)}]));
+      if (a.text(1) == "pts" && a.text(0).starts_with("member:"))
+        member_pts[a.text(0).substr(7)] = a.integer(2);
+    }
+    std::int64_t members = 0;
+    for (const auto& row : db_.query("SELECT id FROM members")) {
+      ++members;
+      auto m = load_member(row.text(0));
+      std::int64_t lots = 0;
+      for (const auto& l : m->lots) lots += l.points;
+      if (lots - m->debt != member_pts[m->id])
+        problems.push_back("member " + m->id + ": lots " + std::to_string(lots) + " minus debt " +
+                           std::to_string(m->debt) + " but the ledger says " +
+                           std::to_string(member_pts[m->id]));
+    }
+    return Json{{"ok", problems.empty()},
+                {"accounts", accounts},
+                {"members", members},
+                {"problems", problems}};
+  } catch (const SqlError& e) {
+    return db_failure(e);
+  }
+}
+
+}  // namespace loyalty::hq

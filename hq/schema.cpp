@@ -1,0 +1,74 @@
+#include "hq/schema.h"
+
+namespace loyalty::hq {
+
+namespace {
+
+std::vector<std::string> v1(const SqlConn& db) {
+  const auto serial = db.autoincrement_key();
+  return {
+      "CREATE TABLE terminals(store_id TEXT NOT NULL, terminal_id TEXT NOT NULL, "
+      "cert_fingerprint TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, "
+      "next_seq BIGINT NOT NULL DEFAULT 1, last_seen BIGINT, clock_skew BIGINT, "
+      "created_at BIGINT NOT NULL, PRIMARY KEY(store_id, terminal_id))",
+      // Each terminal-generated transaction id, once and forever.
+      "CREATE TABLE transactions(txn_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
+      "terminal_id TEXT NOT NULL, seq BIGINT NOT NULL, member_id TEXT NOT NULL, "
+      "kind TEXT NOT NULL, committed_at BIGINT NOT NULL, business_day TEXT NOT NULL, "
+      "program_id TEXT NOT NULL, program_version BIGINT NOT NULL, points_earned BIGINT NOT NULL, "
+      "points_redeemed BIGINT NOT NULL, record_hash TEXT NOT NULL, record TEXT NOT NULL, "
+      "received_at BIGINT NOT NULL, UNIQUE(store_id, terminal_id, seq))",
+      "CREATE TABLE entries(id TEXT PRIMARY KEY, txn_id TEXT NOT NULL, debit TEXT NOT NULL, "
+      "credit TEXT NOT NULL, amount BIGINT NOT NULL CHECK(amount > 0), unit TEXT NOT NULL, "
+      "lot TEXT NOT NULL, memo TEXT NOT NULL)",
+      "CREATE INDEX entries_txn ON entries(txn_id)",
+      "CREATE TABLE accounts(account TEXT NOT NULL, unit TEXT NOT NULL, balance BIGINT NOT NULL, "
+      "PRIMARY KEY(account, unit))",
+      "CREATE TABLE members(id TEXT PRIMARY KEY, card_number TEXT, phone TEXT, "
+      "name TEXT NOT NULL DEFAULT '', blocked INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, "
+      "version BIGINT NOT NULL)",
+      "CREATE TABLE changes(cursor " + serial +
+          ", kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, "
+          "created_at BIGINT NOT NULL)",
+      "CREATE TABLE programs(program_id TEXT NOT NULL, version BIGINT NOT NULL, "
+      "effective_from BIGINT NOT NULL, body TEXT NOT NULL, signature TEXT NOT NULL, "
+      "published_at BIGINT NOT NULL, PRIMARY KEY(program_id, version))",
+      "CREATE TABLE flags(id " + serial +
+          ", txn_id TEXT NOT NULL, member_id TEXT NOT NULL, kind TEXT NOT NULL, "
+          "detail TEXT NOT NULL, created_at BIGINT NOT NULL)",
+      "CREATE INDEX flags_member ON flags(member_id)",
+      "CREATE TABLE audit(id " + serial +
+          ", actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, "
+          "created_at BIGINT NOT NULL)",
+  };
+}
+
+}  // namespace
+
+core::Status migrate_hq(SqlConn& db) {
+  try {
+    db.exec("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)");
+    auto rows = db.query("SELECT MAX(version) FROM schema_version");
+    const auto have = rows.empty() || rows[0].is_null(0) ? 0 : rows[0].integer(0);
+    if (have > kHqSchemaVersion)
+      return core::fail(core::ErrorCode::kFailedPrecondition,
+                        "the HQ database has schema version " + std::to_string(have) +
+                            " but this build knows only up to " + std::to_string(kHqSchemaVersion) +
+                            "; it was written by a newer release, install that release");
+    if (have < 1) {
+      db.begin();
+      for (const auto& stmt : v1(db)) db.exec(stmt);
+      db.exec("INSERT INTO schema_version(version) VALUES (1)");
+      db.commit();
+    }
+  } catch (const SqlError& e) {
+    try {
+      db.rollback();
+    } catch (const SqlError&) {
+    }
+    return core::fail(core::ErrorCode::kUnavailable, std::string("HQ schema: ") + e.what());
+  }
+  return {};
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,114 @@
+// SqlConn over PostgreSQL (libpq). Parameters go out as text with
+// PQexecParams, never spliced into the SQL.
+#include <libpq-fe.h>
+
+#include <cctype>
+
+#include "hq/sql.h"
+
+namespace loyalty::hq {
+
+namespace {
+
+// ?1 -> $1 (outside string literals; our SQL has none with '?').
+std::string to_dollar(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size());
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    if (sql[i] == '?' && i + 1 < sql.size() &&
+        std::isdigit(static_cast<unsigned char>(sql[i + 1]))) {
+      out += '$';
+    } else {
+      out += sql[i];
+    }
+  }
+  return out;
+}
+
+class PgConn : public SqlConn {
+ public:
+  explicit PgConn(PGconn* c) : conn_(c) {}
+  ~PgConn() override { PQfinish(conn_); }
+
+  std::vector<SqlRow> query(std::string_view sql, const SqlParams& params) override {
+    PGresult* res = run(sql, params);
+    std::vector<SqlRow> rows;
+    const int n = PQntuples(res), m = PQnfields(res);
+    for (int r = 0; r < n; ++r) {
+      SqlRow row;
+      for (int c = 0; c < m; ++c)
+        row.cols.push_back(PQgetisnull(res, r, c)
+                               ? std::nullopt
+                               : std::optional<std::string>(PQgetvalue(res, r, c)));
+      rows.push_back(std::move(row));
+    }
+    PQclear(res);
+    return rows;
+  }
+
+  std::int64_t exec(std::string_view sql, const SqlParams& params) override {
+    PGresult* res = run(sql, params);
+    const char* n = PQcmdTuples(res);
+    const std::int64_t changed = (n && *n) ? std::stoll(n) : 0;
+    PQclear(res);
+    return changed;
+  }
+
+  void begin() override { exec("BEGIN", {}); }
+  void commit() override { exec("COMMIT", {}); }
+  void rollback() override { PQclear(PQexec(conn_, "ROLLBACK")); }
+  std::string backend() const override { return "postgres"; }
+  std::string autoincrement_key() const override { return "BIGSERIAL PRIMARY KEY"; }
+
+ private:
+  PGresult* run(std::string_view sql, const SqlParams& params) {
+    const std::string text = to_dollar(sql);
+    std::vector<std::string> values(params.size());
+    std::vector<const char*> ptrs(params.size(), nullptr);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      if (const auto* v = std::get_if<std::int64_t>(&params[i])) {
+        values[i] = std::to_string(*v);
+        ptrs[i] = values[i].c_str();
+      } else if (const auto* t = std::get_if<std::string>(&params[i])) {
+        ptrs[i] = t->c_str();
+      }
+    }
+    PGresult* res = PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr,
+                                 ptrs.data(), nullptr, nullptr, 0);
+    const auto st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      const bool unique = state != nullptr && std::string_view(state) == "23505";
+      std::string msg = PQresultErrorMessage(res);
+      PQclear(res);
+      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+      throw SqlError(msg, unique);
+    }
+    return res;
+  }
+
+  PGconn* conn_;
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<SqlConn>> open_postgres_conn(const std::string& conninfo) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    PQfinish(c);
+    return core::fail(core::ErrorCode::kUnavailable, "cannot connect to PostgreSQL: " + msg);
+  }
+  PQclear(PQexec(c, "SET client_min_messages = warning"));
+  return std::unique_ptr<SqlConn>(new PgConn(c));
+}
+
+core::Result<std::unique_ptr<SqlConn>> open_sqlite_conn(const std::string& path);
+
+core::Result<std::unique_ptr<SqlConn>> open_sql(const std::string& target) {
+  if (target.starts_with("sqlite:")) return open_sqlite_conn(target.substr(7));
+  if (target.starts_with("postgres:")) return open_postgres_conn(target.substr(9));
+  return core::invalid("database", "must be sqlite:PATH or postgres:CONNINFO, got " + target);
+}
+
+}  // namespace loyalty::hq

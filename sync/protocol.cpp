@@ -1,0 +1,144 @@
+#include "sync/protocol.h"
+
+#include "core/io_json.h"
+
+namespace loyalty::sync {
+
+std::string txn_prefix(const std::string& store_id, const std::string& terminal_id) {
+  return store_id + "-" + terminal_id + "-";
+}
+
+Json record_to_json(const TxnRecord& r) {
+  Json j{{"txn_id", r.txn_id},
+         {"seq", r.seq},
+         {"kind", r.kind},
+         {"member_id", r.member_id},
+         {"committed_at", r.committed_at},
+         {"business_day", r.business_day},
+         {"local_time", r.local_time},
+         {"zone", r.zone},
+         {"program", {{"id", r.program_id}, {"version", r.program_version}}},
+         {"request", r.request},
+         {"member_before", r.member_before},
+         {"totals", r.totals},
+         {"entries", core::entries_to_json(r.entries)},
+         {"delta", core::delta_to_json(r.delta)}};
+  if (r.points_expire_on) j["points_expire_on"] = *r.points_expire_on;
+  if (r.return_of) j["return_of"] = *r.return_of;
+  if (!r.return_basis.is_null()) j["return_basis"] = r.return_basis;
+  return j;
+}
+
+core::Result<TxnRecord> record_from_json(const Json& j) {
+  core::Problems problems;
+  TxnRecord r;
+  {
+    core::ObjectReader rd(j, "", problems);
+    if (!rd.ok()) return core::invalid("", "a transaction record must be a JSON object");
+    r.txn_id = rd.string("txn_id", true).value_or("");
+    r.seq = rd.integer("seq", true, 1).value_or(0);
+    r.kind =
+        rd.choice("kind", {"purchase", "event", "redeem", "enrollment", "return", "void"}, true)
+            .value_or("");
+    r.member_id = rd.id("member_id", true).value_or("");
+    r.committed_at = rd.integer("committed_at", true, 0).value_or(0);
+    r.business_day = rd.string("business_day", true).value_or("");
+    if (!r.business_day.empty() && !core::parse_local_date(r.business_day))
+      rd.problem("business_day", "must be a date YYYY-MM-DD");
+    r.local_time = rd.string("local_time", true).value_or("");
+    if (!r.local_time.empty() && !core::parse_local_datetime(r.local_time))
+      rd.problem("local_time", "must be a local time YYYY-MM-DDTHH:MM:SS");
+    r.zone = rd.string("zone", true).value_or("");
+    if (const Json* p = rd.get("program", true)) {
+      core::ObjectReader pr(*p, rd.path("program"), problems);
+      r.program_id = pr.id("id", true).value_or("");
+      r.program_version = pr.integer("version", true, 1).value_or(0);
+    }
+    if (const Json* v = rd.get("request", true)) r.request = *v;
+    if (const Json* v = rd.get("member_before", true)) r.member_before = *v;
+    if (const Json* v = rd.get("totals", true)) r.totals = *v;
+    if (const Json* v = rd.get("entries", true)) {
+      if (!v->is_array()) {
+        rd.problem("entries", "must be an array");
+      } else {
+        for (std::size_t i = 0; i < v->size(); ++i) {
+          core::ObjectReader er((*v)[i], core::index_path("entries", i), problems);
+          core::Entry e;
+          e.id = er.string("id", true).value_or("");
+          e.txn_id = r.txn_id;
+          e.debit = er.string("debit", true).value_or("");
+          e.credit = er.string("credit", true).value_or("");
+          e.amount = er.integer("amount", true, 1).value_or(1);
+          e.unit = er.string("unit", true).value_or("");
+          e.lot = er.string("lot").value_or("");
+          e.memo = er.string("memo").value_or("");
+          if (!e.id.starts_with(r.txn_id + "/"))
+            er.problem("id", "must start with the transaction id");
+          if (e.debit == e.credit) er.problem("credit", "must differ from debit");
+          r.entries.push_back(std::move(e));
+        }
+      }
+    }
+    if (const Json* v = rd.get("delta", true)) {
+      auto d = core::delta_from_json(*v);
+      if (!d) {
+        rd.problem("delta", d.error().message);
+      } else {
+        r.delta = std::move(*d);
+      }
+    }
+    if (auto e = rd.string("points_expire_on")) r.points_expire_on = *e;
+    if (auto e = rd.string("return_of")) r.return_of = *e;
+    if (const Json* v = rd.get("return_basis")) r.return_basis = *v;
+  }
+  if (!problems.empty()) {
+    std::string msg = problems.front().to_string();
+    return std::unexpected(core::Error{core::ErrorCode::kInvalidArgument, msg, problems});
+  }
+  if (auto m = core::member_from_json(r.member_before); !m)
+    return core::invalid("member_before", m.error().message);
+  return r;
+}
+
+Json batch_to_json(const Batch& b) {
+  Json recs = Json::array();
+  for (const auto& r : b.records) recs.push_back(record_to_json(r));
+  return {{"store_id", b.store_id},
+          {"terminal_id", b.terminal_id},
+          {"sent_at", b.sent_at},
+          {"transactions", recs}};
+}
+
+core::Result<Batch> batch_from_json(const Json& j) {
+  core::Problems problems;
+  Batch b;
+  const Json* recs = nullptr;
+  {
+    core::ObjectReader rd(j, "", problems);
+    if (!rd.ok()) return core::invalid("", "a batch must be a JSON object");
+    b.store_id = rd.id("store_id", true).value_or("");
+    b.terminal_id = rd.id("terminal_id", true).value_or("");
+    b.sent_at = rd.integer("sent_at", true, 0).value_or(0);
+    recs = rd.get("transactions", true);
+    if (recs != nullptr && (!recs->is_array() || recs->size() > kMaxBatchRecords))
+      rd.problem("transactions",
+                 "must be an array of at most " + std::to_string(kMaxBatchRecords) + " records");
+  }
+  if (!problems.empty())
+    return std::unexpected(
+        core::Error{core::ErrorCode::kInvalidArgument, problems.front().to_string(), problems});
+  for (std::size_t i = 0; i < recs->size(); ++i) {
+    auto r = record_from_json((*recs)[i]);
+    if (!r) {
+      auto e = r.error();
+      for (auto& p : e.problems)
+        p.path = core::join_path(core::index_path("transactions", i), p.path);
+      e.message = core::index_path("transactions", i) + ": " + e.message;
+      return std::unexpected(e);
+    }
+    b.records.push_back(std::move(*r));
+  }
+  return b;
+}
+
+}  // namespace loyalty::sync

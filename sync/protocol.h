@@ -1,0 +1,61 @@
+// The sync wire format shared by loyaltyd and loyalty-hq (docs/sync.md).
+// A terminal uploads batches of transaction records; each record carries
+// every input the engine read (for HQ's replay check), the ledger entries
+// (the facts) and the member delta (how HQ merges the rest).
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json_reader.h"
+#include "core/ledger.h"
+#include "core/member_delta.h"
+
+namespace loyalty::sync {
+
+using core::Json;
+
+struct TxnRecord {
+  std::string txn_id;    // "<store>-<terminal>-<receipt>", the idempotency key forever
+  std::int64_t seq = 0;  // per-terminal upload sequence, contiguous from 1
+  std::string kind;      // purchase, event, redeem, enrollment, return, void
+  std::string member_id;
+  std::int64_t committed_at = 0;  // terminal clock, unix seconds
+  std::string business_day;       // store-local date
+  std::string local_time;         // store-local wall clock
+  std::string zone;
+  std::string program_id;
+  std::int64_t program_version = 0;
+  Json request;        // the engine input: a basket or an event (core::request_from_json)
+  Json member_before;  // the member as the terminal saw it (core::member_from_json)
+  Json totals;         // the terminal's outcome totals, compared by HQ's replay
+  std::vector<core::Entry> entries;
+  core::MemberDelta delta;
+  std::optional<std::string> points_expire_on;
+  std::optional<std::string> return_of;
+  Json return_basis;  // purchases: what a later return reads, at any store
+};
+
+Json record_to_json(const TxnRecord& r);
+// Validates everything; every problem with its path.
+[[nodiscard]] core::Result<TxnRecord> record_from_json(const Json& j);
+
+struct Batch {
+  std::string store_id;
+  std::string terminal_id;
+  std::int64_t sent_at = 0;  // terminal clock when sent (HQ measures skew)
+  std::vector<TxnRecord> records;
+};
+
+inline constexpr std::size_t kMaxBatchRecords = 1000;
+
+Json batch_to_json(const Batch& b);
+[[nodiscard]] core::Result<Batch> batch_from_json(const Json& j);
+
+// "<store>-<terminal>-" : a terminal may only write ids with its own prefix.
+std::string txn_prefix(const std::string& store_id, const std::string& terminal_id);
+
+}  // namespace loyalty::sync

@@ -1,0 +1,134 @@
+// HQ tests run against both backends: a fresh SQLite file, and a fresh
+// database in the throwaway PostgreSQL cluster the test run starts
+// (scripts/pg-cluster.sh; ctest passes its conninfo file in
+// LOYALTY_PG_CONNINFO_FILE).
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "core/engine.h"
+#include "core/io_json.h"
+#include "core/member_delta.h"
+#include "core/program_loader.h"
+#include "core/return_basis.h"
+#include "hq/ledger.h"
+#include "hq/schema.h"
+#include "hq/sql.h"
+#include "platform/crypto.h"
+
+namespace loyalty::test {
+
+using core::Json;
+
+inline std::string hq_source(const std::string& rel) {
+  return std::string(LOYALTY_SOURCE_DIR) + "/" + rel;
+}
+
+inline std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Opens an empty HQ database on `backend` ("sqlite" or "postgres").
+inline std::unique_ptr<hq::SqlConn> fresh_hq_db(const std::string& backend) {
+  const auto name = "t_" + platform::random_hex(6);
+  std::string target;
+  if (backend == "sqlite") {
+    target = "sqlite:" + (std::filesystem::temp_directory_path() / (name + ".db")).string();
+  } else {
+    const char* file = std::getenv("LOYALTY_PG_CONNINFO_FILE");
+    REQUIRE(file != nullptr);  // ctest starts the cluster and sets this
+    std::string conninfo = read_all(file);
+    while (!conninfo.empty() && conninfo.back() == '\n') conninfo.pop_back();
+    auto admin = hq::open_sql("postgres:" + conninfo);
+    REQUIRE(admin);
+    (*admin)->exec("CREATE DATABASE " + name);
+    target = "postgres:" + conninfo.substr(0, conninfo.rfind("dbname=")) + "dbname=" + name;
+  }
+  auto db = hq::open_sql(target);
+  if (!db) FAIL(db.error().message);
+  REQUIRE(hq::migrate_hq(**db));
+  return std::move(*db);
+}
+
+// A terminal in a test: evaluates and commits with the real engine against
+// its own view of members, and produces the records it would upload.
+class FakeTerminal {
+ public:
+  FakeTerminal(std::string store, std::string terminal, const core::Program& program)
+      : store_(std::move(store)), terminal_(std::move(terminal)), program_(program) {}
+
+  void know(const core::MemberState& m) { members_[m.id] = m; }
+  const core::MemberState& view(const std::string& id) { return members_.at(id); }
+
+  sync::TxnRecord sell(const std::string& member, const Json& request,
+                       const std::string& local = "2026-11-23T10:00:00") {
+    auto& m = members_.at(member);
+    core::Request req;
+    REQUIRE(core::request_from_json(request, req));
+    req.at = *core::parse_local_datetime(local);
+    req.zone = "Asia/Shanghai";
+    ++seq_;
+    req.txn_id = store_ + "-" + terminal_ + "-" + std::to_string(100000 + seq_);
+    auto o = core::evaluate(program_, m, req);
+    if (!o) FAIL(o.error().message);
+    const auto before = m;
+    auto c = core::commit(program_, m, *o);
+    REQUIRE(c);
+    sync::TxnRecord r;
+    r.txn_id = req.txn_id;
+    r.seq = seq_;
+    r.kind = req.trigger == core::Trigger::kPurchase ? "purchase"
+             : req.trigger == core::Trigger::kRedeem ? "redeem"
+                                                     : "event";
+    r.member_id = member;
+    r.committed_at = 1'795'300'000 + seq_;
+    r.business_day = local.substr(0, 10);
+    r.local_time = local;
+    r.zone = req.zone;
+    r.program_id = program_.id;
+    r.program_version = program_.version;
+    r.request = request;
+    r.member_before = core::member_to_json(before);
+    r.totals = core::outcome_to_json(*o, program_)["totals"];
+    r.entries = c->entries;
+    r.delta = core::diff_member(before, m);
+    if (o->earn_expires_on) r.points_expire_on = core::format_local_date(*o->earn_expires_on);
+    if (req.trigger == core::Trigger::kPurchase) r.return_basis = core::return_basis_to_json(*c);
+    return r;
+  }
+
+  sync::Batch batch(std::vector<sync::TxnRecord> records) const {
+    return sync::Batch{store_, terminal_, 1'795'300'000, std::move(records)};
+  }
+  const std::string& store() const { return store_; }
+  const std::string& terminal() const { return terminal_; }
+
+ private:
+  std::string store_, terminal_;
+  const core::Program& program_;
+  std::map<std::string, core::MemberState> members_;
+  std::int64_t seq_ = 0;
+};
+
+inline core::Program coffee_program() {
+  auto p = core::load_program_text(read_all(hq_source("examples/programs/coffee-chain.json")));
+  REQUIRE(p);
+  return *p;
+}
+
+inline core::MemberState demo_member_state() {
+  auto m =
+      core::member_from_json(Json::parse(read_all(hq_source("examples/members/demo-member.json"))));
+  REQUIRE(m);
+  return *m;
+}
+
+}  // namespace loyalty::test

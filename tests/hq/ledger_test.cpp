@@ -1,0 +1,248 @@
+// loyalty-hq's ledger on both backends: exactly-once ingest, overdrafts,
+// replay checks, identity, the change feed, expiry, admin validation, and
+// `verify` after every scenario.
+#include "tests/hq/hq_fixture.h"
+
+using namespace loyalty;
+using namespace loyalty::test;
+
+namespace {
+
+const Json kBasket = Json::parse(R"({"currency": "CNY", "lines": [
+  {"sku": "latte-m", "categories": ["coffee"], "tags": ["basic-drink"], "quantity": 2, "unit_price": 2800},
+  {"sku": "croissant", "categories": ["bakery"], "quantity": 1, "unit_price": 1200}]})");
+
+struct Hq {
+  std::unique_ptr<hq::SqlConn> db;
+  std::unique_ptr<hq::HqLedger> ledger;
+  platform::SigningKey key = platform::SigningKey::generate();
+  explicit Hq(const std::string& backend) : db(fresh_hq_db(backend)) {
+    ledger = std::make_unique<hq::HqLedger>(*db, [] { return std::int64_t{1'795'300'100}; });
+    REQUIRE(ledger->publish_program(read_all(hq_source("examples/programs/coffee-chain.json")), 0,
+                                    key, "test"));
+  }
+  void verified() {
+    auto v = ledger->verify();
+    REQUIRE(v);
+    INFO(v->dump(2));
+    CHECK((*v)["ok"] == true);
+  }
+  Json ingest(const FakeTerminal& t, std::vector<sync::TxnRecord> records) {
+    auto r = ledger->ingest(t.store(), t.terminal(), t.batch(std::move(records)));
+    if (!r) FAIL(r.error().message);
+    return *r;
+  }
+};
+
+std::int64_t count(hq::SqlConn& db, const std::string& table) {
+  return db.query("SELECT COUNT(*) FROM " + table)[0].integer(0);
+}
+
+}  // namespace
+
+TEST_CASE("HQ accepts each transaction exactly once, whatever the terminal resends",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO("backend " << backend);
+  Hq hq(backend);
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program);
+  a.know(demo_member_state());
+  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  std::vector<sync::TxnRecord> sales;
+  for (int i = 0; i < 5; ++i) sales.push_back(a.sell("M1001", kBasket));
+
+  auto first = hq.ingest(a, {sales[0], sales[1], sales[2]});
+  CHECK(first["next_seq"] == 4);
+  for (const auto& r : first["results"]) CHECK(r["status"] == "accepted");
+  // The response was lost: the terminal resends, reordered, with two more.
+  auto again = hq.ingest(a, {sales[4], sales[2], sales[0], sales[3], sales[1]});
+  CHECK(again["next_seq"] == 6);
+  std::map<std::string, std::string> status;
+  for (const auto& r : again["results"]) status[r["txn_id"]] = r["status"];
+  CHECK(status[sales[0].txn_id] == "duplicate");
+  CHECK(status[sales[3].txn_id] == "accepted");
+  CHECK(status[sales[4].txn_id] == "accepted");
+  CHECK(count(*hq.db, "transactions") == 5);
+  auto m = hq.ledger->member("M1001");
+  REQUIRE(m);
+  // Five sales of 68 yuan at the Daily tier's 1.2x: 81 points each.
+  CHECK((*m)["balance"] == a.view("M1001").available(*core::parse_local_date("2026-11-23")));
+  CHECK((*m)["flags"].empty());
+  hq.verified();
+}
+
+TEST_CASE("a gap in a terminal's sequence is reported and nothing after it applied",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program);
+  a.know(demo_member_state());
+  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  auto s1 = a.sell("M1001", kBasket);
+  auto s2 = a.sell("M1001", kBasket);
+  auto s3 = a.sell("M1001", kBasket);
+  auto r = hq.ingest(a, {s1, s3});
+  CHECK(r["gap"]["expected_seq"] == 2);
+  CHECK(r["results"][1]["status"] == "gap");
+  CHECK(count(*hq.db, "transactions") == 1);
+  auto fixed = hq.ingest(a, {s2, s3});
+  CHECK(fixed["next_seq"] == 4);
+  CHECK(count(*hq.db, "transactions") == 3);
+  hq.verified();
+}
+
+TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a flag",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program), b("S002", "T01", program);
+  a.know(demo_member_state());
+  b.know(demo_member_state());
+  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  REQUIRE(hq.ledger->add_terminal("S002", "T01", ""));
+  const Json redeem{{"event", "redeem"}, {"reward", "voucher-10"}};
+  std::vector<sync::TxnRecord> at_a, at_b;
+  for (int i = 0; i < 3; ++i) {
+    at_a.push_back(a.sell("M1001", redeem));
+    at_b.push_back(b.sell("M1001", redeem));
+  }
+  hq.ingest(a, at_a);
+  auto rb = hq.ingest(b, at_b);
+  for (const auto& r : rb["results"]) {
+    CHECK(r["status"] == "accepted");
+    CHECK(r["flags"][0]["kind"] == "points-overdrawn");
+  }
+  auto m = hq.ledger->member("M1001");
+  CHECK((*m)["debt"] == 600);
+  CHECK((*m)["balance"] == -600);
+  CHECK((*m)["member"]["vouchers"].size() == 6);  // every voucher was really handed out
+  auto flags = hq.ledger->flags();
+  CHECK((*flags)["flags"].size() >= 3);
+  hq.verified();
+}
+
+TEST_CASE("HQ replays each sale and flags numbers that differ", "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program);
+  a.know(demo_member_state());
+  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  auto honest = a.sell("M1001", kBasket);
+  auto tampered = a.sell("M1001", kBasket);
+  tampered.totals["points_earned"] = 5000;
+  auto r = hq.ingest(a, {honest, tampered});
+  CHECK_FALSE(r["results"][0].contains("flags"));
+  REQUIRE(r["results"][1]["flags"].size() == 1);
+  CHECK(r["results"][1]["flags"][0]["kind"] == "replay-mismatch");
+  CHECK(r["results"][1]["flags"][0]["detail"].get<std::string>().find("points_earned 5000") !=
+        std::string::npos);
+  hq.verified();
+}
+
+TEST_CASE("a terminal can only write as itself; a revoked one not at all", "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program), b("S002", "T01", program);
+  a.know(demo_member_state());
+  b.know(demo_member_state());
+  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  REQUIRE(hq.ledger->add_terminal("S002", "T01", ""));
+  auto forged = b.sell("M1001", kBasket);
+  // S001/T01 uploads a transaction with S002's id.
+  auto r = hq.ledger->ingest("S001", "T01", a.batch({forged}));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find("is not a transaction id of S001/T01") != std::string::npos);
+  // Or claims to be S002 in the batch.
+  auto r2 = hq.ledger->ingest("S001", "T01", b.batch({forged}));
+  REQUIRE_FALSE(r2);
+  CHECK(count(*hq.db, "transactions") == 0);
+  REQUIRE(hq.ledger->revoke_terminal("S001", "T01"));
+  auto r3 = hq.ledger->ingest("S001", "T01", a.batch({a.sell("M1001", kBasket)}));
+  REQUIRE_FALSE(r3);
+  CHECK(hq.ledger->check_terminal("S001", "T01", "").error().code ==
+        core::ErrorCode::kFailedPrecondition);
+  CHECK(hq.ledger->check_terminal("S009", "T01", "").error().code == core::ErrorCode::kNotFound);
+  CHECK(count(*hq.db, "transactions") == 0);
+  hq.verified();
+}
+
+TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program);
+  a.know(demo_member_state());
+  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  std::vector<sync::TxnRecord> sales;
+  for (int i = 0; i < 7; ++i) sales.push_back(a.sell("M1001", kBasket));
+  hq.ingest(a, sales);
+  // 1 program + 7 member states + 7 receipts.
+  std::vector<Json> seen;
+  std::int64_t cursor = 0;
+  for (int page = 0; page < 10; ++page) {
+    auto c = hq.ledger->changes(cursor, 4);
+    REQUIRE(c);
+    for (const auto& ch : (*c)["changes"]) seen.push_back(ch);
+    cursor = (*c)["next_cursor"];
+    if (!(*c)["more"].get<bool>()) break;
+  }
+  CHECK(seen.size() == 15);
+  CHECK(seen.front()["kind"] == "program");
+  CHECK(seen.back()["kind"] == "receipt");
+  // The last member change carries HQ's authoritative balance.
+  auto empty = hq.ledger->changes(cursor, 4);
+  CHECK((*empty)["changes"].empty());
+  CHECK((*empty)["next_cursor"] == cursor);
+}
+
+TEST_CASE("expiry takes dead lots by date and the liability report follows", "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program);
+  a.know(demo_member_state());  // lots: 120 expiring 2026-12-01, 480 on 2027-06-15
+  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  hq.ingest(a, {a.sell("M1001", kBasket)});
+  auto before = hq.ledger->liability();
+  REQUIRE(before);
+  CHECK((*before)["by_expiry_month"][0]["expires"] == "2026-12");
+  CHECK((*before)["by_expiry_month"][0]["points"] == 120);
+  auto none = hq.ledger->expire("2026-11-30");
+  CHECK((*none)["points_expired"] == 0);
+  auto run = hq.ledger->expire("2026-12-01");
+  CHECK((*run)["points_expired"] == 120);
+  auto after = hq.ledger->liability();
+  CHECK((*after)["outstanding_points"] ==
+        (*before)["outstanding_points"].get<std::int64_t>() - 120);
+  hq.verified();
+}
+
+TEST_CASE("admin changes are validated and audited", "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  // Every problem of a broken program is listed.
+  auto bad = hq.ledger->publish_program(R"({"schema": 1, "program": "x", "version": 0})", 0, hq.key,
+                                        "ops");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().problems.size() >= 2);
+  auto same = hq.ledger->publish_program(read_all(hq_source("examples/programs/coffee-chain.json")),
+                                         0, hq.key, "ops");
+  REQUIRE_FALSE(same);
+  CHECK(same.error().message.find("higher version") != std::string::npos);
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program);
+  a.know(demo_member_state());
+  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  hq.ingest(a, {a.sell("M1001", kBasket)});
+  CHECK_FALSE(hq.ledger->adjust("M1001", 100, "", "ops"));
+  CHECK_FALSE(hq.ledger->adjust("M-NOBODY", 100, "goodwill for a late order", "ops"));
+  auto adj = hq.ledger->adjust("M1001", -50, "duplicate welcome gift reversed", "ops");
+  REQUIRE(adj);
+  CHECK(count(*hq.db, "audit") == 2);  // publish + adjust
+  hq.verified();
+}
