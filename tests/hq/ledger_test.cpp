@@ -13,6 +13,7 @@ const Json kBasket = Json::parse(R"({"currency": "CNY", "lines": [
   {"sku": "croissant", "categories": ["bakery"], "quantity": 1, "unit_price": 1200}]})");
 
 struct Hq {
+  core::Program program = coffee_program();
   std::unique_ptr<hq::SqlConn> db;
   std::unique_ptr<hq::HqLedger> ledger;
   platform::SigningKey key = platform::SigningKey::generate();
@@ -20,6 +21,13 @@ struct Hq {
     ledger = std::make_unique<hq::HqLedger>(*db, [] { return std::int64_t{1'795'300'100}; });
     REQUIRE(ledger->publish_program(read_all(hq_source("examples/programs/coffee-chain.json")), 0,
                                     key, "test"));
+  }
+  // A registered terminal that knows the demo member M1001.
+  FakeTerminal terminal(const std::string& store, const std::string& id = "T01") {
+    FakeTerminal t(store, id, program);
+    t.know(demo_member_state());
+    REQUIRE(ledger->add_terminal(store, id, ""));
+    return t;
   }
   void verified() {
     auto v = ledger->verify();
@@ -45,10 +53,7 @@ TEST_CASE("HQ accepts each transaction exactly once, whatever the terminal resen
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   INFO("backend " << backend);
   Hq hq(backend);
-  const auto program = coffee_program();
-  FakeTerminal a("S001", "T01", program);
-  a.know(demo_member_state());
-  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  auto a = hq.terminal("S001");
   std::vector<sync::TxnRecord> sales;
   for (int i = 0; i < 5; ++i) sales.push_back(a.sell("M1001", kBasket));
 
@@ -76,10 +81,7 @@ TEST_CASE("a gap in a terminal's sequence is reported and nothing after it appli
           "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
-  const auto program = coffee_program();
-  FakeTerminal a("S001", "T01", program);
-  a.know(demo_member_state());
-  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  auto a = hq.terminal("S001");
   auto s1 = a.sell("M1001", kBasket);
   auto s2 = a.sell("M1001", kBasket);
   auto s3 = a.sell("M1001", kBasket);
@@ -97,12 +99,8 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
           "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
-  const auto program = coffee_program();
-  FakeTerminal a("S001", "T01", program), b("S002", "T01", program);
-  a.know(demo_member_state());
-  b.know(demo_member_state());
-  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
-  REQUIRE(hq.ledger->add_terminal("S002", "T01", ""));
+  auto a = hq.terminal("S001");
+  auto b = hq.terminal("S002");
   const Json redeem{{"event", "redeem"}, {"reward", "voucher-10"}};
   std::vector<sync::TxnRecord> at_a, at_b;
   for (int i = 0; i < 3; ++i) {
@@ -127,10 +125,7 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
 TEST_CASE("HQ replays each sale and flags numbers that differ", "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
-  const auto program = coffee_program();
-  FakeTerminal a("S001", "T01", program);
-  a.know(demo_member_state());
-  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  auto a = hq.terminal("S001");
   auto honest = a.sell("M1001", kBasket);
   auto tampered = a.sell("M1001", kBasket);
   tampered.totals["points_earned"] = 5000;
@@ -146,12 +141,8 @@ TEST_CASE("HQ replays each sale and flags numbers that differ", "[hq][ledger]") 
 TEST_CASE("a terminal can only write as itself; a revoked one not at all", "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
-  const auto program = coffee_program();
-  FakeTerminal a("S001", "T01", program), b("S002", "T01", program);
-  a.know(demo_member_state());
-  b.know(demo_member_state());
-  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
-  REQUIRE(hq.ledger->add_terminal("S002", "T01", ""));
+  auto a = hq.terminal("S001");
+  auto b = hq.terminal("S002");
   auto forged = b.sell("M1001", kBasket);
   // S001/T01 uploads a transaction with S002's id.
   auto r = hq.ledger->ingest("S001", "T01", a.batch({forged}));
@@ -174,10 +165,7 @@ TEST_CASE("a terminal can only write as itself; a revoked one not at all", "[hq]
 TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
-  const auto program = coffee_program();
-  FakeTerminal a("S001", "T01", program);
-  a.know(demo_member_state());
-  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  auto a = hq.terminal("S001");
   std::vector<sync::TxnRecord> sales;
   for (int i = 0; i < 7; ++i) sales.push_back(a.sell("M1001", kBasket));
   hq.ingest(a, sales);
@@ -203,10 +191,7 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
 TEST_CASE("expiry takes dead lots by date and the liability report follows", "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
-  const auto program = coffee_program();
-  FakeTerminal a("S001", "T01", program);
-  a.know(demo_member_state());  // lots: 120 expiring 2026-12-01, 480 on 2027-06-15
-  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  auto a = hq.terminal("S001");  // lots: 120 expiring 2026-12-01, 480 on 2027-06-15
   hq.ingest(a, {a.sell("M1001", kBasket)});
   auto before = hq.ledger->liability();
   REQUIRE(before);
@@ -234,10 +219,7 @@ TEST_CASE("admin changes are validated and audited", "[hq][ledger]") {
                                          0, hq.key, "ops");
   REQUIRE_FALSE(same);
   CHECK(same.error().message.find("higher version") != std::string::npos);
-  const auto program = coffee_program();
-  FakeTerminal a("S001", "T01", program);
-  a.know(demo_member_state());
-  REQUIRE(hq.ledger->add_terminal("S001", "T01", ""));
+  auto a = hq.terminal("S001");
   hq.ingest(a, {a.sell("M1001", kBasket)});
   CHECK_FALSE(hq.ledger->adjust("M1001", 100, "", "ops"));
   CHECK_FALSE(hq.ledger->adjust("M-NOBODY", 100, "goodwill for a late order", "ops"));
