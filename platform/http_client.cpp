@@ -2,6 +2,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 
 namespace loyalty::platform {
@@ -13,19 +14,53 @@ using tcp = asio::ip::tcp;
 HttpClient::HttpClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout)
     : host_(std::move(host)), port_(port), timeout_(timeout) {}
 
+HttpClient::HttpClient(std::string host, std::uint16_t port,
+                       std::shared_ptr<asio::ssl::context> tls, std::string server_name,
+                       std::chrono::milliseconds timeout)
+    : host_(std::move(host)),
+      port_(port),
+      timeout_(timeout),
+      tls_(std::move(tls)),
+      server_name_(std::move(server_name)) {}
+
 HttpClient::~HttpClient() = default;
+
+void HttpClient::drop() {
+  stream_.reset();
+  tls_stream_.reset();
+}
 
 core::Status HttpClient::connect() {
   beast::error_code ec;
   const auto addr = asio::ip::make_address(host_, ec);
   if (ec) return core::invalid("host", "not an IP address: " + host_);
-  stream_.emplace(io_);
-  stream_->expires_after(timeout_);
-  stream_->async_connect(tcp::endpoint(addr, port_), [&](beast::error_code e) { ec = e; });
+  drop();
+  beast::tcp_stream* tcp_layer = nullptr;
+  if (tls_) {
+    tls_stream_.emplace(io_, *tls_);
+    tcp_layer = &beast::get_lowest_layer(*tls_stream_);
+  } else {
+    stream_.emplace(io_);
+    tcp_layer = &*stream_;
+  }
+  tcp_layer->expires_after(timeout_);
+  tcp_layer->async_connect(tcp::endpoint(addr, port_), [&](beast::error_code e) { ec = e; });
   io_.restart();
   io_.run();
+  if (!ec) tcp_layer->socket().set_option(tcp::no_delay(true), ec);
+  if (!ec && tls_) {
+    // SNI and host-name verification: the certificate must name the HQ we
+    // meant to reach, not merely be signed by our CA.
+    SSL_set_tlsext_host_name(tls_stream_->native_handle(), server_name_.c_str());
+    tls_stream_->set_verify_callback(asio::ssl::host_name_verification(server_name_));
+    tcp_layer->expires_after(timeout_);
+    tls_stream_->async_handshake(asio::ssl::stream_base::client,
+                                 [&](beast::error_code e) { ec = e; });
+    io_.restart();
+    io_.run();
+  }
   if (ec) {
-    stream_.reset();
+    drop();
     return core::fail(
         core::ErrorCode::kUnavailable,
         "cannot connect to " + host_ + ":" + std::to_string(port_) + ": " + ec.message());
@@ -34,22 +69,28 @@ core::Status HttpClient::connect() {
 }
 
 core::Result<ClientResponse> HttpClient::attempt(const http::request<http::string_body>& req) {
+  return tls_ ? exchange(*tls_stream_, req) : exchange(*stream_, req);
+}
+
+template <typename S>
+core::Result<ClientResponse> HttpClient::exchange(S& stream,
+                                                  const http::request<http::string_body>& req) {
   beast::error_code ec;
-  stream_->expires_after(timeout_);
-  http::async_write(*stream_, req, [&](beast::error_code e, std::size_t) { ec = e; });
+  beast::get_lowest_layer(stream).expires_after(timeout_);
+  http::async_write(stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
   io_.restart();
   io_.run();
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   if (!ec) {
-    stream_->expires_after(timeout_);
-    http::async_read(*stream_, buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
+    beast::get_lowest_layer(stream).expires_after(timeout_);
+    http::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
     io_.restart();
     io_.run();
   }
   if (ec) {
-    stream_.reset();
+    drop();
     return core::fail(core::ErrorCode::kUnavailable,
                       ec == beast::error::timeout ? "no answer in time" : ec.message());
   }
@@ -62,7 +103,7 @@ core::Result<ClientResponse> HttpClient::attempt(const http::request<http::strin
     for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     out.headers[name] = std::string(f.value());
   }
-  if (!res.keep_alive()) stream_.reset();
+  if (!res.keep_alive()) drop();
   return out;
 }
 
@@ -78,8 +119,8 @@ core::Result<ClientResponse> HttpClient::request(
     req.body() = body;
   }
   req.prepare_payload();
-  const bool reused = stream_.has_value();
-  if (!stream_)
+  const bool reused = stream_.has_value() || tls_stream_.has_value();
+  if (!reused)
     if (auto s = connect(); !s) return std::unexpected(s.error());
   auto res = attempt(req);
   // A kept-alive connection the server has since closed fails on first use;

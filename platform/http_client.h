@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -29,6 +30,11 @@ class HttpClient {
  public:
   HttpClient(std::string host, std::uint16_t port,
              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // HTTPS: verifies the server's certificate against `tls`'s CA and its
+  // name against `server_name` (sent as SNI too); presents the context's
+  // client certificate, if any.
+  HttpClient(std::string host, std::uint16_t port, std::shared_ptr<boost::asio::ssl::context> tls,
+             std::string server_name, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   ~HttpClient();
 
   // Fails with kUnavailable when the server cannot be reached or does not
@@ -44,8 +50,15 @@ class HttpClient {
   std::string host_;
   std::uint16_t port_;
   std::chrono::milliseconds timeout_;
+  template <typename S>
+  core::Result<ClientResponse> exchange(S& stream, const http::request<http::string_body>& req);
+  void drop();
+
   boost::asio::io_context io_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::string server_name_;
   std::optional<boost::beast::tcp_stream> stream_;
+  std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_stream_;
 };
 
 }  // namespace loyalty::platform

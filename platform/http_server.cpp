@@ -5,6 +5,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 
+#include <boost/beast/ssl.hpp>
+
+#include "platform/crypto.h"
 #include "platform/log.h"
 
 namespace loyalty::platform {
@@ -38,14 +41,62 @@ HttpResponse json_response(http::status status, const core::Json& body, const st
   return res;
 }
 
+std::int64_t query_int(std::string_view target, std::string_view name, std::int64_t dflt,
+                       std::int64_t max) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return dflt;
+  const std::string needle = std::string(name) + "=";
+  auto pos = target.find(needle, q);
+  if (pos == std::string_view::npos) return dflt;
+  pos += needle.size();
+  std::int64_t v = 0;
+  bool any = false;
+  while (pos < target.size() && target[pos] >= '0' && target[pos] <= '9' && v < max) {
+    v = v * 10 + (target[pos++] - '0');
+    any = true;
+  }
+  return any ? std::min(v, max) : dflt;
+}
+
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// Who is on the other end of a TLS connection, from its verified
+// certificate. Handlers read it from headers the server sets itself (any a
+// client sent under those names are removed first).
+struct Peer {
+  std::string common_name;
+  std::string fingerprint;
+};
+
+Peer peer_of(TlsStream& s) {
+  Peer p;
+  X509* cert = SSL_get1_peer_certificate(s.native_handle());
+  if (cert == nullptr) return p;
+  char cn[256] = {0};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  p.common_name = cn;
+  unsigned char* der = nullptr;
+  const int n = i2d_X509(cert, &der);
+  if (n > 0) {
+    p.fingerprint = sha256_hex(
+        std::string_view(reinterpret_cast<const char*>(der), static_cast<std::size_t>(n)));
+    OPENSSL_free(der);
+  }
+  X509_free(cert);
+  return p;
+}
+
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, const HttpServerOptions& options, const Handler& handler,
+  template <typename... Args>
+  Session(const HttpServerOptions& options, const Handler& handler,
           std::shared_ptr<std::atomic<std::size_t>> open,
-          std::shared_ptr<std::atomic<bool>> stopping)
-      : stream_(std::move(socket)),
+          std::shared_ptr<std::atomic<bool>> stopping, Args&&... stream_args)
+      : stream_(std::forward<Args>(stream_args)...),
         options_(options),
         handler_(handler),
         open_(std::move(open)),
@@ -54,6 +105,26 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() { --*open_; }
 
   void start(bool refuse) {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      beast::get_lowest_layer(stream_).expires_after(options_.read_timeout);
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this(), refuse](beast::error_code ec) {
+                                if (ec) {
+                                  log_warn("TLS handshake refused: " + ec.message());
+                                  return;  // the socket closes with the session
+                                }
+                                self->peer_ = peer_of(self->stream_);
+                                self->begin(refuse);
+                              });
+    } else {
+      begin(refuse);
+    }
+  }
+
+ private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  void begin(bool refuse) {
     if (refuse) {
       // Over the connection cap: answer at once and close, so the client
       // gets a reason rather than a hang.
@@ -70,7 +141,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void do_read() {
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
-    stream_.expires_after(options_.read_timeout);
+    beast::get_lowest_layer(stream_).expires_after(options_.read_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -78,7 +149,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::connection_reset || ec == asio::error::eof)
+        ec == asio::error::connection_reset || ec == asio::error::eof ||
+        ec == asio::ssl::error::stream_truncated)
       return close();
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
@@ -100,6 +172,12 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     HttpRequest req = parser_->release();
     keep_alive_ = req.keep_alive();
+    req.erase("X-Peer-CN");
+    req.erase("X-Peer-Fingerprint");
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      req.set("X-Peer-CN", peer_.common_name);
+      req.set("X-Peer-Fingerprint", peer_.fingerprint);
+    }
     answered_ = std::make_shared<std::atomic<bool>>(false);
     auto answered = answered_;
     timer_.expires_after(options_.handler_timeout);
@@ -133,7 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void send(HttpResponse res) {
     res.keep_alive(keep_alive_);
     res_ = std::make_shared<HttpResponse>(std::move(res));
-    stream_.expires_after(options_.write_timeout);
+    beast::get_lowest_layer(stream_).expires_after(options_.write_timeout);
     http::async_write(stream_, *res_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         self->res_.reset();
@@ -143,12 +221,24 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      // A TLS close_notify, with a deadline: a peer that vanished must not
+      // hold the session. (Peers that skip close_notify show up as
+      // stream_truncated on our reads, which is harmless after a full
+      // HTTP message: https://github.com/boostorg/beast/issues/38.)
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+        beast::get_lowest_layer(self->stream_).close();
+      });
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      stream_.close();
+    }
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
+  Peer peer_;
   const HttpServerOptions& options_;
   const Handler& handler_;
   std::shared_ptr<std::atomic<std::size_t>> open_;
@@ -206,8 +296,15 @@ void HttpServer::do_accept() {
       // would hold a short response back waiting for an ACK.
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), options_, handler_, open_, stopping_)
-          ->start(refuse);
+      if (options_.tls) {
+        std::make_shared<Session<TlsStream>>(options_, handler_, open_, stopping_,
+                                             std::move(socket), *options_.tls)
+            ->start(refuse);
+      } else {
+        std::make_shared<Session<PlainStream>>(options_, handler_, open_, stopping_,
+                                               std::move(socket))
+            ->start(refuse);
+      }
     }
     if (acceptor_.is_open()) do_accept();
   });

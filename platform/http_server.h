@@ -11,6 +11,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdint>
@@ -38,6 +39,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds handler_timeout{5'000};
   std::size_t max_connections = 64;
   std::string problem_base = "urn:loyalty:problem:";
+  // HTTPS when set; the handler then finds the verified client certificate's
+  // common name and SHA-256 fingerprint in X-Peer-CN and X-Peer-Fingerprint.
+  std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
 // RFC 9457 problem details. `type` is a stable slug appended to the server's
@@ -48,6 +52,11 @@ HttpResponse problem_response(const std::string& base, http::status status, cons
 // `text`, when not empty, is `body` already serialised.
 HttpResponse json_response(http::status status, const core::Json& body,
                            const std::string& text = {});
+
+// The integer query parameter `name` of a request target ("/x?limit=5"),
+// clamped to `max`; `dflt` when absent or not a number.
+std::int64_t query_int(std::string_view target, std::string_view name, std::int64_t dflt,
+                       std::int64_t max = std::int64_t{1} << 60);
 
 class HttpServer {
  public:

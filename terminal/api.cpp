@@ -49,23 +49,6 @@ std::vector<std::string> split_path(std::string_view target) {
   return parts;
 }
 
-std::int64_t query_int(std::string_view target, std::string_view name, std::int64_t dflt,
-                       std::int64_t max) {
-  const auto q = target.find('?');
-  if (q == std::string_view::npos) return dflt;
-  const std::string needle = std::string(name) + "=";
-  auto pos = target.find(needle, q);
-  if (pos == std::string_view::npos) return dflt;
-  pos += needle.size();
-  std::int64_t v = 0;
-  bool any = false;
-  while (pos < target.size() && target[pos] >= '0' && target[pos] <= '9' && v < max) {
-    v = v * 10 + (target[pos++] - '0');
-    any = true;
-  }
-  return any ? std::min(v, max) : dflt;
-}
-
 bool key_ok(std::string_view k) {
   return !k.empty() && k.size() <= 128 &&
          std::all_of(k.begin(), k.end(), [](char c) { return c > 32 && c < 127; });
@@ -155,7 +138,7 @@ HttpResponse LocalApi::route(const platform::HttpRequest& req) {
     return platform::json_response(http::status::ok, st);
   }
   if (is(http::verb::get, {"v1", "outbox"}))
-    return reply_of(checkout_.outbox(query_int(target, "limit", 100, 10000)));
+    return reply_of(checkout_.outbox(platform::query_int(target, "limit", 100, 10000)));
   if (is(http::verb::get, {"v1", "rewards"})) return reply_of(checkout_.rewards());
   if (is(http::verb::get, {"v1", "transactions", "*"}))
     return reply_of(checkout_.transaction(parts[2]));

@@ -140,22 +140,5 @@ int run_quote(const std::vector<std::string>& args, std::ostream& out, std::ostr
 }
 
 // --key value pairs plus bare --flags.
-std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string>& args,
-                                                   std::vector<std::string>& positional) {
-  std::map<std::string, std::string> flags;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& a = args[i];
-    if (a.rfind("--", 0) != 0) {
-      positional.push_back(a);
-    } else if (a == "--json") {
-      flags[a] = "1";
-    } else if (i + 1 < args.size()) {
-      flags[a] = args[++i];
-    } else {
-      flags[a] = "";
-    }
-  }
-  return flags;
-}
 
 }  // namespace loyalty::terminal

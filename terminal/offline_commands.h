@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "platform/cli.h"
+
 namespace loyalty::terminal {
 
 // Exit codes shared by loyaltyctl commands.
@@ -18,9 +20,7 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitInvalidInput = 3;
 inline constexpr int kExitRefused = 4;
 
-// --key value pairs plus bare flags (--json); other words go to `positional`.
-std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string>& args,
-                                                   std::vector<std::string>& positional);
+using platform::parse_cli_flags;
 
 int run_check_program(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_quote(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

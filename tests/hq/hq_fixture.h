@@ -36,23 +36,26 @@ inline std::string read_all(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Opens an empty HQ database on `backend` ("sqlite" or "postgres").
-inline std::unique_ptr<hq::SqlConn> fresh_hq_db(const std::string& backend) {
+// A database target for an empty HQ on `backend` ("sqlite" or "postgres"):
+// a new SQLite path, or a new database in the test cluster.
+inline std::string fresh_hq_target(
+    const std::string& backend,
+    const std::filesystem::path& dir = std::filesystem::temp_directory_path()) {
   const auto name = "t_" + platform::random_hex(6);
-  std::string target;
-  if (backend == "sqlite") {
-    target = "sqlite:" + (std::filesystem::temp_directory_path() / (name + ".db")).string();
-  } else {
-    const char* file = std::getenv("LOYALTY_PG_CONNINFO_FILE");
-    REQUIRE(file != nullptr);  // ctest starts the cluster and sets this
-    std::string conninfo = read_all(file);
-    while (!conninfo.empty() && conninfo.back() == '\n') conninfo.pop_back();
-    auto admin = hq::open_sql("postgres:" + conninfo);
-    REQUIRE(admin);
-    (*admin)->exec("CREATE DATABASE " + name);
-    target = "postgres:" + conninfo.substr(0, conninfo.rfind("dbname=")) + "dbname=" + name;
-  }
-  auto db = hq::open_sql(target);
+  if (backend == "sqlite") return "sqlite:" + (dir / (name + ".db")).string();
+  const char* file = std::getenv("LOYALTY_PG_CONNINFO_FILE");
+  REQUIRE(file != nullptr);  // ctest starts the cluster and sets this
+  std::string conninfo = read_all(file);
+  while (!conninfo.empty() && conninfo.back() == '\n') conninfo.pop_back();
+  auto admin = hq::open_sql("postgres:" + conninfo);
+  REQUIRE(admin);
+  (*admin)->exec("CREATE DATABASE " + name);
+  return "postgres:" + conninfo.substr(0, conninfo.rfind("dbname=")) + "dbname=" + name;
+}
+
+// Opens an empty, migrated HQ database on `backend`.
+inline std::unique_ptr<hq::SqlConn> fresh_hq_db(const std::string& backend) {
+  auto db = hq::open_sql(fresh_hq_target(backend));
   if (!db) FAIL(db.error().message);
   REQUIRE(hq::migrate_hq(**db));
   return std::move(*db);

@@ -1,0 +1,153 @@
+#include "hq/api.h"
+
+#include <openssl/crypto.h>
+#include <boost/asio/post.hpp>
+
+#include "platform/log.h"
+
+namespace loyalty::hq {
+
+namespace http = platform::http;
+using platform::HttpResponse;
+
+namespace {
+
+HttpResponse problem(int status, const std::string& type, const std::string& title,
+                     const std::string& detail, const std::string& field = {},
+                     const Json& extra = nullptr) {
+  return platform::problem_response(kHqProblemBase, static_cast<http::status>(status), type, title,
+                                    detail, field, extra);
+}
+
+HttpResponse from_error(const core::Error& e) {
+  Json problems = Json::array();
+  for (const auto& p : e.problems) problems.push_back({{"path", p.path}, {"message", p.message}});
+  const std::string field = e.problems.empty() ? "" : e.problems.front().path;
+  switch (e.code) {
+    case core::ErrorCode::kInvalidArgument:
+      return problem(422, "invalid", "Invalid request", e.message, field,
+                     Json{{"problems", problems}});
+    case core::ErrorCode::kNotFound: return problem(404, "not-found", "Not found", e.message);
+    case core::ErrorCode::kConflict: return problem(409, "conflict", "Conflict", e.message);
+    case core::ErrorCode::kFailedPrecondition: return problem(403, "refused", "Refused", e.message);
+    case core::ErrorCode::kUnavailable:
+      platform::log_error(e.message);
+      return problem(503, "unavailable", "HQ storage unavailable",
+                     "nothing was recorded; retry later");
+    case core::ErrorCode::kInternal: break;
+  }
+  return problem(500, "internal", "Internal error", e.message);
+}
+
+HttpResponse reply(const core::Result<Json>& r) {
+  if (!r) return from_error(r.error());
+  return platform::json_response(http::status::ok, *r);
+}
+
+std::string path_of(const platform::HttpRequest& req) {
+  std::string t(req.target());
+  return t.substr(0, t.find('?'));
+}
+
+void dispatch(boost::asio::thread_pool& pool, platform::HttpRequest&& req,
+              platform::Responder respond,
+              std::function<HttpResponse(const platform::HttpRequest&)> route) {
+  boost::asio::post(
+      pool, [req = std::move(req), respond = std::move(respond), route = std::move(route)] {
+        HttpResponse res;
+        try {
+          res = route(req);
+        } catch (const std::exception& e) {
+          platform::log_error(std::string("request failed: ") + e.what());
+          res = problem(500, "internal", "Internal error", "HQ hit a bug; nothing was recorded");
+        }
+        respond(std::move(res));
+      });
+}
+
+}  // namespace
+
+HqApi::HqApi(HqLedger& ledger, platform::SigningKey signing_key, std::string admin_token)
+    : ledger_(ledger), key_(std::move(signing_key)), admin_token_(std::move(admin_token)) {}
+
+HqApi::~HqApi() {
+  pool_.join();
+}
+
+void HqApi::terminal(platform::HttpRequest&& req, platform::Responder respond) {
+  dispatch(pool_, std::move(req), std::move(respond),
+           [this](const platform::HttpRequest& r) { return route_terminal(r); });
+}
+
+void HqApi::admin(platform::HttpRequest&& req, platform::Responder respond) {
+  dispatch(pool_, std::move(req), std::move(respond),
+           [this](const platform::HttpRequest& r) { return route_admin(r); });
+}
+
+HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
+  // The TLS layer verified the certificate against HQ's CA; the registry
+  // decides whether that terminal may still write.
+  const std::string cn(req["X-Peer-CN"]);
+  const std::string fingerprint(req["X-Peer-Fingerprint"]);
+  const auto slash = cn.find('/');
+  if (slash == std::string::npos)
+    return problem(403, "terminal-identity", "Not a terminal certificate",
+                   "the client certificate does not name a STORE/TERMINAL");
+  const auto store = cn.substr(0, slash), terminal = cn.substr(slash + 1);
+  if (auto ok = ledger_.check_terminal(store, terminal, fingerprint); !ok) {
+    platform::log_warn("refused terminal " + cn + ": " + ok.error().message);
+    return problem(403, "terminal-refused", "Terminal refused", ok.error().message);
+  }
+  const auto path = path_of(req);
+  if (req.method() == http::verb::post && path == "/v1/sync/batches") {
+    const Json body = Json::parse(req.body(), nullptr, false);
+    if (body.is_discarded())
+      return problem(400, "malformed-json", "Body is not JSON", "the batch is not valid JSON");
+    auto batch = sync::batch_from_json(body);
+    if (!batch) return from_error(batch.error());
+    return reply(ledger_.ingest(store, terminal, *batch));
+  }
+  if (req.method() == http::verb::get && path == "/v1/sync/changes")
+    return reply(ledger_.changes(platform::query_int(req.target(), "after", 0),
+                                 platform::query_int(req.target(), "limit", 500)));
+  return problem(404, "not-found", "No such endpoint", path + " is not part of the sync API");
+}
+
+HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
+  const auto auth = req[http::field::authorization];
+  const std::string want = "Bearer " + admin_token_;
+  if (auth.size() != want.size() || CRYPTO_memcmp(auth.data(), want.data(), want.size()) != 0)
+    return problem(401, "unauthorized", "Admin token required",
+                   "send Authorization: Bearer <admin token> (terminal credentials do not work "
+                   "here)");
+  const auto path = path_of(req);
+  const Json body = req.body().empty() ? Json::object() : Json::parse(req.body(), nullptr, false);
+  if (body.is_discarded())
+    return problem(400, "malformed-json", "Body is not JSON", "the request body is not valid JSON");
+  if (req.method() == http::verb::get && path == "/v1/admin/verify") return reply(ledger_.verify());
+  if (req.method() == http::verb::get && path == "/v1/admin/flags") return reply(ledger_.flags());
+  if (req.method() == http::verb::get && path == "/v1/admin/reports/liability")
+    return reply(ledger_.liability());
+  if (req.method() == http::verb::get && path.starts_with("/v1/admin/members/"))
+    return reply(ledger_.member(path.substr(18)));
+  if (req.method() == http::verb::post && path == "/v1/admin/programs") {
+    if (!body.contains("program") || !body["program"].is_object())
+      return problem(422, "invalid", "Program missing",
+                     "send {\"program\": {...}, "
+                     "\"effective_from\": UNIX}",
+                     "program");
+    return reply(ledger_.publish_program(body["program"].dump(2), body.value("effective_from", 0),
+                                         key_, "admin-api"));
+  }
+  if (req.method() == http::verb::post && path == "/v1/admin/adjustments") {
+    if (!body.contains("member_id") || !body.contains("points") ||
+        !body["points"].is_number_integer())
+      return problem(422, "invalid", "Adjustment incomplete",
+                     "send {\"member_id\", \"points\", \"reason\"}", "points");
+    return reply(ledger_.adjust(body.value("member_id", ""), body["points"].get<std::int64_t>(),
+                                body.value("reason", ""), "admin-api"));
+  }
+  return problem(404, "not-found", "No such endpoint", path + " is not part of the admin API");
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,297 @@
+// loyalty-hq: headquarters' ledger. Wiring and the command line:
+//   init, terminals add|revoke, serve, publish, verify, report, adjust,
+//   expire, flags, member.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <vector>
+
+#include "hq/api.h"
+#include "hq/ledger.h"
+#include "hq/schema.h"
+#include "platform/cli.h"
+#include "platform/crypto.h"
+#include "platform/log.h"
+#include "platform/systemd.h"
+#include "platform/tls.h"
+
+using namespace loyalty;
+using core::Json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kOk = 0, kUsage = 2, kInvalid = 3, kFailed = 4;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void usage(std::ostream& out) {
+  out << "usage: loyalty-hq COMMAND [ARGS] --dir STATE_DIR [--db sqlite:PATH|postgres:CONNINFO]\n\n"
+         "  init [--server-name NAME]            create the CA, HQ's certificate and signing key\n"
+         "  terminals add STORE TERMINAL --out BUNDLE [--url https://HOST:PORT]\n"
+         "                                       issue a terminal's certificate and bundle\n"
+         "  terminals revoke STORE TERMINAL      refuse that terminal from now on\n"
+         "  serve [--listen ADDR] [--port 8443] [--admin-port 8444] [--port-file FILE]\n"
+         "  publish PROGRAM_FILE [--effective-from UNIX]\n"
+         "  verify                               prove every account sums to zero\n"
+         "  report liability [--csv]             outstanding points by expiry month\n"
+         "  adjust MEMBER POINTS --reason TEXT   audited balance adjustment\n"
+         "  expire YYYY-MM-DD                    expire lots dead on that store-local day\n"
+         "  flags | member ID\n"
+         "\nThe default database is sqlite:STATE_DIR/hq.db.\n";
+}
+
+struct Ctx {
+  std::map<std::string, std::string> flags;
+  std::vector<std::string> pos;
+  fs::path dir;
+  std::string db_target() const {
+    return flags.contains("--db") ? flags.at("--db") : "sqlite:" + (dir / "hq.db").string();
+  }
+};
+
+std::string read_or_die(const fs::path& p) {
+  auto t = platform::read_text_file(p.string(), 1 << 24);
+  if (!t) {
+    std::cerr << "loyalty-hq: " << t.error().message << "\n";
+    std::exit(kFailed);
+  }
+  return *t;
+}
+
+int print(const core::Result<Json>& r) {
+  if (!r) {
+    std::cerr << "loyalty-hq: " << r.error().message << "\n";
+    for (const auto& p : r.error().problems) std::cerr << "  " << p.to_string() << "\n";
+    return r.error().code == core::ErrorCode::kInvalidArgument ? kInvalid : kFailed;
+  }
+  std::cout << r->dump(2) << "\n";
+  return kOk;
+}
+
+int cmd_init(const Ctx& c) {
+  fs::create_directories(c.dir);
+  if (fs::exists(c.dir / "ca.key")) {
+    std::cerr << "loyalty-hq: " << c.dir << " is already initialised; refusing to replace its CA\n";
+    return kFailed;
+  }
+  const auto name = c.flags.contains("--server-name") ? c.flags.at("--server-name") : "localhost";
+  const auto ca = platform::make_ca("loyalty-hq CA", 3650);
+  auto server = platform::issue_cert(ca, name, true, {name, "localhost"}, {"127.0.0.1"}, 825);
+  const auto signing = platform::SigningKey::generate();
+  for (auto [file, text, mode] : std::vector<std::tuple<const char*, std::string, unsigned>>{
+           {"ca.pem", ca.cert_pem, 0644},
+           {"ca.key", ca.key_pem, 0600},
+           {"server.pem", server->cert_pem, 0644},
+           {"server.key", server->key_pem, 0600},
+           {"signing.key", signing.private_pem(), 0600},
+           {"signing.pub", signing.public_pem(), 0644},
+           {"admin-token", platform::random_hex(32) + "\n", 0600}}) {
+    if (auto s = platform::write_private_file((c.dir / file).string(), text, mode); !s) {
+      std::cerr << "loyalty-hq: " << s.error().message << "\n";
+      return kFailed;
+    }
+  }
+  auto db = hq::open_sql(c.db_target());
+  if (!db || !hq::migrate_hq(**db)) {
+    std::cerr << "loyalty-hq: cannot create the database " << c.db_target() << "\n";
+    return kFailed;
+  }
+  std::cout << "initialised " << c.dir.string() << " (CA, server certificate for " << name
+            << ", signing key, admin token, database)\n";
+  return kOk;
+}
+
+std::optional<std::unique_ptr<hq::SqlConn>> open_db(const Ctx& c) {
+  auto db = hq::open_sql(c.db_target());
+  if (!db) {
+    std::cerr << "loyalty-hq: " << db.error().message << "\n";
+    return std::nullopt;
+  }
+  if (auto s = hq::migrate_hq(**db); !s) {
+    std::cerr << "loyalty-hq: " << s.error().message << "\n";
+    return std::nullopt;
+  }
+  return std::move(*db);
+}
+
+int cmd_terminals(const Ctx& c, hq::HqLedger& ledger) {
+  if (c.pos.size() != 3 || (c.pos[0] != "add" && c.pos[0] != "revoke")) {
+    usage(std::cerr);
+    return kUsage;
+  }
+  const auto& store = c.pos[1];
+  const auto& terminal = c.pos[2];
+  if (c.pos[0] == "revoke") {
+    if (auto s = ledger.revoke_terminal(store, terminal); !s) {
+      std::cerr << "loyalty-hq: " << s.error().message << "\n";
+      return kFailed;
+    }
+    std::cout << "revoked " << store << "/" << terminal << "\n";
+    return kOk;
+  }
+  if (!c.flags.contains("--out")) {
+    std::cerr << "loyalty-hq: terminals add needs --out BUNDLE_FILE\n";
+    return kUsage;
+  }
+  const platform::CertKey ca{read_or_die(c.dir / "ca.pem"), read_or_die(c.dir / "ca.key")};
+  auto cert = platform::issue_cert(ca, store + "/" + terminal, false, {}, {}, 825);
+  auto fp = platform::cert_fingerprint(cert->cert_pem);
+  if (auto s = ledger.add_terminal(store, terminal, *fp); !s) {
+    std::cerr << "loyalty-hq: " << s.error().message << "\n";
+    return kFailed;
+  }
+  const Json bundle{
+      {"hq_url", c.flags.contains("--url") ? c.flags.at("--url") : "https://127.0.0.1:8443"},
+      {"server_name",
+       c.flags.contains("--server-name") ? c.flags.at("--server-name") : "localhost"},
+      {"store_id", store},
+      {"terminal_id", terminal},
+      {"ca_pem", ca.cert_pem},
+      {"cert_pem", cert->cert_pem},
+      {"key_pem", cert->key_pem},
+      {"hq_public_key_pem", read_or_die(c.dir / "signing.pub")}};
+  if (auto s = platform::write_private_file(c.flags.at("--out"), bundle.dump(2) + "\n", 0600); !s) {
+    std::cerr << "loyalty-hq: " << s.error().message << "\n";
+    return kFailed;
+  }
+  std::cout << "terminal " << store << "/" << terminal << " added; provisioning bundle "
+            << c.flags.at("--out") << " (keep it secret: it holds the terminal's key)\n";
+  return kOk;
+}
+
+int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
+  auto key = platform::SigningKey::from_file((c.dir / "signing.key").string());
+  if (!key) {
+    std::cerr << "loyalty-hq: " << key.error().message << "\n";
+    return kFailed;
+  }
+  std::string token = read_or_die(c.dir / "admin-token");
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  auto tls = platform::server_tls(read_or_die(c.dir / "ca.pem"), read_or_die(c.dir / "server.pem"),
+                                  read_or_die(c.dir / "server.key"), true);
+  if (!tls) {
+    std::cerr << "loyalty-hq: " << tls.error().message << "\n";
+    return kFailed;
+  }
+  boost::asio::io_context io(1);
+  hq::HqApi api(ledger, *key, token);
+  platform::HttpServerOptions sync_opts;
+  sync_opts.address = c.flags.contains("--listen") ? c.flags.at("--listen") : "127.0.0.1";
+  sync_opts.port = static_cast<std::uint16_t>(
+      std::stoi(c.flags.contains("--port") ? c.flags.at("--port") : "8443"));
+  sync_opts.body_limit = 16 << 20;
+  sync_opts.handler_timeout = std::chrono::seconds(30);
+  sync_opts.problem_base = hq::kHqProblemBase;
+  sync_opts.tls = *tls;
+  platform::HttpServer sync_server(io, sync_opts,
+                                   [&api](platform::HttpRequest&& r, platform::Responder d) {
+                                     api.terminal(std::move(r), std::move(d));
+                                   });
+  platform::HttpServerOptions admin_opts = sync_opts;
+  admin_opts.tls = nullptr;
+  admin_opts.address = "127.0.0.1";
+  admin_opts.body_limit = 4 << 20;
+  admin_opts.port = static_cast<std::uint16_t>(
+      std::stoi(c.flags.contains("--admin-port") ? c.flags.at("--admin-port") : "8444"));
+  platform::HttpServer admin_server(io, admin_opts,
+                                    [&api](platform::HttpRequest&& r, platform::Responder d) {
+                                      api.admin(std::move(r), std::move(d));
+                                    });
+  for (auto* s : {&sync_server, &admin_server})
+    if (auto ok = s->start(); !ok) {
+      std::cerr << "loyalty-hq: " << ok.error().message << "\n";
+      return kFailed;
+    }
+  if (c.flags.contains("--port-file")) {
+    const auto f = c.flags.at("--port-file");
+    std::ofstream(f + ".tmp") << sync_server.port() << " " << admin_server.port() << "\n";
+    fs::rename(f + ".tmp", f);
+  }
+  platform::log_info("loyalty-hq serving terminals on https://" + sync_opts.address + ":" +
+                     std::to_string(sync_server.port()) +
+                     " (mutual TLS), admin on 127.0.0.1:" + std::to_string(admin_server.port()));
+  platform::notify_ready("serving");
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](auto, int) {
+    platform::notify_stopping();
+    sync_server.stop();
+    admin_server.stop();
+    io.stop();
+  });
+  io.run();
+  api.join();
+  return kOk;
+}
+
+int run(Ctx& c, const std::string& command) {
+  if (command == "init") return cmd_init(c);
+  auto db = open_db(c);
+  if (!db) return kFailed;
+  hq::HqLedger ledger(**db, unix_now);
+  if (command == "terminals") return cmd_terminals(c, ledger);
+  if (command == "serve") return cmd_serve(c, ledger);
+  if (command == "verify") {
+    auto r = ledger.verify();
+    const int rc = print(r);
+    return rc == kOk && !(*r)["ok"].get<bool>() ? kFailed : rc;
+  }
+  if (command == "flags") return print(ledger.flags());
+  if (command == "member" && c.pos.size() == 1) return print(ledger.member(c.pos[0]));
+  if (command == "expire" && c.pos.size() == 1) return print(ledger.expire(c.pos[0]));
+  if (command == "publish" && c.pos.size() == 1) {
+    auto key = platform::SigningKey::from_file((c.dir / "signing.key").string());
+    if (!key) return print(std::unexpected(key.error()));
+    const auto from = c.flags.contains("--effective-from")
+                          ? std::stoll(c.flags.at("--effective-from"))
+                          : unix_now();
+    return print(ledger.publish_program(read_or_die(c.pos[0]), from, *key, "cli"));
+  }
+  if (command == "adjust" && c.pos.size() == 2) {
+    return print(ledger.adjust(c.pos[0], std::stoll(c.pos[1]),
+                               c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));
+  }
+  if (command == "report" && c.pos.size() == 1 && c.pos[0] == "liability") {
+    auto r = ledger.liability();
+    if (!r || !c.flags.contains("--csv")) return print(r);
+    std::cout << "expires,points\n";
+    for (const auto& row : (*r)["by_expiry_month"])
+      std::cout << row["expires"].get<std::string>() << "," << row["points"] << "\n";
+    return kOk;
+  }
+  usage(std::cerr);
+  return kUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "help") {
+    usage(args.empty() ? std::cerr : std::cout);
+    return args.empty() ? kUsage : kOk;
+  }
+  const auto command = args[0];
+  args.erase(args.begin());
+  Ctx c;
+  c.flags = platform::parse_cli_flags(args, c.pos);
+  if (!c.flags.contains("--dir")) {
+    std::cerr << "loyalty-hq: --dir STATE_DIR is required\n";
+    return kUsage;
+  }
+  c.dir = c.flags.at("--dir");
+  try {
+    return run(c, command);
+  } catch (const std::exception& e) {
+    std::cerr << "loyalty-hq: " << e.what() << "\n";
+    return kFailed;
+  }
+}

@@ -1,0 +1,174 @@
+// The real loyalty-hq process over real HTTPS with mutual TLS: certificates
+// from `loyalty-hq init` and `terminals add`, a batch in, a resend, refused
+// identities, hostile bodies, the admin API, and `verify` at the end.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "platform/http_client.h"
+#include "platform/tls.h"
+#include "tests/hq/hq_fixture.h"
+#include "tests/terminal/daemon_fixture.h"
+
+using namespace loyalty;
+using namespace loyalty::test;
+using verb = platform::http::verb;
+
+namespace {
+
+class HqProcess {
+ public:
+  HqProcess(fs::path dir, std::string db) : dir_(std::move(dir)), db_(std::move(db)) {}
+  ~HqProcess() { stop(); }
+  CtlRun cli(const std::string& args) {
+    return run_cmd(std::string(LOYALTY_HQ) + " " + args + " --dir " + dir_.string() + " --db '" +
+                   db_ + "'");
+  }
+  void start() {
+    fs::remove(dir_ / "ports");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::freopen((dir_ / "hq.log").c_str(), "a", stderr);
+      const std::string d = dir_.string(), pf = (dir_ / "ports").string();
+      ::execl(LOYALTY_HQ, LOYALTY_HQ, "serve", "--dir", d.c_str(), "--db", db_.c_str(), "--port",
+              "0", "--admin-port", "0", "--port-file", pf.c_str(), nullptr);
+      std::_Exit(127);
+    }
+    for (int i = 0; i < 500 && sync_port == 0; ++i) {
+      std::ifstream in(dir_ / "ports");
+      if (!(in >> sync_port >> admin_port)) {
+        sync_port = 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    REQUIRE(sync_port != 0);
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  static CtlRun run_cmd(const std::string& cmd) {
+    FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+    const int st = pclose(pipe);
+    return {WEXITSTATUS(st), out};
+  }
+  int sync_port = 0, admin_port = 0;
+
+ private:
+  fs::path dir_;
+  std::string db_;
+  pid_t pid_ = -1;
+};
+
+platform::HttpClient terminal_client(const Json& bundle, int port) {
+  auto tls = platform::client_tls(bundle["ca_pem"], bundle["cert_pem"], bundle["key_pem"]);
+  REQUIRE(tls);
+  return platform::HttpClient("127.0.0.1", static_cast<std::uint16_t>(port), *tls,
+                              bundle["server_name"]);
+}
+
+}  // namespace
+
+TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from registered terminals",
+          "[hq][server]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO("backend " << backend);
+  const auto dir = scratch_dir("hq");
+  HqProcess hq(dir, fresh_hq_target(backend, dir));
+  REQUIRE(hq.cli("init").code == 0);
+  REQUIRE(
+      hq.cli("publish " + hq_source("examples/programs/coffee-chain.json") + " --effective-from 0")
+          .code == 0);
+  auto added = hq.cli("terminals add S001 T01 --out " + (dir / "s001.json").string());
+  INFO(added.out);
+  REQUIRE(added.code == 0);
+  REQUIRE(hq.cli("terminals add S002 T01 --out " + (dir / "s002.json").string()).code == 0);
+  const auto bundle = Json::parse(read_all((dir / "s001.json").string()));
+  const auto bundle2 = Json::parse(read_all((dir / "s002.json").string()));
+  hq.start();
+
+  const auto program = coffee_program();
+  FakeTerminal a("S001", "T01", program);
+  a.know(demo_member_state());
+  std::vector<sync::TxnRecord> sales;
+  for (int i = 0; i < 3; ++i)
+    sales.push_back(a.sell("M1001", Json::parse(R"({"currency": "CNY", "lines": [
+      {"sku": "latte-m", "categories": ["coffee"], "quantity": 1, "unit_price": 2800}]})")));
+  const auto body = sync::batch_to_json(a.batch(sales)).dump();
+
+  auto client = terminal_client(bundle, hq.sync_port);
+  auto r = client.request(verb::post, "/v1/sync/batches", body);
+  REQUIRE(r);
+  INFO(r->body);
+  REQUIRE(r->status == 200);
+  CHECK(Json::parse(r->body)["next_seq"] == 4);
+  auto again = client.request(verb::post, "/v1/sync/batches", body);
+  REQUIRE(again);
+  CHECK(Json::parse(again->body)["results"][0]["status"] == "duplicate");
+
+  // Another store's certificate cannot write S001's transactions.
+  auto other = terminal_client(bundle2, hq.sync_port);
+  auto forged = other.request(verb::post, "/v1/sync/batches", body);
+  REQUIRE(forged);
+  CHECK(forged->status == 403);
+  // No client certificate, or one from another CA: no TLS session at all.
+  auto anon_tls = platform::client_tls(bundle["ca_pem"]);
+  platform::HttpClient anon("127.0.0.1", static_cast<std::uint16_t>(hq.sync_port), *anon_tls,
+                            "localhost", std::chrono::seconds(3));
+  CHECK_FALSE(anon.request(verb::get, "/v1/sync/changes"));
+  const auto rogue_ca = platform::make_ca("rogue", 30);
+  auto rogue = platform::issue_cert(rogue_ca, "S001/T01", false, {}, {}, 30);
+  auto rogue_tls = platform::client_tls(bundle["ca_pem"], rogue->cert_pem, rogue->key_pem);
+  platform::HttpClient impostor("127.0.0.1", static_cast<std::uint16_t>(hq.sync_port), *rogue_tls,
+                                "localhost", std::chrono::seconds(3));
+  CHECK_FALSE(impostor.request(verb::get, "/v1/sync/changes"));
+  // The terminal checks HQ's name, too.
+  auto wrong_name = platform::HttpClient(
+      "127.0.0.1", static_cast<std::uint16_t>(hq.sync_port),
+      *platform::client_tls(bundle["ca_pem"], bundle["cert_pem"], bundle["key_pem"]),
+      "hq.example.com", std::chrono::seconds(3));
+  CHECK_FALSE(wrong_name.request(verb::get, "/v1/sync/changes"));
+
+  // Hostile bodies: refused with a reason, nothing written.
+  auto junk = client.request(verb::post, "/v1/sync/batches", "{\"store_id\": ");
+  CHECK(junk->status == 400);
+  auto bad = client.request(verb::post, "/v1/sync/batches",
+                            R"({"store_id": "S001", "terminal_id": "T01", "sent_at": 1,
+                                "transactions": [{"txn_id": "S001-T01-9", "seq": -4}]})");
+  CHECK(bad->status == 422);
+  CHECK(Json::parse(bad->body)["problems"].size() > 3);
+  auto huge = client.request(verb::post, "/v1/sync/batches", std::string(17 << 20, ' '));
+  CHECK((!huge || huge->status == 413));
+
+  // The change feed carries HQ's balance back.
+  auto feed = terminal_client(bundle, hq.sync_port)
+                  .request(verb::get, "/v1/sync/changes?after=0&limit=100");
+  REQUIRE(feed);
+  CHECK(Json::parse(feed->body)["changes"].size() == 1 + 3 + 3);
+
+  // Admin API: its own token; terminal credentials are not enough.
+  platform::HttpClient admin("127.0.0.1", static_cast<std::uint16_t>(hq.admin_port));
+  CHECK(admin.request(verb::get, "/v1/admin/verify")->status == 401);
+  std::string token = read_all((dir / "admin-token").string());
+  token.pop_back();
+  auto v = admin.request(verb::get, "/v1/admin/verify", "", {{"Authorization", "Bearer " + token}});
+  CHECK(Json::parse(v->body)["ok"] == true);
+
+  // A revoked terminal is refused from its next request on.
+  REQUIRE(hq.cli("terminals revoke S001 T01").code == 0);
+  auto after = terminal_client(bundle, hq.sync_port).request(verb::get, "/v1/sync/changes");
+  REQUIRE(after);
+  CHECK(after->status == 403);
+  hq.stop();
+  auto verify = hq.cli("verify");
+  INFO(verify.out);
+  CHECK(verify.code == 0);
+  CHECK(verify.out.find("\"ok\": true") != std::string::npos);
+}
