@@ -74,6 +74,9 @@ core::Status HqLedger::check_terminal(const std::string& store, const std::strin
 }
 
 std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
+  if (batch_members_ != nullptr) {
+    if (auto it = batch_members_->find(id); it != batch_members_->end()) return it->second;
+  }
   auto rows = db_.query("SELECT state FROM members WHERE id = ?1", {id});
   if (rows.empty()) return std::nullopt;
   auto m = core::member_from_json(Json::parse(rows[0].text(0)));
@@ -84,6 +87,10 @@ std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
 }
 
 void HqLedger::save_member(const core::MemberState& m) {
+  if (batch_members_ != nullptr) {
+    (*batch_members_)[m.id] = m;
+    return;
+  }
   const auto state = core::member_to_json(m);
   if (db_.exec("UPDATE members SET state = ?2, version = version + 1 WHERE id = ?1",
                {m.id, state.dump()}) == 0)
@@ -123,23 +130,36 @@ void HqLedger::post(const std::vector<core::Entry>& entries) {
         {key.first, key.second, amount});
 }
 
+std::shared_ptr<const core::Program> HqLedger::program(const std::string& id,
+                                                       std::int64_t version) {
+  const auto key = std::make_pair(id, version);
+  if (auto it = programs_.find(key); it != programs_.end()) return it->second;
+  auto rows =
+      db_.query("SELECT body FROM programs WHERE program_id = ?1 AND version = ?2", {id, version});
+  if (rows.empty()) return nullptr;
+  auto p = core::load_program_text(rows[0].text(0));
+  if (!p) return nullptr;
+  // Published versions never change, so a loaded one stays valid.
+  auto shared = std::make_shared<const core::Program>(std::move(*p));
+  programs_[key] = shared;
+  return shared;
+}
+
 void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
   if (r.kind == "return" || r.kind == "void") return;  // replayed through their purchase
-  auto rows = db_.query("SELECT body FROM programs WHERE program_id = ?1 AND version = ?2",
-                        {r.program_id, r.program_version});
-  if (rows.empty()) {
+  auto program = this->program(r.program_id, r.program_version);
+  if (!program) {
     flag(r.txn_id, r.member_id, "program-unknown",
          "program " + r.program_id + " v" + std::to_string(r.program_version) +
              " was not published by HQ; the transaction could not be replayed",
          flags_out);
     return;
   }
-  auto program = core::load_program_text(rows[0].text(0));
   auto member = core::member_from_json(r.member_before);
   core::Request req;
   auto parsed = core::request_from_json(r.request, req);
   const auto at = core::parse_local_datetime(r.local_time);
-  if (!program || !member || !parsed || !at) {
+  if (!member || !parsed || !at) {
     flag(r.txn_id, r.member_id, "replay-mismatch", "the recorded inputs do not parse", flags_out);
     return;
   }
@@ -250,6 +270,12 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
                      [](const auto& a, const auto& b) { return a.seq < b.seq; });
     Json results = Json::array();
     std::optional<std::int64_t> gap;
+    std::map<std::string, core::MemberState> touched;
+    batch_members_ = &touched;
+    struct ClearOnExit {
+      std::map<std::string, core::MemberState>*& p;
+      ~ClearOnExit() { p = nullptr; }
+    } clear{batch_members_};
     for (const auto& r : records) {
       Json res{{"txn_id", r.txn_id}, {"seq", r.seq}};
       auto have =
@@ -275,6 +301,9 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       }
       results.push_back(res);
     }
+    // Each member the batch touched is written once, with one change.
+    batch_members_ = nullptr;
+    for (const auto& [id, m] : touched) save_member(m);
     db_.exec(
         "UPDATE terminals SET next_seq = ?3, last_seen = ?4, clock_skew = ?5 "
         "WHERE store_id = ?1 AND terminal_id = ?2",

@@ -8,10 +8,13 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
 #include "core/json_reader.h"
+#include "core/program.h"
 #include "hq/sql.h"
 #include "platform/crypto.h"
 #include "sync/protocol.h"
@@ -67,8 +70,12 @@ class HqLedger {
   void change(const std::string& kind, const std::string& key, const Json& payload);
   std::optional<core::MemberState> load_member(const std::string& id);
   void save_member(const core::MemberState& m);
+  std::shared_ptr<const core::Program> program(const std::string& id, std::int64_t version);
 
   SqlConn& db_;
+  // During an ingest: members touched by the batch, written once at its end.
+  std::map<std::string, core::MemberState>* batch_members_ = nullptr;
+  std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<const core::Program>> programs_;
   Clock clock_;
   std::mutex mutex_;
 };

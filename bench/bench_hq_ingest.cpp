@@ -1,0 +1,211 @@
+// loyalty-hq ingest throughput: several terminals upload batches of 500
+// transactions concurrently over loopback HTTPS with mutual TLS to a real
+// loyalty-hq process. Prints ledger entries per second for each backend and
+// the ratio to that backend's bare insert rate (rows of the same shape, 500
+// per transaction) measured in the same run.
+//
+// usage: bench_hq_ingest [TERMINALS] [BATCHES_PER_TERMINAL] [postgres]
+//   with "postgres", a throwaway cluster is started by scripts/pg-cluster.sh.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "core/engine.h"
+#include "core/io_json.h"
+#include "core/member_delta.h"
+#include "core/program_loader.h"
+#include "hq/schema.h"
+#include "hq/sql.h"
+#include "platform/crypto.h"
+#include "platform/http_client.h"
+#include "platform/tls.h"
+#include "sync/protocol.h"
+
+using namespace loyalty;
+using core::Json;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kBatch = 500;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+int sh(const std::string& cmd) {
+  return std::system(cmd.c_str());
+}
+
+// A terminal's uploads: real engine output for members of its own.
+std::vector<std::string> make_batches(const core::Program& p, const std::string& store, int batches,
+                                      std::int64_t& entries) {
+  std::map<std::string, core::MemberState> members;
+  std::vector<std::string> out;
+  std::int64_t seq = 0;
+  const Json basket = Json::parse(R"({"currency": "CNY", "lines": [
+    {"sku": "latte-m", "categories": ["coffee"], "tags": ["basic-drink"], "quantity": 2, "unit_price": 2800},
+    {"sku": "croissant", "categories": ["bakery"], "quantity": 1, "unit_price": 1200}]})");
+  for (int b = 0; b < batches; ++b) {
+    sync::Batch batch{store, "T01", 0, {}};
+    for (int i = 0; i < kBatch; ++i) {
+      ++seq;
+      const auto id = store + "-M" + std::to_string(seq % 200);
+      auto& m = members[id];
+      m.id = id;
+      core::Request req;
+      (void)core::request_from_json(basket, req);
+      req.at = *core::parse_local_datetime("2026-11-23T10:00:00");
+      req.zone = "Asia/Shanghai";
+      req.txn_id = store + "-T01-" + std::to_string(seq);
+      auto o = core::evaluate(p, m, req);
+      const auto before = m;
+      auto c = core::commit(p, m, *o);
+      sync::TxnRecord r;
+      r.txn_id = req.txn_id;
+      r.seq = seq;
+      r.kind = "purchase";
+      r.member_id = id;
+      r.committed_at = 1'795'300'000;
+      r.business_day = "2026-11-23";
+      r.local_time = "2026-11-23T10:00:00";
+      r.zone = req.zone;
+      r.program_id = p.id;
+      r.program_version = p.version;
+      r.request = basket;
+      r.member_before = core::member_to_json(before);
+      r.totals = core::outcome_to_json(*o, p)["totals"];
+      r.entries = c->entries;
+      r.delta = core::diff_member(before, m);
+      if (o->earn_expires_on) r.points_expire_on = core::format_local_date(*o->earn_expires_on);
+      entries += static_cast<std::int64_t>(r.entries.size());
+      batch.records.push_back(std::move(r));
+    }
+    out.push_back(sync::batch_to_json(batch).dump());
+  }
+  return out;
+}
+
+double bare_inserts_per_s(const std::string& target, std::int64_t rows) {
+  auto db = hq::open_sql(target);
+  (*db)->exec(
+      "CREATE TABLE bare(id TEXT PRIMARY KEY, txn_id TEXT NOT NULL, debit TEXT NOT NULL, "
+      "credit TEXT NOT NULL, amount BIGINT NOT NULL, unit TEXT NOT NULL, lot TEXT NOT NULL, "
+      "memo TEXT NOT NULL)");
+  const auto t0 = Clock::now();
+  for (std::int64_t i = 0; i < rows;) {
+    (*db)->begin();
+    for (int k = 0; k < kBatch && i < rows; ++k, ++i) {
+      const auto id = "S-T-" + std::to_string(i);
+      (*db)->exec(
+          "INSERT INTO bare VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+          {id + "/1", id, std::string("program:p:issued"), "member:M" + std::to_string(i % 200),
+           std::int64_t{81}, std::string("pts"), id + "/lot", std::string("earned")});
+    }
+    (*db)->commit();
+  }
+  return static_cast<double>(rows) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void run(const std::string& backend, const std::string& target, int terminals, int batches,
+         const core::Program& program) {
+  char tmpl[] = "/tmp/bench-hq-XXXXXX";
+  const fs::path dir = ::mkdtemp(tmpl);
+  const std::string hq = LOYALTY_HQ;
+  const std::string common = " --dir " + dir.string() + " --db '" + target + "' >/dev/null";
+  sh(hq + " init" + common);
+  sh(hq + " publish " + LOYALTY_SOURCE_DIR +
+     "/examples/programs/coffee-chain.json --effective-from 0" + common);
+  std::vector<std::vector<std::string>> work(static_cast<std::size_t>(terminals));
+  std::int64_t entries = 0;
+  for (int t = 0; t < terminals; ++t) {
+    const auto store = "S" + std::to_string(100 + t);
+    sh(hq + " terminals add " + store + " T01 --out " + (dir / (store + ".json")).string() +
+       common);
+    work[static_cast<std::size_t>(t)] = make_batches(program, store, batches, entries);
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::freopen((dir / "hq.log").c_str(), "w", stderr);
+    const auto d = dir.string(), pf = (dir / "ports").string();
+    ::execl(LOYALTY_HQ, LOYALTY_HQ, "serve", "--dir", d.c_str(), "--db", target.c_str(), "--port",
+            "0", "--admin-port", "0", "--port-file", pf.c_str(), nullptr);
+    std::_Exit(127);
+  }
+  int port = 0, admin = 0;
+  for (int i = 0; i < 500 && port == 0; ++i) {
+    std::ifstream in(dir / "ports");
+    if (!(in >> port >> admin)) {
+      port = 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  std::atomic<int> failures{0};
+  const auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < terminals; ++t)
+    threads.emplace_back([&, t] {
+      const auto b = Json::parse(slurp(dir / ("S" + std::to_string(100 + t) + ".json")));
+      auto tls = platform::client_tls(b["ca_pem"], b["cert_pem"], b["key_pem"]);
+      platform::HttpClient c("127.0.0.1", static_cast<std::uint16_t>(port), *tls, "localhost",
+                             std::chrono::seconds(120));
+      for (const auto& body : work[static_cast<std::size_t>(t)]) {
+        auto r = c.request(platform::http::verb::post, "/v1/sync/batches", body);
+        if (!r || r->status != 200) {
+          ++failures;
+          std::fprintf(stderr, "batch failed: %s\n",
+                       r ? r->body.substr(0, 300).c_str() : r.error().message.c_str());
+        }
+      }
+    });
+  for (auto& th : threads) th.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
+  if (failures > 0) std::fprintf(stderr, "%s", slurp(dir / "hq.log").c_str());
+  const double rate = static_cast<double>(entries) / secs;
+  const auto bare_target = backend == "sqlite" ? "sqlite:" + (dir / "bare.db").string() : target;
+  const double bare = bare_inserts_per_s(bare_target, entries);
+  std::printf(
+      "%-9s %d terminals x %d batches x %d txns: %lld entries in %.2f s = %8.0f entries/s"
+      " (%d failed)\n",
+      backend.c_str(), terminals, batches, kBatch, static_cast<long long>(entries), secs, rate,
+      failures.load());
+  std::printf("%-9s bare insert of the same rows, %d per transaction: %8.0f rows/s; ratio %.2f\n",
+              backend.c_str(), kBatch, bare, rate / bare);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int terminals = argc > 1 ? std::atoi(argv[1]) : 4;
+  const int batches = argc > 2 ? std::atoi(argv[2]) : 10;
+  const bool pg = argc > 3 && std::string(argv[3]) == "postgres";
+  auto program = core::load_program_text(
+      slurp(std::string(LOYALTY_SOURCE_DIR) + "/examples/programs/coffee-chain.json"));
+  std::printf("loyalty-hq ingest over loopback HTTPS (mutual TLS)\n");
+  char tmpl[] = "/tmp/bench-hq-db-XXXXXX";
+  const fs::path dbdir = ::mkdtemp(tmpl);
+  run("sqlite", "sqlite:" + (dbdir / "hq.db").string(), terminals, batches, *program);
+  if (pg) {
+    const auto cluster = (dbdir / "pg").string();
+    if (sh("bash " + std::string(LOYALTY_SOURCE_DIR) + "/scripts/pg-cluster.sh start " + cluster +
+           " >/dev/null") == 0) {
+      std::string conninfo = slurp(cluster + "/conninfo");
+      conninfo.pop_back();
+      run("postgres", "postgres:" + conninfo, terminals, batches, *program);
+      sh("bash " + std::string(LOYALTY_SOURCE_DIR) + "/scripts/pg-cluster.sh stop " + cluster);
+    }
+  }
+  fs::remove_all(dbdir);
+  return 0;
+}
