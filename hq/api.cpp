@@ -139,6 +139,14 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
     return reply(ledger_.publish_program(body["program"].dump(2), body.value("effective_from", 0),
                                          key_, "admin-api"));
   }
+  if (req.method() == http::verb::post && path == "/v1/admin/blocks") {
+    if (!body.contains("member_id") || !body["member_id"].is_string())
+      return problem(422, "invalid", "Member missing",
+                     "send {\"member_id\", \"blocked\": true|false, \"reason\"}", "member_id");
+    return reply(ledger_.set_blocked(body["member_id"].get<std::string>(),
+                                     body.value("blocked", true), body.value("reason", ""),
+                                     "admin-api"));
+  }
   if (req.method() == http::verb::post && path == "/v1/admin/adjustments") {
     if (!body.contains("member_id") || !body.contains("points") ||
         !body["points"].is_number_integer())

@@ -1,9 +1,12 @@
 // loyalty-hq: headquarters' ledger. Wiring and the command line:
 //   init, terminals add|revoke, serve, publish, verify, report, adjust,
 //   expire, flags, member.
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -33,6 +36,15 @@ std::int64_t unix_now() {
       .count();
 }
 
+std::string today_utc() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
 void usage(std::ostream& out) {
   out << "usage: loyalty-hq COMMAND [ARGS] --dir STATE_DIR [--db sqlite:PATH|postgres:CONNINFO]\n\n"
          "  init [--server-name NAME]            create the CA, HQ's certificate and signing key\n"
@@ -45,6 +57,8 @@ void usage(std::ostream& out) {
          "  report liability [--csv]             outstanding points by expiry month\n"
          "  adjust MEMBER POINTS --reason TEXT   audited balance adjustment\n"
          "  expire YYYY-MM-DD                    expire lots dead on that store-local day\n"
+         "  import-members FILE.csv              members with opening points; bad rows listed\n"
+         "  block|unblock MEMBER --reason TEXT   refuse loyalty for a member at every store\n"
          "  flags | member ID\n"
          "\nThe default database is sqlite:STATE_DIR/hq.db.\n";
 }
@@ -130,6 +144,16 @@ int cmd_terminals(const Ctx& c, hq::HqLedger& ledger) {
   }
   const auto& store = c.pos[1];
   const auto& terminal = c.pos[2];
+  // Letters and digits only: the ids join with "-" into transaction ids
+  // and with "/" into the certificate name, so neither may appear in them.
+  for (const auto* id : {&store, &terminal})
+    if (id->empty() || id->size() > 16 ||
+        id->find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
+            std::string::npos) {
+      std::cerr << "loyalty-hq: store and terminal ids are 1 to 16 letters or digits, got '" << *id
+                << "'\n";
+      return kUsage;
+    }
   if (c.pos[0] == "revoke") {
     if (auto s = ledger.revoke_terminal(store, terminal); !s) {
       std::cerr << "loyalty-hq: " << s.error().message << "\n";
@@ -254,6 +278,31 @@ int run(Ctx& c, const std::string& command) {
                           ? std::stoll(c.flags.at("--effective-from"))
                           : unix_now();
     return print(ledger.publish_program(read_or_die(c.pos[0]), from, *key, "cli"));
+  }
+  if ((command == "block" || command == "unblock") && c.pos.size() == 1)
+    return print(ledger.set_blocked(c.pos[0], command == "block",
+                                    c.flags.contains("--reason") ? c.flags.at("--reason") : "",
+                                    "cli"));
+  if (command == "import-members" && c.pos.size() == 1) {
+    std::ifstream in(c.pos[0]);
+    if (!in) {
+      std::cerr << "loyalty-hq: cannot open " << c.pos[0] << "\n";
+      return kFailed;
+    }
+    const bool tty = ::isatty(2) != 0;
+    auto r = ledger.import_members(in, today_utc(), [tty](std::int64_t done, std::int64_t all) {
+      const int width = 30;
+      const auto filled = all > 0 ? static_cast<int>(done * width / all) : width;
+      std::cerr << (tty ? "\r" : "") << "[" << std::string(static_cast<std::size_t>(filled), '#')
+                << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << done << "/"
+                << all << " rows" << (tty ? "" : "\n") << std::flush;
+    });
+    if (tty) std::cerr << "\n";
+    if (!r) return print(r);
+    std::cout << (*r)["added"] << " added, " << (*r)["rejected"] << " rejected of " << (*r)["rows"]
+              << " rows; " << (*r)["opening_points"] << " opening points booked\n";
+    for (const auto& p : (*r)["problems"]) std::cout << "  " << p.get<std::string>() << "\n";
+    return (*r)["rejected"].get<std::int64_t>() > 0 ? kInvalid : kOk;
   }
   if (command == "adjust" && c.pos.size() == 2) {
     return print(ledger.adjust(c.pos[0], std::stoll(c.pos[1]),

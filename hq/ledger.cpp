@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "core/engine.h"
 #include "core/io_json.h"
@@ -227,6 +228,22 @@ void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
   std::optional<core::LocalDays> expires;
   if (r.points_expire_on) expires = core::parse_local_date(*r.points_expire_on);
   auto conflicts = core::apply_point_entries(*member, r.entries, day, expires);
+  // Points for another member (a referrer's bonus) go to that member's lots.
+  std::set<std::string> others;
+  for (const auto& e : r.entries)
+    for (const auto* acct : {&e.debit, &e.credit})
+      if (acct->starts_with("member:") && acct->substr(7) != r.member_id)
+        others.insert(acct->substr(7));
+  for (const auto& id : others) {
+    auto other = load_member(id);
+    if (!other) {
+      other.emplace();
+      other->id = id;
+    }
+    auto c = core::apply_point_entries(*other, r.entries, day, expires);
+    conflicts.insert(conflicts.end(), c.begin(), c.end());
+    save_member(*other);
+  }
   auto more = core::apply_delta(*member, r.delta);
   conflicts.insert(conflicts.end(), more.begin(), more.end());
   for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);

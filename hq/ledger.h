@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <istream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,9 +51,19 @@ class HqLedger {
                                                    const std::string& actor);
   [[nodiscard]] core::Result<Json> adjust(const std::string& member_id, std::int64_t points,
                                           const std::string& reason, const std::string& actor);
+  // Blocks (or unblocks) a member: terminals refuse loyalty for them once
+  // the change reaches them. Audited, with a reason.
+  [[nodiscard]] core::Result<Json> set_blocked(const std::string& member_id, bool blocked,
+                                               const std::string& reason, const std::string& actor);
   // Expires every lot dead on `today` (store-local date) for every member.
   [[nodiscard]] core::Result<Json> expire(const std::string& today);
   [[nodiscard]] core::Result<Json> member(const std::string& member_id);
+  // Members from CSV (docs/hq.md): each bad row rejected with its line and
+  // reason, the rest loaded with opening points booked. `progress` is told
+  // (rows done, rows in all) after each chunk.
+  using Progress = std::function<void(std::int64_t, std::int64_t)>;
+  [[nodiscard]] core::Result<Json> import_members(std::istream& csv, const std::string& today,
+                                                  const Progress& progress = {});
   [[nodiscard]] core::Result<Json> flags();
   // Outstanding points by expiry month: the finance view of the liability.
   [[nodiscard]] core::Result<Json> liability();

@@ -86,6 +86,22 @@ core::Result<Json> HqLedger::adjust(const std::string& member_id, std::int64_t p
   });
 }
 
+core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool blocked,
+                                         const std::string& reason, const std::string& actor) {
+  if (reason.size() < 5)
+    return core::invalid("reason", "blocking needs a reason that can be audited");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    if (db_.exec("UPDATE members SET blocked = ?2 WHERE id = ?1",
+                 {member_id, std::int64_t{blocked}}) != 1)
+      return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, blocked ? "block" : "unblock", member_id + ": " + reason, clock_()});
+    change("block", member_id, Json{{"member_id", member_id}, {"blocked", blocked}});
+    return Json{{"member_id", member_id}, {"blocked", blocked}};
+  });
+}
+
 core::Result<Json> HqLedger::expire(const std::string& today_text) {
   const auto today = core::parse_local_date(today_text);
   if (!today) return core::invalid("date", "must be YYYY-MM-DD");
@@ -97,9 +113,14 @@ core::Result<Json> HqLedger::expire(const std::string& today_text) {
     auto program = core::load_program_text(prog[0].text(0));
     if (!program) return std::unexpected(program.error());
     std::int64_t members = 0, points = 0;
+    // Each run is audited and its id makes its entries unique, so running the
+    // same date again (after late uploads) expires only what is new.
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {std::string("scheduler"), std::string("expire"), today_text, clock_()});
+    const auto run = db_.query("SELECT MAX(id) FROM audit")[0].integer(0);
     for (const auto& row : db_.query("SELECT id FROM members ORDER BY id")) {
       auto m = load_member(row.text(0));
-      const auto txn = "HQ-EXP-" + today_text + "-" + m->id;
+      const auto txn = "HQ-EXP-" + std::to_string(run) + "-" + m->id;
       auto entries = core::expire_lots(*program, *m, *today, txn);
       if (entries.empty()) continue;
       post(entries);

@@ -78,6 +78,13 @@ auto in_transaction(SqlConn& db, F&& f) -> decltype(f()) {
     } catch (const SqlError&) {
     }
     return core::fail(core::ErrorCode::kUnavailable, std::string("HQ database: ") + e.what());
+  } catch (const std::exception& e) {
+    // A bug or input nobody validated: nothing of it may stay half-written.
+    try {
+      db.rollback();
+    } catch (const SqlError&) {
+    }
+    return core::fail(core::ErrorCode::kInternal, std::string("rolled back: ") + e.what());
   }
 }
 

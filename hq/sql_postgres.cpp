@@ -54,7 +54,13 @@ class PgConn : public SqlConn {
     return changed;
   }
 
-  void begin() override { exec("BEGIN", {}); }
+  // Writers from every process (serve, the CLI) take one advisory lock, so
+  // they apply in order as SQLite's BEGIN IMMEDIATE does, and change-feed
+  // cursors commit in the order they were handed out.
+  void begin() override {
+    exec("BEGIN", {});
+    exec("SELECT pg_advisory_xact_lock(7243)", {});
+  }
   void commit() override { exec("COMMIT", {}); }
   void rollback() override { PQclear(PQexec(conn_, "ROLLBACK")); }
   std::string backend() const override { return "postgres"; }

@@ -56,7 +56,16 @@ core::Result<TxnRecord> record_from_json(const Json& j) {
     }
     if (const Json* v = rd.get("request", true)) r.request = *v;
     if (const Json* v = rd.get("member_before", true)) r.member_before = *v;
-    if (const Json* v = rd.get("totals", true)) r.totals = *v;
+    if (const Json* v = rd.get("totals", true)) {
+      if (!v->is_object()) {
+        rd.problem("totals", "must be an object of the outcome's totals");
+      } else {
+        r.totals = *v;
+        for (const char* k : {"points_earned", "points_redeemed", "discount", "amount_due"})
+          if (!v->contains(k) || !(*v)[k].is_number_integer())
+            rd.problem("totals." + std::string(k), "must be an integer");
+      }
+    }
     if (const Json* v = rd.get("entries", true)) {
       if (!v->is_array()) {
         rd.problem("entries", "must be an array");
@@ -87,7 +96,7 @@ core::Result<TxnRecord> record_from_json(const Json& j) {
         r.delta = std::move(*d);
       }
     }
-    if (auto e = rd.string("points_expire_on")) r.points_expire_on = *e;
+    if (auto e = rd.date("points_expire_on")) r.points_expire_on = core::format_local_date(*e);
     if (auto e = rd.string("return_of")) r.return_of = *e;
     if (const Json* v = rd.get("return_basis")) r.return_basis = *v;
   }

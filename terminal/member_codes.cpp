@@ -67,21 +67,6 @@ std::expected<ScannedCode, CodeProblem> parse_dynamic(std::string_view code,
 
 }  // namespace
 
-char luhn_check_digit(std::string_view digits) {
-  int sum = 0;
-  bool twice = true;  // the digit next to the check digit is doubled
-  for (auto it = digits.rbegin(); it != digits.rend(); ++it) {
-    int d = *it - '0';
-    if (twice) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-    twice = !twice;
-  }
-  return static_cast<char>('0' + (10 - sum % 10) % 10);
-}
-
 std::string make_card_number() {
   std::string digits = "9";
   for (char c : platform::random_bytes(14))

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/member_number.h"
 #include "platform/crypto.h"
 
 namespace loyalty::terminal {
@@ -42,7 +43,7 @@ std::expected<ScannedCode, CodeProblem> parse_member_code(std::string_view code,
                                                           const platform::SigningKey* hq_key,
                                                           std::int64_t now);
 
-char luhn_check_digit(std::string_view digits);
+using core::luhn_check_digit;
 std::string make_card_number();
 std::string mint_dynamic_code(const platform::SigningKey& key, const std::string& member_id,
                               std::int64_t expires_at, const std::string& nonce);

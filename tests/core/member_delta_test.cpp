@@ -105,7 +105,8 @@ TEST_CASE("two offline stores spending the same points: both kept, the overdraft
   CHECK(hq.vouchers.size() == 6);
 }
 
-TEST_CASE("counters from two stores add up; a voucher used at both is flagged", "[core][delta]") {
+TEST_CASE("counters from two stores add up and a voucher used at both is flagged",
+          "[core][delta]") {
   const auto p = test::example_program("coffee-chain.json");
   auto before = demo_member();
   before.vouchers.push_back({"GIFT-1", "bakery-9", std::nullopt});

@@ -1,6 +1,8 @@
 // loyalty-hq's ledger on both backends: exactly-once ingest, overdrafts,
 // replay checks, identity, the change feed, expiry, admin validation, and
 // `verify` after every scenario.
+#include <sstream>
+
 #include "tests/hq/hq_fixture.h"
 
 using namespace loyalty;
@@ -138,7 +140,7 @@ TEST_CASE("HQ replays each sale and flags numbers that differ", "[hq][ledger]") 
   hq.verified();
 }
 
-TEST_CASE("a terminal can only write as itself; a revoked one not at all", "[hq][ledger]") {
+TEST_CASE("a terminal can only write as itself and a revoked one not at all", "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
   auto a = hq.terminal("S001");
@@ -201,6 +203,10 @@ TEST_CASE("expiry takes dead lots by date and the liability report follows", "[h
   CHECK((*none)["points_expired"] == 0);
   auto run = hq.ledger->expire("2026-12-01");
   CHECK((*run)["points_expired"] == 120);
+  // Running the same day again (say after late uploads) expires only what is new.
+  auto rerun = hq.ledger->expire("2026-12-01");
+  REQUIRE(rerun);
+  CHECK((*rerun)["points_expired"] == 0);
   auto after = hq.ledger->liability();
   CHECK((*after)["outstanding_points"] ==
         (*before)["outstanding_points"].get<std::int64_t>() - 120);
@@ -225,6 +231,52 @@ TEST_CASE("admin changes are validated and audited", "[hq][ledger]") {
   CHECK_FALSE(hq.ledger->adjust("M-NOBODY", 100, "goodwill for a late order", "ops"));
   auto adj = hq.ledger->adjust("M1001", -50, "duplicate welcome gift reversed", "ops");
   REQUIRE(adj);
-  CHECK(count(*hq.db, "audit") == 2);  // publish + adjust
+  CHECK_FALSE(hq.ledger->set_blocked("M1001", true, "", "ops"));
+  REQUIRE(hq.ledger->set_blocked("M1001", true, "card reported stolen", "ops"));
+  CHECK(count(*hq.db, "audit") == 3);  // publish, adjust, block
+  auto feed = hq.ledger->changes(0, 1000);
+  CHECK((*feed)["changes"].back()["kind"] == "block");
+  hq.verified();
+}
+
+TEST_CASE("members import from CSV: bad rows are listed with their reason, the rest load",
+          "[hq][ledger][import]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  std::istringstream csv(
+      "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
+      "M2001,13900000001,9000000000010018,\"Wang, Fang\",1990-05-17,daily,1200,2027-06-30\n"
+      "M2002,13900000002,,Li Wei,,,0,\n"
+      "M2003,12ab,,Bad Phone,,,10,\n"
+      "M2004,13900000004,9000000000010019,Typo Card,,,10,\n"
+      "M2001,13900000005,,Same Id,,,10,\n"
+      "M2006,13900000006,,Negative,,,-5,\n"
+      "M2007,13900000007,,Short Row\n"
+      "M2008,13900000008,,Bad Date,1990-13-40,,10,\n");
+  std::vector<std::int64_t> progress;
+  auto r = hq.ledger->import_members(
+      csv, "2026-11-22", [&](std::int64_t done, std::int64_t) { progress.push_back(done); });
+  REQUIRE(r);
+  INFO(r->dump(2));
+  CHECK((*r)["rows"] == 8);
+  CHECK((*r)["added"] == 2);
+  CHECK((*r)["rejected"] == 6);
+  CHECK((*r)["opening_points"] == 1200);
+  const auto problems = (*r)["problems"].dump();
+  CHECK(problems.find("line 4: phone") != std::string::npos);
+  CHECK(problems.find("line 5: card_number") != std::string::npos);
+  CHECK(problems.find("line 6: member_id: M2001 already exists") != std::string::npos);
+  CHECK(problems.find("line 7: points") != std::string::npos);
+  CHECK(problems.find("line 8: has 4 fields") != std::string::npos);
+  CHECK(problems.find("line 9:") != std::string::npos);
+  CHECK(progress.back() == 8);
+  auto m = hq.ledger->member("M2001");
+  REQUIRE(m);
+  CHECK((*m)["balance"] == 1200);
+  CHECK((*m)["member"]["tier"] == "daily");
+  auto liability = hq.ledger->liability();
+  CHECK((*liability)["outstanding_points"] == 1200);
+  std::istringstream no_header("M1,1,2\n");
+  CHECK_FALSE(hq.ledger->import_members(no_header, "2026-11-22"));
   hq.verified();
 }

@@ -144,6 +144,11 @@ TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from register
                                 "transactions": [{"txn_id": "S001-T01-9", "seq": -4}]})");
   CHECK(bad->status == 422);
   CHECK(Json::parse(bad->body)["problems"].size() > 3);
+  auto wrong_totals = sync::batch_to_json(a.batch({sales[0]}));
+  wrong_totals["transactions"][0]["totals"] = "lots";
+  auto bad_totals = client.request(verb::post, "/v1/sync/batches", wrong_totals.dump());
+  CHECK(bad_totals->status == 422);
+  CHECK(Json::parse(bad_totals->body)["field"] == "transactions[0].totals");
   auto huge = client.request(verb::post, "/v1/sync/batches", std::string(17 << 20, ' '));
   CHECK((!huge || huge->status == 413));
 

@@ -133,7 +133,7 @@ TEST_CASE("a full checkout: enroll, scan, quote, commit, receipt, outbox", "[ter
         118);
 }
 
-TEST_CASE("a repeated Idempotency-Key replays the original; another body is a 409",
+TEST_CASE("a repeated Idempotency-Key replays the original and another body is a 409",
           "[terminal][daemon]") {
   const auto dir = scratch_dir("idem");
   Daemon d(dir, standalone_args(dir));
@@ -153,7 +153,7 @@ TEST_CASE("a repeated Idempotency-Key replays the original; another body is a 40
   CHECK(available(d, "M-A") == 5000 + 68);
 }
 
-TEST_CASE("a return reverses the points of the returned lines; a void cancels the sale",
+TEST_CASE("a return reverses the points of the returned lines and a void cancels the sale",
           "[terminal][daemon]") {
   const auto dir = scratch_dir("return");
   Daemon d(dir, standalone_args(dir));
@@ -306,7 +306,7 @@ TEST_CASE("bad input is refused with its problem type and nothing is written",
   CHECK(available(d, "M-A") == 5000);
 }
 
-TEST_CASE("offline, redemptions stay within the program's allowances; sales go on",
+TEST_CASE("offline, redemptions stay within the program's allowances and sales go on",
           "[terminal][daemon]") {
   const auto dir = scratch_dir("offline");
   // An HQ that is not there: the terminal is offline.

@@ -1,0 +1,143 @@
+// HqLedger::import_members: members from a CSV file, with their opening
+// points booked in the ledger. Rows are checked one by one; a bad row is
+// reported with its line number and reason and the rest still load.
+#include <sstream>
+
+#include "core/io_json.h"
+#include "core/member_number.h"
+#include "hq/ledger.h"
+
+namespace loyalty::hq {
+
+namespace {
+
+// One CSV line (RFC 4180 quoting, no line breaks inside fields).
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        out.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        out.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.emplace_back();
+    } else if (c != '\r') {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+const std::vector<std::string> kColumns = {"member_id", "phone", "card_number", "name",
+                                           "birthday",  "tier",  "points",      "points_expire_on"};
+
+}  // namespace
+
+core::Result<Json> HqLedger::import_members(std::istream& in, const std::string& today,
+                                            const Progress& progress) {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line != "\r") lines.push_back(line);
+  if (lines.empty() || split_csv(lines[0]) != kColumns)
+    return core::invalid("header",
+                         "the first line must be: member_id,phone,card_number,name,"
+                         "birthday,tier,points,points_expire_on");
+  const auto day = core::parse_local_date(today);
+  if (!day) return core::invalid("today", "must be YYYY-MM-DD");
+  std::lock_guard lock(mutex_);
+  std::int64_t added = 0, rejected = 0, points = 0;
+  Json problems = Json::array();
+  const auto reject = [&](std::size_t row, const std::string& why) {
+    ++rejected;
+    if (problems.size() < 200) problems.push_back("line " + std::to_string(row + 1) + ": " + why);
+  };
+  auto prog = in_transaction(db_, [&]() -> core::Result<std::string> {
+    auto rows = db_.query("SELECT program_id FROM programs ORDER BY published_at DESC LIMIT 1");
+    return rows.empty() ? std::string("hq") : rows[0].text(0);
+  });
+  if (!prog) return std::unexpected(prog.error());
+  constexpr std::size_t kChunk = 1000;  // rows per database transaction
+  for (std::size_t start = 1; start < lines.size(); start += kChunk) {
+    auto r = in_transaction(db_, [&]() -> core::Result<bool> {
+      for (std::size_t i = start; i < std::min(lines.size(), start + kChunk); ++i) {
+        const auto f = split_csv(lines[i]);
+        if (f.size() != kColumns.size()) {
+          reject(i, "has " + std::to_string(f.size()) + " fields, expected 8");
+          continue;
+        }
+        Json state{{"id", f[0]}};
+        if (!f[4].empty()) state["birthday"] = f[4];
+        if (!f[5].empty()) state["tier"] = f[5];
+        state["enrolled_on"] = today;
+        std::int64_t pts = 0;
+        try {
+          pts = f[6].empty() ? 0 : std::stoll(f[6]);
+        } catch (const std::exception&) {
+          pts = -1;
+        }
+        if (pts < 0) {
+          reject(i, "points: must be a whole number of points, 0 or more");
+          continue;
+        }
+        const std::string lot = "IMPORT-" + f[0] + "/lot";
+        if (pts > 0) {
+          Json l{{"id", lot}, {"earned_on", today}, {"points", pts}};
+          if (!f[7].empty()) l["expires_on"] = f[7];
+          state["lots"] = Json::array({l});
+        }
+        auto m = core::member_from_json(state);
+        if (!m) {
+          reject(i, m.error().message);
+          continue;
+        }
+        if (!f[1].empty() && (f[1].size() < 6 || f[1].size() > 20 ||
+                              f[1].find_first_not_of("+0123456789") != std::string::npos)) {
+          reject(i, "phone: must be 6 to 20 digits");
+          continue;
+        }
+        if (!f[2].empty() && !core::valid_card_number(f[2])) {
+          reject(i, "card_number: not 16 digits with a valid check digit (typo?)");
+          continue;
+        }
+        if (!db_.query("SELECT 1 FROM members WHERE id = ?1", {f[0]}).empty()) {
+          reject(i, "member_id: " + f[0] + " already exists at HQ");
+          continue;
+        }
+        db_.exec(
+            "INSERT INTO members(id, card_number, phone, name, state, version) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+            {f[0], f[2].empty() ? SqlParam(nullptr) : SqlParam(f[2]),
+             f[1].empty() ? SqlParam(nullptr) : SqlParam(f[1]), f[3],
+             core::member_to_json(*m).dump()});
+        if (pts > 0)
+          post({core::Entry{"IMPORT-" + f[0] + "/1", "IMPORT-" + f[0],
+                            core::program_account(*prog, "issued"), core::member_account(f[0]), pts,
+                            "pts", lot, "imported opening balance"}});
+        change("member", m->id, Json{{"id", m->id}, {"state", core::member_to_json(*m)}});
+        ++added;
+        points += pts;
+      }
+      return true;
+    });
+    if (!r) return std::unexpected(r.error());
+    if (progress)
+      progress(static_cast<std::int64_t>(std::min(lines.size(), start + kChunk) - 1),
+               static_cast<std::int64_t>(lines.size() - 1));
+  }
+  return Json{{"rows", static_cast<std::int64_t>(lines.size() - 1)},
+              {"added", added},
+              {"rejected", rejected},
+              {"opening_points", points},
+              {"problems", problems}};
+}
+
+}  // namespace loyalty::hq
