@@ -195,6 +195,8 @@ int main(int argc, char** argv) {
   std::printf("loyalty-hq ingest over loopback HTTPS (mutual TLS)\n");
   char tmpl[] = "/tmp/bench-hq-db-XXXXXX";
   const fs::path dbdir = ::mkdtemp(tmpl);
+  // The cluster runs as the postgres user, which must reach its directory.
+  fs::permissions(dbdir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
   run("sqlite", "sqlite:" + (dbdir / "hq.db").string(), terminals, batches, *program);
   if (pg) {
     const auto cluster = (dbdir / "pg").string();
