@@ -128,6 +128,19 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
   if (req.method() == http::verb::get && path == "/v1/admin/flags") return reply(ledger_.flags());
   if (req.method() == http::verb::get && path == "/v1/admin/reports/liability")
     return reply(ledger_.liability());
+  if (req.method() == http::verb::get && path == "/v1/admin/reports/sales") {
+    const std::string t(req.target());
+    const auto param = [&](const std::string& k) {
+      const auto p = t.find(k + "=");
+      return p == std::string::npos ? std::string() : t.substr(p + k.size() + 1, 10);
+    };
+    return reply(ledger_.report(param("from"), param("to")));
+  }
+  if (req.method() == http::verb::post && path == "/v1/admin/jobs") {
+    if (!body.contains("date") || !body["date"].is_string())
+      return problem(422, "invalid", "Date missing", "send {\"date\": \"YYYY-MM-DD\"}", "date");
+    return reply(ledger_.run_jobs(body["date"].get<std::string>()));
+  }
   if (req.method() == http::verb::get && path.starts_with("/v1/admin/members/"))
     return reply(ledger_.member(path.substr(18)));
   if (req.method() == http::verb::post && path == "/v1/admin/programs") {

@@ -55,6 +55,9 @@ void usage(std::ostream& out) {
          "  publish PROGRAM_FILE [--effective-from UNIX]\n"
          "  verify                               prove every account sums to zero\n"
          "  report liability [--csv]             outstanding points by expiry month\n"
+         "  report sales FROM TO [--csv]         per store and day, and the program metrics\n"
+         "  issue-vouchers TEMPLATE MEMBERS_FILE a voucher for each member id listed (one a line)\n"
+         "  run-jobs YYYY-MM-DD                  tier re-evaluation, monthly and birthday rewards\n"
          "  adjust MEMBER POINTS --reason TEXT   audited balance adjustment\n"
          "  expire YYYY-MM-DD                    expire lots dead on that store-local day\n"
          "  import-members FILE.csv              members with opening points; bad rows listed\n"
@@ -307,6 +310,30 @@ int run(Ctx& c, const std::string& command) {
   if (command == "adjust" && c.pos.size() == 2) {
     return print(ledger.adjust(c.pos[0], std::stoll(c.pos[1]),
                                c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));
+  }
+  if (command == "run-jobs" && c.pos.size() == 1) return print(ledger.run_jobs(c.pos[0]));
+  if (command == "issue-vouchers" && c.pos.size() == 2) {
+    std::ifstream in(c.pos[1]);
+    if (!in) {
+      std::cerr << "loyalty-hq: cannot open " << c.pos[1] << "\n";
+      return kFailed;
+    }
+    std::vector<std::string> members;
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) members.push_back(line.substr(0, line.find_first_of(",\r")));
+    return print(ledger.issue_vouchers(c.pos[0], members, today_utc(), "cli"));
+  }
+  if (command == "report" && c.pos.size() == 3 && c.pos[0] == "sales") {
+    auto r = ledger.report(c.pos[1], c.pos[2]);
+    if (!r || !c.flags.contains("--csv")) return print(r);
+    std::cout << "store_id,business_day,transactions,members,sales,points_earned,points_redeemed\n";
+    for (const auto& d : (*r)["per_store_day"])
+      std::cout << d["store_id"].get<std::string>() << "," << d["business_day"].get<std::string>()
+                << "," << d["transactions"] << "," << d["members"] << "," << d["sales"] << ","
+                << d["points_earned"] << "," << d["points_redeemed"] << "\n";
+    std::cout << "\nmetric,value\n";
+    for (const auto& [k, v] : (*r)["metrics"].items()) std::cout << k << "," << v.dump() << "\n";
+    return kOk;
   }
   if (command == "report" && c.pos.size() == 1 && c.pos[0] == "liability") {
     auto r = ledger.liability();

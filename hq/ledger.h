@@ -51,6 +51,19 @@ class HqLedger {
                                                    const std::string& actor);
   [[nodiscard]] core::Result<Json> adjust(const std::string& member_id, std::int64_t points,
                                           const std::string& reason, const std::string& actor);
+  // The scheduled work of one store-local day: tier re-evaluation at the
+  // start of each window, period-end rules (monthly vouchers) and birthday
+  // rewards on the first of the month. Idempotent per day.
+  [[nodiscard]] core::Result<Json> run_jobs(const std::string& day);
+  // Sales, members and points per store and day, and the programs' health
+  // metrics, over [from, to] (store-local dates).
+  [[nodiscard]] core::Result<Json> report(const std::string& from, const std::string& to);
+  // Issues one voucher of `template_id` to each listed member (a campaign).
+  // Codes are "HQ-V<run>-<n>"; unknown members are listed, not fatal.
+  [[nodiscard]] core::Result<Json> issue_vouchers(const std::string& template_id,
+                                                  const std::vector<std::string>& members,
+                                                  const std::string& today,
+                                                  const std::string& actor);
   // Blocks (or unblocks) a member: terminals refuse loyalty for them once
   // the change reaches them. Audited, with a reason.
   [[nodiscard]] core::Result<Json> set_blocked(const std::string& member_id, bool blocked,
@@ -82,6 +95,8 @@ class HqLedger {
   std::optional<core::MemberState> load_member(const std::string& id);
   void save_member(const core::MemberState& m);
   std::shared_ptr<const core::Program> program(const std::string& id, std::int64_t version);
+  void job_transaction(const core::Program& p, core::MemberState& m, core::Trigger trigger,
+                       const std::string& txn_id, const std::string& day, Json& summary);
 
   SqlConn& db_;
   // During an ingest: members touched by the batch, written once at its end.

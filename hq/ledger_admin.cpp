@@ -86,6 +86,43 @@ core::Result<Json> HqLedger::adjust(const std::string& member_id, std::int64_t p
   });
 }
 
+core::Result<Json> HqLedger::issue_vouchers(const std::string& template_id,
+                                            const std::vector<std::string>& members,
+                                            const std::string& today_text,
+                                            const std::string& actor) {
+  const auto today = core::parse_local_date(today_text);
+  if (!today) return core::invalid("today", "must be YYYY-MM-DD");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto prog =
+        db_.query("SELECT program_id, version FROM programs ORDER BY published_at DESC LIMIT 1");
+    if (prog.empty())
+      return core::fail(core::ErrorCode::kFailedPrecondition, "no program published");
+    auto p = program(prog[0].text(0), prog[0].integer(1));
+    const auto* t = p ? p->find_voucher(template_id) : nullptr;
+    if (t == nullptr)
+      return core::invalid("template", "program " + prog[0].text(0) + " has no voucher template '" +
+                                           template_id + "'");
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, std::string("issue-vouchers"),
+              template_id + " to " + std::to_string(members.size()) + " members", clock_()});
+    const auto run = db_.query("SELECT MAX(id) FROM audit")[0].integer(0);
+    Json unknown = Json::array();
+    std::int64_t issued = 0;
+    for (const auto& id : members) {
+      auto m = load_member(id);
+      if (!m) {
+        unknown.push_back(id);
+        continue;
+      }
+      m->vouchers.push_back({"HQ-V" + std::to_string(run) + "-" + std::to_string(++issued),
+                             template_id, *today + date::days(t->valid_days)});
+      save_member(*m);
+    }
+    return Json{{"template", template_id}, {"issued", issued}, {"unknown_members", unknown}};
+  });
+}
+
 core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool blocked,
                                          const std::string& reason, const std::string& actor) {
   if (reason.size() < 5)

@@ -37,6 +37,12 @@ struct Hq {
     INFO(v->dump(2));
     CHECK((*v)["ok"] == true);
   }
+  // `n` sales of kBasket to M1001 at `t`, uploaded in one batch.
+  void sales(FakeTerminal& t, int n) {
+    std::vector<sync::TxnRecord> records;
+    for (int i = 0; i < n; ++i) records.push_back(t.sell("M1001", kBasket));
+    ingest(t, records);
+  }
   Json ingest(const FakeTerminal& t, std::vector<sync::TxnRecord> records) {
     auto r = ledger->ingest(t.store(), t.terminal(), t.batch(std::move(records)));
     if (!r) FAIL(r.error().message);
@@ -168,9 +174,7 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
   auto a = hq.terminal("S001");
-  std::vector<sync::TxnRecord> sales;
-  for (int i = 0; i < 7; ++i) sales.push_back(a.sell("M1001", kBasket));
-  hq.ingest(a, sales);
+  hq.sales(a, 7);
   // 1 program + 7 receipts + the member's state once for the batch.
   std::vector<Json> seen;
   std::int64_t cursor = 0;
@@ -278,5 +282,45 @@ TEST_CASE("members import from CSV: bad rows are listed with their reason, the r
   CHECK((*liability)["outstanding_points"] == 1200);
   std::istringstream no_header("M1,1,2\n");
   CHECK_FALSE(hq.ledger->import_members(no_header, "2026-11-22"));
+  hq.verified();
+}
+
+TEST_CASE("scheduled jobs give birthday rewards once, and reports count sales and members",
+          "[hq][ledger][jobs]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  auto a = hq.terminal("S001");
+  hq.sales(a, 3);
+  const auto vouchers = (*hq.ledger->member("M1001"))["member"]["vouchers"].size();
+  // M1001 (Daily tier) was born in November: the coffee program's birthday
+  // drink voucher on the first of the month, once however often it runs.
+  auto jobs = hq.ledger->run_jobs("2026-11-01");
+  REQUIRE(jobs);
+  INFO(jobs->dump());
+  CHECK((*jobs)["birthday"] == 1);
+  CHECK(hq.ledger->run_jobs("2026-11-01"));
+  CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 1);
+  CHECK(hq.ledger->run_jobs("2026-12-01"));  // not the birthday month: no gift
+  CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 1);
+
+  auto report = hq.ledger->report("2026-11-01", "2026-11-30");
+  REQUIRE(report);
+  INFO(report->dump());
+  REQUIRE((*report)["per_store_day"].size() == 1);
+  const auto& day = (*report)["per_store_day"][0];
+  CHECK(day["store_id"] == "S001");
+  CHECK(day["transactions"] == 3);
+  CHECK(day["sales"] == 3 * 6800);
+  CHECK((*report)["metrics"]["active_members"] == 1);
+  CHECK((*report)["metrics"]["repurchase_rate"] == 1.0);
+  CHECK((*report)["metrics"]["points_redeemed"] == 0);
+  CHECK_FALSE(hq.ledger->report("November", "2026-11-30"));
+  // A campaign: one voucher each; an unknown member is listed, not fatal.
+  auto campaign = hq.ledger->issue_vouchers("bakery-9", {"M1001", "M-NOBODY"}, "2026-11-22", "ops");
+  REQUIRE(campaign);
+  CHECK((*campaign)["issued"] == 1);
+  CHECK((*campaign)["unknown_members"][0] == "M-NOBODY");
+  CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 2);
+  CHECK_FALSE(hq.ledger->issue_vouchers("no-such-template", {"M1001"}, "2026-11-22", "ops"));
   hq.verified();
 }

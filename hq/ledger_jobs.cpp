@@ -1,0 +1,118 @@
+// HqLedger::run_jobs: the scheduled work of one store-local day. Each job's
+// effects are ledger facts like any terminal's: an HQ transaction (store
+// "HQ", terminal "JOBS") with entries and a member delta, published to the
+// terminals through the change feed. Every job has a deterministic id, so
+// running a day twice does nothing the second time.
+#include "core/engine.h"
+#include "core/io_json.h"
+#include "core/ledger.h"
+#include "core/member_delta.h"
+#include "core/tiers.h"
+#include "hq/ledger.h"
+
+namespace loyalty::hq {
+
+namespace {
+
+bool first_of_month(core::LocalDays d) {
+  return date::year_month_day{d}.day() == date::day{1};
+}
+
+}  // namespace
+
+void HqLedger::job_transaction(const core::Program& p, core::MemberState& m, core::Trigger trigger,
+                               const std::string& txn_id, const std::string& day_text,
+                               Json& summary) {
+  if (!db_.query("SELECT 1 FROM transactions WHERE txn_id = ?1", {txn_id}).empty()) return;
+  core::Request req;
+  req.trigger = trigger;
+  req.at = core::LocalSeconds(*core::parse_local_date(day_text));
+  req.zone = "HQ";
+  req.txn_id = txn_id;
+  auto outcome = core::evaluate(p, m, req);
+  if (!outcome || (outcome->points_earned == 0 && outcome->vouchers_issued.empty())) return;
+  const auto before = m;
+  auto committed = core::commit(p, m, *outcome);
+  if (!committed) return;
+  const auto seq =
+      db_.query("SELECT COUNT(*) FROM transactions WHERE store_id = 'HQ'")[0].integer(0) + 1;
+  sync::TxnRecord r;
+  r.txn_id = txn_id;
+  r.seq = seq;
+  r.kind = "event";
+  r.member_id = m.id;
+  r.committed_at = clock_();
+  r.business_day = day_text;
+  r.local_time = day_text + "T00:00:00";
+  r.zone = "HQ";
+  r.program_id = p.id;
+  r.program_version = p.version;
+  r.request = Json{{"event", core::to_string(trigger)}};
+  r.member_before = core::member_to_json(before);
+  r.totals = core::outcome_to_json(*outcome, p)["totals"];
+  r.entries = committed->entries;
+  r.delta = core::diff_member(before, m);
+  const std::string text = sync::record_to_json(r).dump();
+  db_.exec(
+      "INSERT INTO transactions(txn_id, store_id, terminal_id, seq, member_id, kind, "
+      "committed_at, business_day, program_id, program_version, points_earned, "
+      "points_redeemed, record_hash, record, received_at) VALUES (?1, 'HQ', 'JOBS', ?2, ?3, "
+      "'event', ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?4)",
+      {txn_id, seq, m.id, r.committed_at, day_text, p.id, p.version, outcome->points_earned,
+       platform::sha256_hex(text), text});
+  post(committed->entries);
+  summary[core::to_string(trigger)] = summary.value(core::to_string(trigger), 0) + 1;
+}
+
+core::Result<Json> HqLedger::run_jobs(const std::string& day_text) {
+  const auto day = core::parse_local_date(day_text);
+  if (!day) return core::invalid("date", "must be YYYY-MM-DD");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto prog = db_.query(
+        "SELECT program_id, version FROM programs WHERE effective_from <= ?1 "
+        "ORDER BY effective_from DESC, version DESC LIMIT 1",
+        {clock_()});
+    if (prog.empty())
+      return core::fail(core::ErrorCode::kFailedPrecondition, "no program in force yet");
+    auto p = program(prog[0].text(0), prog[0].integer(1));
+    if (!p) return core::fail(core::ErrorCode::kInternal, "the program in force does not load");
+    Json summary{{"date", day_text}, {"tier_changes", 0}};
+    const auto ymd = date::year_month_day{*day};
+    const auto month = core::format_local_date(*day).substr(0, 7);
+    // Tiers are re-evaluated on the first day after each window: the first
+    // of a month for rolling windows, the first day of the calendar period
+    // otherwise.
+    const bool tier_day =
+        p->tiers && (p->tiers->rolling_months > 0
+                         ? first_of_month(*day)
+                         : core::period_start(p->tiers->calendar_window, *day) == *day);
+    for (const auto& row : db_.query("SELECT id FROM members ORDER BY id")) {
+      auto m = load_member(row.text(0));
+      bool changed = false;
+      if (tier_day) {
+        const auto decision = core::evaluate_tiers(*p, *m, *day);
+        if (decision.tier_after != decision.tier_before || decision.grace_until ||
+            decision.grace_cleared || !decision.carry.empty()) {
+          core::apply_tier_decision(*m, decision, *day);
+          changed = true;
+          if (decision.tier_after != decision.tier_before)
+            summary["tier_changes"] = summary["tier_changes"].get<int>() + 1;
+        }
+      }
+      if (first_of_month(*day)) {
+        const auto before = core::member_to_json(*m);
+        job_transaction(*p, *m, core::Trigger::kPeriodEnd, "HQ-MONTH-" + month + "-" + m->id,
+                        day_text, summary);
+        if (m->birth_month && *m->birth_month == static_cast<unsigned>(ymd.month()))
+          job_transaction(*p, *m, core::Trigger::kBirthday, "HQ-BDAY-" + month + "-" + m->id,
+                          day_text, summary);
+        changed = changed || core::member_to_json(*m) != before;
+      }
+      if (changed) save_member(*m);
+    }
+    return summary;
+  });
+}
+
+}  // namespace loyalty::hq
