@@ -96,6 +96,8 @@ class Checkout {
   std::string metrics_text();
 
   const CheckoutCounters& counters() const { return counters_; }
+  // Told after each new durable transaction (sync uploads soon after).
+  void set_commit_listener(std::function<void()> f) { on_commit_ = std::move(f); }
   const TerminalSettings& settings() const { return settings_; }
 
  private:
@@ -155,6 +157,7 @@ class Checkout {
   std::mutex programs_mutex_;
   std::vector<std::pair<std::int64_t, std::shared_ptr<const core::Program>>> programs_;
   CheckoutCounters counters_;
+  std::function<void()> on_commit_;
   std::atomic<std::int64_t> next_receipt_{0};  // last receipt number handed out
   std::int64_t started_at_ = 0;
 };

@@ -3,6 +3,7 @@
 
 #include "core/io_json.h"
 #include "core/ledger.h"
+#include "core/member_delta.h"
 #include "core/return_basis.h"
 #include "terminal/checkout.h"
 #include "terminal/checkout_util.h"
@@ -170,6 +171,9 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   t.request = c.body->dump();
   t.member_before = std::move(w.before_text);
   if (!w.return_basis.empty()) t.return_basis = std::move(w.return_basis);
+  t.delta = core::delta_to_json(core::diff_member(m->state, w.after)).dump();
+  if (w.outcome.earn_expires_on)
+    t.points_expire_on = core::format_local_date(*w.outcome.earn_expires_on);
   note_receipt(db, receipt_number(c.req.txn_id));
   m->state = std::move(w.after);
   return record(db, t, std::move(j), *m, program, w.committed.entries);
@@ -214,7 +218,10 @@ ApiResult Checkout::commit_request(const Json& body, const std::string& idem_key
     if (r.error().code == core::ErrorCode::kUnavailable) counters_.errors++;
     return std::unexpected(detail::from_error(r.error()));
   }
-  if (!r->replayed) counters_.commits++;
+  if (!r->replayed) {
+    counters_.commits++;
+    if (on_commit_) on_commit_();
+  }
   return *r;
 }
 

@@ -1,6 +1,7 @@
 // Returns (line-level, by receipt id) and same-day voids.
 #include "core/io_json.h"
 #include "core/ledger.h"
+#include "core/member_delta.h"
 #include "core/return_basis.h"
 #include "terminal/checkout.h"
 #include "terminal/checkout_util.h"
@@ -127,6 +128,7 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
     auto out = core::evaluate_return(*program, m->state, *basis, lines, req);
     if (!out) return std::unexpected(out.error());
     const Json before = core::member_to_json(m->state);
+    const core::MemberState before_state = m->state;
     auto committed = core::commit_return(*program, m->state, *basis, *out);
     if (!committed) return std::unexpected(committed.error());
     save_member_state(db, m->id, core::member_to_json(m->state).dump(), now);
@@ -151,6 +153,7 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
     t.request = body.dump();
     t.member_before = before.dump();
     t.return_of = orig->txn_id;
+    t.delta = core::delta_to_json(core::diff_member(before_state, m->state)).dump();
     Json j{{"receipt_id", t.txn_id},
            {"status", "committed"},
            {"return_of", orig->txn_id},
@@ -161,7 +164,10 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
   });
   if (refusal) return std::unexpected(*refusal);
   if (!r) return std::unexpected(detail::from_error(r.error()));
-  if (!r->replayed) (is_void ? counters_.voids : counters_.returns)++;
+  if (!r->replayed) {
+    (is_void ? counters_.voids : counters_.returns)++;
+    if (on_commit_) on_commit_();
+  }
   return *r;
 }
 

@@ -48,7 +48,10 @@ std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit
       "program.members", po::value(&c.members_file),
       "standalone: members to seed (JSON array) at start")(
       "hq.url", po::value(&c.hq_url), "HQ address; empty runs standalone (no offline limits)")(
-      "hq.public_key", po::value(&c.hq_public_key), "HQ's Ed25519 public key (PEM) for app codes")(
+      "hq.bundle", po::value(&c.hq_bundle),
+      "provisioning bundle (loyaltyctl provision): HQ's address and CA, this terminal's "
+      "certificate; turns sync on")("hq.public_key", po::value(&c.hq_public_key),
+                                    "HQ's Ed25519 public key (PEM) for app codes")(
       "offline.max_points_per_member_per_day",
       po::value(&a.max_points_per_member_per_day)->default_value(a.max_points_per_member_per_day),
       "used when the program sets none")("offline.max_points_per_terminal_per_day",
@@ -90,7 +93,7 @@ std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit
     exit_code = 0;
     return std::nullopt;
   }
-  t.standalone = c.hq_url.empty();
+  t.standalone = c.hq_url.empty() && c.hq_bundle.empty();
   return c;
 }
 

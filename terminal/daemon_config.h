@@ -26,6 +26,7 @@ struct DaemonConfig {
   std::string program_file;
   std::string members_file;
   std::string hq_url;
+  std::string hq_bundle;  // provisioning bundle (loyaltyctl provision)
   std::string hq_public_key;
   std::string log_level = "info";
   std::string port_file;  // written once listening (tests, scripts)

@@ -16,6 +16,7 @@ void usage(std::ostream& out) {
          "  check-program FILE...   validate program files and list their decisions\n"
          "  quote --program FILE --member FILE --basket FILE --at LOCAL_TIME --tz ZONE [--json]\n"
          "                          evaluate a basket or event offline and print the receipt\n"
+         "  provision BUNDLE [--to PATH]  install the HQ bundle from `loyalty-hq terminals add`\n"
          "\ncommands that talk to loyaltyd (--url HOST:PORT, --token-file FILE, --json;\n"
          "or LOYALTYD_URL and LOYALTYD_TOKEN_FILE):\n"
          "  status                  online/offline, outbox, program, last sync\n"
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = args.front();
   args.erase(args.begin());
+  if (command == "provision") return loyalty::terminal::run_provision(args, std::cout, std::cerr);
   if (command == "check-program")
     return loyalty::terminal::run_check_program(args, std::cout, std::cerr);
   if (command == "quote" && std::find(args.begin(), args.end(), "--program") != args.end())

@@ -19,6 +19,7 @@
 #include "terminal/checkout.h"
 #include "terminal/daemon_config.h"
 #include "terminal/store.h"
+#include "terminal/sync_agent.h"
 
 using namespace loyalty;
 using terminal::Json;
@@ -73,8 +74,21 @@ int main(int argc, char** argv) {
 
   auto store = terminal::Store::open(cfg->database);
   if (!store) return fail(cfg->database + ": " + store.error().message);
+  std::optional<terminal::HqBundle> bundle;
+  if (!cfg->hq_bundle.empty()) {
+    auto b = terminal::load_bundle(cfg->hq_bundle);
+    if (!b) return fail("hq.bundle: " + b.error().message);
+    // The bundle names this terminal; HQ accepts nothing else from it.
+    cfg->terminal.store_id = b->store_id;
+    cfg->terminal.terminal_id = b->terminal_id;
+    bundle = std::move(*b);
+  }
   std::optional<platform::SigningKey> hq_key;
-  if (!cfg->hq_public_key.empty()) {
+  if (bundle) {
+    auto k = platform::SigningKey::from_pem(bundle->hq_public_key_pem);
+    if (!k) return fail("hq.bundle: HQ's public key does not load");
+    hq_key = std::move(*k);
+  } else if (!cfg->hq_public_key.empty()) {
     auto k = platform::SigningKey::from_file(cfg->hq_public_key);
     if (!k) return fail("hq.public_key: " + k.error().message);
     hq_key = std::move(*k);
@@ -101,6 +115,11 @@ int main(int argc, char** argv) {
     if (!n) return fail(cfg->members_file + ": " + n.error().message);
     if (*n > 0) platform::log_info("imported " + std::to_string(*n) + " members");
   }
+  std::unique_ptr<terminal::SyncAgent> sync;
+  if (bundle) {
+    sync = std::make_unique<terminal::SyncAgent>(**store, checkout, *bundle, unix_now);
+    checkout.set_commit_listener([&sync] { sync->poke(); });
+  }
   auto token = load_or_create_token(cfg->token_file);
   if (!token) return fail(token.error().message);
 
@@ -126,6 +145,7 @@ int main(int argc, char** argv) {
   platform::log_info("loyaltyd " + cfg->terminal.store_id + "/" + cfg->terminal.terminal_id + " " +
                      listening + (cfg->terminal.standalone ? " (standalone)" : ""));
   platform::notify_ready(listening);
+  if (sync) sync->start();
 
   boost::asio::steady_timer watchdog(io);
   std::function<void()> ping;
@@ -160,6 +180,7 @@ int main(int argc, char** argv) {
   });
   io.run();
   api.join();
+  if (sync) sync->stop();
   platform::log_info("stopped cleanly");
   return 0;
 }

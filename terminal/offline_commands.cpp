@@ -8,6 +8,8 @@
 #include "core/engine.h"
 #include "core/io_json.h"
 #include "core/program_loader.h"
+#include "platform/crypto.h"
+#include "terminal/sync_agent.h"
 
 namespace loyalty::terminal {
 
@@ -140,5 +142,29 @@ int run_quote(const std::vector<std::string>& args, std::ostream& out, std::ostr
 }
 
 // --key value pairs plus bare --flags.
+
+int run_provision(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::vector<std::string> pos;
+  auto flags = parse_cli_flags(args, pos);
+  if (pos.size() != 1) {
+    err << "usage: loyaltyctl provision BUNDLE [--to /var/lib/loyaltyd/hq-bundle.json]\n";
+    return kExitUsage;
+  }
+  auto bundle = load_bundle(pos[0]);
+  if (!bundle) {
+    err << "error: " << bundle.error().message << "\n";
+    return kExitInvalidInput;
+  }
+  const auto to = flags.contains("--to") ? flags["--to"] : "/var/lib/loyaltyd/hq-bundle.json";
+  auto text = platform::read_text_file(pos[0], 1 << 20);
+  if (auto s = platform::write_private_file(to, *text, 0600); !s) {
+    err << "error: " << s.error().message << "\n";
+    return kExitRefused;
+  }
+  out << "provisioned terminal " << bundle->store_id << "/" << bundle->terminal_id << " for HQ "
+      << bundle->host << ":" << bundle->port << " (" << to << ", mode 0600)\n"
+      << "set `hq.bundle = " << to << "` in [hq] of loyaltyd.conf and restart loyaltyd\n";
+  return kExitOk;
+}
 
 }  // namespace loyalty::terminal

@@ -23,6 +23,8 @@ inline constexpr int kExitRefused = 4;
 using platform::parse_cli_flags;
 
 int run_check_program(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// Installs a provisioning bundle from `loyalty-hq terminals add`.
+int run_provision(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_quote(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace loyalty::terminal

@@ -78,7 +78,21 @@ CREATE TRIGGER transactions_keep BEFORE DELETE ON transactions
   BEGIN SELECT RAISE(ABORT, 'committed transactions are kept'); END;
 )sql";
 
-constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}};
+// v3: what sync uploads and applies. Each transaction keeps its member delta
+// (core/member_delta.h) and its lots' expiry; members keep HQ's state as of
+// the feed cursor, so the local view is HQ's plus what HQ has not yet
+// acknowledged; receipts from other stores can be returned here.
+constexpr const char* kV3 = R"sql(
+ALTER TABLE transactions ADD COLUMN delta TEXT;
+ALTER TABLE transactions ADD COLUMN points_expire_on TEXT;
+ALTER TABLE members ADD COLUMN hq_state TEXT;
+CREATE TABLE remote_receipts(
+  txn_id TEXT PRIMARY KEY,
+  member_id TEXT NOT NULL,
+  return_basis TEXT NOT NULL);
+)sql";
+
+constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}};
 
 }  // namespace
 

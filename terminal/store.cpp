@@ -130,7 +130,8 @@ namespace {
 constexpr const char* kTxnColumns =
     "SELECT txn_id, seq, idem_key, body_hash, kind, member_id, business_day, local_time, zone, "
     "committed_at, program_id, program_version, points_earned, points_redeemed, offline, request, "
-    "member_before, response, return_basis, return_of, voided_by FROM transactions ";
+    "member_before, response, return_basis, return_of, voided_by, delta, points_expire_on "
+    "FROM transactions ";
 
 std::optional<std::string> opt_col(Stmt& s, int col) {
   return s.is_null(col) ? std::nullopt : std::optional<std::string>(s.text(col));
@@ -162,6 +163,8 @@ std::optional<TxnRow> txn_where(Db& db, const std::string& where, const std::str
   t.return_basis = opt_col(s, 18);
   t.return_of = opt_col(s, 19);
   t.voided_by = opt_col(s, 20);
+  t.delta = opt_col(s, 21);
+  t.points_expire_on = opt_col(s, 22);
   return t;
 }
 
@@ -180,8 +183,9 @@ void insert_txn(Db& db, const TxnRow& t, const std::vector<core::Entry>& entries
          "INSERT INTO transactions(txn_id, seq, idem_key, body_hash, kind, member_id, "
          "business_day, local_time, zone, committed_at, program_id, program_version, "
          "points_earned, points_redeemed, offline, request, member_before, response, "
-         "return_basis, return_of, voided_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-         "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, NULL)");
+         "return_basis, return_of, voided_by, delta, points_expire_on) VALUES (?1, ?2, ?3, ?4, "
+         "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, NULL, ?21, "
+         "?22)");
   s.bind(1, t.txn_id)
       .bind(2, t.seq)
       .bind(3, t.idem_key)
@@ -201,7 +205,9 @@ void insert_txn(Db& db, const TxnRow& t, const std::vector<core::Entry>& entries
       .bind(17, t.member_before)
       .bind(18, t.response)
       .bind(19, t.return_basis)
-      .bind(20, t.return_of);
+      .bind(20, t.return_of)
+      .bind(21, t.delta)
+      .bind(22, t.points_expire_on);
   s.exec();
   Stmt e(db,
          "INSERT INTO entries(id, txn_id, debit, credit, amount, unit, lot, memo) "

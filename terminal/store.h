@@ -146,6 +146,8 @@ struct TxnRow {
   std::optional<std::string> return_basis;
   std::optional<std::string> return_of;
   std::optional<std::string> voided_by;
+  std::optional<std::string> delta;  // core::MemberDelta as JSON
+  std::optional<std::string> points_expire_on;
 };
 
 std::optional<TxnRow> find_txn(platform::Db& db, const std::string& txn_id);

@@ -10,6 +10,7 @@
 #include "platform/http_client.h"
 #include "platform/tls.h"
 #include "tests/hq/hq_fixture.h"
+#include "tests/hq/hq_process.h"
 #include "tests/terminal/daemon_fixture.h"
 
 using namespace loyalty;
@@ -17,55 +18,6 @@ using namespace loyalty::test;
 using verb = platform::http::verb;
 
 namespace {
-
-class HqProcess {
- public:
-  HqProcess(fs::path dir, std::string db) : dir_(std::move(dir)), db_(std::move(db)) {}
-  ~HqProcess() { stop(); }
-  CtlRun cli(const std::string& args) {
-    return run_cmd(std::string(LOYALTY_HQ) + " " + args + " --dir " + dir_.string() + " --db '" +
-                   db_ + "'");
-  }
-  void start() {
-    fs::remove(dir_ / "ports");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::freopen((dir_ / "hq.log").c_str(), "a", stderr);
-      const std::string d = dir_.string(), pf = (dir_ / "ports").string();
-      ::execl(LOYALTY_HQ, LOYALTY_HQ, "serve", "--dir", d.c_str(), "--db", db_.c_str(), "--port",
-              "0", "--admin-port", "0", "--port-file", pf.c_str(), nullptr);
-      std::_Exit(127);
-    }
-    for (int i = 0; i < 500 && sync_port == 0; ++i) {
-      std::ifstream in(dir_ / "ports");
-      if (!(in >> sync_port >> admin_port)) {
-        sync_port = 0;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-    }
-    REQUIRE(sync_port != 0);
-  }
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  static CtlRun run_cmd(const std::string& cmd) {
-    FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-    std::string out;
-    char buf[4096];
-    while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
-    const int st = pclose(pipe);
-    return {WEXITSTATUS(st), out};
-  }
-  int sync_port = 0, admin_port = 0;
-
- private:
-  fs::path dir_;
-  std::string db_;
-  pid_t pid_ = -1;
-};
 
 platform::HttpClient terminal_client(const Json& bundle, int port) {
   auto tls = platform::client_tls(bundle["ca_pem"], bundle["cert_pem"], bundle["key_pem"]);

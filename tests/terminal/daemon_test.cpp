@@ -216,7 +216,7 @@ TEST_CASE("a restart with the same file loses nothing", "[terminal][daemon]") {
   for (const auto& r : receipts) CHECK(d.get("/v1/transactions/" + r).status == 200);
   // Sequence numbers continue after the restart.
   CHECK(d.post("/v1/transactions", basket("M-A"), "k5").body["receipt_id"] == "S001-T01-00000006");
-  CHECK(sql_int(d.db(), "PRAGMA user_version") == 2);
+  CHECK(sql_int(d.db(), "PRAGMA user_version") == 3);
 }
 
 TEST_CASE("bad input is refused with its problem type and nothing is written",

@@ -1,0 +1,330 @@
+#include "terminal/sync_agent.h"
+
+#include <random>
+
+#include "core/io_json.h"
+#include "core/member_delta.h"
+#include "platform/http_client.h"
+#include "platform/log.h"
+#include "platform/tls.h"
+#include "sync/protocol.h"
+
+namespace loyalty::terminal {
+
+using platform::Db;
+
+core::Result<HqBundle> load_bundle(const std::string& path) {
+  auto text = platform::read_text_file(path, 1 << 20);
+  if (!text) return std::unexpected(text.error());
+  const Json j = Json::parse(*text, nullptr, false);
+  HqBundle b;
+  try {
+    const std::string url = j.at("hq_url");
+    const auto scheme = url.find("https://");
+    const auto colon = url.rfind(':');
+    if (scheme != 0 || colon == std::string::npos || colon < 8)
+      return core::invalid(path + ".hq_url", "must be https://HOST:PORT");
+    b.host = url.substr(8, colon - 8);
+    b.port = static_cast<std::uint16_t>(std::stoi(url.substr(colon + 1)));
+    b.server_name = j.at("server_name");
+    b.store_id = j.at("store_id");
+    b.terminal_id = j.at("terminal_id");
+    b.ca_pem = j.at("ca_pem");
+    b.cert_pem = j.at("cert_pem");
+    b.key_pem = j.at("key_pem");
+    b.hq_public_key_pem = j.at("hq_public_key_pem");
+  } catch (const std::exception& e) {
+    return core::invalid(path, std::string("not a provisioning bundle: ") + e.what());
+  }
+  if (auto t = platform::client_tls(b.ca_pem, b.cert_pem, b.key_pem); !t)
+    return core::invalid(path, t.error().message);
+  return b;
+}
+
+SyncAgent::SyncAgent(Store& store, Checkout& checkout, HqBundle bundle, Clock clock)
+    : store_(store), checkout_(checkout), bundle_(std::move(bundle)), clock_(std::move(clock)) {
+  if (auto k = platform::SigningKey::from_pem(bundle_.hq_public_key_pem)) hq_key_ = std::move(*k);
+}
+
+SyncAgent::~SyncAgent() {
+  stop();
+}
+
+void SyncAgent::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void SyncAgent::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SyncAgent::poke() {
+  {
+    std::lock_guard lock(mutex_);
+    poked_ = true;
+  }
+  cv_.notify_all();
+}
+
+void SyncAgent::set_online(bool online) {
+  const auto now = clock_();
+  (void)store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    const bool was = sync_get(db, "online").value_or("0") == "1";
+    sync_set(db, "online", online ? "1" : "0");
+    if (online) {
+      sync_set(db, "last_sync_at", std::to_string(now));
+    } else if (was || !sync_get(db, "offline_since")) {
+      sync_set(db, "offline_since", std::to_string(now));
+    }
+    return true;
+  });
+}
+
+namespace {
+
+// The engine input of a stored POS request: the basket, or the event
+// without the member id.
+Json engine_request(const Json& body) {
+  if (body.contains("basket")) return body["basket"];
+  Json j = body;
+  j.erase("member_id");
+  return j;
+}
+
+std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
+  sync::TxnRecord r;
+  r.txn_id = t.txn_id;
+  r.seq = t.seq;
+  r.kind = t.kind;
+  r.member_id = t.member_id;
+  r.committed_at = t.committed_at;
+  r.business_day = t.business_day;
+  r.local_time = t.local_time;
+  r.zone = t.zone;
+  r.program_id = t.program_id;
+  r.program_version = t.program_version;
+  r.request = engine_request(Json::parse(t.request));
+  r.member_before = Json::parse(t.member_before);
+  const Json response = Json::parse(t.response);
+  r.totals = response.at("outcome").at("totals");
+  platform::Stmt s(
+      db,
+      "SELECT id, debit, credit, amount, unit, lot, memo FROM entries WHERE txn_id = ?1 "
+      "ORDER BY rowid");
+  s.bind(1, t.txn_id);
+  while (s.step())
+    r.entries.push_back(
+        {s.text(0), t.txn_id, s.text(1), s.text(2), s.integer(3), s.text(4), s.text(5), s.text(6)});
+  if (t.delta) {
+    auto d = core::delta_from_json(Json::parse(*t.delta));
+    if (!d) return std::nullopt;
+    r.delta = std::move(*d);
+  }
+  r.points_expire_on = t.points_expire_on;
+  r.return_of = t.return_of;
+  if (t.return_basis && t.kind == "purchase") r.return_basis = Json::parse(*t.return_basis);
+  return r;
+}
+
+}  // namespace
+
+core::Result<int> SyncAgent::upload() {
+  auto tls = platform::client_tls(bundle_.ca_pem, bundle_.cert_pem, bundle_.key_pem);
+  if (!tls) return std::unexpected(tls.error());
+  platform::HttpClient client(bundle_.host, bundle_.port, *tls, bundle_.server_name,
+                              std::chrono::seconds(20));
+  int acked = 0;
+  for (;;) {
+    auto batch = store_.read<sync::Batch>([&](Db& db) -> core::Result<sync::Batch> {
+      sync::Batch b{bundle_.store_id, bundle_.terminal_id, clock_(), {}};
+      platform::Stmt s(db,
+                       "SELECT txn_id FROM outbox WHERE acked_at IS NULL ORDER BY seq LIMIT 500");
+      std::vector<std::string> ids;
+      while (s.step()) ids.push_back(s.text(0));
+      for (const auto& id : ids) {
+        auto t = find_txn(db, id);
+        auto r = t ? record_of(db, *t) : std::nullopt;
+        if (!r) return core::fail(core::ErrorCode::kInternal, "cannot build the record of " + id);
+        b.records.push_back(std::move(*r));
+      }
+      return b;
+    });
+    if (!batch) return std::unexpected(batch.error());
+    if (batch->records.empty()) return acked;
+    auto res = client.request(platform::http::verb::post, "/v1/sync/batches",
+                              sync::batch_to_json(*batch).dump());
+    if (!res) return std::unexpected(res.error());
+    const Json body = Json::parse(res->body, nullptr, false);
+    if (res->status != 200 || !body.is_object() || !body.contains("results"))
+      return core::fail(core::ErrorCode::kUnavailable, "HQ refused the batch (" +
+                                                           std::to_string(res->status) +
+                                                           "): " + res->body.substr(0, 300));
+    std::vector<std::string> done;
+    for (const auto& r : body["results"]) {
+      const auto status = r.value("status", "");
+      if (status == "accepted" || status == "duplicate")
+        done.push_back(r.value("txn_id", ""));
+      else
+        platform::log_error("HQ did not take " + r.value("txn_id", "") + ": " + r.dump());
+    }
+    if (done.empty())
+      return core::fail(core::ErrorCode::kUnavailable, "HQ took nothing from the batch");
+    const auto now = clock_();
+    auto ok = store_.write<bool>([&](Db& db) -> core::Result<bool> {
+      platform::Stmt u(db,
+                       "UPDATE outbox SET acked_at = ?2 WHERE txn_id = ?1 AND acked_at IS NULL");
+      for (const auto& id : done) {
+        u.bind(1, id).bind(2, now);
+        u.exec();
+      }
+      return true;
+    });
+    if (!ok) return std::unexpected(ok.error());
+    acked += static_cast<int>(done.size());
+  }
+}
+
+core::Result<int> SyncAgent::pull() {
+  auto tls = platform::client_tls(bundle_.ca_pem, bundle_.cert_pem, bundle_.key_pem);
+  if (!tls) return std::unexpected(tls.error());
+  platform::HttpClient client(bundle_.host, bundle_.port, *tls, bundle_.server_name,
+                              std::chrono::seconds(20));
+  int applied = 0;
+  for (;;) {
+    auto cursor = store_.read<std::int64_t>([](Db& db) -> core::Result<std::int64_t> {
+      return std::stoll(sync_get(db, "feed_cursor").value_or("0"));
+    });
+    if (!cursor) return std::unexpected(cursor.error());
+    auto res = client.request(platform::http::verb::get,
+                              "/v1/sync/changes?after=" + std::to_string(*cursor) + "&limit=500");
+    if (!res) return std::unexpected(res.error());
+    const Json page = Json::parse(res->body, nullptr, false);
+    if (res->status != 200 || !page.is_object() || !page.contains("changes") ||
+        !page["changes"].is_array() || !page.contains("next_cursor"))
+      return core::fail(core::ErrorCode::kUnavailable,
+                        "HQ's change feed answered " + std::to_string(res->status));
+    // Programs first, each verified against HQ's key; a bad one is refused
+    // and reported, and the version in force stays.
+    for (const auto& ch : page["changes"]) {
+      if (ch.value("kind", "") != "program") continue;
+      const auto& d = ch["data"];
+      const auto body = d.value("body", "");
+      const auto sig = platform::base64url_decode(d.value("signature", ""));
+      if (!hq_key_ || !sig || !hq_key_->verify(body, *sig)) {
+        platform::log_error("refused program " + d.value("id", "?") + " v" +
+                            std::to_string(d.value("version", 0)) +
+                            ": its signature is not HQ's; the version in force stays");
+        continue;
+      }
+      if (auto ok = checkout_.install_program(body, d.value("effective_from", std::int64_t{0}));
+          !ok)
+        platform::log_error("program from HQ not installed: " + ok.error().message);
+    }
+    const auto next = page["next_cursor"].get<std::int64_t>();
+    auto ok = store_.write<int>([&](Db& db) -> core::Result<int> {
+      int n = 0;
+      for (const auto& ch : page["changes"]) {
+        const auto kind = ch.value("kind", "");
+        const auto& d = ch["data"];
+        if (kind == "member") {
+          auto hq = core::member_from_json(d.at("state"));
+          if (!hq) continue;
+          // The local view: HQ's state plus what HQ has not acknowledged.
+          core::MemberState view = *hq;
+          platform::Stmt s(db,
+                           "SELECT t.txn_id FROM transactions t JOIN outbox o ON o.txn_id = "
+                           "t.txn_id WHERE o.acked_at IS NULL AND t.member_id = ?1 ORDER BY o.seq");
+          s.bind(1, hq->id);
+          std::vector<std::string> pending;
+          while (s.step()) pending.push_back(s.text(0));
+          for (const auto& id : pending) {
+            auto t = find_txn(db, id);
+            auto rec = t ? record_of(db, *t) : std::nullopt;
+            if (!rec) continue;
+            const auto day = core::parse_local_date(rec->business_day).value();
+            std::optional<core::LocalDays> exp;
+            if (rec->points_expire_on) exp = core::parse_local_date(*rec->points_expire_on);
+            (void)core::apply_point_entries(view, rec->entries, day, exp);
+            (void)core::apply_delta(view, rec->delta);
+          }
+          const auto now = clock_();
+          if (!find_member(db, MemberKey::kId, hq->id)) {
+            MemberRow row;
+            row.id = hq->id;
+            row.state = view;
+            insert_member(db, row, now);
+          } else {
+            save_member_state(db, hq->id, core::member_to_json(view).dump(), now);
+          }
+          platform::Stmt h(db, "UPDATE members SET hq_state = ?2 WHERE id = ?1");
+          h.bind(1, hq->id).bind(2, d.at("state").dump());
+          h.exec();
+          ++n;
+        } else if (kind == "block") {
+          platform::Stmt b(db, "UPDATE members SET blocked = ?2 WHERE id = ?1");
+          b.bind(1, d.value("member_id", "")).bind(2, std::int64_t{d.value("blocked", true)});
+          b.exec();
+          ++n;
+        } else if (kind == "receipt") {
+          platform::Stmt r(db,
+                           "INSERT OR REPLACE INTO remote_receipts(txn_id, member_id, "
+                           "return_basis) VALUES (?1, ?2, ?3)");
+          r.bind(1, d.value("txn_id", ""))
+              .bind(2, d.value("member_id", ""))
+              .bind(3, d.value("return_basis", Json::object()).dump());
+          r.exec();
+          ++n;
+        }
+      }
+      sync_set(db, "feed_cursor", std::to_string(next));
+      return n;
+    });
+    if (!ok) return std::unexpected(ok.error());
+    applied += *ok;
+    if (!page.value("more", false)) return applied;
+  }
+}
+
+core::Status SyncAgent::sync_once() {
+  auto up = upload();
+  if (!up) {
+    set_online(false);
+    return std::unexpected(up.error());
+  }
+  auto down = pull();
+  if (!down) {
+    set_online(false);
+    return std::unexpected(down.error());
+  }
+  set_online(true);
+  return {};
+}
+
+void SyncAgent::run() {
+  std::mt19937 rng(std::random_device{}());
+  std::chrono::milliseconds backoff(500);
+  for (;;) {
+    auto ok = sync_once();
+    std::chrono::milliseconds wait(2000);
+    if (ok) {
+      backoff = std::chrono::milliseconds(500);
+    } else {
+      platform::log_warn("sync with HQ failed: " + ok.error().message);
+      // Exponential backoff with full jitter, capped at a minute.
+      wait = std::chrono::milliseconds(
+          std::uniform_int_distribution<long>(backoff.count() / 2, backoff.count())(rng));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(60'000));
+    }
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, wait, [&] { return stopping_ || poked_; });
+    if (stopping_) return;
+    poked_ = false;
+  }
+}
+
+}  // namespace loyalty::terminal

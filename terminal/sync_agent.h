@@ -1,0 +1,62 @@
+// loyaltyd's side of sync (docs/sync.md): uploads the outbox to HQ in
+// sequence order over mutual TLS, marks what HQ acknowledged, pulls the
+// change feed and applies it with its cursor, and keeps the connectivity
+// state that status and the offline allowances read. Never on the path of a
+// quote or a commit: it runs on its own thread and only takes the store's
+// locks like any other writer.
+//
+// Thread-safety: start()/stop()/poke() from any thread; sync_once() from one
+// thread at a time.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "platform/crypto.h"
+#include "terminal/checkout.h"
+#include "terminal/store.h"
+
+namespace loyalty::terminal {
+
+// The provisioning bundle `loyalty-hq terminals add` writes.
+struct HqBundle {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string server_name;
+  std::string store_id, terminal_id;
+  std::string ca_pem, cert_pem, key_pem, hq_public_key_pem;
+};
+[[nodiscard]] core::Result<HqBundle> load_bundle(const std::string& path);
+
+class SyncAgent {
+ public:
+  using Clock = std::function<std::int64_t()>;
+  SyncAgent(Store& store, Checkout& checkout, HqBundle bundle, Clock clock);
+  ~SyncAgent();
+  void start();
+  void stop();
+  // A commit happened: upload soon rather than at the next tick.
+  void poke();
+  // One round: upload everything pending, then pull the whole feed.
+  [[nodiscard]] core::Status sync_once();
+
+ private:
+  core::Result<int> upload();
+  core::Result<int> pull();
+  void set_online(bool online);
+  void run();
+
+  Store& store_;
+  Checkout& checkout_;
+  HqBundle bundle_;
+  Clock clock_;
+  std::optional<platform::SigningKey> hq_key_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false, poked_ = false;
+  std::thread thread_;
+};
+
+}  // namespace loyalty::terminal
