@@ -96,7 +96,20 @@ void HqLedger::save_member(const core::MemberState& m) {
   if (db_.exec("UPDATE members SET state = ?2, version = version + 1 WHERE id = ?1",
                {m.id, state.dump()}) == 0)
     db_.exec("INSERT INTO members(id, state, version) VALUES (?1, ?2, 1)", {m.id, state.dump()});
-  change("member", m.id, Json{{"id", m.id}, {"state", state}});
+  change("member", m.id, member_payload(m.id, state));
+}
+
+Json HqLedger::member_payload(const std::string& id, const Json& state) {
+  Json p{{"id", id}, {"state", state}};
+  auto rows =
+      db_.query("SELECT card_number, phone, name, blocked FROM members WHERE id = ?1", {id});
+  if (!rows.empty()) {
+    if (!rows[0].is_null(0)) p["card_number"] = rows[0].text(0);
+    if (!rows[0].is_null(1)) p["phone"] = rows[0].text(1);
+    p["name"] = rows[0].text(2);
+    p["blocked"] = rows[0].integer(3) != 0;
+  }
+  return p;
 }
 
 void HqLedger::change(const std::string& kind, const std::string& key, const Json& payload) {

@@ -94,6 +94,9 @@ class HqLedger {
   void change(const std::string& kind, const std::string& key, const Json& payload);
   std::optional<core::MemberState> load_member(const std::string& id);
   void save_member(const core::MemberState& m);
+  // A member change for the feed: state plus the card, phone and name
+  // terminals look members up by.
+  Json member_payload(const std::string& id, const Json& state);
   std::shared_ptr<const core::Program> program(const std::string& id, std::int64_t version);
   void job_transaction(const core::Program& p, core::MemberState& m, core::Trigger trigger,
                        const std::string& txn_id, const std::string& day, Json& summary);

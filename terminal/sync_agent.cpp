@@ -264,6 +264,20 @@ core::Result<int> SyncAgent::pull() {
           platform::Stmt h(db, "UPDATE members SET hq_state = ?2 WHERE id = ?1");
           h.bind(1, hq->id).bind(2, d.at("state").dump());
           h.exec();
+          // How the member is found at the till. OR IGNORE: a number
+          // already taken here must not stop the feed.
+          for (const char* col : {"card_number", "phone", "name"}) {
+            if (!d.contains(col) || !d[col].is_string()) continue;
+            platform::Stmt u(
+                db, std::string("UPDATE OR IGNORE members SET ") + col + " = ?2 WHERE id = ?1");
+            u.bind(1, hq->id).bind(2, d[col].get<std::string>());
+            u.exec();
+          }
+          if (d.contains("blocked") && d["blocked"].is_boolean()) {
+            platform::Stmt b(db, "UPDATE members SET blocked = ?2 WHERE id = ?1");
+            b.bind(1, hq->id).bind(2, std::int64_t{d["blocked"].get<bool>()});
+            b.exec();
+          }
           ++n;
         } else if (kind == "block") {
           platform::Stmt b(db, "UPDATE members SET blocked = ?2 WHERE id = ?1");
