@@ -32,8 +32,27 @@ void HttpClient::drop() {
 
 core::Status HttpClient::connect() {
   beast::error_code ec;
-  const auto addr = asio::ip::make_address(host_, ec);
-  if (ec) return core::invalid("host", "not an IP address: " + host_);
+  auto addr = asio::ip::make_address(host_, ec);
+  if (ec) {
+    // A host name: resolve it with the same deadline as everything else.
+    tcp::resolver resolver(io_);
+    tcp::resolver::results_type results;
+    resolver.async_resolve(host_, std::to_string(port_),
+                           [&](beast::error_code e, tcp::resolver::results_type r) {
+                             ec = e;
+                             results = std::move(r);
+                           });
+    io_.restart();
+    if (io_.run_for(timeout_) == 0 || !io_.stopped()) {
+      resolver.cancel();
+      io_.run();
+      return core::fail(core::ErrorCode::kUnavailable, "cannot resolve " + host_ + " in time");
+    }
+    if (ec || results.empty())
+      return core::fail(core::ErrorCode::kUnavailable,
+                        "cannot resolve " + host_ + ": " + ec.message());
+    addr = results.begin()->endpoint().address();
+  }
   drop();
   beast::tcp_stream* tcp_layer = nullptr;
   if (tls_) {

@@ -77,6 +77,10 @@ core::Result<T> Store::read(const std::function<core::Result<T>(platform::Db&)>&
   } catch (const platform::SqliteError& e) {
     sqlite3_exec(reader_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
     return std::unexpected(storage_error(e));
+  } catch (const std::exception& e) {
+    // A bug or unreadable data: end the read, report, keep serving.
+    sqlite3_exec(reader_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    return core::fail(core::ErrorCode::kInternal, e.what());
   }
 }
 
@@ -89,6 +93,10 @@ core::Result<T> Store::write(const std::function<core::Result<T>(platform::Db&)>
       result = f(db);
     } catch (const platform::SqliteError& e) {
       result = std::unexpected(storage_error(e));
+    } catch (const std::exception& e) {
+      // Never let one job's failure escape into the batch leader's thread:
+      // its SAVEPOINT is rolled back and the others still commit.
+      result = core::fail(core::ErrorCode::kInternal, e.what());
     }
     return result->has_value();
   };

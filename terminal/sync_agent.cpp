@@ -322,8 +322,17 @@ core::Status SyncAgent::sync_once() {
 void SyncAgent::run() {
   std::mt19937 rng(std::random_device{}());
   std::chrono::milliseconds backoff(500);
+  // Offline until a round succeeds: a restart must not inherit "online".
+  set_online(false);
   for (;;) {
-    auto ok = sync_once();
+    core::Status ok;
+    try {
+      ok = sync_once();
+    } catch (const std::exception& e) {
+      // A hostile or broken answer from HQ must not take the store down.
+      set_online(false);
+      ok = core::fail(core::ErrorCode::kInternal, std::string("sync round failed: ") + e.what());
+    }
     std::chrono::milliseconds wait(2000);
     if (ok) {
       backoff = std::chrono::milliseconds(500);

@@ -410,6 +410,10 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
   CHECK(status.out.find("coffee-chain v1") != std::string::npos);
   CHECK(status.out.find("standalone") != std::string::npos);
 
+  // A host name works as well as an address.
+  CHECK(run_ctl("status --url localhost:" + std::to_string(d.port()) + " --token-file " +
+                (dir / "token").string())
+            .code == 0);
   auto scan = run_ctl("scan " + kCardA + " " + conn);
   CHECK(scan.code == 0);
   CHECK(scan.out.find("5000 available") != std::string::npos);
