@@ -86,11 +86,26 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
       return Reply{nullptr, 200, true, prior->response};
     }
     auto orig = find_txn(db, receipt_id);
+    bool remote = false;
+    if (!orig && !is_void) {
+      // A receipt from another store, as HQ's feed delivered it.
+      platform::Stmt rr(db,
+                        "SELECT member_id, return_basis FROM remote_receipts WHERE txn_id = ?1");
+      rr.bind(1, receipt_id);
+      if (rr.step()) {
+        orig.emplace();
+        orig->txn_id = receipt_id;
+        orig->kind = "purchase";
+        orig->member_id = rr.text(0);
+        orig->return_basis = rr.text(1);
+        remote = true;
+      }
+    }
     if (!orig)
       return refuse(problem(404, "receipt-not-found", "Receipt not found",
                             "no receipt " + receipt_id +
-                                " at this terminal; a receipt from another store can be returned "
-                                "once HQ has synced it here",
+                                " at this terminal or in what HQ has sent it; a receipt from "
+                                "another store can be returned here once HQ's feed has brought it",
                             is_void ? "" : "receipt_id"));
     if (!orig->return_basis)
       return refuse(problem(
@@ -132,7 +147,13 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
     auto committed = core::commit_return(*program, m->state, *basis, *out);
     if (!committed) return std::unexpected(committed.error());
     save_member_state(db, m->id, core::member_to_json(m->state).dump(), now);
-    update_return_basis(db, orig->txn_id, core::return_basis_to_json(*basis).dump());
+    if (remote) {
+      platform::Stmt u(db, "UPDATE remote_receipts SET return_basis = ?2 WHERE txn_id = ?1");
+      u.bind(1, orig->txn_id).bind(2, core::return_basis_to_json(*basis).dump());
+      u.exec();
+    } else {
+      update_return_basis(db, orig->txn_id, core::return_basis_to_json(*basis).dump());
+    }
     if (is_void) mark_voided(db, orig->txn_id, req.txn_id);
     TxnRow t;
     t.txn_id = req.txn_id;
