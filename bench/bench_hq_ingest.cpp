@@ -69,23 +69,7 @@ std::vector<std::string> make_batches(const core::Program& p, const std::string&
       auto o = core::evaluate(p, m, req);
       const auto before = m;
       auto c = core::commit(p, m, *o);
-      sync::TxnRecord r;
-      r.txn_id = req.txn_id;
-      r.seq = seq;
-      r.kind = "purchase";
-      r.member_id = id;
-      r.committed_at = 1'795'300'000;
-      r.business_day = "2026-11-23";
-      r.local_time = "2026-11-23T10:00:00";
-      r.zone = req.zone;
-      r.program_id = p.id;
-      r.program_version = p.version;
-      r.request = basket;
-      r.member_before = core::member_to_json(before);
-      r.totals = core::outcome_to_json(*o, p)["totals"];
-      r.entries = c->entries;
-      r.delta = core::diff_member(before, m);
-      if (o->earn_expires_on) r.points_expire_on = core::format_local_date(*o->earn_expires_on);
+      auto r = sync::record_of_commit(p, before, m, *o, *c, basket, seq, 1'795'300'000);
       entries += static_cast<std::int64_t>(r.entries.size());
       batch.records.push_back(std::move(r));
     }

@@ -36,22 +36,8 @@ void HqLedger::job_transaction(const core::Program& p, core::MemberState& m, cor
   if (!committed) return;
   const auto seq =
       db_.query("SELECT COUNT(*) FROM transactions WHERE store_id = 'HQ'")[0].integer(0) + 1;
-  sync::TxnRecord r;
-  r.txn_id = txn_id;
-  r.seq = seq;
-  r.kind = "event";
-  r.member_id = m.id;
-  r.committed_at = clock_();
-  r.business_day = day_text;
-  r.local_time = day_text + "T00:00:00";
-  r.zone = "HQ";
-  r.program_id = p.id;
-  r.program_version = p.version;
-  r.request = Json{{"event", core::to_string(trigger)}};
-  r.member_before = core::member_to_json(before);
-  r.totals = core::outcome_to_json(*outcome, p)["totals"];
-  r.entries = committed->entries;
-  r.delta = core::diff_member(before, m);
+  const auto r = sync::record_of_commit(p, before, m, *outcome, *committed,
+                                        Json{{"event", core::to_string(trigger)}}, seq, clock_());
   const std::string text = sync::record_to_json(r).dump();
   db_.exec(
       "INSERT INTO transactions(txn_id, store_id, terminal_id, seq, member_id, kind, "

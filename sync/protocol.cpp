@@ -1,11 +1,40 @@
 #include "sync/protocol.h"
 
 #include "core/io_json.h"
+#include "core/return_basis.h"
 
 namespace loyalty::sync {
 
 std::string txn_prefix(const std::string& store_id, const std::string& terminal_id) {
   return store_id + "-" + terminal_id + "-";
+}
+
+TxnRecord record_of_commit(const core::Program& p, const core::MemberState& before,
+                           const core::MemberState& after, const core::Outcome& o,
+                           const core::Committed& c, const Json& request, std::int64_t seq,
+                           std::int64_t committed_at) {
+  const auto& req = o.request;
+  TxnRecord r;
+  r.txn_id = req.txn_id;
+  r.seq = seq;
+  r.kind = req.trigger == core::Trigger::kPurchase ? "purchase"
+           : req.trigger == core::Trigger::kRedeem ? "redeem"
+                                                   : "event";
+  r.member_id = before.id;
+  r.committed_at = committed_at;
+  r.local_time = core::format_local_datetime(req.at);
+  r.business_day = core::format_local_date(core::day_of(req.at));
+  r.zone = req.zone;
+  r.program_id = p.id;
+  r.program_version = p.version;
+  r.request = request;
+  r.member_before = core::member_to_json(before);
+  r.totals = core::outcome_to_json(o, p)["totals"];
+  r.entries = c.entries;
+  r.delta = core::diff_member(before, after);
+  if (o.earn_expires_on) r.points_expire_on = core::format_local_date(*o.earn_expires_on);
+  if (req.trigger == core::Trigger::kPurchase) r.return_basis = core::return_basis_to_json(c);
+  return r;
 }
 
 Json record_to_json(const TxnRecord& r) {

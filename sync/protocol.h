@@ -13,6 +13,7 @@
 #include "core/json_reader.h"
 #include "core/ledger.h"
 #include "core/member_delta.h"
+#include "core/program.h"
 
 namespace loyalty::sync {
 
@@ -38,6 +39,14 @@ struct TxnRecord {
   std::optional<std::string> return_of;
   Json return_basis;  // purchases: what a later return reads, at any store
 };
+
+// The record of a transaction the engine evaluated (`o`) and core::commit
+// applied (`c`), taking the member from `before` to `after`; `request` is
+// the engine input as JSON. The engine's request gives id, time and zone.
+TxnRecord record_of_commit(const core::Program& p, const core::MemberState& before,
+                           const core::MemberState& after, const core::Outcome& o,
+                           const core::Committed& c, const Json& request, std::int64_t seq,
+                           std::int64_t committed_at);
 
 Json record_to_json(const TxnRecord& r);
 // Validates everything; every problem with its path.

@@ -44,6 +44,8 @@ core::Result<HqBundle> load_bundle(const std::string& path) {
 SyncAgent::SyncAgent(Store& store, Checkout& checkout, HqBundle bundle, Clock clock)
     : store_(store), checkout_(checkout), bundle_(std::move(bundle)), clock_(std::move(clock)) {
   if (auto k = platform::SigningKey::from_pem(bundle_.hq_public_key_pem)) hq_key_ = std::move(*k);
+  if (auto t = platform::client_tls(bundle_.ca_pem, bundle_.cert_pem, bundle_.key_pem))
+    tls_ = std::move(*t);
 }
 
 SyncAgent::~SyncAgent() {
@@ -133,11 +135,7 @@ std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
 
 }  // namespace
 
-core::Result<int> SyncAgent::upload() {
-  auto tls = platform::client_tls(bundle_.ca_pem, bundle_.cert_pem, bundle_.key_pem);
-  if (!tls) return std::unexpected(tls.error());
-  platform::HttpClient client(bundle_.host, bundle_.port, *tls, bundle_.server_name,
-                              std::chrono::seconds(20));
+core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
   int acked = 0;
   for (;;) {
     auto batch = store_.read<sync::Batch>([&](Db& db) -> core::Result<sync::Batch> {
@@ -189,11 +187,7 @@ core::Result<int> SyncAgent::upload() {
   }
 }
 
-core::Result<int> SyncAgent::pull() {
-  auto tls = platform::client_tls(bundle_.ca_pem, bundle_.cert_pem, bundle_.key_pem);
-  if (!tls) return std::unexpected(tls.error());
-  platform::HttpClient client(bundle_.host, bundle_.port, *tls, bundle_.server_name,
-                              std::chrono::seconds(20));
+core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
   int applied = 0;
   for (;;) {
     auto cursor = store_.read<std::int64_t>([](Db& db) -> core::Result<std::int64_t> {
@@ -305,12 +299,17 @@ core::Result<int> SyncAgent::pull() {
 }
 
 core::Status SyncAgent::sync_once() {
-  auto up = upload();
+  if (!tls_)
+    return core::fail(core::ErrorCode::kInvalidArgument, "the bundle's credentials do not load");
+  // One connection per round, kept alive from the upload to the feed.
+  platform::HttpClient client(bundle_.host, bundle_.port, tls_, bundle_.server_name,
+                              std::chrono::seconds(20));
+  auto up = upload(client);
   if (!up) {
     set_online(false);
     return std::unexpected(up.error());
   }
-  auto down = pull();
+  auto down = pull(client);
   if (!down) {
     set_online(false);
     return std::unexpected(down.error());

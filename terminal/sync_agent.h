@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "platform/crypto.h"
+#include "platform/http_client.h"
 #include "terminal/checkout.h"
 #include "terminal/store.h"
 
@@ -43,8 +44,8 @@ class SyncAgent {
   [[nodiscard]] core::Status sync_once();
 
  private:
-  core::Result<int> upload();
-  core::Result<int> pull();
+  core::Result<int> upload(platform::HttpClient& client);
+  core::Result<int> pull(platform::HttpClient& client);
   void set_online(bool online);
   void run();
 
@@ -53,6 +54,7 @@ class SyncAgent {
   HqBundle bundle_;
   Clock clock_;
   std::optional<platform::SigningKey> hq_key_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // built once from the bundle
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false, poked_ = false;

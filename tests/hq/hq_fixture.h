@@ -85,26 +85,8 @@ class FakeTerminal {
     const auto before = m;
     auto c = core::commit(program_, m, *o);
     REQUIRE(c);
-    sync::TxnRecord r;
-    r.txn_id = req.txn_id;
-    r.seq = seq_;
-    r.kind = req.trigger == core::Trigger::kPurchase ? "purchase"
-             : req.trigger == core::Trigger::kRedeem ? "redeem"
-                                                     : "event";
-    r.member_id = member;
-    r.committed_at = 1'795'300'000 + seq_;
-    r.business_day = local.substr(0, 10);
-    r.local_time = local;
-    r.zone = req.zone;
-    r.program_id = program_.id;
-    r.program_version = program_.version;
-    r.request = request;
-    r.member_before = core::member_to_json(before);
-    r.totals = core::outcome_to_json(*o, program_)["totals"];
-    r.entries = c->entries;
-    r.delta = core::diff_member(before, m);
-    if (o->earn_expires_on) r.points_expire_on = core::format_local_date(*o->earn_expires_on);
-    if (req.trigger == core::Trigger::kPurchase) r.return_basis = core::return_basis_to_json(*c);
+    auto r =
+        sync::record_of_commit(program_, before, m, *o, *c, request, seq_, 1'795'300'000 + seq_);
     return r;
   }
 
