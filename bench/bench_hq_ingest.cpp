@@ -132,6 +132,11 @@ void run(const std::string& backend, const std::string& target, int terminals, i
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
+  std::size_t bytes = 0;
+  for (const auto& w : work)
+    for (const auto& b : w) bytes += b.size();
+  std::printf("%-9s upload size: %.0f bytes per transaction\n", backend.c_str(),
+              static_cast<double>(bytes) / (terminals * batches * kBatch));
   std::atomic<int> failures{0};
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;

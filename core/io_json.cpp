@@ -199,6 +199,18 @@ Status request_from_json(const Json& j, Request& req) {
   return to_status(problems, "request");
 }
 
+Json outcome_totals_to_json(const Outcome& o) {
+  return {{"list", o.list_total},
+          {"discount", o.discount_total},
+          {"points_earned", o.points_earned},
+          {"bonus_points", o.bonus_points},
+          {"referrer_points", o.referrer_points},
+          {"points_redeemed", o.points_redeemed},
+          {"points_value", o.points_value},
+          {"stored_value_used", o.sv_base_used + o.sv_bonus_used},
+          {"amount_due", o.amount_due}};
+}
+
 Json outcome_to_json(const Outcome& o, const Program& p) {
   Json j{{"program", o.program_id},
          {"program_version", o.program_version},
@@ -228,15 +240,7 @@ Json outcome_to_json(const Outcome& o, const Program& p) {
                            {"bonus", a.bonus},
                            {"to", a.to == Recipient::kReferrer ? "referrer" : "member"},
                            {"reason", a.reason}});
-  j["totals"] = {{"list", o.list_total},
-                 {"discount", o.discount_total},
-                 {"points_earned", o.points_earned},
-                 {"bonus_points", o.bonus_points},
-                 {"referrer_points", o.referrer_points},
-                 {"points_redeemed", o.points_redeemed},
-                 {"points_value", o.points_value},
-                 {"stored_value_used", o.sv_base_used + o.sv_bonus_used},
-                 {"amount_due", o.amount_due}};
+  j["totals"] = outcome_totals_to_json(o);
   if (o.earn_expires_on) j["points_expire_on"] = format_local_date(*o.earn_expires_on);
   j["vouchers_used"] = o.vouchers_used;
   j["vouchers_issued"] = Json::array();

@@ -20,6 +20,8 @@ Json member_to_json(const MemberState& m);
 [[nodiscard]] Status request_from_json(const Json& j, Request& request);
 
 Json outcome_to_json(const Outcome& o, const Program& program);
+// The "totals" member of outcome_to_json: what HQ's replay compares.
+Json outcome_totals_to_json(const Outcome& o);
 Json entries_to_json(const std::vector<Entry>& entries);
 
 }  // namespace loyalty::core

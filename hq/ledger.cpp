@@ -16,6 +16,19 @@ core::Result<Json> refused(core::ErrorCode code, std::string message) {
   return std::unexpected(core::Error::make(code, std::move(message)));
 }
 
+// The record as HQ stores and hashes it: the text it arrived as.
+std::string record_text(const sync::TxnRecord& r) {
+  return r.text.empty() ? sync::record_to_json(r).dump() : r.text;
+}
+
+// The member as the terminal saw it; record_from_json has already read it.
+std::optional<core::MemberState> before_of(const sync::TxnRecord& r) {
+  if (r.before) return r.before;
+  auto m = core::member_from_json(r.member_before);
+  if (!m) return std::nullopt;
+  return std::move(*m);
+}
+
 }  // namespace
 
 HqLedger::HqLedger(SqlConn& db, Clock clock) : db_(db), clock_(std::move(clock)) {}
@@ -169,7 +182,7 @@ void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
          flags_out);
     return;
   }
-  auto member = core::member_from_json(r.member_before);
+  const auto member = before_of(r);
   core::Request req;
   auto parsed = core::request_from_json(r.request, req);
   const auto at = core::parse_local_datetime(r.local_time);
@@ -186,7 +199,7 @@ void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
          "HQ's engine refuses the recorded inputs: " + outcome.error().message, flags_out);
     return;
   }
-  const Json mine = core::outcome_to_json(*outcome, *program)["totals"];
+  const Json mine = core::outcome_totals_to_json(*outcome);
   std::string diffs;
   for (const char* k : {"points_earned", "points_redeemed", "discount", "amount_due"}) {
     if (!r.totals.contains(k) || r.totals[k] != mine[k])
@@ -201,8 +214,7 @@ void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
 
 void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
                      const std::string& terminal, std::int64_t now, Json& flags_out) {
-  const Json record = sync::record_to_json(r);
-  const std::string text = record.dump();
+  const std::string text = record_text(r);
   db_.exec(
       "INSERT INTO transactions(txn_id, store_id, terminal_id, seq, member_id, kind, "
       "committed_at, business_day, program_id, program_version, points_earned, "
@@ -216,8 +228,8 @@ void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
     // First sight of a member (enrolled at a store, or seeded there): HQ
     // starts from the terminal's view and books its opening balance so the
     // ledger still explains every point.
-    auto seen = core::member_from_json(r.member_before);
-    member = std::move(*seen);
+    member = before_of(r);
+    if (!member) throw SqlError("transaction " + r.txn_id + " has an unreadable member_before");
     member->id = r.member_id;
     std::int64_t opening = -member->debt;
     for (const auto& l : member->lots) opening += l.points;
@@ -295,9 +307,10 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       return refused(core::ErrorCode::kFailedPrecondition,
                      "terminal " + store + "/" + terminal + " may not write");
     std::int64_t next = t[0].integer(0);
-    auto records = batch.records;
+    std::vector<const sync::TxnRecord*> records;
+    for (const auto& r : batch.records) records.push_back(&r);
     std::stable_sort(records.begin(), records.end(),
-                     [](const auto& a, const auto& b) { return a.seq < b.seq; });
+                     [](const auto* a, const auto* b) { return a->seq < b->seq; });
     Json results = Json::array();
     std::optional<std::int64_t> gap;
     std::map<std::string, core::MemberState> touched;
@@ -306,14 +319,15 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       std::map<std::string, core::MemberState>*& p;
       ~ClearOnExit() { p = nullptr; }
     } clear{batch_members_};
-    for (const auto& r : records) {
+    for (const auto* rp : records) {
+      const auto& r = *rp;
       Json res{{"txn_id", r.txn_id}, {"seq", r.seq}};
       auto have =
           db_.query("SELECT record_hash, seq FROM transactions WHERE txn_id = ?1", {r.txn_id});
       if (!have.empty()) {
         // Accepted before: the same answer, whatever the terminal resends.
         res["status"] = "duplicate";
-        if (have[0].text(0) != platform::sha256_hex(sync::record_to_json(r).dump()))
+        if (have[0].text(0) != platform::sha256_hex(record_text(r)))
           res["note"] = "resent with different content; the first version stands";
       } else if (gap || r.seq > next) {
         if (!gap) gap = next;

@@ -133,8 +133,10 @@ core::Result<TxnRecord> record_from_json(const Json& j) {
     std::string msg = problems.front().to_string();
     return std::unexpected(core::Error{core::ErrorCode::kInvalidArgument, msg, problems});
   }
-  if (auto m = core::member_from_json(r.member_before); !m)
-    return core::invalid("member_before", m.error().message);
+  auto before = core::member_from_json(r.member_before);
+  if (!before) return core::invalid("member_before", before.error().message);
+  r.before = std::move(*before);
+  r.text = j.dump();
   return r;
 }
 

@@ -38,6 +38,12 @@ struct TxnRecord {
   std::optional<std::string> points_expire_on;
   std::optional<std::string> return_of;
   Json return_basis;  // purchases: what a later return reads, at any store
+
+  // Filled by record_from_json, so a receiver neither re-parses nor
+  // re-serialises: the member_before document read once, and the record's
+  // JSON text as received (what HQ stores and hashes).
+  std::optional<core::MemberState> before;
+  std::string text;
 };
 
 // The record of a transaction the engine evaluated (`o`) and core::commit
