@@ -109,7 +109,7 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
   }
   if (req.method() == http::verb::get && path == "/v1/sync/changes")
     return reply(ledger_.changes(platform::query_int(req.target(), "after", 0),
-                                 platform::query_int(req.target(), "limit", 500)));
+                                 platform::query_int(req.target(), "limit", 500), store));
   return problem(404, "not-found", "No such endpoint", path + " is not part of the sync API");
 }
 
@@ -159,6 +159,13 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
     return reply(ledger_.set_blocked(body["member_id"].get<std::string>(),
                                      body.value("blocked", true), body.value("reason", ""),
                                      "admin-api"));
+  }
+  if (req.method() == http::verb::post && path == "/v1/admin/stock") {
+    if (!body.contains("quantity") || !body["quantity"].is_number_integer())
+      return problem(422, "invalid", "Allocation incomplete",
+                     "send {\"store_id\", \"reward_id\", \"quantity\"}", "quantity");
+    return reply(ledger_.allocate_stock(body.value("store_id", ""), body.value("reward_id", ""),
+                                        body["quantity"].get<std::int64_t>(), "admin-api"));
   }
   if (req.method() == http::verb::post && path == "/v1/admin/adjustments") {
     if (!body.contains("member_id") || !body.contains("points") ||

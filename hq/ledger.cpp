@@ -125,9 +125,11 @@ Json HqLedger::member_payload(const std::string& id, const Json& state) {
   return p;
 }
 
-void HqLedger::change(const std::string& kind, const std::string& key, const Json& payload) {
-  db_.exec("INSERT INTO changes(kind, key, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
-           {kind, key, payload.dump(), clock_()});
+void HqLedger::change(const std::string& kind, const std::string& key, const Json& payload,
+                      const std::string& store) {
+  db_.exec(
+      "INSERT INTO changes(kind, key, payload, created_at, store_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+      {kind, key, payload.dump(), clock_(), store.empty() ? SqlParam{nullptr} : SqlParam{store}});
 }
 
 void HqLedger::flag(const std::string& txn, const std::string& member, const std::string& kind,
@@ -137,6 +139,9 @@ void HqLedger::flag(const std::string& txn, const std::string& member, const std
       "VALUES (?1, ?2, ?3, ?4, ?5)",
       {txn, member, kind, detail, clock_()});
   flags_out.push_back({{"kind", kind}, {"detail", detail}});
+  // Every store shows a member's open flags when they are next served.
+  change("flag", txn,
+         Json{{"txn_id", txn}, {"member_id", member}, {"kind", kind}, {"detail", detail}});
 }
 
 void HqLedger::post(const std::vector<core::Entry>& entries) {
@@ -170,6 +175,18 @@ std::shared_ptr<const core::Program> HqLedger::program(const std::string& id,
   auto shared = std::make_shared<const core::Program>(std::move(*p));
   programs_[key] = shared;
   return shared;
+}
+
+core::Result<std::shared_ptr<const core::Program>> HqLedger::latest_program() {
+  auto rows =
+      db_.query("SELECT program_id, version FROM programs ORDER BY published_at DESC LIMIT 1");
+  if (rows.empty())
+    return core::fail(core::ErrorCode::kFailedPrecondition, "no program published yet");
+  auto p = program(rows[0].text(0), rows[0].integer(1));
+  if (!p)
+    return core::fail(core::ErrorCode::kUnavailable,
+                      "the newest program " + rows[0].text(0) + " does not load");
+  return p;
 }
 
 void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
@@ -358,14 +375,15 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
   });
 }
 
-core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit) {
+core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
+                                     const std::string& store) {
   std::lock_guard lock(mutex_);
   try {
     limit = std::clamp<std::int64_t>(limit, 1, 1000);
     auto rows = db_.query(
         "SELECT cursor, kind, key, payload FROM changes WHERE cursor > ?1 "
-        "ORDER BY cursor LIMIT ?2",
-        {cursor, limit + 1});
+        "AND (store_id IS NULL OR store_id = ?3) ORDER BY cursor LIMIT ?2",
+        {cursor, limit + 1, store});
     Json items = Json::array();
     std::int64_t last = cursor;
     for (std::size_t i = 0; i < rows.size() && static_cast<std::int64_t>(i) < limit; ++i) {

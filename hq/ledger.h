@@ -42,8 +42,10 @@ class HqLedger {
   [[nodiscard]] core::Result<Json> ingest(const std::string& store, const std::string& terminal,
                                           const sync::Batch& batch);
 
-  // Changes after `cursor`, oldest first, at most `limit`.
-  [[nodiscard]] core::Result<Json> changes(std::int64_t cursor, std::int64_t limit);
+  // Changes after `cursor` for `store` (what is for every store plus its
+  // own), oldest first, at most `limit`.
+  [[nodiscard]] core::Result<Json> changes(std::int64_t cursor, std::int64_t limit,
+                                           const std::string& store);
 
   [[nodiscard]] core::Result<Json> publish_program(const std::string& body,
                                                    std::int64_t effective_from,
@@ -68,6 +70,11 @@ class HqLedger {
   // the change reaches them. Audited, with a reason.
   [[nodiscard]] core::Result<Json> set_blocked(const std::string& member_id, bool blocked,
                                                const std::string& reason, const std::string& actor);
+  // Sends `quantity` more of a catalog reward to a store's redemption
+  // counter (a delivery); the store's terminals add it to their stock.
+  [[nodiscard]] core::Result<Json> allocate_stock(const std::string& store,
+                                                  const std::string& reward_id,
+                                                  std::int64_t quantity, const std::string& actor);
   // Expires every lot dead on `today` (store-local date) for every member.
   [[nodiscard]] core::Result<Json> expire(const std::string& today);
   [[nodiscard]] core::Result<Json> member(const std::string& member_id);
@@ -91,13 +98,17 @@ class HqLedger {
   void replay_check(const sync::TxnRecord& r, Json& flags_out);
   void flag(const std::string& txn, const std::string& member, const std::string& kind,
             const std::string& detail, Json& flags_out);
-  void change(const std::string& kind, const std::string& key, const Json& payload);
+  // Appends to the feed; `store` empty means every store.
+  void change(const std::string& kind, const std::string& key, const Json& payload,
+              const std::string& store = "");
   std::optional<core::MemberState> load_member(const std::string& id);
   void save_member(const core::MemberState& m);
   // A member change for the feed: state plus the card, phone and name
   // terminals look members up by.
   Json member_payload(const std::string& id, const Json& state);
   std::shared_ptr<const core::Program> program(const std::string& id, std::int64_t version);
+  // The most recently published version; kFailedPrecondition before any.
+  core::Result<std::shared_ptr<const core::Program>> latest_program();
   void job_transaction(const core::Program& p, core::MemberState& m, core::Trigger trigger,
                        const std::string& txn_id, const std::string& day, Json& summary);
 

@@ -1,4 +1,5 @@
 // HqLedger's administration, scheduled work, reports and invariant check.
+#include <algorithm>
 #include <map>
 
 #include "core/io_json.h"
@@ -139,16 +140,42 @@ core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool bloc
   });
 }
 
+core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std::string& reward_id,
+                                            std::int64_t quantity, const std::string& actor) {
+  if (store.empty()) return core::invalid("store_id", "name the store that receives the stock");
+  if (quantity <= 0 || quantity > 1'000'000)
+    return core::invalid("quantity", "must be a whole number from 1 to 1000000");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    if (db_.query("SELECT 1 FROM terminals WHERE store_id = ?1", {store}).empty())
+      return core::fail(core::ErrorCode::kNotFound,
+                        "no terminal of store " + store + " is registered at HQ");
+    // The reward must be in the catalog of the newest published version.
+    auto latest = latest_program();
+    if (!latest) return std::unexpected(latest.error());
+    const auto& program = *latest;
+    const bool known = std::any_of(program->rewards.begin(), program->rewards.end(),
+                                   [&](const core::Reward& r) { return r.id == reward_id; });
+    if (!known)
+      return core::invalid("reward_id", "no reward " + reward_id + " in the catalog of program " +
+                                            program->id + " v" + std::to_string(program->version));
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, "stock", store + ": " + std::to_string(quantity) + " more of " + reward_id,
+              clock_()});
+    const Json payload{{"reward_id", reward_id}, {"add", quantity}};
+    change("stock", reward_id, payload, store);
+    return Json{{"store_id", store}, {"reward_id", reward_id}, {"added", quantity}};
+  });
+}
+
 core::Result<Json> HqLedger::expire(const std::string& today_text) {
   const auto today = core::parse_local_date(today_text);
   if (!today) return core::invalid("date", "must be YYYY-MM-DD");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
-    auto prog = db_.query("SELECT body FROM programs ORDER BY published_at DESC LIMIT 1");
-    if (prog.empty())
-      return core::fail(core::ErrorCode::kFailedPrecondition, "no program published yet");
-    auto program = core::load_program_text(prog[0].text(0));
-    if (!program) return std::unexpected(program.error());
+    auto latest = latest_program();
+    if (!latest) return std::unexpected(latest.error());
+    const auto& program = *latest;
     std::int64_t members = 0, points = 0;
     // Each run is audited and its id makes its entries unique, so running the
     // same date again (after late uploads) expires only what is new.

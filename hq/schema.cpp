@@ -61,6 +61,14 @@ core::Status migrate_hq(SqlConn& db) {
       db.exec("INSERT INTO schema_version(version) VALUES (1)");
       db.commit();
     }
+    if (have < 2) {
+      // v2: a change may be for one store only (its stock allocation); the
+      // feed gives each store what is for everyone plus what is its own.
+      db.begin();
+      db.exec("ALTER TABLE changes ADD COLUMN store_id TEXT");
+      db.exec("INSERT INTO schema_version(version) VALUES (2)");
+      db.commit();
+    }
   } catch (const SqlError& e) {
     try {
       db.rollback();

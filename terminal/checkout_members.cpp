@@ -101,6 +101,16 @@ Json Checkout::member_summary(Db& db, const MemberRow& m, const core::Program& p
                       {"goals", goals}};
     if (!text.empty()) lines.push_back("Next tier " + progress->next_name + ": " + text);
   }
+  Json flags = Json::array();
+  platform::Stmt f(db,
+                   "SELECT txn_id, kind, detail FROM hq_flags WHERE member_id = ?1 ORDER BY id");
+  f.bind(1, m.id);
+  while (f.step())
+    flags.push_back({{"receipt_id", f.text(0)}, {"kind", f.text(1)}, {"detail", f.text(2)}});
+  j["hq_flags"] = flags;
+  if (!flags.empty())
+    lines.push_back("HQ flagged " + std::to_string(flags.size()) +
+                    " transaction(s) of this member for review");
   j["receipt_lines"] = lines;
   return j;
 }

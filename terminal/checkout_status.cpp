@@ -35,6 +35,9 @@ Json Checkout::status() {
     platform::Stmt s(db, "SELECT COUNT(*) FROM members");
     s.step();
     j["members_cached"] = s.integer(0);
+    platform::Stmt f(db, "SELECT COUNT(*), COUNT(DISTINCT member_id) FROM hq_flags");
+    f.step();
+    j["hq_flags"] = {{"count", f.integer(0)}, {"members", f.integer(1)}};
     return j;
   });
   if (!r) return Json{{"error", r.error().message}};

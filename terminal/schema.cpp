@@ -92,7 +92,21 @@ CREATE TABLE remote_receipts(
   return_basis TEXT NOT NULL);
 )sql";
 
-constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}};
+// v4: what HQ flagged for a person to review (debt from an overdraft, a
+// voucher used twice, a replay mismatch), as its feed delivered it, so the
+// till shows it on the member and status counts it.
+constexpr const char* kV4 = R"sql(
+CREATE TABLE hq_flags(
+  id INTEGER PRIMARY KEY,
+  txn_id TEXT NOT NULL,
+  member_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  received_at INTEGER NOT NULL);
+CREATE INDEX hq_flags_member ON hq_flags(member_id);
+)sql";
+
+constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}};
 
 }  // namespace
 

@@ -278,6 +278,24 @@ core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
           b.bind(1, d.value("member_id", "")).bind(2, std::int64_t{d.value("blocked", true)});
           b.exec();
           ++n;
+        } else if (kind == "flag") {
+          platform::Stmt f(db,
+                           "INSERT INTO hq_flags(txn_id, member_id, kind, detail, received_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5)");
+          f.bind(1, d.value("txn_id", ""))
+              .bind(2, d.value("member_id", ""))
+              .bind(3, d.value("kind", ""))
+              .bind(4, d.value("detail", ""))
+              .bind(5, clock_());
+          f.exec();
+          ++n;
+        } else if (kind == "stock") {
+          // A delivery for this store's counter: added to what is left here.
+          const auto reward = d.value("reward_id", "");
+          const auto add = d.value("add", std::int64_t{0});
+          if (reward.empty() || add <= 0) continue;
+          set_reward_stock(db, reward, reward_stock(db, reward).value_or(0) + add);
+          ++n;
         } else if (kind == "receipt") {
           platform::Stmt r(db,
                            "INSERT OR REPLACE INTO remote_receipts(txn_id, member_id, "

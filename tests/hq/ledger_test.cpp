@@ -179,7 +179,7 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   std::vector<Json> seen;
   std::int64_t cursor = 0;
   for (int page = 0; page < 10; ++page) {
-    auto c = hq.ledger->changes(cursor, 4);
+    auto c = hq.ledger->changes(cursor, 4, "S001");
     REQUIRE(c);
     for (const auto& ch : (*c)["changes"]) seen.push_back(ch);
     cursor = (*c)["next_cursor"];
@@ -189,9 +189,23 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   CHECK(seen.front()["kind"] == "program");
   CHECK(seen.back()["kind"] == "member");
   // The last member change carries HQ's authoritative balance.
-  auto empty = hq.ledger->changes(cursor, 4);
+  auto empty = hq.ledger->changes(cursor, 4, "S001");
   CHECK((*empty)["changes"].empty());
   CHECK((*empty)["next_cursor"] == cursor);
+  // A stock delivery is for its store only: S002 gets it, S001 never sees it.
+  auto b = hq.terminal("S002");
+  REQUIRE(hq.ledger->allocate_stock("S002", "voucher-10", 5, "test"));
+  CHECK((*hq.ledger->changes(cursor, 4, "S001"))["changes"].empty());
+  auto for_b = hq.ledger->changes(cursor, 4, "S002");
+  REQUIRE((*for_b)["changes"].size() == 1);
+  CHECK((*for_b)["changes"][0]["kind"] == "stock");
+  CHECK((*for_b)["changes"][0]["data"]["add"] == 5);
+  // Allocations are checked: the reward exists, the store is known, the
+  // quantity is positive.
+  CHECK_FALSE(hq.ledger->allocate_stock("S002", "no-such", 5, "test"));
+  CHECK_FALSE(hq.ledger->allocate_stock("S404", "voucher-10", 5, "test"));
+  CHECK_FALSE(hq.ledger->allocate_stock("S002", "voucher-10", 0, "test"));
+  CHECK((*hq.ledger->changes(cursor, 10, "S002"))["changes"].size() == 1);
 }
 
 TEST_CASE("expiry takes dead lots by date and the liability report follows", "[hq][ledger]") {
@@ -238,7 +252,7 @@ TEST_CASE("admin changes are validated and audited", "[hq][ledger]") {
   CHECK_FALSE(hq.ledger->set_blocked("M1001", true, "", "ops"));
   REQUIRE(hq.ledger->set_blocked("M1001", true, "card reported stolen", "ops"));
   CHECK(count(*hq.db, "audit") == 3);  // publish, adjust, block
-  auto feed = hq.ledger->changes(0, 1000);
+  auto feed = hq.ledger->changes(0, 1000, "S001");
   CHECK((*feed)["changes"].back()["kind"] == "block");
   hq.verified();
 }

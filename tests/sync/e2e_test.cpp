@@ -182,15 +182,30 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
     REQUIRE(eventually([&] {
       const auto m = d->get("/v1/members/M-A").body;
       return d->get("/v1/status").body["outbox"]["depth"] == 0 && m["points"]["debt"] == 600 &&
-             m["points"]["pending_sync"] == 0;
+             m["points"]["pending_sync"] == 0 && !m["hq_flags"].empty();
     }));
   for (auto& d : stores) {
     const auto m = d->get("/v1/members/M-A").body;
     CHECK(m["points"]["available"] == -600);
     CHECK(m["vouchers"].size() == 6);  // every voucher handed out is real
+    // HQ flagged each of the three redemptions that overdrew; the flags are
+    // on the member at both tills, and counted in status.
+    REQUIRE(m["hq_flags"].size() == 3);
+    for (const auto& f : m["hq_flags"]) CHECK(f["kind"] == "points-overdrawn");
+    CHECK(d->get("/v1/status").body["hq_flags"]["count"] == 3);
+    CHECK(d->get("/v1/status").body["hq_flags"]["members"] == 1);
   }
   auto flags = hq.cli("flags");
   CHECK(flags.out.find("points-overdrawn") != std::string::npos);
+  // A stock delivery for S001's counter reaches S001 only.
+  auto stock = hq.cli("stock S001 voucher-10 5");
+  INFO(stock.out);
+  REQUIRE(stock.code == 0);
+  CHECK(hq.cli("stock S001 no-such-reward 5").code != 0);
+  CHECK(hq.cli("stock S009 voucher-10 5").code != 0);
+  REQUIRE(eventually([&] { return stores[0]->get("/v1/rewards").body["rewards"][0]["stock"] == 5; },
+                     30));
+  CHECK(stores[1]->get("/v1/rewards").body["rewards"][0]["stock"].is_null());
   hq.stop();
   CHECK(hq.cli("verify").code == 0);
 }
