@@ -126,6 +126,8 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
     return problem(400, "malformed-json", "Body is not JSON", "the request body is not valid JSON");
   if (req.method() == http::verb::get && path == "/v1/admin/verify") return reply(ledger_.verify());
   if (req.method() == http::verb::get && path == "/v1/admin/flags") return reply(ledger_.flags());
+  if (req.method() == http::verb::get && path == "/v1/admin/terminals")
+    return reply(ledger_.terminals());
   if (req.method() == http::verb::get && path == "/v1/admin/reports/liability")
     return reply(ledger_.liability());
   if (req.method() == http::verb::get && path == "/v1/admin/reports/sales") {

@@ -52,6 +52,7 @@ void usage(std::ostream& out) {
          "  terminals add STORE TERMINAL --out BUNDLE [--url https://HOST:PORT]\n"
          "                                       issue a terminal's certificate and bundle\n"
          "  terminals revoke STORE TERMINAL      refuse that terminal from now on\n"
+         "  terminals list                       terminals, last upload, clock skew\n"
          "  serve [--listen ADDR] [--port 8443] [--admin-port 8444] [--port-file FILE]\n"
          "  publish PROGRAM_FILE [--effective-from UNIX]\n"
          "  verify                               prove every account sums to zero\n"
@@ -143,6 +144,7 @@ std::optional<std::unique_ptr<hq::SqlConn>> open_db(const Ctx& c) {
 }
 
 int cmd_terminals(const Ctx& c, hq::HqLedger& ledger) {
+  if (c.pos.size() == 1 && c.pos[0] == "list") return print(ledger.terminals());
   if (c.pos.size() != 3 || (c.pos[0] != "add" && c.pos[0] != "revoke")) {
     usage(std::cerr);
     return kUsage;

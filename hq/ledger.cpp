@@ -7,6 +7,7 @@
 #include "core/engine.h"
 #include "core/io_json.h"
 #include "core/program_loader.h"
+#include "platform/log.h"
 
 namespace loyalty::hq {
 
@@ -369,7 +370,11 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
         "UPDATE terminals SET next_seq = ?3, last_seen = ?4, clock_skew = ?5 "
         "WHERE store_id = ?1 AND terminal_id = ?2",
         {store, terminal, next, now, batch.sent_at - now});
-    Json out{{"results", results}, {"next_seq", next}, {"clock_skew_seconds", batch.sent_at - now}};
+    const auto skew = batch.sent_at - now;
+    if (skew > kClockToleranceSeconds || skew < -kClockToleranceSeconds)
+      platform::log_warn("terminal " + store + "/" + terminal + "'s clock is " +
+                         std::to_string(skew) + " s off HQ's");
+    Json out{{"results", results}, {"next_seq", next}, {"clock_skew_seconds", skew}};
     if (gap) out["gap"] = {{"expected_seq", *gap}};
     return out;
   });

@@ -24,6 +24,10 @@ namespace loyalty::hq {
 
 using core::Json;
 
+// A terminal clock further than this from HQ's is reported (terminals list,
+// HQ's log): its sales would be misdated, its time-window rules misapplied.
+inline constexpr std::int64_t kClockToleranceSeconds = 120;
+
 class HqLedger {
  public:
   using Clock = std::function<std::int64_t()>;
@@ -85,6 +89,9 @@ class HqLedger {
   [[nodiscard]] core::Result<Json> import_members(std::istream& csv, const std::string& today,
                                                   const Progress& progress = {});
   [[nodiscard]] core::Result<Json> flags();
+  // Every terminal: revoked or not, next sequence, when it last uploaded and
+  // how far its clock was from HQ's then (`clock_ok` false beyond 2 minutes).
+  [[nodiscard]] core::Result<Json> terminals();
   // Outstanding points by expiry month: the finance view of the liability.
   [[nodiscard]] core::Result<Json> liability();
   // Every account of each unit sums to zero; every member's balance equals

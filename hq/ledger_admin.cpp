@@ -235,6 +235,29 @@ core::Result<Json> HqLedger::flags() {
   }
 }
 
+core::Result<Json> HqLedger::terminals() {
+  std::lock_guard lock(mutex_);
+  try {
+    Json out = Json::array();
+    for (const auto& t :
+         db_.query("SELECT store_id, terminal_id, revoked, next_seq, last_seen, clock_skew "
+                   "FROM terminals ORDER BY store_id, terminal_id")) {
+      Json j{{"store_id", t.text(0)},
+             {"terminal_id", t.text(1)},
+             {"revoked", t.integer(2) != 0},
+             {"uploaded", t.integer(3) - 1},
+             {"last_seen", t.is_null(4) ? Json(nullptr) : Json(t.integer(4))},
+             {"clock_skew_seconds", t.is_null(5) ? Json(nullptr) : Json(t.integer(5))}};
+      const auto skew = t.is_null(5) ? 0 : t.integer(5);
+      j["clock_ok"] = skew >= -kClockToleranceSeconds && skew <= kClockToleranceSeconds;
+      out.push_back(j);
+    }
+    return Json{{"terminals", out}};
+  } catch (const SqlError& e) {
+    return db_failure(e);
+  }
+}
+
 core::Result<Json> HqLedger::liability() {
   std::lock_guard lock(mutex_);
   try {

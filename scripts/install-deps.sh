@@ -20,6 +20,7 @@ packages=(
   libhowardhinnant-date-dev
   tzdata
   libpq-dev
+  libfaketime
   postgresql
   clang-format
   clang

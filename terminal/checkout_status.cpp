@@ -23,6 +23,8 @@ Json Checkout::status() {
     j["outbox"] = {{"depth", out.depth},
                    {"oldest_age_seconds",
                     out.oldest_queued_at ? Json(now - *out.oldest_queued_at) : Json(nullptr)}};
+    const auto skew = sync_get(db, "hq_clock_skew");
+    j["clock_skew_seconds"] = skew ? Json(std::stoll(*skew)) : Json(nullptr);
     const auto last = sync_get(db, "last_sync_at");
     j["last_sync_at"] = last ? Json(std::stoll(*last)) : Json(nullptr);
     const auto since = sync_get(db, "offline_since");

@@ -89,6 +89,9 @@ void SyncAgent::set_online(bool online) {
 
 namespace {
 
+// Beyond this, a terminal's clock is off enough to misdate sales.
+constexpr std::int64_t kClockWarnSeconds = 120;
+
 // The engine input of a stored POS request: the basket, or the event
 // without the member id.
 Json engine_request(const Json& body) {
@@ -163,17 +166,28 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
                                                            std::to_string(res->status) +
                                                            "): " + res->body.substr(0, 300));
     std::vector<std::string> done;
+    int duplicates = 0;
     for (const auto& r : body["results"]) {
       const auto status = r.value("status", "");
       if (status == "accepted" || status == "duplicate")
         done.push_back(r.value("txn_id", ""));
       else
         platform::log_error("HQ did not take " + r.value("txn_id", "") + ": " + r.dump());
+      duplicates += status == "duplicate" ? 1 : 0;
     }
+    if (duplicates > 0)
+      platform::log_info("HQ already had " + std::to_string(duplicates) +
+                         " transaction(s) of the batch (an earlier answer was lost); counted once");
     if (done.empty())
       return core::fail(core::ErrorCode::kUnavailable, "HQ took nothing from the batch");
+    // HQ's measure of this terminal's clock: shown in status, warned about.
+    const auto skew = body.value("clock_skew_seconds", std::int64_t{0});
+    if (skew > kClockWarnSeconds || skew < -kClockWarnSeconds)
+      platform::log_warn("this terminal's clock is " + std::to_string(skew) +
+                         " s off HQ's; check its time synchronisation (NTP)");
     const auto now = clock_();
     auto ok = store_.write<bool>([&](Db& db) -> core::Result<bool> {
+      sync_set(db, "hq_clock_skew", std::to_string(skew));
       platform::Stmt u(db,
                        "UPDATE outbox SET acked_at = ?2 WHERE txn_id = ?1 AND acked_at IS NULL");
       for (const auto& id : done) {

@@ -1,9 +1,7 @@
 // Sync end to end with real processes and real TLS on loopback: loyaltyd
 // provisioned from `loyalty-hq terminals add`, selling while HQ is down,
 // then reconnecting.
-#include "core/member_number.h"
-#include "tests/hq/hq_fixture.h"
-#include "tests/hq/hq_process.h"
+#include "tests/sync/sync_fixture.h"
 
 using namespace loyalty;
 using namespace loyalty::test;
@@ -11,23 +9,7 @@ using namespace loyalty::test;
 namespace {
 
 Json sale(int qty) {
-  return Json{{"member_id", "M-A"},
-              {"basket",
-               {{"currency", "CNY"},
-                {"lines", Json::array({{{"sku", "latte-m"},
-                                        {"categories", {"coffee"}},
-                                        {"tags", {"basic-drink"}},
-                                        {"quantity", qty},
-                                        {"unit_price", 2800}}})}}}};
-}
-
-template <typename F>
-bool eventually(F&& f, int seconds = 20) {
-  for (int i = 0; i < seconds * 10; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
+  return latte_sale("M-A", qty);
 }
 
 }  // namespace

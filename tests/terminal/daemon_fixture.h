@@ -2,6 +2,8 @@
 // SQLite file in a scratch directory, and talks to it over HTTP like a POS.
 #pragma once
 
+#include <sqlite3.h>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +58,8 @@ class Daemon {
   }
 
   fs::path dir() const { return dir_; }
+  // Environment for the next start(), "NAME=VALUE" (e.g. libfaketime's).
+  void set_env(std::vector<std::string> env) { env_ = std::move(env); }
   fs::path db() const { return dir_ / "loyaltyd.db"; }
 
   // Starts and waits until the port file appears. False if it exited.
@@ -78,6 +82,7 @@ class Daemon {
       const auto log = (dir_ / "loyaltyd.log").string();
       FILE* f = std::freopen(log.c_str(), "a", stderr);
       (void)f;
+      for (auto& e : env_) ::putenv(e.data());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -148,6 +153,7 @@ class Daemon {
 
  private:
   fs::path dir_;
+  std::vector<std::string> env_;
   std::vector<std::string> extra_;
   pid_t pid_ = -1;
   int exit_status_ = 0;
@@ -176,6 +182,19 @@ inline CtlRun run_ctl(const std::string& args) {
 inline std::string slurp_file(const fs::path& p) {
   std::ifstream in(p);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// One integer from a query on a terminal's SQLite file.
+inline std::int64_t sql_int(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  const auto v = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+  return v;
 }
 
 inline void write_file(const fs::path& p, const std::string& text) {

@@ -1,0 +1,194 @@
+// Sync under faults, with real processes and real TLS on loopback: an answer
+// lost after HQ committed, loyaltyd SIGKILLed mid-upload, a program published
+// for later and a tampered one, a terminal clock hours off.
+#include <ctime>
+
+#include "core/local_time.h"
+#include "tests/sync/sync_fixture.h"
+#include "tests/sync/tcp_proxy.h"
+
+using namespace loyalty;
+using namespace loyalty::test;
+
+namespace {
+
+std::int64_t outbox_depth(Daemon& d) {
+  return d.get("/v1/status").body["outbox"]["depth"].get<std::int64_t>();
+}
+
+Json hq_json(const CtlRun& r) {
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  return Json::parse(r.out.substr(r.out.find('{')));
+}
+
+// The terminal's member view settles on HQ's balance; HQ's books balance.
+void converged_and_verified(SyncWorld& w, Daemon& d) {
+  const auto at_hq = hq_json(w.hq.cli("member M-A"));
+  CHECK(eventually([&] {
+    const auto m = d.get("/v1/members/M-A").body;
+    return m["points"]["pending_sync"] == 0 && m["points"]["available"] == at_hq["balance"];
+  }));
+  w.hq.stop();
+  CHECK(w.hq.cli("verify").code == 0);
+}
+
+// libfaketime from Debian's package (scripts/install-deps.sh installs it).
+std::string libfaketime() {
+  for (const auto& dir : fs::directory_iterator("/usr/lib"))
+    if (fs::exists(dir.path() / "faketime" / "libfaketime.so.1"))
+      return (dir.path() / "faketime" / "libfaketime.so.1").string();
+  FAIL("libfaketime.so.1 not found; install Debian's libfaketime package");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("HQ commits a batch but its answer is lost: the resend creates no duplicate",
+          "[sync][e2e]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO("backend " << backend);
+  SyncWorld w("lost-" + backend, backend);
+  TcpProxy proxy(w.port);
+  auto d = w.terminal("S001", proxy.port());
+  w.hq.start(w.port);
+  REQUIRE(d->start());
+  REQUIRE(eventually([&] { return d->get("/v1/status").body["online"] == true; }));
+  // The next upload (a record is over 3 KB) reaches HQ; its answer does not.
+  proxy.lose_responses(1, 3000);
+  for (int i = 1; i <= 5; ++i)
+    REQUIRE(d->post("/v1/transactions", latte_sale("M-A", i), "sale-" + std::to_string(i)).status ==
+            201);
+  REQUIRE(eventually([&] { return outbox_depth(*d) == 0; }, 30));
+  CHECK(proxy.responses_lost() == 1);
+  CHECK(d->log().find("an earlier answer was lost") != std::string::npos);
+  CHECK(w.count("transactions") == 5);
+  converged_and_verified(w, *d);
+}
+
+TEST_CASE("loyaltyd SIGKILLed in the middle of an upload loses and doubles nothing",
+          "[sync][e2e]") {
+  SyncWorld w("kill");
+  auto d = w.terminal("S001");
+  REQUIRE(d->start());
+  // A long outage: 700 sales queue (two batches, 500 then 200).
+  constexpr int kSales = 700;
+  for (int i = 1; i <= kSales; ++i)
+    REQUIRE(d->post("/v1/transactions", latte_sale("M-A", 1), "sale-" + std::to_string(i)).status ==
+            201);
+  REQUIRE(outbox_depth(*d) == kSales);
+  // HQ comes back; the moment it holds the first batch, the terminal dies.
+  w.hq.start(w.port);
+  REQUIRE(eventually([&] { return w.count("transactions") > 0; }, 60));
+  d->kill(SIGKILL);
+  const auto at_kill = w.count("transactions");
+  WARN("HQ held " << at_kill << " of " << kSales << " when loyaltyd was killed");
+  REQUIRE(d->start());
+  REQUIRE(eventually([&] { return outbox_depth(*d) == 0; }, 60));
+  CHECK(w.count("transactions") == kSales);
+  // HQ's sequence for the terminal is contiguous: every sale, once.
+  const auto terminals = hq_json(w.hq.cli("terminals list"))["terminals"];
+  REQUIRE(terminals.size() == 1);
+  CHECK(terminals[0]["uploaded"] == kSales);
+  converged_and_verified(w, *d);
+}
+
+TEST_CASE(
+    "a program version reaches the terminal and applies from its effective time; a "
+    "tampered one is refused",
+    "[sync][e2e]") {
+  SyncWorld w("programs");
+  auto d = w.terminal("S001");
+  w.hq.start(w.port);
+  REQUIRE(d->start());
+  REQUIRE(eventually([&] { return d->get("/v1/status").body["online"] == true; }));
+  CHECK(d->get("/v1/status").body["program"]["version"] == 1);
+
+  auto program = Json::parse(read_all(hq_source("examples/programs/coffee-chain.json")));
+  program["version"] = 2;
+  program["name"] = "Coffee chain, winter";
+  write_file(w.dir / "v2.json", program.dump(2));
+  const auto effective = static_cast<std::int64_t>(std::time(nullptr)) + 6;
+  REQUIRE(w.hq.cli("publish " + (w.dir / "v2.json").string() + " --effective-from " +
+                   std::to_string(effective))
+              .code == 0);
+  // The terminal has it before it applies, and keeps using v1 until then.
+  REQUIRE(eventually([&] { return sql_int(d->db(), "SELECT COUNT(*) FROM programs") == 2; }));
+  if (std::time(nullptr) < effective - 1)
+    CHECK(d->get("/v1/status").body["program"]["version"] == 1);
+  REQUIRE(eventually([&] { return d->get("/v1/status").body["program"]["version"] == 2; }));
+  CHECK(std::time(nullptr) >= effective);
+  CHECK(d->get("/v1/status").body["program"]["name"] == "Coffee chain, winter");
+
+  // v3 is published, then altered in HQ's database on its way to the
+  // terminal: the signature no longer matches and the terminal refuses it.
+  w.hq.stop();
+  program["version"] = 3;
+  program["name"] = "Coffee chain v3";
+  write_file(w.dir / "v3.json", program.dump(2));
+  REQUIRE(w.hq.cli("publish " + (w.dir / "v3.json").string() + " --effective-from 0").code == 0);
+  {
+    auto db = hq::open_sql(w.target);
+    REQUIRE(db);
+    auto row = (*db)->query(
+        "SELECT cursor, payload FROM changes WHERE kind = 'program' AND key "
+        "= 'coffee-chain@3'");
+    REQUIRE(row.size() == 1);
+    auto payload = Json::parse(row[0].text(1));
+    auto body = payload["body"].get<std::string>();
+    const auto at = body.find("\"points\": 200");
+    REQUIRE(at != std::string::npos);
+    body.replace(at, 13, "\"points\": 2");  // the voucher for 2 points instead of 200
+    payload["body"] = body;
+    (*db)->exec("UPDATE changes SET payload = ?1 WHERE cursor = ?2",
+                {payload.dump(), row[0].integer(0)});
+  }
+  w.hq.start(w.port);
+  REQUIRE(eventually(
+      [&] { return d->log().find("refused program coffee-chain v3") != std::string::npos; }));
+  CHECK(d->get("/v1/status").body["program"]["version"] == 2);
+  CHECK(d->get("/v1/rewards").body["rewards"][0]["points"] == 200);
+  CHECK(sql_int(d->db(), "SELECT COUNT(*) FROM programs WHERE version = 3") == 0);
+}
+
+TEST_CASE("a terminal clock hours off is noticed and reported by HQ; sales keep the store's zone",
+          "[sync][e2e]") {
+  SyncWorld w("clock");
+  auto d = w.terminal("S001");
+  // The terminal's wall clock runs five hours ahead (libfaketime); its
+  // timers are left alone.
+  d->set_env({"LD_PRELOAD=" + libfaketime(), "FAKETIME=+5h", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+              "FAKETIME_DONT_RESET=1"});
+  w.hq.start(w.port);
+  REQUIRE(d->start());
+  REQUIRE(eventually([&] { return d->get("/v1/status").body["online"] == true; }));
+  REQUIRE(d->post("/v1/transactions", latte_sale("M-A", 2), "sale-1").status == 201);
+  REQUIRE(eventually([&] { return outbox_depth(*d) == 0; }));
+
+  const auto t = hq_json(w.hq.cli("terminals list"))["terminals"][0];
+  INFO(t.dump());
+  const auto skew = t["clock_skew_seconds"].get<std::int64_t>();
+  CHECK(skew > 5 * 3600 - 120);
+  CHECK(skew < 5 * 3600 + 120);
+  CHECK(t["clock_ok"] == false);
+  CHECK(read_all((w.dir / "hq" / "hq.log").string()).find("S001/T01's clock is") !=
+        std::string::npos);
+  // The terminal shows what HQ measured, and warns.
+  CHECK(d->get("/v1/status").body["clock_skew_seconds"].get<std::int64_t>() == skew);
+  CHECK(d->log().find("clock is") != std::string::npos);
+
+  // The sale is dated by the terminal's clock in the store's zone, and HQ's
+  // replay, which reads that recorded local time, agrees with it.
+  auto db = hq::open_sql(w.target);
+  REQUIRE(db);
+  const auto record = Json::parse((*db)->query("SELECT record FROM transactions")[0].text(0));
+  CHECK(record["zone"] == "Asia/Shanghai");
+  const auto expected =
+      core::to_local(std::chrono::sys_seconds(std::chrono::seconds(std::time(nullptr) + 5 * 3600)),
+                     "Asia/Shanghai");
+  REQUIRE(expected);
+  const auto recorded = core::parse_local_datetime(record["local_time"].get<std::string>());
+  REQUIRE(recorded);
+  CHECK(std::chrono::abs(*recorded - *expected) < std::chrono::minutes(3));
+  CHECK(hq_json(w.hq.cli("member M-A"))["flags"].empty());
+}

@@ -1,0 +1,79 @@
+// A small world for the sync tests: a loyalty-hq with the coffee program
+// published, member M-A seeded for the terminals, and terminals provisioned
+// from `loyalty-hq terminals add` bundles.
+#pragma once
+
+#include "core/member_number.h"
+#include "tests/hq/hq_fixture.h"
+#include "tests/hq/hq_process.h"
+
+namespace loyalty::test {
+
+template <typename F>
+bool eventually(F&& f, int seconds = 20) {
+  for (int i = 0; i < seconds * 10; ++i) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+inline Json latte_sale(const std::string& member, int qty) {
+  return Json{{"member_id", member},
+              {"basket",
+               {{"currency", "CNY"},
+                {"lines", Json::array({{{"sku", "latte-m"},
+                                        {"categories", {"coffee"}},
+                                        {"tags", {"basic-drink"}},
+                                        {"quantity", qty},
+                                        {"unit_price", 2800}}})}}}};
+}
+
+struct SyncWorld {
+  fs::path dir;
+  std::string target;
+  HqProcess hq;
+  int port;
+
+  explicit SyncWorld(const std::string& tag, const std::string& backend = "sqlite",
+                     std::int64_t points = 1000)
+      : dir(scratch_dir(tag)),
+        target(fresh_hq_target(backend, dir)),
+        hq(dir / "hq", target),
+        port(free_port()) {
+    fs::create_directories(dir / "hq");
+    REQUIRE(hq.cli("init").code == 0);
+    REQUIRE(hq.cli("publish " + hq_source("examples/programs/coffee-chain.json") +
+                   " --effective-from 0")
+                .code == 0);
+    const std::string card15 = "900000000000001";
+    write_file(dir / "members.json",
+               Json::array({seeded_member("M-A", card15 + core::luhn_check_digit(card15),
+                                          "13900000001", points)})
+                   .dump());
+  }
+
+  // A provisioned loyaltyd for `store` reaching HQ at `hq_port` (HQ's own
+  // port unless a proxy sits between), with the program and M-A seeded.
+  std::unique_ptr<Daemon> terminal(const std::string& store, int hq_port = 0) {
+    const auto bundle = dir / (store + ".json");
+    REQUIRE(hq.cli("terminals add " + store + " T01 --out " + bundle.string() +
+                   " --url https://127.0.0.1:" + std::to_string(hq_port ? hq_port : port))
+                .code == 0);
+    fs::create_directories(dir / store);
+    return std::make_unique<Daemon>(
+        dir / store,
+        std::vector<std::string>{"--hq.bundle", bundle.string(), "--program.file",
+                                 hq_source("examples/programs/coffee-chain.json"),
+                                 "--program.members", (dir / "members.json").string()});
+  }
+
+  // Rows in an HQ table, read from its database while HQ runs.
+  std::int64_t count(const std::string& table) {
+    auto db = hq::open_sql(target);
+    REQUIRE(db);
+    return (*db)->query("SELECT COUNT(*) FROM " + table)[0].integer(0);
+  }
+};
+
+}  // namespace loyalty::test
