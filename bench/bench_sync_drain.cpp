@@ -32,6 +32,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+constexpr int kMembers = 5000;
+
 int sh(const std::string& cmd) {
   return std::system(cmd.c_str());
 }
@@ -108,7 +110,7 @@ double pct(std::vector<double> v, double p) {
 }
 
 Json sale(int i) {
-  return Json{{"member_id", "M-" + std::to_string(i % 500)},
+  return Json{{"member_id", "M-" + std::to_string(i % kMembers)},
               {"basket",
                {{"currency", "CNY"},
                 {"lines", Json::array({{{"sku", "latte-m"},
@@ -132,7 +134,8 @@ int main(int argc, char** argv) {
   const auto hq_db = make_hq(dir / "hq", port);
   {
     Json members = Json::array();
-    for (int i = 0; i < 500; ++i)
+    // A store's member base: 100,000 sales are 20 visits each, not hundreds.
+    for (int i = 0; i < kMembers; ++i)
       members.push_back({{"state", {{"id", "M-" + std::to_string(i)}, {"lots", Json::array()}}}});
     std::ofstream(dir / "members.json") << members.dump();
   }
@@ -175,6 +178,9 @@ int main(int argc, char** argv) {
   // HQ comes back: time until the outbox is empty.
   t0 = Clock::now();
   pid_t hq = serve_hq(dir / "hq", hq_db, port);
+  wait_for_file(dir / "hq" / "ports");
+  // What an operator does once HQ is back: sync now, not after the backoff.
+  (void)status_client.request(platform::http::verb::post, "/v1/sync", "{}", auth);
   while (depth() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const double drain_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto entries = scalar(hq_db, "SELECT COUNT(*) FROM entries WHERE txn_id NOT LIKE 'OPEN-%'");

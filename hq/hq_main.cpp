@@ -22,6 +22,7 @@
 #include "platform/log.h"
 #include "platform/systemd.h"
 #include "platform/tls.h"
+#include "platform/watchdog.h"
 
 using namespace loyalty;
 using core::Json;
@@ -251,9 +252,11 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
                      std::to_string(sync_server.port()) +
                      " (mutual TLS), admin on 127.0.0.1:" + std::to_string(admin_server.port()));
   platform::notify_ready("serving");
+  platform::Watchdog watchdog(io);
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](auto, int) {
     platform::notify_stopping();
+    watchdog.stop();
     sync_server.stop();
     admin_server.stop();
     io.stop();

@@ -386,8 +386,11 @@ core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
   try {
     limit = std::clamp<std::int64_t>(limit, 1, 1000);
     auto rows = db_.query(
-        "SELECT cursor, kind, key, payload FROM changes WHERE cursor > ?1 "
-        "AND (store_id IS NULL OR store_id = ?3) ORDER BY cursor LIMIT ?2",
+        "SELECT cursor, kind, key, payload FROM changes c WHERE cursor > ?1 "
+        "AND (store_id IS NULL OR store_id = ?3) "
+        "AND NOT (kind = 'member' AND EXISTS (SELECT 1 FROM changes n WHERE n.kind = 'member' "
+        "AND n.key = c.key AND n.cursor > c.cursor)) "
+        "ORDER BY cursor LIMIT ?2",
         {cursor, limit + 1, store});
     Json items = Json::array();
     std::int64_t last = cursor;

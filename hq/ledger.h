@@ -47,7 +47,9 @@ class HqLedger {
                                           const sync::Batch& batch);
 
   // Changes after `cursor` for `store` (what is for every store plus its
-  // own), oldest first, at most `limit`.
+  // own), oldest first, at most `limit`. A member change that a later one
+  // for the same member supersedes is left out (each carries the whole
+  // state), so a terminal catching up after days gets each member once.
   [[nodiscard]] core::Result<Json> changes(std::int64_t cursor, std::int64_t limit,
                                            const std::string& store);
 

@@ -66,6 +66,8 @@ core::Status migrate_hq(SqlConn& db) {
       // feed gives each store what is for everyone plus what is its own.
       db.begin();
       db.exec("ALTER TABLE changes ADD COLUMN store_id TEXT");
+      // The feed serves only the newest change of each member.
+      db.exec("CREATE INDEX changes_kind_key ON changes(kind, key, cursor)");
       db.exec("INSERT INTO schema_version(version) VALUES (2)");
       db.commit();
     }

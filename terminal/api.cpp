@@ -137,6 +137,13 @@ HttpResponse LocalApi::route(const platform::HttpRequest& req) {
                  "the terminal's database could not be read: " + st["error"].get<std::string>()));
     return platform::json_response(http::status::ok, st);
   }
+  if (is(http::verb::post, {"v1", "sync"})) {
+    if (!sync_now_)
+      return problem_of(simple(409, "standalone", "No HQ to sync with",
+                               "this terminal runs standalone (no hq.bundle in its config)"));
+    sync_now_();
+    return platform::json_response(http::status::accepted, Json{{"sync", "requested"}});
+  }
   if (is(http::verb::get, {"v1", "outbox"}))
     return reply_of(checkout_.outbox(platform::query_int(target, "limit", 100, 10000)));
   if (is(http::verb::get, {"v1", "rewards"})) return reply_of(checkout_.rewards());

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
+#include <functional>
 #include <string>
 
 #include "platform/http_server.h"
@@ -27,6 +28,8 @@ class LocalApi {
   std::size_t inflight() const { return inflight_; }
   // Waits for the queued work to finish.
   void join();
+  // What POST /v1/sync calls; unset (standalone) it answers 409.
+  void set_sync_now(std::function<void()> f) { sync_now_ = std::move(f); }
 
  private:
   platform::HttpResponse route(const platform::HttpRequest& req);
@@ -37,6 +40,7 @@ class LocalApi {
   std::size_t max_inflight_;
   std::atomic<std::size_t> inflight_{0};
   boost::asio::thread_pool pool_;
+  std::function<void()> sync_now_;
 };
 
 }  // namespace loyalty::terminal

@@ -16,8 +16,8 @@ namespace {
 using core::Json;
 using verb = platform::http::verb;
 
-const std::set<std::string> kCommands = {"status", "scan",   "member", "enroll", "quote",
-                                         "commit", "redeem", "return", "void",   "outbox"};
+const std::set<std::string> kCommands = {"status", "scan",   "member", "enroll", "quote", "commit",
+                                         "redeem", "return", "void",   "outbox", "sync"};
 
 std::string env_or(const char* name, const char* dflt) {
   const char* v = std::getenv(name);
@@ -251,6 +251,10 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
       c = d.call(verb::post, "/v1/returns", Json{{"receipt_id", pos[0]}, {"lines", lines}}, key);
     }
     if (c.exit == 0 && !json) print_receipt(c.body, out);
+  } else if (command == "sync") {
+    c = d.call(verb::post, "/v1/sync", Json::object());
+    if (c.exit == 0 && !json)
+      out << "sync with HQ requested; `loyaltyctl status` shows the outcome\n";
   } else if (command == "outbox") {
     c = d.call(verb::get,
                "/v1/outbox?limit=" + (flags.contains("--limit") ? flags["--limit"] : "50"));

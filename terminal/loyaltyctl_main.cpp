@@ -27,6 +27,7 @@ void usage(std::ostream& out) {
          "  redeem --member ID --reward ID\n"
          "  return RECEIPT LINE:QTY...   void RECEIPT\n"
          "  outbox [--limit N]\n"
+         "  sync                    sync with HQ now (after an outage, without waiting)\n"
          "\nexit codes: 0 ok, 2 usage, 3 invalid input, 4 refused, 5 loyaltyd unreachable,\n"
          "6 wrong or missing token\n";
 }

@@ -15,6 +15,7 @@
 #include "platform/crypto.h"
 #include "platform/log.h"
 #include "platform/systemd.h"
+#include "platform/watchdog.h"
 #include "terminal/api.h"
 #include "terminal/checkout.h"
 #include "terminal/daemon_config.h"
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io(1);
   terminal::LocalApi api(checkout, *token, cfg->token_file, cfg->max_inflight, cfg->worker_threads);
+  if (sync) api.set_sync_now([&sync] { sync->sync_now(); });
   platform::HttpServerOptions opts;
   opts.address = cfg->listen;
   opts.port = cfg->port;
@@ -147,24 +149,13 @@ int main(int argc, char** argv) {
   platform::notify_ready(listening);
   if (sync) sync->start();
 
-  boost::asio::steady_timer watchdog(io);
-  std::function<void()> ping;
-  if (auto every = platform::watchdog_interval()) {
-    ping = [&, every = *every] {
-      platform::notify_watchdog();
-      watchdog.expires_after(every);
-      watchdog.async_wait([&](auto ec) {
-        if (!ec) ping();
-      });
-    };
-    ping();
-  }
+  platform::Watchdog watchdog(io);
   // SIGTERM: stop taking connections, let in-flight work answer, then stop.
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   boost::asio::steady_timer drain(io);
   std::function<void(int)> wait_drained = [&](int rounds) {
     if (api.inflight() == 0 || rounds <= 0) {
-      watchdog.cancel();
+      watchdog.stop();
       io.stop();
       return;
     }

@@ -1,5 +1,9 @@
 #include "terminal/offline_commands.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -161,9 +165,19 @@ int run_provision(const std::vector<std::string>& args, std::ostream& out, std::
     err << "error: " << s.error().message << "\n";
     return kExitRefused;
   }
+  // Run as root into the service's state directory: the file belongs to
+  // the directory's owner (the loyaltyd user), who must read it.
+  struct stat dir {};
+  const auto parent = std::filesystem::absolute(to).parent_path();
+  if (::geteuid() == 0 && ::stat(parent.c_str(), &dir) == 0 && dir.st_uid != 0 &&
+      ::chown(to.c_str(), dir.st_uid, dir.st_gid) != 0) {
+    err << "error: cannot give " << to << " to the owner of " << parent.string() << "\n";
+    return kExitRefused;
+  }
   out << "provisioned terminal " << bundle->store_id << "/" << bundle->terminal_id << " for HQ "
       << bundle->host << ":" << bundle->port << " (" << to << ", mode 0600)\n"
-      << "set `hq.bundle = " << to << "` in [hq] of loyaltyd.conf and restart loyaltyd\n";
+      << "loyaltyd.conf must say `bundle = " << to << "` in [hq] (the package's does); then "
+      << "`systemctl enable --now loyaltyd`, or restart it\n";
   return kExitOk;
 }
 

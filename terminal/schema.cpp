@@ -106,7 +106,17 @@ CREATE TABLE hq_flags(
 CREATE INDEX hq_flags_member ON hq_flags(member_id);
 )sql";
 
-constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}};
+// v5: lookups that stay cheap however long the outbox grows during an
+// outage: a member's entries by account (their pending points), and the
+// day's offline redemptions (the allowances) without reading every sale.
+constexpr const char* kV5 = R"sql(
+CREATE INDEX entries_credit ON entries(credit, unit);
+CREATE INDEX entries_debit ON entries(debit, unit);
+CREATE INDEX transactions_offline_redeemed ON transactions(business_day, member_id)
+  WHERE offline = 1 AND points_redeemed > 0;
+)sql";
+
+constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}, {5, kV5}};
 
 }  // namespace
 

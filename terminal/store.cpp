@@ -262,9 +262,10 @@ void note_receipt(Db& db, std::int64_t number) {
 
 std::int64_t offline_points_redeemed(Db& db, const std::string& day, const std::string& member_id) {
   Stmt s(db, member_id.empty() ? "SELECT COALESCE(SUM(points_redeemed), 0) FROM transactions "
-                                 "WHERE business_day = ?1 AND offline = 1"
+                                 "WHERE business_day = ?1 AND offline = 1 AND points_redeemed > 0"
                                : "SELECT COALESCE(SUM(points_redeemed), 0) FROM transactions "
-                                 "WHERE business_day = ?1 AND offline = 1 AND member_id = ?2");
+                                 "WHERE business_day = ?1 AND offline = 1 AND points_redeemed > 0 "
+                                 "AND member_id = ?2");
   s.bind(1, day);
   if (!member_id.empty()) s.bind(2, member_id);
   s.step();
@@ -272,10 +273,13 @@ std::int64_t offline_points_redeemed(Db& db, const std::string& day, const std::
 }
 
 std::int64_t unsynced_points(Db& db, const std::string& member_id) {
+  // From the member's entries (indexed by account) to the outbox, not the
+  // other way round: the outbox can hold days of sales.
   Stmt s(db,
-         "SELECT COALESCE(SUM(CASE WHEN e.credit = ?1 THEN e.amount ELSE -e.amount END), 0) "
-         "FROM entries e JOIN outbox o ON o.txn_id = e.txn_id "
-         "WHERE o.acked_at IS NULL AND e.unit = 'pts' AND (e.credit = ?1 OR e.debit = ?1)");
+         "SELECT (SELECT COALESCE(SUM(e.amount), 0) FROM entries e JOIN outbox o "
+         "ON o.txn_id = e.txn_id WHERE e.credit = ?1 AND e.unit = 'pts' AND o.acked_at IS NULL) "
+         "- (SELECT COALESCE(SUM(e.amount), 0) FROM entries e JOIN outbox o "
+         "ON o.txn_id = e.txn_id WHERE e.debit = ?1 AND e.unit = 'pts' AND o.acked_at IS NULL)");
   s.bind(1, "member:" + member_id);
   s.step();
   return s.integer(0);

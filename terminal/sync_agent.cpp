@@ -1,12 +1,14 @@
 #include "terminal/sync_agent.h"
 
 #include <random>
+#include <set>
 
 #include "core/io_json.h"
 #include "core/member_delta.h"
 #include "platform/http_client.h"
 #include "platform/log.h"
 #include "platform/tls.h"
+#include "sync/feed.h"
 #include "sync/protocol.h"
 
 namespace loyalty::terminal {
@@ -73,6 +75,14 @@ void SyncAgent::poke() {
   cv_.notify_all();
 }
 
+void SyncAgent::sync_now() {
+  {
+    std::lock_guard lock(mutex_);
+    forced_ = true;
+  }
+  cv_.notify_all();
+}
+
 void SyncAgent::set_online(bool online) {
   const auto now = clock_();
   (void)store_.write<bool>([&](Db& db) -> core::Result<bool> {
@@ -91,6 +101,8 @@ namespace {
 
 // Beyond this, a terminal's clock is off enough to misdate sales.
 constexpr std::int64_t kClockWarnSeconds = 120;
+// Feed pages (of up to 500 changes) applied in one round.
+constexpr int kPagesPerRound = 4;
 
 // The engine input of a stored POS request: the basket, or the event
 // without the member id.
@@ -160,20 +172,23 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
     auto res = client.request(platform::http::verb::post, "/v1/sync/batches",
                               sync::batch_to_json(*batch).dump());
     if (!res) return std::unexpected(res.error());
-    const Json body = Json::parse(res->body, nullptr, false);
-    if (res->status != 200 || !body.is_object() || !body.contains("results"))
+    if (res->status != 200)
       return core::fail(core::ErrorCode::kUnavailable, "HQ refused the batch (" +
                                                            std::to_string(res->status) +
                                                            "): " + res->body.substr(0, 300));
+    auto answer = sync::parse_batch_answer(res->body);
+    if (!answer) return std::unexpected(answer.error());
+    // Only what this batch sent can be acknowledged by its answer.
+    std::set<std::string> sent;
+    for (const auto& r : batch->records) sent.insert(r.txn_id);
     std::vector<std::string> done;
     int duplicates = 0;
-    for (const auto& r : body["results"]) {
-      const auto status = r.value("status", "");
-      if (status == "accepted" || status == "duplicate")
-        done.push_back(r.value("txn_id", ""));
+    for (const auto& r : answer->results) {
+      if ((r.status == "accepted" || r.status == "duplicate") && sent.contains(r.txn_id))
+        done.push_back(r.txn_id);
       else
-        platform::log_error("HQ did not take " + r.value("txn_id", "") + ": " + r.dump());
-      duplicates += status == "duplicate" ? 1 : 0;
+        platform::log_error("HQ did not take " + r.txn_id + ": " + r.detail.dump());
+      duplicates += r.status == "duplicate" ? 1 : 0;
     }
     if (duplicates > 0)
       platform::log_info("HQ already had " + std::to_string(duplicates) +
@@ -181,7 +196,7 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
     if (done.empty())
       return core::fail(core::ErrorCode::kUnavailable, "HQ took nothing from the batch");
     // HQ's measure of this terminal's clock: shown in status, warned about.
-    const auto skew = body.value("clock_skew_seconds", std::int64_t{0});
+    const auto skew = answer->clock_skew_seconds;
     if (skew > kClockWarnSeconds || skew < -kClockWarnSeconds)
       platform::log_warn("this terminal's clock is " + std::to_string(skew) +
                          " s off HQ's; check its time synchronisation (NTP)");
@@ -203,7 +218,13 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
 
 core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
   int applied = 0;
-  for (;;) {
+  feed_behind_ = false;
+  for (int pages = 0;; ++pages) {
+    // A long catch-up is split over rounds, so uploads go on in between.
+    if (pages == kPagesPerRound) {
+      feed_behind_ = true;
+      return applied;
+    }
     auto cursor = store_.read<std::int64_t>([](Db& db) -> core::Result<std::int64_t> {
       return std::stoll(sync_get(db, "feed_cursor").value_or("0"));
     });
@@ -211,16 +232,16 @@ core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
     auto res = client.request(platform::http::verb::get,
                               "/v1/sync/changes?after=" + std::to_string(*cursor) + "&limit=500");
     if (!res) return std::unexpected(res.error());
-    const Json page = Json::parse(res->body, nullptr, false);
-    if (res->status != 200 || !page.is_object() || !page.contains("changes") ||
-        !page["changes"].is_array() || !page.contains("next_cursor"))
+    if (res->status != 200)
       return core::fail(core::ErrorCode::kUnavailable,
                         "HQ's change feed answered " + std::to_string(res->status));
+    auto page = sync::parse_feed_page(res->body, *cursor);
+    if (!page) return std::unexpected(page.error());
     // Programs first, each verified against HQ's key; a bad one is refused
     // and reported, and the version in force stays.
-    for (const auto& ch : page["changes"]) {
-      if (ch.value("kind", "") != "program") continue;
-      const auto& d = ch["data"];
+    for (const auto& ch : page->changes) {
+      if (ch.kind != "program") continue;
+      const auto& d = ch.data;
       const auto body = d.value("body", "");
       const auto sig = platform::base64url_decode(d.value("signature", ""));
       if (!hq_key_ || !sig || !hq_key_->verify(body, *sig)) {
@@ -233,12 +254,12 @@ core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
           !ok)
         platform::log_error("program from HQ not installed: " + ok.error().message);
     }
-    const auto next = page["next_cursor"].get<std::int64_t>();
+    const auto next = page->next_cursor;
     auto ok = store_.write<int>([&](Db& db) -> core::Result<int> {
       int n = 0;
-      for (const auto& ch : page["changes"]) {
-        const auto kind = ch.value("kind", "");
-        const auto& d = ch["data"];
+      for (const auto& ch : page->changes) {
+        const auto& kind = ch.kind;
+        const auto& d = ch.data;
         if (kind == "member") {
           auto hq = core::member_from_json(d.at("state"));
           if (!hq) continue;
@@ -326,7 +347,7 @@ core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
     });
     if (!ok) return std::unexpected(ok.error());
     applied += *ok;
-    if (!page.value("more", false)) return applied;
+    if (!page->more) return applied;
   }
 }
 
@@ -367,6 +388,7 @@ void SyncAgent::run() {
     std::chrono::milliseconds wait(2000);
     if (ok) {
       backoff = std::chrono::milliseconds(500);
+      if (feed_behind_) wait = std::chrono::milliseconds(0);  // more of the feed waits
     } else {
       platform::log_warn("sync with HQ failed: " + ok.error().message);
       // Exponential backoff with full jitter, capped at a minute.
@@ -375,9 +397,11 @@ void SyncAgent::run() {
       backoff = std::min(backoff * 2, std::chrono::milliseconds(60'000));
     }
     std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, wait, [&] { return stopping_ || poked_; });
+    const bool failed = !ok;
+    cv_.wait_for(lock, wait, [&] { return stopping_ || forced_ || (poked_ && !failed); });
     if (stopping_) return;
-    poked_ = false;
+    if (forced_) backoff = std::chrono::milliseconds(500);
+    poked_ = forced_ = false;
   }
 }
 

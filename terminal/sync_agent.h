@@ -40,6 +40,10 @@ class SyncAgent {
   void stop();
   // A commit happened: upload soon rather than at the next tick.
   void poke();
+  // A round now, even while backing off after failures (an operator's
+  // `loyaltyctl sync` once HQ is known to be back). Pokes alone do not cut a
+  // backoff short: an outage must not turn every sale into a connection try.
+  void sync_now();
   // One round: upload everything pending, then pull the whole feed.
   [[nodiscard]] core::Status sync_once();
 
@@ -57,7 +61,8 @@ class SyncAgent {
   std::shared_ptr<boost::asio::ssl::context> tls_;  // built once from the bundle
   std::mutex mutex_;
   std::condition_variable cv_;
-  bool stopping_ = false, poked_ = false;
+  bool stopping_ = false, poked_ = false, forced_ = false;
+  bool feed_behind_ = false;  // the last round left feed pages for the next (sync thread only)
   std::thread thread_;
 };
 

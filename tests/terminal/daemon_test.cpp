@@ -13,51 +13,6 @@ using verb = platform::http::verb;
 
 namespace {
 
-std::string card(const std::string& first15) {
-  return first15 + terminal::luhn_check_digit(first15);
-}
-
-const std::string kCardA = card("900000000000001");
-
-// A standalone terminal with the coffee program and one seeded member.
-std::vector<std::string> standalone_args(const fs::path& dir, std::vector<std::string> more = {}) {
-  write_file(dir / "members.json",
-             Json::array({seeded_member("M-A", kCardA, "13900000001", 5000)}).dump());
-  std::vector<std::string> args = {"--program.file",
-                                   src_path("examples/programs/coffee-chain.json"),
-                                   "--program.members", (dir / "members.json").string()};
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
-Json basket(const std::string& member, std::int64_t qty = 2) {
-  return Json{{"member_id", member},
-              {"basket",
-               {{"currency", "CNY"},
-                {"lines", Json::array({{{"sku", "latte-m"},
-                                        {"name", "Latte M"},
-                                        {"categories", {"coffee"}},
-                                        {"tags", {"basic-drink"}},
-                                        {"quantity", qty},
-                                        {"unit_price", 2800}},
-                                       {{"sku", "croissant"},
-                                        {"categories", {"bakery"}},
-                                        {"quantity", 1},
-                                        {"unit_price", 1200}}})}}}};
-}
-
-std::int64_t available(Daemon& d, const std::string& member) {
-  auto r = d.get("/v1/members/" + member);
-  REQUIRE(r.status == 200);
-  return r.body["points"]["available"].get<std::int64_t>();
-}
-
-std::int64_t outbox_depth(Daemon& d) {
-  auto r = d.get("/v1/status");
-  REQUIRE(r.status == 200);
-  return r.body["outbox"]["depth"].get<std::int64_t>();
-}
-
 void sql_exec(const fs::path& db, const std::string& sql) {
   sqlite3* h = nullptr;
   REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
@@ -71,6 +26,7 @@ TEST_CASE("a full checkout: enroll, scan, quote, commit, receipt, outbox", "[ter
   const auto dir = scratch_dir("checkout");
   Daemon d(dir, standalone_args(dir));
   REQUIRE(d.start());
+  CHECK(d.post("/v1/sync", Json::object()).type() == "standalone");  // no HQ to sync with
 
   auto enrolled =
       d.post("/v1/members", {{"phone", "13800138000"}, {"birthday", "1990-05-17"}}, "enroll-1");

@@ -1,0 +1,126 @@
+#include "sync/feed.h"
+
+namespace loyalty::sync {
+
+namespace {
+
+enum class Type { kString, kInteger, kBoolean, kObject };
+
+bool has_type(const Json& v, Type t) {
+  switch (t) {
+    case Type::kString: return v.is_string();
+    case Type::kInteger: return v.is_number_integer();
+    case Type::kBoolean: return v.is_boolean();
+    case Type::kObject: return v.is_object();
+  }
+  return false;
+}
+
+struct Field {
+  const char* name;
+  Type type;
+  bool required;
+};
+
+// The fields the terminal reads from each kind of change.
+const std::vector<Field>* fields_of(const std::string& kind) {
+  static const std::vector<Field> program = {{"id", Type::kString, true},
+                                             {"version", Type::kInteger, true},
+                                             {"effective_from", Type::kInteger, true},
+                                             {"body", Type::kString, true},
+                                             {"signature", Type::kString, true}};
+  static const std::vector<Field> member = {{"state", Type::kObject, true},
+                                            {"card_number", Type::kString, false},
+                                            {"phone", Type::kString, false},
+                                            {"name", Type::kString, false},
+                                            {"blocked", Type::kBoolean, false}};
+  static const std::vector<Field> block = {{"member_id", Type::kString, true},
+                                           {"blocked", Type::kBoolean, true}};
+  static const std::vector<Field> flag = {{"txn_id", Type::kString, true},
+                                          {"member_id", Type::kString, true},
+                                          {"kind", Type::kString, true},
+                                          {"detail", Type::kString, true}};
+  static const std::vector<Field> stock = {{"reward_id", Type::kString, true},
+                                           {"add", Type::kInteger, true}};
+  static const std::vector<Field> receipt = {{"txn_id", Type::kString, true},
+                                             {"member_id", Type::kString, true},
+                                             {"return_basis", Type::kObject, true}};
+  if (kind == "program") return &program;
+  if (kind == "member") return &member;
+  if (kind == "block") return &block;
+  if (kind == "flag") return &flag;
+  if (kind == "stock") return &stock;
+  if (kind == "receipt") return &receipt;
+  return nullptr;
+}
+
+core::Error malformed(const std::string& what) {
+  return core::Error::make(core::ErrorCode::kUnavailable, "HQ's answer is malformed: " + what);
+}
+
+}  // namespace
+
+core::Result<FeedPage> parse_feed_page(std::string_view body, std::int64_t after) {
+  const Json page = Json::parse(body, nullptr, false);
+  if (!page.is_object()) return std::unexpected(malformed("the feed page is not a JSON object"));
+  if (!page.contains("changes") || !page["changes"].is_array())
+    return std::unexpected(malformed("changes: must be an array"));
+  if (!page.contains("next_cursor") || !page["next_cursor"].is_number_integer())
+    return std::unexpected(malformed("next_cursor: must be an integer"));
+  if (page.contains("more") && !page["more"].is_boolean())
+    return std::unexpected(malformed("more: must be true or false"));
+  FeedPage out;
+  out.next_cursor = page["next_cursor"].get<std::int64_t>();
+  out.more = page.value("more", false);
+  std::int64_t last = after;
+  const auto& changes = page["changes"];
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    const auto& c = changes[i];
+    const auto at = core::index_path("changes", i);
+    if (!c.is_object() || !c.contains("cursor") || !c["cursor"].is_number_integer() ||
+        !c.contains("kind") || !c["kind"].is_string() || !c.contains("data") ||
+        !c["data"].is_object() || (c.contains("key") && !c["key"].is_string()))
+      return std::unexpected(
+          malformed(at + ": must be an object with integer cursor, string kind and object data"));
+    Change ch;
+    ch.cursor = c["cursor"].get<std::int64_t>();
+    if (ch.cursor <= last)
+      return std::unexpected(malformed(at + ".cursor: must be above " + std::to_string(last)));
+    last = ch.cursor;
+    ch.kind = c["kind"].get<std::string>();
+    ch.key = c.value("key", "");
+    ch.data = c["data"];
+    if (const auto* fields = fields_of(ch.kind))
+      for (const auto& f : *fields) {
+        const bool present = ch.data.contains(f.name);
+        if ((f.required && !present) || (present && !has_type(ch.data[f.name], f.type)))
+          return std::unexpected(
+              malformed(at + ".data." + f.name + ": missing or of the wrong type"));
+      }
+    out.changes.push_back(std::move(ch));
+  }
+  if (out.next_cursor < last)
+    return std::unexpected(malformed("next_cursor: must not be below the last change's cursor"));
+  return out;
+}
+
+core::Result<BatchAnswer> parse_batch_answer(std::string_view body) {
+  const Json j = Json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("results") || !j["results"].is_array())
+    return std::unexpected(malformed("the batch answer has no results array"));
+  if (j.contains("clock_skew_seconds") && !j["clock_skew_seconds"].is_number_integer())
+    return std::unexpected(malformed("clock_skew_seconds: must be an integer"));
+  BatchAnswer out;
+  out.clock_skew_seconds = j.value("clock_skew_seconds", std::int64_t{0});
+  for (std::size_t i = 0; i < j["results"].size(); ++i) {
+    const auto& r = j["results"][i];
+    if (!r.is_object() || !r.contains("txn_id") || !r["txn_id"].is_string() ||
+        !r.contains("status") || !r["status"].is_string())
+      return std::unexpected(malformed(core::index_path("results", i) +
+                                       ": must be an object with string txn_id and status"));
+    out.results.push_back({r["txn_id"].get<std::string>(), r["status"].get<std::string>(), r});
+  }
+  return out;
+}
+
+}  // namespace loyalty::sync

@@ -1,0 +1,52 @@
+// What the terminal reads from HQ, checked before any of it is used: a page
+// of the change feed and the answer to an uploaded batch. A broken or
+// compromised HQ must not crash a store or make it write half-read data, so
+// each field the terminal reads is checked for presence and type here, and
+// the terminal works only on the checked structures. Fields a newer HQ adds
+// are ignored; kinds of change this terminal does not know are kept (and
+// skipped by the applier) so that their cursors still move.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/json_reader.h"
+#include "core/result.h"
+
+namespace loyalty::sync {
+
+using core::Json;
+
+struct Change {
+  std::int64_t cursor = 0;
+  std::string kind;  // program, member, block, flag, stock, receipt, or newer
+  std::string key;
+  Json data;  // an object whose fields for `kind` have the types the applier reads
+};
+
+struct FeedPage {
+  std::vector<Change> changes;  // cursors increasing, all above the cursor asked from
+  std::int64_t next_cursor = 0;
+  bool more = false;
+};
+
+// Parses `body`, HQ's answer to GET /v1/sync/changes?after=`after`.
+[[nodiscard]] core::Result<FeedPage> parse_feed_page(std::string_view body, std::int64_t after);
+
+struct BatchResult {
+  std::string txn_id;
+  std::string status;  // accepted, duplicate, gap, rejected (or newer)
+  Json detail;         // the whole result object, for the log
+};
+
+struct BatchAnswer {
+  std::vector<BatchResult> results;
+  std::int64_t clock_skew_seconds = 0;
+};
+
+// Parses `body`, HQ's 200 answer to POST /v1/sync/batches.
+[[nodiscard]] core::Result<BatchAnswer> parse_batch_answer(std::string_view body);
+
+}  // namespace loyalty::sync
