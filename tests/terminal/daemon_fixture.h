@@ -20,6 +20,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/json_reader.h"
+#include "core/member_number.h"
 #include "platform/http_client.h"
 
 namespace loyalty::test {
@@ -214,6 +215,57 @@ inline Json seeded_member(const std::string& id, const std::string& card, const 
                                        {"earned_on", "2026-06-01"},
                                        {"expires_on", "2099-01-01"},
                                        {"points", points}}})}}}};
+}
+
+// For a daemon started with LD_PRELOAD: a sanitizer build would otherwise
+// refuse to run with another library loaded before its runtime.
+inline const std::string kAsanWithPreload =
+    "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:verify_asan_link_order=0";
+
+inline std::string card(const std::string& first15) {
+  return first15 + core::luhn_check_digit(first15);
+}
+
+inline const std::string kCardA = card("900000000000001");
+
+// A standalone terminal with the coffee program and one seeded member.
+inline std::vector<std::string> standalone_args(const fs::path& dir,
+                                                std::vector<std::string> more = {}) {
+  write_file(dir / "members.json",
+             Json::array({seeded_member("M-A", kCardA, "13900000001", 5000)}).dump());
+  std::vector<std::string> args = {"--program.file",
+                                   src_path("examples/programs/coffee-chain.json"),
+                                   "--program.members", (dir / "members.json").string()};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+inline Json basket(const std::string& member, std::int64_t qty = 2) {
+  return Json{{"member_id", member},
+              {"basket",
+               {{"currency", "CNY"},
+                {"lines", Json::array({{{"sku", "latte-m"},
+                                        {"name", "Latte M"},
+                                        {"categories", {"coffee"}},
+                                        {"tags", {"basic-drink"}},
+                                        {"quantity", qty},
+                                        {"unit_price", 2800}},
+                                       {{"sku", "croissant"},
+                                        {"categories", {"bakery"}},
+                                        {"quantity", 1},
+                                        {"unit_price", 1200}}})}}}};
+}
+
+inline std::int64_t available(Daemon& d, const std::string& member) {
+  auto r = d.get("/v1/members/" + member);
+  REQUIRE(r.status == 200);
+  return r.body["points"]["available"].get<std::int64_t>();
+}
+
+inline std::int64_t outbox_depth(Daemon& d) {
+  auto r = d.get("/v1/status");
+  REQUIRE(r.status == 200);
+  return r.body["outbox"]["depth"].get<std::int64_t>();
 }
 
 }  // namespace loyalty::test

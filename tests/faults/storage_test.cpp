@@ -1,0 +1,58 @@
+// Storage faults under the real loyaltyd: a full disk, a failing disk and a
+// lost flush, injected under SQLite by tests/faults/faultfs.cpp (LD_PRELOAD).
+// The commit is refused with a clear error, nothing that is not durable is
+// acknowledged, and the terminal works again once the fault clears, also
+// after a crash.
+#include <csignal>
+
+#include "tests/terminal/daemon_fixture.h"
+
+using namespace loyalty;
+using namespace loyalty::test;
+
+TEST_CASE(
+    "a failing disk: the commit is refused, nothing is acknowledged, and the terminal "
+    "recovers when the fault clears",
+    "[terminal][faults]") {
+  const std::string mode = GENERATE("full", "eio", "sync");
+  INFO("fault " << mode);
+  const auto dir = scratch_dir("disk-" + mode);
+  const auto control = dir / "fault";
+  Daemon d(dir, standalone_args(dir));
+  d.set_env({std::string("LD_PRELOAD=") + LOYALTY_FAULTFS,
+             "LOYALTY_FAULT_CONTROL=" + control.string(), "LOYALTY_FAULT_MATCH=" + d.db().string(),
+             kAsanWithPreload});
+  REQUIRE(d.start());
+  const auto before = available(d, "M-A");
+  auto first = d.post("/v1/transactions", basket("M-A"), "sale-1");
+  REQUIRE(first.status == 201);
+  const auto earned = available(d, "M-A") - before;
+  CHECK(earned > 0);
+
+  write_file(control, mode);
+  auto refused = d.post("/v1/transactions", basket("M-A"), "sale-2");
+  INFO(refused.body.dump());
+  CHECK(refused.status == 503);
+  CHECK(refused.type() == "storage-failure");
+  CHECK(refused.body["detail"].get<std::string>().find("nothing was recorded") !=
+        std::string::npos);
+  CHECK(std::stoi(slurp_file(dir / "fault.count")) > 0);  // the fault was hit
+  // Nothing of the refused sale shows: not in the balance, not in the outbox.
+  CHECK(available(d, "M-A") == before + earned);
+  CHECK(outbox_depth(d) == 1);
+
+  // The disk recovers: the same sale, retried with its key, goes through.
+  write_file(control, "none");
+  auto retried = d.post("/v1/transactions", basket("M-A"), "sale-2");
+  INFO(retried.body.dump());
+  REQUIRE(retried.status == 201);
+  CHECK(available(d, "M-A") == before + 2 * earned);
+
+  // And what was acknowledged survives a crash, exactly.
+  d.kill(SIGKILL);
+  REQUIRE(d.start());
+  CHECK(available(d, "M-A") == before + 2 * earned);
+  CHECK(outbox_depth(d) == 2);
+  CHECK(d.post("/v1/transactions", basket("M-A"), "sale-2").body["receipt_id"] ==
+        retried.body["receipt_id"]);
+}
