@@ -23,7 +23,8 @@ packages=(
   libfaketime
   postgresql
   clang-format
-  clang
+  clang-16
+  libclang-rt-16-dev
 )
 
 missing=()

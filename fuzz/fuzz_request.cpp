@@ -1,0 +1,27 @@
+// libFuzzer target: what the local API reads from a POS request body and
+// what HQ reads from a terminal's batch: a basket or event, a member state,
+// a member delta and a whole upload batch. Any bytes must be read or refused
+// with a problem, never crash.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/io_json.h"
+#include "core/member_delta.h"
+#include "sync/protocol.h"
+
+using loyalty::core::Json;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const Json j = Json::parse(data, data + size, nullptr, false);
+  if (j.is_discarded()) return 0;
+  loyalty::core::Request req;
+  (void)loyalty::core::request_from_json(j, req);
+  if (j.is_object() && j.contains("basket"))
+    (void)loyalty::core::request_from_json(j["basket"], req);
+  if (auto m = loyalty::core::member_from_json(j)) (void)loyalty::core::member_to_json(*m);
+  if (auto d = loyalty::core::delta_from_json(j)) (void)loyalty::core::delta_to_json(*d);
+  if (auto b = loyalty::sync::batch_from_json(j))
+    for (const auto& r : b->records) (void)loyalty::sync::record_to_json(r);
+  return 0;
+}
