@@ -42,9 +42,10 @@ class HqProcess {
     }
     REQUIRE(sync_port != 0);
   }
-  void stop() {
+  // SIGTERM by default; SIGKILL for a crash.
+  void stop(int sig = SIGTERM) {
     if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
+    ::kill(pid_, sig);
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }

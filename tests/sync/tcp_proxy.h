@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <random>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -56,6 +58,15 @@ class TcpProxy {
     to_lose_ = n;
   }
   int responses_lost() const { return lost_; }
+  // From now on each chunk forwarded, either way, is with probability `p`
+  // delayed (up to 300 ms), cut short (part of it forwarded, then both
+  // sides closed) or reset (both sides closed at once); p = 0 stops it.
+  void chaos(double p, std::uint64_t seed) {
+    std::lock_guard lock(rng_mutex_);
+    rng_.seed(seed);
+    chaos_ = p;
+  }
+  int faults() const { return faults_; }
 
  private:
   void accept_loop() {
@@ -77,6 +88,31 @@ class TcpProxy {
     }
   }
 
+  enum class Fault { kNone, kDelay, kTruncate, kReset };
+  // The fault for the next chunk; `delay` is set for kDelay.
+  Fault next_fault(std::chrono::milliseconds& delay) {
+    std::lock_guard lock(rng_mutex_);
+    if (chaos_ <= 0 || std::uniform_real_distribution<double>(0, 1)(rng_) >= chaos_)
+      return Fault::kNone;
+    ++faults_;
+    const int k = std::uniform_int_distribution<int>(0, 2)(rng_);
+    delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(1, 300)(rng_));
+    return k == 0 ? Fault::kDelay : k == 1 ? Fault::kTruncate : Fault::kReset;
+  }
+
+  // Forwards `n` bytes unless chaos decides otherwise; false: cut.
+  bool forward(int to, const char* data, std::size_t n) {
+    std::chrono::milliseconds delay{};
+    switch (next_fault(delay)) {
+      case Fault::kDelay:
+        std::this_thread::sleep_for(delay);
+        return ::write(to, data, n) == static_cast<ssize_t>(n);
+      case Fault::kReset: return false;
+      case Fault::kTruncate: (void)!::write(to, data, n / 2); return false;
+      default: return ::write(to, data, n) == static_cast<ssize_t>(n);
+    }
+  }
+
   // Both directions of one connection, until either side closes.
   void pump(int client, int server) {
     std::vector<char> buf(64 * 1024);
@@ -90,7 +126,7 @@ class TcpProxy {
       if (ready == 0 && cutting && (quiet_ms += 100) >= 500) break;  // request complete
       if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
         const auto n = ::read(client, buf.data(), buf.size());
-        if (n <= 0 || ::write(server, buf.data(), static_cast<std::size_t>(n)) != n) break;
+        if (n <= 0 || !forward(server, buf.data(), static_cast<std::size_t>(n))) break;
         uploaded += static_cast<std::size_t>(n);
         quiet_ms = 0;
       }
@@ -106,7 +142,7 @@ class TcpProxy {
           cutting = true;
         }
         if (cutting) continue;
-        if (::write(client, buf.data(), static_cast<std::size_t>(n)) != n) break;
+        if (!forward(client, buf.data(), static_cast<std::size_t>(n))) break;
         uploaded = 0;  // the next request starts counting afresh
       }
     }
@@ -121,6 +157,10 @@ class TcpProxy {
   std::atomic<std::size_t> upload_bytes_{0};
   std::atomic<int> to_lose_{0};
   std::atomic<int> lost_{0};
+  std::atomic<int> faults_{0};
+  double chaos_ = 0;
+  std::mt19937_64 rng_;
+  std::mutex rng_mutex_;
   std::thread acceptor_;
   std::mutex mutex_;
   std::vector<std::thread> pumps_;

@@ -4,6 +4,8 @@
 
 #include <sqlite3.h>
 
+#include <sstream>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +32,20 @@ namespace fs = std::filesystem;
 
 inline std::string src_path(const std::string& rel) {
   return std::string(LOYALTY_SOURCE_DIR) + "/" + rel;
+}
+
+// What runs the binaries under test, from LOYALTY_EXEC_WRAPPER (words
+// separated by spaces): "qemu-aarch64 -L /usr/aarch64-linux-gnu" when the
+// arm64 build is tested on an amd64 machine (scripts/cross-arm64.sh).
+inline const std::vector<std::string>& exec_wrapper() {
+  static const std::vector<std::string> words = [] {
+    std::vector<std::string> w;
+    std::istringstream in(std::getenv("LOYALTY_EXEC_WRAPPER") ? std::getenv("LOYALTY_EXEC_WRAPPER")
+                                                              : "");
+    for (std::string s; in >> s;) w.push_back(s);
+    return w;
+  }();
+  return words;
 }
 
 inline fs::path scratch_dir(const std::string& tag) {
@@ -78,6 +94,7 @@ class Daemon {
                                      "--log.level",
                                      "info"};
     args.insert(args.end(), extra_.begin(), extra_.end());
+    args.insert(args.begin(), exec_wrapper().begin(), exec_wrapper().end());
     pid_ = ::fork();
     if (pid_ == 0) {
       const auto log = (dir_ / "loyaltyd.log").string();
@@ -87,7 +104,7 @@ class Daemon {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
+      ::execvp(argv[0], argv.data());
       std::_Exit(127);
     }
     for (int i = 0; i < 500; ++i) {
@@ -170,7 +187,9 @@ struct CtlRun {
 
 // Runs the real loyaltyctl with `args`, capturing stdout and stderr.
 inline CtlRun run_ctl(const std::string& args) {
-  const std::string cmd = std::string(LOYALTYCTL) + " " + args + " 2>&1";
+  std::string cmd;
+  for (const auto& w : exec_wrapper()) cmd += w + " ";
+  cmd += std::string(LOYALTYCTL) + " " + args + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string out;
