@@ -1,6 +1,5 @@
-// loyalty-hq: headquarters' ledger. Wiring and the command line:
-//   init, terminals add|revoke, serve, publish, verify, report, adjust,
-//   expire, flags, member.
+// loyalty-hq: headquarters' ledger. Wiring and the command line (usage()
+// lists every command).
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -51,6 +50,7 @@ void usage(std::ostream& out) {
   out << "usage: loyalty-hq COMMAND [ARGS] --dir STATE_DIR [--db sqlite:PATH|postgres:CONNINFO]\n\n"
          "  init [--server-name NAME]            create the CA, HQ's certificate and signing key\n"
          "  terminals add STORE TERMINAL --out BUNDLE [--url https://HOST:PORT]\n"
+         "                [--server-name NAME]\n"
          "                                       issue a terminal's certificate and bundle\n"
          "  terminals revoke STORE TERMINAL      refuse that terminal from now on\n"
          "  terminals list                       terminals, last upload, clock skew\n"

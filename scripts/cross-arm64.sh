@@ -7,12 +7,17 @@
 #   bash scripts/cross-arm64.sh [TEST_FILTER]
 #
 # TEST_FILTER is a ctest -R regex (default: everything in core and terminal;
-# "core:" runs only the engine tests, the quick subset). The .deb lands in
+# "^core:" runs only the engine tests, the quick subset). The .deb lands in
 # build/arm64/packages/.
+#
+# Known: on Debian 12's qemu-user (7.2) the tests that start loyaltyd fail:
+# the emulated daemon spins at 100% CPU once it starts its worker threads and
+# never listens. The core tests and the terminal tests that do not start a
+# daemon pass. Not yet investigated (real arm64 hardware has not been tried).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-filter="${1:-^(core|terminal): }"
+filter="${1:-^(core|terminal):}"
 
 bash scripts/install-deps.sh
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
@@ -21,7 +26,9 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 packages=(g++-aarch64-linux-gnu qemu-user libsqlite3-dev:arm64 libssl-dev:arm64
   libboost1.81-dev:arm64 libboost-program-options1.81-dev:arm64 libsystemd-dev:arm64
-  libpq-dev:arm64 libhowardhinnant-date-dev:arm64)
+  libhowardhinnant-date-dev:arm64)
+# Not libpq-dev:arm64: it cannot be installed next to the amd64 one (it would
+# remove it), and the arm64 build is the terminal only (LOYALTY_BUILD_HQ=OFF).
 missing=()
 for p in "${packages[@]}"; do
   [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" == installed ]] ||
@@ -33,12 +40,13 @@ fi
 
 cmake --preset arm64
 cmake --build --preset arm64 -j2
-file build/arm64/terminal/loyaltyd | grep -q "ARM aarch64" ||
+readelf -h build/arm64/terminal/loyaltyd | grep -q AArch64 ||
   { echo "cross-arm64: loyaltyd is not an arm64 binary" >&2; exit 1; }
-# The test binaries (and the loyaltyd they start) run under qemu-user: ctest
-# uses the emulator for the test binaries, binfmt is not needed, and the
-# daemons they spawn are started through qemu by LOYALTY_EXEC_WRAPPER.
+# The test binaries run under qemu-user (ctest uses the toolchain's
+# emulator); the loyaltyd and loyaltyctl they start go through qemu too
+# (LOYALTY_EXEC_WRAPPER), so no binfmt registration is needed.
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
-ctest --test-dir build/arm64 -R "$filter" --output-on-failure --timeout 900
+export LOYALTY_EXEC_WRAPPER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 (cd build/arm64 && cpack -G DEB -B packages >/dev/null)
 ls -l build/arm64/packages/*.deb
+ctest --test-dir build/arm64 -R "$filter" --output-on-failure --timeout 120
