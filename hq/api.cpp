@@ -165,8 +165,10 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
   if (req.method() == http::verb::post && path == "/v1/admin/stock") {
     if (!body.contains("quantity") || !body["quantity"].is_number_integer())
       return problem(422, "invalid", "Allocation incomplete",
-                     "send {\"store_id\", \"reward_id\", \"quantity\"}", "quantity");
-    return reply(ledger_.allocate_stock(body.value("store_id", ""), body.value("reward_id", ""),
+                     "send {\"store_id\", \"terminal_id\", \"reward_id\", \"quantity\"}",
+                     "quantity");
+    return reply(ledger_.allocate_stock(body.value("store_id", ""), body.value("terminal_id", ""),
+                                        body.value("reward_id", ""),
                                         body["quantity"].get<std::int64_t>(), "admin-api"));
   }
   if (req.method() == http::verb::post && path == "/v1/admin/adjustments") {

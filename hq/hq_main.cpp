@@ -65,7 +65,7 @@ void usage(std::ostream& out) {
          "  expire YYYY-MM-DD                    expire lots dead on that store-local day\n"
          "  import-members FILE.csv              members with opening points; bad rows listed\n"
          "  block|unblock MEMBER --reason TEXT   refuse loyalty for a member at every store\n"
-         "  stock STORE REWARD QUANTITY         send a store QUANTITY more of a catalog reward\n"
+         "  stock STORE TERMINAL REWARD QUANTITY  QUANTITY more of a reward for a store's counter\n"
          "  flags | member ID\n"
          "\nThe default database is sqlite:STATE_DIR/hq.db.\n";
 }
@@ -289,14 +289,14 @@ int run(Ctx& c, const std::string& command) {
                           : unix_now();
     return print(ledger.publish_program(read_or_die(c.pos[0]), from, *key, "cli"));
   }
-  if (command == "stock" && c.pos.size() == 3) {
+  if (command == "stock" && c.pos.size() == 4) {
     std::int64_t n = 0;
-    const auto& q = c.pos[2];
+    const auto& q = c.pos[3];
     if (std::from_chars(q.data(), q.data() + q.size(), n).ptr != q.data() + q.size() || q.empty()) {
-      std::cerr << "loyalty-hq: stock: QUANTITY must be a whole number, not " << c.pos[2] << "\n";
+      std::cerr << "loyalty-hq: stock: QUANTITY must be a whole number, not " << q << "\n";
       return kUsage;
     }
-    return print(ledger.allocate_stock(c.pos[0], c.pos[1], n, "cli"));
+    return print(ledger.allocate_stock(c.pos[0], c.pos[1], c.pos[2], n, "cli"));
   }
   if ((command == "block" || command == "unblock") && c.pos.size() == 1)
     return print(ledger.set_blocked(c.pos[0], command == "block",

@@ -24,9 +24,7 @@ namespace loyalty::hq {
 
 using core::Json;
 
-// A terminal clock further than this from HQ's is reported (terminals list,
-// HQ's log): its sales would be misdated, its time-window rules misapplied.
-inline constexpr std::int64_t kClockToleranceSeconds = 120;
+using sync::kClockToleranceSeconds;
 
 class HqLedger {
  public:
@@ -79,6 +77,7 @@ class HqLedger {
   // Sends `quantity` more of a catalog reward to a store's redemption
   // counter (a delivery); the store's terminals add it to their stock.
   [[nodiscard]] core::Result<Json> allocate_stock(const std::string& store,
+                                                  const std::string& terminal,
                                                   const std::string& reward_id,
                                                   std::int64_t quantity, const std::string& actor);
   // Expires every lot dead on `today` (store-local date) for every member.

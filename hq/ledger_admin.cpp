@@ -140,16 +140,21 @@ core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool bloc
   });
 }
 
-core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std::string& reward_id,
-                                            std::int64_t quantity, const std::string& actor) {
+core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std::string& terminal,
+                                            const std::string& reward_id, std::int64_t quantity,
+                                            const std::string& actor) {
   if (store.empty()) return core::invalid("store_id", "name the store that receives the stock");
+  if (terminal.empty())
+    return core::invalid("terminal_id", "name the terminal of the store's redemption counter");
   if (quantity <= 0 || quantity > 1'000'000)
     return core::invalid("quantity", "must be a whole number from 1 to 1000000");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
-    if (db_.query("SELECT 1 FROM terminals WHERE store_id = ?1", {store}).empty())
+    if (db_.query("SELECT 1 FROM terminals WHERE store_id = ?1 AND terminal_id = ?2",
+                  {store, terminal})
+            .empty())
       return core::fail(core::ErrorCode::kNotFound,
-                        "no terminal of store " + store + " is registered at HQ");
+                        "no terminal " + store + "/" + terminal + " is registered at HQ");
     // The reward must be in the catalog of the newest published version.
     auto latest = latest_program();
     if (!latest) return std::unexpected(latest.error());
@@ -160,11 +165,17 @@ core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std:
       return core::invalid("reward_id", "no reward " + reward_id + " in the catalog of program " +
                                             program->id + " v" + std::to_string(program->version));
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
-             {actor, "stock", store + ": " + std::to_string(quantity) + " more of " + reward_id,
+             {actor, "stock",
+              store + "/" + terminal + ": " + std::to_string(quantity) + " more of " + reward_id,
               clock_()});
-    const Json payload{{"reward_id", reward_id}, {"add", quantity}};
+    // The store's feed carries it; only the named terminal (the counter
+    // that holds the goods) adds it, so the tills do not count it again.
+    const Json payload{{"reward_id", reward_id}, {"add", quantity}, {"terminal_id", terminal}};
     change("stock", reward_id, payload, store);
-    return Json{{"store_id", store}, {"reward_id", reward_id}, {"added", quantity}};
+    return Json{{"store_id", store},
+                {"terminal_id", terminal},
+                {"reward_id", reward_id},
+                {"added", quantity}};
   });
 }
 

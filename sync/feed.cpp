@@ -41,7 +41,8 @@ const std::vector<Field>* fields_of(const std::string& kind) {
                                           {"kind", Type::kString, true},
                                           {"detail", Type::kString, true}};
   static const std::vector<Field> stock = {{"reward_id", Type::kString, true},
-                                           {"add", Type::kInteger, true}};
+                                           {"add", Type::kInteger, true},
+                                           {"terminal_id", Type::kString, true}};
   static const std::vector<Field> receipt = {{"txn_id", Type::kString, true},
                                              {"member_id", Type::kString, true},
                                              {"return_basis", Type::kObject, true}};

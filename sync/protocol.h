@@ -19,6 +19,11 @@ namespace loyalty::sync {
 
 using core::Json;
 
+// A terminal clock further than this from HQ's (HQ measures it at every
+// upload) is reported by HQ and warned about by the terminal: its sales
+// would be misdated and its time-window rules misapplied.
+inline constexpr std::int64_t kClockToleranceSeconds = 120;
+
 struct TxnRecord {
   std::string txn_id;    // "<store>-<terminal>-<receipt>", the idempotency key forever
   std::int64_t seq = 0;  // per-terminal upload sequence, contiguous from 1

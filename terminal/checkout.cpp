@@ -16,6 +16,16 @@ using platform::Db;
 
 ApiError storage_problem(const core::Error& e) {
   platform::log_error("storage: " + e.message);
+  // An I/O error at COMMIT (writing or flushing the log) leaves the outcome
+  // open: the log may hold the sale, and a restart would find it. A full
+  // disk writes nothing. Retrying with the same key is safe either way: it
+  // returns the sale if it was kept and commits it once if not.
+  if (e.message.find("(COMMIT)") != std::string::npos &&
+      e.message.find("full") == std::string::npos)
+    return problem(503, "storage-failure", "The terminal could not confirm the save",
+                   "the disk failed while saving, so the sale may or may not be recorded; check "
+                   "the terminal's disk, then retry with the same Idempotency-Key (" +
+                       e.message + ")");
   return problem(503, "storage-failure", "The terminal could not save",
                  "nothing was recorded; check the terminal's disk, then retry with the same "
                  "Idempotency-Key (" +

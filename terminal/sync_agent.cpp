@@ -99,8 +99,6 @@ void SyncAgent::set_online(bool online) {
 
 namespace {
 
-// Beyond this, a terminal's clock is off enough to misdate sales.
-constexpr std::int64_t kClockWarnSeconds = 120;
 // Feed pages (of up to 500 changes) applied in one round.
 constexpr int kPagesPerRound = 4;
 
@@ -153,6 +151,11 @@ std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
 core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
   int acked = 0;
   for (;;) {
+    {
+      // A long drain must not hold up a shutdown: stop between batches.
+      std::lock_guard lock(mutex_);
+      if (stopping_) return acked;
+    }
     auto batch = store_.read<sync::Batch>([&](Db& db) -> core::Result<sync::Batch> {
       sync::Batch b{bundle_.store_id, bundle_.terminal_id, clock_(), {}};
       platform::Stmt s(db,
@@ -188,7 +191,7 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
         done.push_back(r.txn_id);
       else
         platform::log_error("HQ did not take " + r.txn_id + ": " + r.detail.dump());
-      duplicates += r.status == "duplicate" ? 1 : 0;
+      duplicates += r.status == "duplicate" && sent.contains(r.txn_id) ? 1 : 0;
     }
     if (duplicates > 0)
       platform::log_info("HQ already had " + std::to_string(duplicates) +
@@ -197,7 +200,7 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
       return core::fail(core::ErrorCode::kUnavailable, "HQ took nothing from the batch");
     // HQ's measure of this terminal's clock: shown in status, warned about.
     const auto skew = answer->clock_skew_seconds;
-    if (skew > kClockWarnSeconds || skew < -kClockWarnSeconds)
+    if (skew > sync::kClockToleranceSeconds || skew < -sync::kClockToleranceSeconds)
       platform::log_warn("this terminal's clock is " + std::to_string(skew) +
                          " s off HQ's; check its time synchronisation (NTP)");
     const auto now = clock_();
@@ -328,7 +331,9 @@ core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
           // A delivery for this store's counter: added to what is left here.
           const auto reward = d.value("reward_id", "");
           const auto add = d.value("add", std::int64_t{0});
-          if (reward.empty() || add <= 0) continue;
+          // For the store's counter terminal only; the others skip it.
+          if (reward.empty() || add <= 0 || d.value("terminal_id", "") != bundle_.terminal_id)
+            continue;
           set_reward_stock(db, reward, reward_stock(db, reward).value_or(0) + add);
           ++n;
         } else if (kind == "receipt") {

@@ -34,19 +34,27 @@ TEST_CASE(
   INFO(refused.body.dump());
   CHECK(refused.status == 503);
   CHECK(refused.type() == "storage-failure");
-  CHECK(refused.body["detail"].get<std::string>().find("nothing was recorded") !=
+  // A full disk wrote nothing, and says so; an I/O error while writing or
+  // flushing the log leaves the outcome open, and says that.
+  const auto detail = refused.body["detail"].get<std::string>();
+  CHECK(detail.find(mode == "full" ? "nothing was recorded" : "may or may not be recorded") !=
         std::string::npos);
   CHECK(std::stoi(slurp_file(dir / "fault.count")) > 0);  // the fault was hit
   // Nothing of the refused sale shows: not in the balance, not in the outbox.
   CHECK(available(d, "M-A") == before + earned);
   CHECK(outbox_depth(d) == 1);
 
-  // The disk recovers: the same sale, retried with its key, goes through.
+  // The disk recovers and the terminal crashes at once. Whether or not the
+  // log kept the refused sale, the retry with its key counts it once.
   write_file(control, "none");
+  d.kill(SIGKILL);
+  REQUIRE(d.start());
   auto retried = d.post("/v1/transactions", basket("M-A"), "sale-2");
   INFO(retried.body.dump());
-  REQUIRE(retried.status == 201);
+  REQUIRE((retried.status == 201 || retried.status == 200));
+  if (mode == "full") CHECK(retried.status == 201);  // a full disk kept nothing
   CHECK(available(d, "M-A") == before + 2 * earned);
+  CHECK(outbox_depth(d) == 2);
 
   // And what was acknowledged survives a crash, exactly.
   d.kill(SIGKILL);

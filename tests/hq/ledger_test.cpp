@@ -194,7 +194,7 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   CHECK((*empty)["next_cursor"] == cursor);
   // A stock delivery is for its store only: S002 gets it, S001 never sees it.
   auto b = hq.terminal("S002");
-  REQUIRE(hq.ledger->allocate_stock("S002", "voucher-10", 5, "test"));
+  REQUIRE(hq.ledger->allocate_stock("S002", "T01", "voucher-10", 5, "test"));
   CHECK((*hq.ledger->changes(cursor, 4, "S001"))["changes"].empty());
   auto for_b = hq.ledger->changes(cursor, 4, "S002");
   REQUIRE((*for_b)["changes"].size() == 1);
@@ -202,9 +202,10 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   CHECK((*for_b)["changes"][0]["data"]["add"] == 5);
   // Allocations are checked: the reward exists, the store is known, the
   // quantity is positive.
-  CHECK_FALSE(hq.ledger->allocate_stock("S002", "no-such", 5, "test"));
-  CHECK_FALSE(hq.ledger->allocate_stock("S404", "voucher-10", 5, "test"));
-  CHECK_FALSE(hq.ledger->allocate_stock("S002", "voucher-10", 0, "test"));
+  CHECK_FALSE(hq.ledger->allocate_stock("S002", "T01", "no-such", 5, "test"));
+  CHECK_FALSE(hq.ledger->allocate_stock("S404", "T01", "voucher-10", 5, "test"));
+  CHECK_FALSE(hq.ledger->allocate_stock("S002", "T01", "voucher-10", 0, "test"));
+  CHECK_FALSE(hq.ledger->allocate_stock("S002", "T09", "voucher-10", 5, "test"));
   CHECK((*hq.ledger->changes(cursor, 10, "S002"))["changes"].size() == 1);
 }
 

@@ -65,7 +65,6 @@ TEST_CASE(
   REQUIRE(db);
   std::set<std::string> at_hq;
   for (const auto& row : (*db)->query("SELECT txn_id FROM transactions")) at_hq.insert(row.text(0));
-  CHECK(static_cast<std::int64_t>(at_hq.size()) == w.count("transactions"));  // none twice
   CHECK(at_hq == acked);
   WARN(rounds << " rounds: " << acked.size() << " acknowledged sales, loyaltyd killed "
               << kills_terminal << " times, loyalty-hq " << kills_hq << " times, " << proxy.faults()

@@ -180,11 +180,11 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
   auto flags = hq.cli("flags");
   CHECK(flags.out.find("points-overdrawn") != std::string::npos);
   // A stock delivery for S001's counter reaches S001 only.
-  auto stock = hq.cli("stock S001 voucher-10 5");
+  auto stock = hq.cli("stock S001 T01 voucher-10 5");
   INFO(stock.out);
   REQUIRE(stock.code == 0);
-  CHECK(hq.cli("stock S001 no-such-reward 5").code != 0);
-  CHECK(hq.cli("stock S009 voucher-10 5").code != 0);
+  CHECK(hq.cli("stock S001 T01 no-such-reward 5").code != 0);
+  CHECK(hq.cli("stock S009 T01 voucher-10 5").code != 0);
   REQUIRE(eventually([&] { return stores[0]->get("/v1/rewards").body["rewards"][0]["stock"] == 5; },
                      30));
   CHECK(stores[1]->get("/v1/rewards").body["rewards"][0]["stock"].is_null());

@@ -23,16 +23,19 @@ std::string refusal(const Json& page, std::int64_t after = 0) {
 
 TEST_CASE("a well-formed feed page is read, newer fields and kinds kept for the applier",
           "[sync][feed]") {
-  const Json page{
-      {"changes",
-       {{{"cursor", 3},
-         {"kind", "stock"},
-         {"key", "voucher-10"},
-         {"data", {{"reward_id", "voucher-10"}, {"add", 5}, {"note", "added by a newer HQ"}}}},
-        {{"cursor", 4}, {"kind", "coupon-wallet"}, {"data", {{"anything", 1}}}}}},
-      {"next_cursor", 4},
-      {"more", true},
-      {"served_by", "hq-2"}};
+  const Json page{{"changes",
+                   {{{"cursor", 3},
+                     {"kind", "stock"},
+                     {"key", "voucher-10"},
+                     {"data",
+                      {{"reward_id", "voucher-10"},
+                       {"add", 5},
+                       {"terminal_id", "T01"},
+                       {"note", "added by a newer HQ"}}}},
+                    {{"cursor", 4}, {"kind", "coupon-wallet"}, {"data", {{"anything", 1}}}}}},
+                  {"next_cursor", 4},
+                  {"more", true},
+                  {"served_by", "hq-2"}};
   auto r = sync::parse_feed_page(page.dump(), 2);
   REQUIRE(r);
   REQUIRE(r->changes.size() == 2);

@@ -106,10 +106,10 @@ class TcpProxy {
     switch (next_fault(delay)) {
       case Fault::kDelay:
         std::this_thread::sleep_for(delay);
-        return ::write(to, data, n) == static_cast<ssize_t>(n);
+        return ::send(to, data, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n);
       case Fault::kReset: return false;
-      case Fault::kTruncate: (void)!::write(to, data, n / 2); return false;
-      default: return ::write(to, data, n) == static_cast<ssize_t>(n);
+      case Fault::kTruncate: (void)!::send(to, data, n / 2, MSG_NOSIGNAL); return false;
+      default: return ::send(to, data, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n);
     }
   }
 
