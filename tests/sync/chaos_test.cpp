@@ -36,7 +36,7 @@ TEST_CASE(
     const int sales = pick(5, 40);
     for (int i = 0; i < sales; ++i) {
       const auto key = "r" + std::to_string(round) + "-" + std::to_string(i);
-      auto r = d->post("/v1/transactions", latte_sale("M-A", pick(1, 3)), key);
+      auto r = sell(*d, latte_sale("M-A", pick(1, 3)), key);
       INFO(r.body.dump());
       REQUIRE(r.status == 201);
       acked.insert(r.body["receipt_id"].get<std::string>());
