@@ -38,7 +38,7 @@ TEST_CASE(
       const auto key = "r" + std::to_string(round) + "-" + std::to_string(i);
       auto r = sell(*d, latte_sale("M-A", pick(1, 3)), key);
       INFO(r.body.dump());
-      REQUIRE(r.status == 201);
+      REQUIRE(sold(r));
       acked.insert(r.body["receipt_id"].get<std::string>());
     }
     // An upload starts now (even if the terminal was backing off after a

@@ -53,7 +53,7 @@ TEST_CASE("HQ commits a batch but its answer is lost: the resend creates no dupl
   // The next upload (a record is over 3 KB) reaches HQ; its answer does not.
   proxy.lose_responses(1, 3000);
   for (int i = 1; i <= 5; ++i)
-    REQUIRE(sell(*d, latte_sale("M-A", i), "sale-" + std::to_string(i)).status == 201);
+    REQUIRE(sold(sell(*d, latte_sale("M-A", i), "sale-" + std::to_string(i))));
   REQUIRE(eventually([&] { return outbox_depth(*d) == 0; }, 30));
   CHECK(proxy.responses_lost() == 1);
   CHECK(d->log().find("an earlier answer was lost") != std::string::npos);
@@ -69,7 +69,7 @@ TEST_CASE("loyaltyd SIGKILLed in the middle of an upload loses and doubles nothi
   // A long outage: 700 sales queue (two batches, 500 then 200).
   constexpr int kSales = 700;
   for (int i = 1; i <= kSales; ++i)
-    REQUIRE(sell(*d, latte_sale("M-A", 1), "sale-" + std::to_string(i)).status == 201);
+    REQUIRE(sold(sell(*d, latte_sale("M-A", 1), "sale-" + std::to_string(i))));
   REQUIRE(outbox_depth(*d) == kSales);
   // HQ comes back and the operator asks for a sync now (the terminal is
   // backing off after its failed rounds); the moment HQ holds the first
@@ -160,7 +160,7 @@ TEST_CASE("a terminal clock hours off is noticed and reported by HQ, sales keep 
   w.hq.start(w.port);
   REQUIRE(d->start());
   REQUIRE(eventually([&] { return d->get("/v1/status").body["online"] == true; }));
-  REQUIRE(sell(*d, latte_sale("M-A", 2), "sale-1").status == 201);
+  REQUIRE(sold(sell(*d, latte_sale("M-A", 2), "sale-1")));
   REQUIRE(eventually([&] { return outbox_depth(*d) == 0; }));
 
   const auto t = hq_json(w.hq.cli("terminals list"))["terminals"][0];

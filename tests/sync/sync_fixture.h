@@ -43,6 +43,12 @@ inline HttpResult sell(Daemon& d, const Json& body, const std::string& key) {
   return r;
 }
 
+// The sale went through: 201, or 200 when a retry found the first attempt
+// had completed after all (the key's replay).
+inline bool sold(const HttpResult& r) {
+  return r.status == 201 || r.status == 200;
+}
+
 struct SyncWorld {
   fs::path dir;
   std::string target;
