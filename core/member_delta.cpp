@@ -75,10 +75,24 @@ Json delta_to_json(const MemberDelta& d) {
 Result<MemberDelta> delta_from_json(const Json& j) {
   if (!j.is_object()) return invalid("delta", "must be a JSON object");
   MemberDelta d;
+  // Whole numbers only: a float converted to an integer may not fit (the
+  // fuzzer sent 6.8e56).
+  auto whole = [](const Json& v, const std::string& path) -> Result<std::int64_t> {
+    if (!v.is_number_integer()) return invalid(path, "must be a whole number");
+    return v.get<std::int64_t>();
+  };
   try {
-    for (const auto& [k, v] : j.at("counters").items()) d.counters[k] = v.get<std::int64_t>();
-    d.sv_base = j.at("sv_base").get<std::int64_t>();
-    d.sv_bonus = j.at("sv_bonus").get<std::int64_t>();
+    for (const auto& [k, v] : j.at("counters").items()) {
+      auto n = whole(v, "delta.counters." + k);
+      if (!n) return std::unexpected(n.error());
+      d.counters[k] = *n;
+    }
+    for (const auto& [key, field] :
+         {std::pair{"sv_base", &d.sv_base}, std::pair{"sv_bonus", &d.sv_bonus}}) {
+      auto n = whole(j.at(key), std::string("delta.") + key);
+      if (!n) return std::unexpected(n.error());
+      *field = *n;
+    }
     // Vouchers, passes and profile reuse the member reader's validation.
     Json as_member{
         {"id", "delta"}, {"vouchers", j.at("vouchers_added")}, {"passes", j.at("passes_added")}};

@@ -8,6 +8,7 @@
 #
 # CI runs a short pass (bash scripts/fuzz.sh 20); a long run is e.g.
 # bash scripts/fuzz.sh 3600. Replay a crash: build/fuzz/fuzz/TARGET FILE.
+# FUZZ_SEED (default 1) seeds libFuzzer's mutations; vary it on long runs.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +32,7 @@ for t in "${targets[@]}"; do
   log="build/fuzz/$t.log"
   echo "== $t: ${seconds}s from $seeds"
   if ! "build/fuzz/fuzz/$t" "$work" "$seeds" -max_total_time="$seconds" -max_len=65536 \
+    -seed="${FUZZ_SEED:-1}" \
     -rss_limit_mb=2048 -timeout=10 -artifact_prefix=build/fuzz/artifacts/ -print_final_stats=1 \
     >"$log" 2>&1; then
     tail -n 60 "$log" >&2
