@@ -15,7 +15,7 @@
 // loyaltyd's own code for them runs in the end-to-end tests.
 //
 // Seeds: LOYALTY_SIM_SEEDS (default 100; the ci preset runs 200, debug-asan
-// 25) from LOYALTY_SIM_FIRST (default 1);
+// 8) from LOYALTY_SIM_FIRST (default 1);
 // a failure prints the command that replays its seed.
 #include <deque>
 #include <random>
