@@ -9,11 +9,6 @@
 # TEST_FILTER is a ctest -R regex (default: everything in core and terminal;
 # "^core:" runs only the engine tests, the quick subset). The .deb lands in
 # build/arm64/packages/.
-#
-# Known: on Debian 12's qemu-user (7.2) the tests that start loyaltyd fail:
-# the emulated daemon spins at 100% CPU once it starts its worker threads and
-# never listens. The core tests and the terminal tests that do not start a
-# daemon pass. Not yet investigated (real arm64 hardware has not been tried).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,9 +39,13 @@ readelf -h build/arm64/terminal/loyaltyd | grep -q AArch64 ||
   { echo "cross-arm64: loyaltyd is not an arm64 binary" >&2; exit 1; }
 # The test binaries run under qemu-user (ctest uses the toolchain's
 # emulator); the loyaltyd and loyaltyctl they start go through qemu too
-# (LOYALTY_EXEC_WRAPPER), so no binfmt registration is needed.
-export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
-export LOYALTY_EXEC_WRAPPER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+# (LOYALTY_EXEC_WRAPPER), so no binfmt registration is needed. They run on
+# the multiarch libc6:arm64 and its own loader ("-L /"), never on
+# /usr/aarch64-linux-gnu: that loader is from another glibc build than the
+# libc.so.6 it ends up loading, and the first pthread_create hangs (see
+# packaging/cross/aarch64-linux-gnu.cmake).
+export QEMU_LD_PREFIX=/
+export LOYALTY_EXEC_WRAPPER="qemu-aarch64 -L /"
 (cd build/arm64 && cpack -G DEB -B packages >/dev/null)
 ls -l build/arm64/packages/*.deb
 ctest --test-dir build/arm64 -R "$filter" --output-on-failure --timeout 120

@@ -35,7 +35,7 @@ inline std::string src_path(const std::string& rel) {
 }
 
 // What runs the binaries under test, from LOYALTY_EXEC_WRAPPER (words
-// separated by spaces): "qemu-aarch64 -L /usr/aarch64-linux-gnu" when the
+// separated by spaces): "qemu-aarch64 -L /" when the
 // arm64 build is tested on an amd64 machine (scripts/cross-arm64.sh).
 inline const std::vector<std::string>& exec_wrapper() {
   static const std::vector<std::string> words = [] {
