@@ -150,6 +150,7 @@ Result<Committed> commit(const Program& p, MemberState& m, const Outcome& o) {
     }
     m.tier_valid_until = o.tier_valid_until;
   }
+  m.counters.prune();
   return c;
 }
 
@@ -284,6 +285,7 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
     original.returned_qty[i] += ret.returned_qty[i];
   original.points_reversed += ret.points_reversed;
   original.points_restored += ret.points_restored;
+  m.counters.prune();
   return c;
 }
 

@@ -46,6 +46,18 @@ class Counters {
   // Adds to the day, week, month, quarter, half-year, year and lifetime keys.
   void add(const std::string& metric, LocalDays d, std::int64_t delta);
   void add_key(const std::string& key, std::int64_t delta);
+  // Drops the keys no rule can read any more, so a member who shops every
+  // day keeps a bounded state (and bounded sync records). The engine reads
+  // the current day, week, quarter, half-year and year, the one before
+  // each (tier windows end yesterday), up to kMonthsKept months back
+  // (rolling tier windows) and the lifetime. Relative to the newest day
+  // recorded, not a clock, so the terminal and HQ prune alike.
+  void prune();
+  // The newest day with a day key, if any.
+  std::optional<LocalDays> newest_day() const;
+  // Whether prune() keeps `key` when the newest recorded day is `newest`.
+  static bool retained(std::string_view key, LocalDays newest);
+  static constexpr int kMonthsKept = 61;  // the longest rolling window (60) and this month
   const std::map<std::string, std::int64_t>& raw() const { return values_; }
   std::map<std::string, std::int64_t>& raw() { return values_; }
 

@@ -28,8 +28,11 @@ MemberDelta diff_member(const MemberState& before, const MemberState& after) {
     const auto was = it == before.counters.raw().end() ? 0 : it->second;
     if (v != was) d.counters[k] = v - was;
   }
+  // A key the commit pruned is not a change: the receiver prunes it too.
+  const auto newest = after.counters.newest_day();
   for (const auto& [k, v] : before.counters.raw())
-    if (!after.counters.raw().contains(k) && v != 0) d.counters[k] = -v;
+    if (!after.counters.raw().contains(k) && v != 0 && (!newest || Counters::retained(k, *newest)))
+      d.counters[k] = -v;
   const auto has = [](const std::vector<HeldVoucher>& vs, const std::string& code) {
     return std::any_of(vs.begin(), vs.end(), [&](const HeldVoucher& v) { return v.code == code; });
   };

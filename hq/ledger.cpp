@@ -289,6 +289,7 @@ void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
   }
   auto more = core::apply_delta(*member, r.delta);
   conflicts.insert(conflicts.end(), more.begin(), more.end());
+  member->counters.prune();
   for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);
   save_member(*member);
   if (r.kind == "purchase" && !r.return_basis.is_null())
