@@ -162,6 +162,14 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
                                      body.value("blocked", true), body.value("reason", ""),
                                      "admin-api"));
   }
+  if (req.method() == http::verb::post && path == "/v1/admin/codes") {
+    if (!body.contains("code") || !body["code"].is_string())
+      return problem(422, "invalid", "Code missing",
+                     "send {\"code\", \"blocked\": true|false, \"reason\"}", "code");
+    return reply(ledger_.set_code_blocked(body["code"].get<std::string>(),
+                                          body.value("blocked", true), body.value("reason", ""),
+                                          "admin-api"));
+  }
   if (req.method() == http::verb::post && path == "/v1/admin/stock") {
     if (!body.contains("quantity") || !body["quantity"].is_number_integer())
       return problem(422, "invalid", "Allocation incomplete",

@@ -65,6 +65,9 @@ void usage(std::ostream& out) {
          "  expire YYYY-MM-DD                    expire lots dead on that store-local day\n"
          "  import-members FILE.csv              members with opening points; bad rows listed\n"
          "  block|unblock MEMBER --reason TEXT   refuse loyalty for a member at every store\n"
+         "  block-code|unblock-code CODE --reason TEXT\n"
+         "                                       refuse one card number or static QR (a lost "
+         "card)\n"
          "  stock STORE TERMINAL REWARD QUANTITY  QUANTITY more of a reward for a store's counter\n"
          "  flags | member ID\n"
          "\nThe default database is sqlite:STATE_DIR/hq.db.\n";
@@ -302,6 +305,10 @@ int run(Ctx& c, const std::string& command) {
     return print(ledger.set_blocked(c.pos[0], command == "block",
                                     c.flags.contains("--reason") ? c.flags.at("--reason") : "",
                                     "cli"));
+  if ((command == "block-code" || command == "unblock-code") && c.pos.size() == 1)
+    return print(ledger.set_code_blocked(c.pos[0], command == "block-code",
+                                         c.flags.contains("--reason") ? c.flags.at("--reason") : "",
+                                         "cli"));
   if (command == "import-members" && c.pos.size() == 1) {
     std::ifstream in(c.pos[0]);
     if (!in) {

@@ -74,6 +74,13 @@ class HqLedger {
   // the change reaches them. Audited, with a reason.
   [[nodiscard]] core::Result<Json> set_blocked(const std::string& member_id, bool blocked,
                                                const std::string& reason, const std::string& actor);
+  // Blocks (or unblocks) one member code: a card number (a lost card) or a
+  // static QR ("LM1:" + member id). Terminals refuse that code at the scan
+  // once the change reaches them; the member's other codes still work.
+  // Audited, with a reason.
+  [[nodiscard]] core::Result<Json> set_code_blocked(const std::string& code, bool blocked,
+                                                    const std::string& reason,
+                                                    const std::string& actor);
   // Sends `quantity` more of a catalog reward to a store's redemption
   // counter (a delivery); the store's terminals add it to their stock.
   [[nodiscard]] core::Result<Json> allocate_stock(const std::string& store,

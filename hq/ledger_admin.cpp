@@ -4,6 +4,7 @@
 
 #include "core/io_json.h"
 #include "core/ledger.h"
+#include "core/member_number.h"
 #include "core/program_loader.h"
 #include "hq/ledger.h"
 
@@ -137,6 +138,40 @@ core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool bloc
              {actor, blocked ? "block" : "unblock", member_id + ": " + reason, clock_()});
     change("block", member_id, Json{{"member_id", member_id}, {"blocked", blocked}});
     return Json{{"member_id", member_id}, {"blocked", blocked}};
+  });
+}
+
+core::Result<Json> HqLedger::set_code_blocked(const std::string& code, bool blocked,
+                                              const std::string& reason, const std::string& actor) {
+  if (reason.size() < 5)
+    return core::invalid("reason", "blocking needs a reason that can be audited");
+  const bool card = core::valid_card_number(code);
+  if (!card && !(code.starts_with("LM1:") && code.size() > 4))
+    return core::invalid("code",
+                         "must be a member card number (16 digits with a valid check digit) or a "
+                         "static QR code (LM1:MEMBER); app codes expire by themselves");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto rows = card ? db_.query("SELECT id FROM members WHERE card_number = ?1", {code})
+                     : db_.query("SELECT id FROM members WHERE id = ?1", {code.substr(4)});
+    if (rows.empty())
+      return core::fail(core::ErrorCode::kNotFound,
+                        "no member at HQ has the code " + code + "; check it was read right");
+    const auto member = rows[0].text(0);
+    if (blocked) {
+      db_.exec(
+          "INSERT INTO blocked_codes(code, member_id, reason, blocked_at) VALUES (?1, ?2, ?3, ?4) "
+          "ON CONFLICT(code) DO UPDATE SET reason = ?3",
+          {code, member, reason, clock_()});
+    } else if (db_.exec("DELETE FROM blocked_codes WHERE code = ?1", {code}) == 0) {
+      return core::fail(core::ErrorCode::kNotFound, "the code " + code + " is not blocked");
+    }
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, blocked ? "block-code" : "unblock-code",
+              code + " (member " + member + "): " + reason, clock_()});
+    const Json out{{"code", code}, {"member_id", member}, {"blocked", blocked}};
+    change("code", code, out);
+    return out;
   });
 }
 

@@ -71,6 +71,16 @@ core::Status migrate_hq(SqlConn& db) {
       db.exec("INSERT INTO schema_version(version) VALUES (2)");
       db.commit();
     }
+    if (have < 3) {
+      // v3: a single code (a lost card, a leaked static QR) can be blocked
+      // while the member goes on with another.
+      db.begin();
+      db.exec(
+          "CREATE TABLE blocked_codes(code TEXT PRIMARY KEY, member_id TEXT NOT NULL, "
+          "reason TEXT NOT NULL, blocked_at BIGINT NOT NULL)");
+      db.exec("INSERT INTO schema_version(version) VALUES (3)");
+      db.commit();
+    }
   } catch (const SqlError& e) {
     try {
       db.rollback();

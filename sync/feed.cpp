@@ -36,6 +36,9 @@ const std::vector<Field>* fields_of(const std::string& kind) {
                                             {"blocked", Type::kBoolean, false}};
   static const std::vector<Field> block = {{"member_id", Type::kString, true},
                                            {"blocked", Type::kBoolean, true}};
+  static const std::vector<Field> code = {{"code", Type::kString, true},
+                                          {"member_id", Type::kString, true},
+                                          {"blocked", Type::kBoolean, true}};
   static const std::vector<Field> flag = {{"txn_id", Type::kString, true},
                                           {"member_id", Type::kString, true},
                                           {"kind", Type::kString, true},
@@ -49,6 +52,7 @@ const std::vector<Field>* fields_of(const std::string& kind) {
   if (kind == "program") return &program;
   if (kind == "member") return &member;
   if (kind == "block") return &block;
+  if (kind == "code") return &code;
   if (kind == "flag") return &flag;
   if (kind == "stock") return &stock;
   if (kind == "receipt") return &receipt;

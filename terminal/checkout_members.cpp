@@ -161,6 +161,16 @@ ApiResult Checkout::scan(const Json& body) {
                         key == MemberKey::kPhone ? "phone" : "code");
       return core::fail(core::ErrorCode::kNotFound, "member");
     }
+    if (code && code->kind != CodeKind::kDynamicQr &&
+        code_blocked(db, code->kind == CodeKind::kCard ? code->value : "LM1:" + code->value)) {
+      refusal = problem(403, "member-code-blocked", "Member code blocked",
+                        "headquarters blocked this " +
+                            std::string(code->kind == CodeKind::kCard ? "card" : "QR code") +
+                            " (reported lost or misused); ask the member to show the code in "
+                            "their app or their phone number, or sell without loyalty",
+                        "code");
+      return core::fail(core::ErrorCode::kFailedPrecondition, "blocked code");
+    }
     if (code && code->kind == CodeKind::kDynamicQr &&
         !use_code_nonce(db, code->nonce, code->expires_at, now)) {
       refusal = problem(409, "member-code-replayed", "Member code already used",

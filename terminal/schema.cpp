@@ -116,7 +116,16 @@ CREATE INDEX transactions_offline_redeemed ON transactions(business_day, member_
   WHERE offline = 1 AND points_redeemed > 0;
 )sql";
 
-constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}, {5, kV5}};
+// v6: single codes HQ blocked (a lost card, a leaked static QR): refused at
+// the scan while the member's other codes go on working.
+constexpr const char* kV6 = R"sql(
+CREATE TABLE blocked_codes(
+  code TEXT PRIMARY KEY,
+  member_id TEXT NOT NULL);
+)sql";
+
+constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3},
+                                               {4, kV4}, {5, kV5}, {6, kV6}};
 
 }  // namespace
 

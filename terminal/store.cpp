@@ -344,6 +344,12 @@ void set_reward_stock(Db& db, const std::string& reward_id, std::int64_t availab
   s.exec();
 }
 
+bool code_blocked(Db& db, const std::string& code) {
+  Stmt s(db, "SELECT 1 FROM blocked_codes WHERE code = ?1");
+  s.bind(1, code);
+  return s.step();
+}
+
 bool use_code_nonce(Db& db, const std::string& nonce, std::int64_t expires_at, std::int64_t now) {
   Stmt purge(db, "DELETE FROM used_codes WHERE expires_at < ?1");
   purge.bind(1, now - 3600);

@@ -194,6 +194,9 @@ void sync_set(platform::Db& db, const std::string& key, const std::string& value
 std::optional<std::int64_t> reward_stock(platform::Db& db, const std::string& reward_id);
 void set_reward_stock(platform::Db& db, const std::string& reward_id, std::int64_t available);
 
+// Whether HQ blocked this card number or static QR ("LM1:" + member id).
+bool code_blocked(platform::Db& db, const std::string& code);
+
 // Records a dynamic code's nonce; false when it was seen before.
 bool use_code_nonce(platform::Db& db, const std::string& nonce, std::int64_t expires_at,
                     std::int64_t now);

@@ -316,6 +316,18 @@ core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
           b.bind(1, d.value("member_id", "")).bind(2, std::int64_t{d.value("blocked", true)});
           b.exec();
           ++n;
+        } else if (kind == "code") {
+          if (d.value("blocked", true)) {
+            platform::Stmt b(
+                db, "INSERT OR REPLACE INTO blocked_codes(code, member_id) VALUES (?1, ?2)");
+            b.bind(1, d.value("code", "")).bind(2, d.value("member_id", ""));
+            b.exec();
+          } else {
+            platform::Stmt b(db, "DELETE FROM blocked_codes WHERE code = ?1");
+            b.bind(1, d.value("code", ""));
+            b.exec();
+          }
+          ++n;
         } else if (kind == "flag") {
           platform::Stmt f(db,
                            "INSERT INTO hq_flags(txn_id, member_id, kind, detail, received_at) "

@@ -255,6 +255,21 @@ TEST_CASE("admin changes are validated and audited", "[hq][ledger]") {
   CHECK(count(*hq.db, "audit") == 3);  // publish, adjust, block
   auto feed = hq.ledger->changes(0, 1000, "S001");
   CHECK((*feed)["changes"].back()["kind"] == "block");
+  // One code of a member: refused without a reason, for a code that is not
+  // a member code, or one HQ does not know; nothing written then.
+  CHECK_FALSE(hq.ledger->set_code_blocked("LM1:M1001", true, "", "ops"));
+  CHECK_FALSE(hq.ledger->set_code_blocked("12345", true, "shared on social media", "ops"));
+  auto unknown = hq.ledger->set_code_blocked("LM1:M-NOBODY", true, "shared on social media", "ops");
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().code == core::ErrorCode::kNotFound);
+  CHECK(count(*hq.db, "audit") == 3);
+  REQUIRE(hq.ledger->set_code_blocked("LM1:M1001", true, "shared on social media", "ops"));
+  CHECK(count(*hq.db, "audit") == 4);
+  CHECK(count(*hq.db, "blocked_codes") == 1);
+  feed = hq.ledger->changes(0, 1000, "S001");
+  const auto last = (*feed)["changes"].back();
+  CHECK(last["kind"] == "code");
+  CHECK(last["data"] == Json{{"code", "LM1:M1001"}, {"member_id", "M1001"}, {"blocked", true}});
   hq.verified();
 }
 

@@ -191,3 +191,46 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
   hq.stop();
   CHECK(hq.cli("verify").code == 0);
 }
+
+TEST_CASE("a lost card blocked at HQ is refused at the till, the member's other codes still work",
+          "[sync][e2e]") {
+  SyncWorld w("codes");
+  const auto card_b = card("900000000000002");
+  write_file(w.dir / "import.csv",
+             "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
+             "M-B,13900000002," +
+                 card_b + ",Lin Bo,,,300,2099-12-31\n");
+  auto imported = w.hq.cli("import-members " + (w.dir / "import.csv").string());
+  INFO(imported.out);
+  REQUIRE(imported.code == 0);
+  auto d = w.terminal("S001");
+  REQUIRE(d->start());
+  w.hq.start(w.port);
+  const Json by_card{{"code", card_b}}, by_qr{{"code", "LM1:M-B"}};
+  REQUIRE(eventually([&] { return d->post("/v1/members/scan", by_card).status == 200; }, 30));
+
+  // Refused by HQ before anything is written: a typo, a code nobody has, no reason.
+  CHECK(w.hq.cli("block-code 9000000000000020 --reason 'reported lost'").code != 0);
+  CHECK(w.hq.cli("block-code " + card("900000000000099") + " --reason 'reported lost'").code != 0);
+  CHECK(w.hq.cli("block-code " + card_b).code != 0);
+  CHECK(w.count("blocked_codes") == 0);
+
+  const auto audited = w.count("audit");
+  auto blocked = w.hq.cli("block-code " + card_b + " --reason 'card reported lost at S001'");
+  INFO(blocked.out);
+  REQUIRE(blocked.code == 0);
+  REQUIRE(eventually([&] { return d->post("/v1/members/scan", by_card).status == 403; }, 30));
+  const auto refused = d->post("/v1/members/scan", by_card);
+  CHECK(refused.body["type"].get<std::string>().ends_with("member-code-blocked"));
+  CHECK(refused.body["detail"].get<std::string>().find("app") != std::string::npos);
+  // The membership itself is fine: the static QR and the phone still find it.
+  CHECK(d->post("/v1/members/scan", by_qr).status == 200);
+  CHECK(d->post("/v1/members/scan", Json{{"phone", "13900000002"}}).status == 200);
+  CHECK(w.count("audit") == audited + 1);  // the block, with its reason
+  CHECK(w.count("blocked_codes") == 1);
+
+  REQUIRE(w.hq.cli("unblock-code " + card_b + " --reason 'card found by the member'").code == 0);
+  REQUIRE(eventually([&] { return d->post("/v1/members/scan", by_card).status == 200; }, 30));
+  CHECK(w.count("blocked_codes") == 0);
+  CHECK(w.hq.cli("unblock-code " + card_b + " --reason 'card found by the member'").code != 0);
+}
