@@ -230,6 +230,37 @@ void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
          "the terminal's numbers differ from HQ's replay: " + diffs, flags_out);
 }
 
+void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
+  // The row exists from now on; its state is written when the batch ends.
+  db_.exec(
+      "INSERT INTO members(id, state, version) VALUES (?1, '{}', 0) ON CONFLICT(id) DO NOTHING",
+      {r.member_id});
+  if (r.identity.contains("name"))
+    db_.exec("UPDATE members SET name = ?2 WHERE id = ?1 AND name = ''",
+             {r.member_id, r.identity["name"].get<std::string>()});
+  // A card or phone another member already has (the same person enrolled
+  // at two offline stores) stays with the first; the second is flagged for
+  // someone to merge.
+  for (const char* col : {"card_number", "phone"}) {
+    if (!r.identity.contains(col)) continue;
+    const auto value = r.identity[col].get<std::string>();
+    auto other =
+        db_.query(std::string("SELECT id FROM members WHERE ") + col + " = ?1 AND id <> ?2",
+                  {value, r.member_id});
+    if (!other.empty()) {
+      flag(r.txn_id, r.member_id, std::string("duplicate-") + (col[0] == 'c' ? "card" : "phone"),
+           std::string(col[0] == 'c' ? "card number " : "phone ") + value + " already belongs to " +
+               other[0].text(0) + "; it stays with " + other[0].text(0) +
+               ", merge the two memberships if they are one person",
+           flags_out);
+      continue;
+    }
+    db_.exec(
+        std::string("UPDATE members SET ") + col + " = ?2 WHERE id = ?1 AND " + col + " IS NULL",
+        {r.member_id, value});
+  }
+}
+
 void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
                      const std::string& terminal, std::int64_t now, Json& flags_out) {
   const std::string text = record_text(r);
@@ -267,6 +298,7 @@ void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
     }
   }
   post(r.entries);
+  if (r.kind == "enrollment" && r.identity.is_object()) record_identity(r, flags_out);
   const auto day = core::parse_local_date(r.business_day).value();
   std::optional<core::LocalDays> expires;
   if (r.points_expire_on) expires = core::parse_local_date(*r.points_expire_on);

@@ -107,6 +107,8 @@ class HqLedger {
   [[nodiscard]] core::Result<Json> verify();
 
  private:
+  // An enrollment's card number, phone and name onto HQ's member row.
+  void record_identity(const sync::TxnRecord& r, Json& flags_out);
   void apply(const sync::TxnRecord& r, const std::string& store, const std::string& terminal,
              std::int64_t now, Json& flags_out);
   void post(const std::vector<core::Entry>& entries);

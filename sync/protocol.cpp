@@ -55,6 +55,7 @@ Json record_to_json(const TxnRecord& r) {
   if (r.points_expire_on) j["points_expire_on"] = *r.points_expire_on;
   if (r.return_of) j["return_of"] = *r.return_of;
   if (!r.return_basis.is_null()) j["return_basis"] = r.return_basis;
+  if (!r.identity.is_null()) j["identity"] = r.identity;
   return j;
 }
 
@@ -128,6 +129,12 @@ core::Result<TxnRecord> record_from_json(const Json& j) {
     if (auto e = rd.date("points_expire_on")) r.points_expire_on = core::format_local_date(*e);
     if (auto e = rd.string("return_of")) r.return_of = *e;
     if (const Json* v = rd.get("return_basis")) r.return_basis = *v;
+    if (const Json* v = rd.get("identity")) {
+      core::ObjectReader ir(*v, rd.path("identity"), problems);
+      r.identity = Json::object();
+      for (const char* k : {"card_number", "phone", "name"})
+        if (auto s = ir.string(k)) r.identity[k] = *s;
+    }
   }
   if (!problems.empty()) {
     std::string msg = problems.front().to_string();

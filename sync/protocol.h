@@ -43,6 +43,10 @@ struct TxnRecord {
   std::optional<std::string> points_expire_on;
   std::optional<std::string> return_of;
   Json return_basis;  // purchases: what a later return reads, at any store
+  // Enrollments: how the member is found at a till ({"card_number",
+  // "phone", "name"}, each optional), so every store can scan the card or
+  // look up the phone of a member who joined elsewhere.
+  Json identity;
 
   // Filled by record_from_json, so a receiver neither re-parses nor
   // re-serialises: the member_before document read once, and the record's

@@ -143,6 +143,14 @@ std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
   r.points_expire_on = t.points_expire_on;
   r.return_of = t.return_of;
   if (t.return_basis && t.kind == "purchase") r.return_basis = Json::parse(*t.return_basis);
+  if (t.kind == "enrollment") {
+    if (auto m = find_member(db, MemberKey::kId, t.member_id)) {
+      r.identity = Json::object();
+      if (!m->card_number.empty()) r.identity["card_number"] = m->card_number;
+      if (!m->phone.empty()) r.identity["phone"] = m->phone;
+      if (!m->name.empty()) r.identity["name"] = m->name;
+    }
+  }
   return r;
 }
 

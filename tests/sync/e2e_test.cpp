@@ -234,3 +234,46 @@ TEST_CASE("a lost card blocked at HQ is refused at the till, the member's other 
   CHECK(w.count("blocked_codes") == 0);
   CHECK(w.hq.cli("unblock-code " + card_b + " --reason 'card found by the member'").code != 0);
 }
+
+TEST_CASE("a member who enrolls at one store is found by card and phone at another",
+          "[sync][e2e]") {
+  SyncWorld w("enrolled");
+  auto a = w.terminal("S001");
+  auto b = w.terminal("S002");
+  auto c = w.terminal("S003");
+  for (auto* d : {a.get(), b.get(), c.get()}) REQUIRE(d->start());
+  // HQ is down: she enrolls at S001, and the same phone enrolls again at
+  // S003, which cannot know.
+  auto enrolled = a->post("/v1/members", {{"phone", "13800138000"}, {"name", "Zhou Min"}}, "e-1");
+  INFO(enrolled.body.dump());
+  REQUIRE(enrolled.status == 201);
+  const auto member = enrolled.body["member"]["member_id"].get<std::string>();
+  const auto card_no = enrolled.body["member"]["card_number"].get<std::string>();
+  auto twice = c->post("/v1/members", {{"phone", "13800138000"}}, "e-2");
+  REQUIRE(twice.status == 201);
+  const auto other = twice.body["member"]["member_id"].get<std::string>();
+
+  w.hq.start(w.port);
+  REQUIRE(eventually(
+      [&] {
+        return b->post("/v1/members/scan", {{"code", card_no}}).status == 200;
+      },
+      30));
+  CHECK(b->post("/v1/members/scan", {{"code", card_no}}).body["points"]["available"] == 50);
+  // Both memberships are kept; the phone stays with the one HQ heard of
+  // first, and the other is flagged for someone to merge.
+  REQUIRE(eventually(
+      [&] { return w.hq.cli("flags").out.find("duplicate-phone") != std::string::npos; }, 30));
+  const auto by_phone = b->post("/v1/members/scan", {{"phone", "13800138000"}});
+  REQUIRE(by_phone.status == 200);
+  CHECK((by_phone.body["member_id"] == member || by_phone.body["member_id"] == other));
+  // HQ knows the card, so a lost one can be blocked at every store.
+  REQUIRE(w.hq.cli("block-code " + card_no + " --reason 'lost on the bus'").code == 0);
+  REQUIRE(eventually(
+      [&] {
+        return b->post("/v1/members/scan", {{"code", card_no}}).status == 403;
+      },
+      30));
+  w.hq.stop();
+  CHECK(w.hq.cli("verify").code == 0);
+}
