@@ -20,6 +20,8 @@ class HqProcess {
     return run_cmd(std::string(LOYALTY_HQ) + " " + args + " --dir " + dir_.string() + " --db '" +
                    db_ + "'");
   }
+  // Extra environment ("NAME=value") for the next start().
+  void set_env(std::vector<std::string> env) { env_ = std::move(env); }
   // Starts `serve`; `port` 0 picks a free one.
   void start(int port = 0) {
     fs::remove(dir_ / "ports");
@@ -28,6 +30,7 @@ class HqProcess {
     pid_ = ::fork();
     if (pid_ == 0) {
       std::freopen((dir_ / "hq.log").c_str(), "a", stderr);
+      for (auto& e : env_) ::putenv(e.data());
       const std::string d = dir_.string(), pf = (dir_ / "ports").string();
       ::execl(LOYALTY_HQ, LOYALTY_HQ, "serve", "--dir", d.c_str(), "--db", db_.c_str(), "--port",
               p.c_str(), "--admin-port", "0", "--port-file", pf.c_str(), nullptr);
@@ -62,6 +65,7 @@ class HqProcess {
  private:
   fs::path dir_;
   std::string db_;
+  std::vector<std::string> env_;
   pid_t pid_ = -1;
 };
 

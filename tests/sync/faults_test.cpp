@@ -190,3 +190,40 @@ TEST_CASE("a terminal clock hours off is noticed and reported by HQ, sales keep 
   CHECK(std::chrono::abs(*recorded - *expected) < std::chrono::minutes(3));
   CHECK(hq_json(w.hq.cli("member M-A"))["flags"].empty());
 }
+
+TEST_CASE(
+    "HQ's disk fails under load: batches are refused, nothing is half-written, the "
+    "terminals resend once it clears",
+    "[sync][e2e][faults]") {
+  const std::string mode = GENERATE("full", "eio", "sync");
+  INFO("fault " << mode);
+  SyncWorld w("hqdisk-" + mode);
+  const auto control = w.dir / "fault";
+  // The fault layer under HQ's SQLite file (tests/faults/faultfs.cpp).
+  w.hq.set_env(
+      {std::string("LD_PRELOAD=") + LOYALTY_FAULTFS, "LOYALTY_FAULT_CONTROL=" + control.string(),
+       "LOYALTY_FAULT_MATCH=" + w.target.substr(w.target.find(':') + 1), kAsanWithPreload});
+  auto d = w.terminal("S001");
+  REQUIRE(d->start());
+  w.hq.start(w.port);
+  for (int i = 1; i <= 3; ++i)
+    REQUIRE(sold(sell(*d, latte_sale("M-A", 1), "sale-" + std::to_string(i))));
+  REQUIRE(eventually([&] { return outbox_depth(*d) == 0; }, 30));
+
+  write_file(control, mode);
+  for (int i = 4; i <= 8; ++i)
+    REQUIRE(sold(sell(*d, latte_sale("M-A", 1), "sale-" + std::to_string(i))));
+  CHECK(d->post("/v1/sync", Json::object()).status == 202);
+  REQUIRE(eventually([&] { return fs::exists(w.dir / "fault.count"); }, 30));
+  // HQ answers with an error and keeps running; the terminal keeps all five.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  CHECK(outbox_depth(*d) == 5);
+  CHECK(w.count("transactions") == 3);  // nothing of a refused batch is in HQ's books
+  CHECK(d->get("/v1/members/M-A").body["points"]["pending_sync"].get<std::int64_t>() > 0);
+
+  write_file(control, "none");
+  CHECK(d->post("/v1/sync", Json::object()).status == 202);
+  REQUIRE(eventually([&] { return outbox_depth(*d) == 0; }, 60));
+  CHECK(w.count("transactions") == 8);
+  converged_and_verified(w, *d);
+}
