@@ -3,8 +3,11 @@
 // file, reopened on every HQ restart), and between them a simulated network
 // that loses requests and answers, duplicates and delays requests (so they
 // arrive late and out of order), with outages of minutes to days, terminal
-// crashes that forget what was in flight (the outbox is durable), clock skew
-// and a program version published mid-run. After every step HQ's books must
+// crashes that forget what was in flight (the outbox is durable), clock skew,
+// a program version published mid-run, and spells of a failing HQ disk (a
+// fault-injecting SQLite VFS, tests/faults/fault_vfs.h, fails HQ's writes and
+// syncs with a full disk or I/O errors; the batch is refused, the terminal
+// resends). After every step HQ's books must
 // balance; at the end, with the network healed, every committed transaction
 // is at HQ exactly once and every terminal's view of every member equals
 // HQ's.
@@ -23,6 +26,7 @@
 #include "core/member_delta.h"
 #include "hq/ledger.h"
 #include "hq/schema.h"
+#include "tests/faults/fault_vfs.h"
 #include "tests/hq/hq_fixture.h"
 
 using namespace loyalty;
@@ -99,8 +103,9 @@ class Sim {
       if (!st.waiting && !st.outbox.empty() && now_ >= st.down_until) send(t);
       if (now_ % 30 == t && now_ >= st.down_until) pull_feed(st);
     }
+    if (chance(0.002)) disk_bad_until_ = now_ + pick(1, 30);  // HQ's disk fails for a while
     if (chance(0.004)) restart_hq();
-    if (chance(0.0005) && !republished_) {
+    if (chance(0.0005) && !republished_ && now_ >= disk_bad_until_) {
       auto p = Json::parse(read_all(hq_source("examples/programs/coffee-chain.json")));
       p["version"] = 2;
       REQUIRE(ledger_->publish_program(p.dump(), now_ * 60, key_, "sim"));
@@ -116,6 +121,7 @@ class Sim {
   // The network heals and stays clean until every outbox is empty.
   void drain() {
     faults_ = false;
+    disk_bad_until_ = -1;
     for (auto& st : terminals_) st.down_until = 0;
     for (int i = 0; i < 100'000 && !all_drained(); ++i) {
       ++now_;
@@ -159,10 +165,16 @@ class Sim {
     return std::to_string(committed_.size()) + " transactions, " + std::to_string(lost_) +
            " messages lost, " + std::to_string(duplicated_) + " duplicated, " +
            std::to_string(delayed_) + " delayed, " + std::to_string(crashes_) +
-           " terminal crashes, " + std::to_string(hq_restarts_) + " HQ restarts";
+           " terminal crashes, " + std::to_string(hq_restarts_) + " HQ restarts, " +
+           std::to_string(vfs_.injected()) + " HQ disk faults (" + std::to_string(refused_) +
+           " batches refused)";
   }
-  std::int64_t faults() const { return lost_ + duplicated_ + delayed_ + crashes_ + hq_restarts_; }
+  std::int64_t faults() const {
+    return lost_ + duplicated_ + delayed_ + crashes_ + hq_restarts_ + vfs_.injected();
+  }
   std::size_t transactions() const { return committed_.size(); }
+  std::int64_t disk_faults() const { return vfs_.injected(); }
+  std::int64_t refused() const { return refused_; }
 
  private:
   static constexpr int kTerminals = 3;
@@ -183,7 +195,21 @@ class Sim {
     return buf;
   }
 
+  // HQ's disk during a bad spell: a fifth of the writes and syncs fail.
+  int disk_fault(IoCall call) {
+    if (now_ >= disk_bad_until_ || opening_ || !std::bernoulli_distribution(0.2)(rng_))
+      return SQLITE_OK;
+    if (call == IoCall::kSync) return SQLITE_IOERR_FSYNC;
+    return pick(0, 1) == 0 ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+  }
+
   void open_hq() {
+    // A restart is a new process: its start is not what the disk spell tests.
+    opening_ = true;
+    struct Done {
+      bool& b;
+      ~Done() { b = false; }
+    } done{opening_};
     ledger_.reset();
     db_.reset();
     auto db = hq::open_sql("sqlite:" + (dir_ / "hq.db").string());
@@ -233,8 +259,17 @@ class Sim {
       }
       auto& st = terminals_[static_cast<std::size_t>(msg.terminal)];
       auto answer = ledger_->ingest(st.engine->store(), "T01", msg.batch);
-      REQUIRE(answer);
       ingested_since_check_ = true;
+      if (!answer) {
+        // Only HQ's failing disk refuses a well-formed batch: an error
+        // answer, nothing acknowledged, the terminal resends.
+        INFO(answer.error().message);
+        REQUIRE(now_ < disk_bad_until_);
+        ++refused_;
+        trace(-2);
+        if (st.waiting && msg.attempt == st.attempt) st.waiting = false;
+        continue;
+      }
       trace(static_cast<std::int64_t>((*answer)["next_seq"].get<std::int64_t>()));
       // Only the answer to the upload the terminal waits for reaches it,
       // and that one may be lost too.
@@ -295,6 +330,10 @@ class Sim {
   }
 
   std::mt19937_64 rng_;
+  std::int64_t now_ = 0;
+  std::int64_t disk_bad_until_ = -1;
+  bool opening_ = false;
+  FaultVfs vfs_{[this](IoCall c) { return disk_fault(c); }};  // outlives HQ's connection
   fs::path dir_;
   core::Program program_;
   platform::SigningKey key_ = platform::SigningKey::generate();
@@ -305,9 +344,9 @@ class Sim {
   std::vector<Message> network_;
   std::set<std::string> committed_;
   std::map<std::string, std::int64_t> points_;  // per member, from committed records
-  std::int64_t now_ = 0;
   bool faults_ = true, republished_ = false, ingested_since_check_ = false;
-  std::int64_t lost_ = 0, duplicated_ = 0, delayed_ = 0, crashes_ = 0, hq_restarts_ = 0;
+  std::int64_t lost_ = 0, duplicated_ = 0, delayed_ = 0, crashes_ = 0, hq_restarts_ = 0,
+               refused_ = 0;
   std::uint64_t trace_ = 1469598103934665603ULL;
 };
 
@@ -318,7 +357,7 @@ std::uint64_t env_or(const char* name, std::uint64_t dflt) {
 
 struct SeedRun {
   std::uint64_t trace = 0;
-  std::int64_t transactions = 0, faults = 0;
+  std::int64_t transactions = 0, faults = 0, disk_faults = 0, refused = 0;
   std::string summary;
 };
 
@@ -334,8 +373,9 @@ SeedRun run_seed(std::uint64_t seed) {
     for (int i = 0; i < 600; ++i) sim.step();  // ten hours of trading
     sim.drain();
     sim.check_end();
-    out = {sim.trace_hash(), static_cast<std::int64_t>(sim.transactions()), sim.faults(),
-           sim.summary()};
+    out = {sim.trace_hash(), static_cast<std::int64_t>(sim.transactions()),
+           sim.faults(),     sim.disk_faults(),
+           sim.refused(),    sim.summary()};
   }
   fs::remove_all(dir);
   return out;
@@ -347,16 +387,19 @@ TEST_CASE("simulated stores, network and HQ faults: nothing lost, nothing double
           "[sim]") {
   const auto first = env_or("LOYALTY_SIM_FIRST", 1);
   const auto seeds = env_or("LOYALTY_SIM_SEEDS", 100);
-  std::int64_t transactions = 0, faults = 0;
+  std::int64_t transactions = 0, faults = 0, disk_faults = 0, refused = 0;
   for (auto seed = first; seed < first + seeds; ++seed) {
     INFO("replay: LOYALTY_SIM_FIRST=" << seed << " LOYALTY_SIM_SEEDS=1 hq_tests '[sim]'");
     const auto run = run_seed(seed);
     transactions += run.transactions;
     faults += run.faults;
+    disk_faults += run.disk_faults;
+    refused += run.refused;
     if (seed == first) WARN("seed " << seed << ": " << run.summary);
   }
-  WARN(seeds << " seeds: " << transactions << " transactions, " << faults
-             << " faults injected, every invariant held");
+  WARN(seeds << " seeds: " << transactions << " transactions, " << faults << " faults injected ("
+             << disk_faults << " on HQ's disk, " << refused
+             << " batches refused), every invariant held");
 }
 
 TEST_CASE("the same seed gives the same trace", "[sim]") {
