@@ -128,3 +128,43 @@ TEST_CASE("counters from two stores add up and a voucher used at both is flagged
   CHECK(hq.counters.get("orders", core::Period::kMonth, d) ==
         before.counters.get("orders", core::Period::kMonth, d) + 2);
 }
+
+TEST_CASE("a delta's counters travel compactly and come back exactly", "[core][delta]") {
+  const auto p = test::example_program("coffee-chain.json");
+  auto m = demo_member();
+  const Json basket = Json::parse(R"({"currency": "CNY", "lines": [
+    {"sku": "latte-m", "categories": ["coffee"], "quantity": 2, "unit_price": 2800}]})");
+  const auto s = sell(p, m, basket, "T-compact");
+  const auto delta = core::diff_member(m, s.after);
+  REQUIRE(delta.counters.size() > 20);  // seven period keys for each metric
+  const Json j = core::delta_to_json(delta);
+  CHECK(j["counters"].empty());  // all of them fit the one-day shape
+  CHECK(j["counter_days"].size() * 7 == delta.counters.size());
+  auto back = core::delta_from_json(j);
+  REQUIRE(back);
+  CHECK(back->counters == delta.counters);
+
+  // Shapes that do not fit stay keys, and the sum still comes back exactly:
+  // two days of one week, a lone key, a day whose month key differs.
+  core::MemberDelta mixed;
+  core::Counters c;
+  c.add("orders", *core::parse_local_date("2026-11-23"), 1);
+  c.add("orders", *core::parse_local_date("2026-11-24"), 2);
+  c.add("spend", *core::parse_local_date("2026-11-23"), 500);
+  c.add_key("spend@M2026-11", 7);
+  c.add_key("referrals@L", 1);
+  mixed.counters = c.raw();
+  auto round = core::delta_from_json(core::delta_to_json(mixed));
+  REQUIRE(round);
+  CHECK(round->counters == mixed.counters);
+
+  // Hostile shapes are refused with the place named.
+  Json bad = j;
+  bad["counter_days"][0]["day"] = "2026-13-45";
+  auto refused = core::delta_from_json(bad);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("counter_days[0].day") != std::string::npos);
+  bad = j;
+  bad["counter_days"][0]["delta"] = std::int64_t{9'000'000'000'000'000'000};
+  CHECK_FALSE(core::delta_from_json(bad));
+}
