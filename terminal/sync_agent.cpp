@@ -101,6 +101,9 @@ namespace {
 
 // Feed pages (of up to 500 changes) applied in one round.
 constexpr int kPagesPerRound = 4;
+// An upload batch's records, estimated from what is stored: a quarter of
+// HQ's body limit (16 MiB), so an estimate off by far still fits.
+constexpr std::size_t kBatchBytes = 4u << 20;
 
 // The engine input of a stored POS request: the basket, or the event
 // without the member id.
@@ -170,10 +173,17 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
                        "SELECT txn_id FROM outbox WHERE acked_at IS NULL ORDER BY seq LIMIT 500");
       std::vector<std::string> ids;
       while (s.step()) ids.push_back(s.text(0));
+      std::size_t bytes = 0;
       for (const auto& id : ids) {
         auto t = find_txn(db, id);
         auto r = t ? record_of(db, *t) : std::nullopt;
         if (!r) return core::fail(core::ErrorCode::kInternal, "cannot build the record of " + id);
+        // Batches are bounded by size too: a member with many lots makes
+        // big records, and a batch over HQ's body limit would be refused
+        // on every retry (the outbox would never drain).
+        bytes += t->member_before.size() + t->request.size() + (t->delta ? t->delta->size() : 0) +
+                 (t->return_basis ? t->return_basis->size() : 0) + 2048;
+        if (!b.records.empty() && bytes > kBatchBytes) break;
         b.records.push_back(std::move(*r));
       }
       return b;

@@ -60,7 +60,19 @@ TEST_CASE(
   // The network heals; everything acknowledged must reach HQ once.
   proxy.chaos(0, seed);
   REQUIRE(d->post("/v1/sync", Json::object()).status == 202);
-  REQUIRE(eventually([&] { return d->get("/v1/status").body["outbox"]["depth"] == 0; }, 120));
+  const bool drained =
+      eventually([&] { return d->get("/v1/status").body["outbox"]["depth"] == 0; }, 120);
+  if (!drained) {
+    // What kept the outbox from draining, for the report (the logs go with
+    // the scratch directory).
+    const auto tail = [](const std::string& s) {
+      return s.substr(s.size() > 6000 ? s.size() - 6000 : 0);
+    };
+    WARN("status: " << d->get("/v1/status").body.dump() << "\nloyaltyd log:\n"
+                    << tail(d->log()) << "\nHQ log:\n"
+                    << tail(slurp_file(w.dir / "hq" / "hq.log")));
+  }
+  REQUIRE(drained);
   auto db = hq::open_sql(w.target);
   REQUIRE(db);
   std::set<std::string> at_hq;

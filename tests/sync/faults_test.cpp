@@ -66,7 +66,8 @@ TEST_CASE("loyaltyd SIGKILLed in the middle of an upload loses and doubles nothi
   SyncWorld w("kill");
   auto d = w.terminal("S001");
   REQUIRE(d->start());
-  // A long outage: 700 sales queue (two batches, 500 then 200).
+  // A long outage: 700 sales queue (several batches: at most 500 records
+  // or about 4 MB each).
   constexpr int kSales = 700;
   for (int i = 1; i <= kSales; ++i)
     REQUIRE(sold(sell(*d, latte_sale("M-A", 1), "sale-" + std::to_string(i))));
