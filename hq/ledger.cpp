@@ -241,23 +241,28 @@ void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
   // A card or phone another member already has (the same person enrolled
   // at two offline stores) stays with the first; the second is flagged for
   // someone to merge.
-  for (const char* col : {"card_number", "phone"}) {
-    if (!r.identity.contains(col)) continue;
-    const auto value = r.identity[col].get<std::string>();
-    auto other =
-        db_.query(std::string("SELECT id FROM members WHERE ") + col + " = ?1 AND id <> ?2",
-                  {value, r.member_id});
+  struct Key {
+    const char* column;
+    const char* kind;
+    const char* label;
+  };
+  for (const Key k : {Key{"card_number", "duplicate-card", "card number "},
+                      Key{"phone", "duplicate-phone", "phone "}}) {
+    if (!r.identity.contains(k.column)) continue;
+    const auto value = r.identity[k.column].get<std::string>();
+    const std::string col = k.column;
+    auto other = db_.query("SELECT id FROM members WHERE " + col + " = ?1 AND id <> ?2",
+                           {value, r.member_id});
     if (!other.empty()) {
-      flag(r.txn_id, r.member_id, std::string("duplicate-") + (col[0] == 'c' ? "card" : "phone"),
-           std::string(col[0] == 'c' ? "card number " : "phone ") + value + " already belongs to " +
-               other[0].text(0) + "; it stays with " + other[0].text(0) +
+      const auto holder = other[0].text(0);
+      flag(r.txn_id, r.member_id, k.kind,
+           k.label + value + " already belongs to " + holder + "; it stays with " + holder +
                ", merge the two memberships if they are one person",
            flags_out);
       continue;
     }
-    db_.exec(
-        std::string("UPDATE members SET ") + col + " = ?2 WHERE id = ?1 AND " + col + " IS NULL",
-        {r.member_id, value});
+    db_.exec("UPDATE members SET " + col + " = ?2 WHERE id = ?1 AND " + col + " IS NULL",
+             {r.member_id, value});
   }
 }
 

@@ -19,9 +19,7 @@ TEST_CASE(
   const auto dir = scratch_dir("disk-" + mode);
   const auto control = dir / "fault";
   Daemon d(dir, standalone_args(dir));
-  d.set_env({std::string("LD_PRELOAD=") + LOYALTY_FAULTFS,
-             "LOYALTY_FAULT_CONTROL=" + control.string(), "LOYALTY_FAULT_MATCH=" + d.db().string(),
-             kAsanWithPreload});
+  d.set_env(faultfs_env(control, d.db().string()));
   REQUIRE(d.start());
   const auto before = available(d, "M-A");
   auto first = d.post("/v1/transactions", basket("M-A"), "sale-1");

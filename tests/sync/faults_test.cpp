@@ -201,9 +201,7 @@ TEST_CASE(
   SyncWorld w("hqdisk-" + mode);
   const auto control = w.dir / "fault";
   // The fault layer under HQ's SQLite file (tests/faults/faultfs.cpp).
-  w.hq.set_env(
-      {std::string("LD_PRELOAD=") + LOYALTY_FAULTFS, "LOYALTY_FAULT_CONTROL=" + control.string(),
-       "LOYALTY_FAULT_MATCH=" + w.target.substr(w.target.find(':') + 1), kAsanWithPreload});
+  w.hq.set_env(faultfs_env(control, w.target.substr(w.target.find(':') + 1)));
   auto d = w.terminal("S001");
   REQUIRE(d->start());
   w.hq.start(w.port);

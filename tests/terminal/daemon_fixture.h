@@ -241,6 +241,14 @@ inline Json seeded_member(const std::string& id, const std::string& card, const 
 inline const std::string kAsanWithPreload =
     "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:verify_asan_link_order=0";
 
+// The environment that loads the storage fault layer
+// (tests/faults/faultfs.cpp) into a binary: faults on files whose path
+// contains `match`, while the file `control` names a mode.
+inline std::vector<std::string> faultfs_env(const fs::path& control, const std::string& match) {
+  return {std::string("LD_PRELOAD=") + LOYALTY_FAULTFS, "LOYALTY_FAULT_CONTROL=" + control.string(),
+          "LOYALTY_FAULT_MATCH=" + match, kAsanWithPreload};
+}
+
 inline std::string card(const std::string& first15) {
   return first15 + core::luhn_check_digit(first15);
 }
