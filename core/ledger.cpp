@@ -67,9 +67,20 @@ void grant(const Program& p, MemberState& m, Poster& poster, std::int64_t points
     m.debt -= repay;
   }
   if (points > repay) {
-    m.lots.push_back({lot_id, today, expiry_of(p.expiry, today), points - repay});
-    poster.post(program_account(p.id, "issued"), account, points - repay, "pts", lot_id, memo);
-    c.earned_lot = lot_id;
+    // Points that expire on the same day are one lot: a member who buys
+    // daily keeps a lot per expiry date, not one per purchase, so the state
+    // (and every record and feed change carrying it) stays small. A return
+    // takes its points back from that lot.
+    const auto expires = expiry_of(p.expiry, today);
+    auto same = std::ranges::find_if(
+        m.lots, [&](const Lot& l) { return l.expires_on == expires && l.points > 0; });
+    if (same == m.lots.end()) {
+      m.lots.push_back({lot_id, today, expires, 0});
+      same = m.lots.end() - 1;
+    }
+    same->points += points - repay;
+    poster.post(program_account(p.id, "issued"), account, points - repay, "pts", same->id, memo);
+    c.earned_lot = same->id;
   }
 }
 
