@@ -104,6 +104,7 @@ constexpr int kPagesPerRound = 4;
 // An upload batch's records, estimated from what is stored: a quarter of
 // HQ's body limit (16 MiB), so an estimate off by far still fits.
 constexpr std::size_t kBatchBytes = 4u << 20;
+constexpr std::size_t kBatchRecords = 500;
 
 // The engine input of a stored POS request: the basket, or the event
 // without the member id.
@@ -159,7 +160,7 @@ std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
 
 }  // namespace
 
-core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
+core::Result<int> SyncAgent::upload(HqLink& link) {
   int acked = 0;
   for (;;) {
     {
@@ -170,7 +171,8 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
     auto batch = store_.read<sync::Batch>([&](Db& db) -> core::Result<sync::Batch> {
       sync::Batch b{bundle_.store_id, bundle_.terminal_id, clock_(), {}};
       platform::Stmt s(db,
-                       "SELECT txn_id FROM outbox WHERE acked_at IS NULL ORDER BY seq LIMIT 500");
+                       "SELECT txn_id FROM outbox WHERE acked_at IS NULL ORDER BY seq LIMIT ?1");
+      s.bind(1, static_cast<std::int64_t>(batch_limit_));
       std::vector<std::string> ids;
       while (s.step()) ids.push_back(s.text(0));
       std::size_t bytes = 0;
@@ -190,8 +192,9 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
     });
     if (!batch) return std::unexpected(batch.error());
     if (batch->records.empty()) return acked;
-    auto res = client.request(platform::http::verb::post, "/v1/sync/batches",
-                              sync::batch_to_json(*batch).dump());
+    auto res = link.request(platform::http::verb::post, "/v1/sync/batches",
+                            sync::batch_to_json(*batch).dump());
+    if (!res || res->status != 200) batch_limit_ = kProbeRecords;
     if (!res) return std::unexpected(res.error());
     if (res->status != 200)
       return core::fail(core::ErrorCode::kUnavailable, "HQ refused the batch (" +
@@ -234,10 +237,11 @@ core::Result<int> SyncAgent::upload(platform::HttpClient& client) {
     });
     if (!ok) return std::unexpected(ok.error());
     acked += static_cast<int>(done.size());
+    batch_limit_ = kBatchRecords;
   }
 }
 
-core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
+core::Result<int> SyncAgent::pull(HqLink& link) {
   int applied = 0;
   feed_behind_ = false;
   for (int pages = 0;; ++pages) {
@@ -250,8 +254,8 @@ core::Result<int> SyncAgent::pull(platform::HttpClient& client) {
       return std::stoll(sync_get(db, "feed_cursor").value_or("0"));
     });
     if (!cursor) return std::unexpected(cursor.error());
-    auto res = client.request(platform::http::verb::get,
-                              "/v1/sync/changes?after=" + std::to_string(*cursor) + "&limit=500");
+    auto res = link.request(platform::http::verb::get,
+                            "/v1/sync/changes?after=" + std::to_string(*cursor) + "&limit=500", {});
     if (!res) return std::unexpected(res.error());
     if (res->status != 200)
       return core::fail(core::ErrorCode::kUnavailable,
@@ -392,12 +396,25 @@ core::Status SyncAgent::sync_once() {
   // One connection per round, kept alive from the upload to the feed.
   platform::HttpClient client(bundle_.host, bundle_.port, tls_, bundle_.server_name,
                               std::chrono::seconds(20));
-  auto up = upload(client);
+  struct Https final : HqLink {
+    explicit Https(platform::HttpClient& c) : client(c) {}
+    core::Result<platform::ClientResponse> request(platform::http::verb method,
+                                                   const std::string& target,
+                                                   const std::string& body) override {
+      return client.request(method, target, body);
+    }
+    platform::HttpClient& client;
+  } https(client);
+  return sync_round(https);
+}
+
+core::Status SyncAgent::sync_round(HqLink& link) {
+  auto up = upload(link);
   if (!up) {
     set_online(false);
     return std::unexpected(up.error());
   }
-  auto down = pull(client);
+  auto down = pull(link);
   if (!down) {
     set_online(false);
     return std::unexpected(down.error());

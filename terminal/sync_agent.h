@@ -31,6 +31,18 @@ struct HqBundle {
 };
 [[nodiscard]] core::Result<HqBundle> load_bundle(const std::string& path);
 
+// Where a sync round's requests go: HQ over mutual TLS in loyaltyd, a
+// simulated network in the simulator (tests/sync/sim_terminal_test.cpp),
+// which runs this same upload and feed code under its faults.
+class HqLink {
+ public:
+  virtual ~HqLink() = default;
+  // Fails with kUnavailable when HQ cannot be reached or does not answer.
+  [[nodiscard]] virtual core::Result<platform::ClientResponse> request(platform::http::verb method,
+                                                                       const std::string& target,
+                                                                       const std::string& body) = 0;
+};
+
 class SyncAgent {
  public:
   using Clock = std::function<std::int64_t()>;
@@ -46,10 +58,12 @@ class SyncAgent {
   void sync_now();
   // One round: upload everything pending, then pull the whole feed.
   [[nodiscard]] core::Status sync_once();
+  // The same round over `link`; status shows online only when it succeeds.
+  [[nodiscard]] core::Status sync_round(HqLink& link);
 
  private:
-  core::Result<int> upload(platform::HttpClient& client);
-  core::Result<int> pull(platform::HttpClient& client);
+  core::Result<int> upload(HqLink& link);
+  core::Result<int> pull(HqLink& link);
   void set_online(bool online);
   void run();
 
@@ -63,6 +77,12 @@ class SyncAgent {
   std::condition_variable cv_;
   bool stopping_ = false, poked_ = false, forced_ = false;
   bool feed_behind_ = false;  // the last round left feed pages for the next (sync thread only)
+  // Records in the next upload (sync thread only). After a failure, or at
+  // start, one record probes the link: a terminal that cannot reach HQ does
+  // not build a 500-record batch at every retry. Once HQ answers, the same
+  // round goes on with full batches.
+  static constexpr std::size_t kProbeRecords = 1;
+  std::size_t batch_limit_ = kProbeRecords;
   std::thread thread_;
 };
 
