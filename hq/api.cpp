@@ -100,10 +100,10 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
   }
   const auto path = path_of(req);
   if (req.method() == http::verb::post && path == "/v1/sync/batches") {
-    const Json body = Json::parse(req.body(), nullptr, false);
+    Json body = Json::parse(req.body(), nullptr, false);
     if (body.is_discarded())
       return problem(400, "malformed-json", "Body is not JSON", "the batch is not valid JSON");
-    auto batch = sync::batch_from_json(body);
+    auto batch = sync::batch_from_json(std::move(body));
     if (!batch) return from_error(batch.error());
     return reply(ledger_.ingest(store, terminal, *batch));
   }

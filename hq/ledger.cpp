@@ -107,9 +107,10 @@ void HqLedger::save_member(const core::MemberState& m) {
     return;
   }
   const auto state = core::member_to_json(m);
+  const auto text = state.dump();
   if (db_.exec("UPDATE members SET state = ?2, version = version + 1 WHERE id = ?1",
-               {m.id, state.dump()}) == 0)
-    db_.exec("INSERT INTO members(id, state, version) VALUES (?1, ?2, 1)", {m.id, state.dump()});
+               {m.id, text}) == 0)
+    db_.exec("INSERT INTO members(id, state, version) VALUES (?1, ?2, 1)", {m.id, text});
   change("member", m.id, member_payload(m.id, state));
 }
 

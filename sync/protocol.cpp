@@ -59,7 +59,7 @@ Json record_to_json(const TxnRecord& r) {
   return j;
 }
 
-core::Result<TxnRecord> record_from_json(const Json& j) {
+core::Result<TxnRecord> record_from_json(Json j) {
   core::Problems problems;
   TxnRecord r;
   {
@@ -84,13 +84,13 @@ core::Result<TxnRecord> record_from_json(const Json& j) {
       r.program_id = pr.id("id", true).value_or("");
       r.program_version = pr.integer("version", true, 1).value_or(0);
     }
-    if (const Json* v = rd.get("request", true)) r.request = *v;
-    if (const Json* v = rd.get("member_before", true)) r.member_before = *v;
+    // Read here, moved out below once the record is valid (no copies).
+    (void)rd.get("request", true);
+    (void)rd.get("member_before", true);
     if (const Json* v = rd.get("totals", true)) {
       if (!v->is_object()) {
         rd.problem("totals", "must be an object of the outcome's totals");
       } else {
-        r.totals = *v;
         for (const char* k : {"points_earned", "points_redeemed", "discount", "amount_due"})
           if (!v->contains(k) || !(*v)[k].is_number_integer())
             rd.problem("totals." + std::string(k), "must be an integer");
@@ -128,7 +128,7 @@ core::Result<TxnRecord> record_from_json(const Json& j) {
     }
     if (auto e = rd.date("points_expire_on")) r.points_expire_on = core::format_local_date(*e);
     if (auto e = rd.string("return_of")) r.return_of = *e;
-    if (const Json* v = rd.get("return_basis")) r.return_basis = *v;
+    (void)rd.get("return_basis");
     if (const Json* v = rd.get("identity")) {
       core::ObjectReader ir(*v, rd.path("identity"), problems);
       r.identity = Json::object();
@@ -140,10 +140,14 @@ core::Result<TxnRecord> record_from_json(const Json& j) {
     std::string msg = problems.front().to_string();
     return std::unexpected(core::Error{core::ErrorCode::kInvalidArgument, msg, problems});
   }
+  r.text = j.dump();
+  r.request = std::move(j["request"]);
+  r.member_before = std::move(j["member_before"]);
+  r.totals = std::move(j["totals"]);
+  if (j.contains("return_basis")) r.return_basis = std::move(j["return_basis"]);
   auto before = core::member_from_json(r.member_before);
   if (!before) return core::invalid("member_before", before.error().message);
   r.before = std::move(*before);
-  r.text = j.dump();
   return r;
 }
 
@@ -156,17 +160,17 @@ Json batch_to_json(const Batch& b) {
           {"transactions", recs}};
 }
 
-core::Result<Batch> batch_from_json(const Json& j) {
+core::Result<Batch> batch_from_json(Json j) {
   core::Problems problems;
   Batch b;
-  const Json* recs = nullptr;
+  Json* recs = nullptr;
   {
     core::ObjectReader rd(j, "", problems);
     if (!rd.ok()) return core::invalid("", "a batch must be a JSON object");
     b.store_id = rd.id("store_id", true).value_or("");
     b.terminal_id = rd.id("terminal_id", true).value_or("");
     b.sent_at = rd.integer("sent_at", true, 0).value_or(0);
-    recs = rd.get("transactions", true);
+    if (rd.get("transactions", true)) recs = &j["transactions"];
     if (recs != nullptr && (!recs->is_array() || recs->size() > kMaxBatchRecords))
       rd.problem("transactions",
                  "must be an array of at most " + std::to_string(kMaxBatchRecords) + " records");
@@ -175,7 +179,7 @@ core::Result<Batch> batch_from_json(const Json& j) {
     return std::unexpected(
         core::Error{core::ErrorCode::kInvalidArgument, problems.front().to_string(), problems});
   for (std::size_t i = 0; i < recs->size(); ++i) {
-    auto r = record_from_json((*recs)[i]);
+    auto r = record_from_json(std::move((*recs)[i]));
     if (!r) {
       auto e = r.error();
       for (auto& p : e.problems)

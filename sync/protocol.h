@@ -64,8 +64,10 @@ TxnRecord record_of_commit(const core::Program& p, const core::MemberState& befo
                            std::int64_t committed_at);
 
 Json record_to_json(const TxnRecord& r);
-// Validates everything; every problem with its path.
-[[nodiscard]] core::Result<TxnRecord> record_from_json(const Json& j);
+// Validates everything; every problem with its path. Takes the document by
+// value: a caller that moves it in (HQ, with each upload) saves a copy of
+// every record's member and basket.
+[[nodiscard]] core::Result<TxnRecord> record_from_json(Json j);
 
 struct Batch {
   std::string store_id;
@@ -77,7 +79,7 @@ struct Batch {
 inline constexpr std::size_t kMaxBatchRecords = 1000;
 
 Json batch_to_json(const Batch& b);
-[[nodiscard]] core::Result<Batch> batch_from_json(const Json& j);
+[[nodiscard]] core::Result<Batch> batch_from_json(Json j);
 
 // "<store>-<terminal>-" : a terminal may only write ids with its own prefix.
 std::string txn_prefix(const std::string& store_id, const std::string& terminal_id);
