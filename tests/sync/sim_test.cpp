@@ -26,8 +26,7 @@
 #include "core/member_delta.h"
 #include "hq/ledger.h"
 #include "hq/schema.h"
-#include "tests/faults/fault_vfs.h"
-#include "tests/hq/hq_fixture.h"
+#include "tests/sync/sim_common.h"
 
 using namespace loyalty;
 using namespace loyalty::test;
@@ -55,9 +54,10 @@ struct SimTerminal {
   std::int64_t cursor = 0;      // HQ's change feed, durable
 };
 
-class Sim {
+class Sim : public SimDice {
  public:
-  Sim(std::uint64_t seed, const fs::path& dir) : rng_(seed), dir_(dir), program_(coffee_program()) {
+  Sim(std::uint64_t seed, const fs::path& dir)
+      : SimDice(seed), dir_(dir), program_(coffee_program()) {
     open_hq();
     REQUIRE(ledger_->publish_program(read_all(hq_source("examples/programs/coffee-chain.json")), 0,
                                      key_, "sim"));
@@ -113,14 +113,14 @@ class Sim {
     }
     deliver();
     if (ingested_since_check_) {
-      check_books();
+      require_balanced_books(*ledger_);
       ingested_since_check_ = false;
     }
   }
 
   // The network heals and stays clean until every outbox is empty.
   void drain() {
-    faults_ = false;
+    faults_on = false;
     disk_bad_until_ = -1;
     for (auto& st : terminals_) st.down_until = 0;
     for (int i = 0; i < 100'000 && !all_drained(); ++i) {
@@ -135,7 +135,7 @@ class Sim {
   }
 
   void check_end() {
-    check_books();
+    require_balanced_books(*ledger_);
     // Exactly once: HQ holds every committed transaction, and nothing else.
     auto rows = db_->query("SELECT txn_id FROM transactions");
     std::set<std::string> at_hq;
@@ -160,7 +160,16 @@ class Sim {
     }
   }
 
-  std::uint64_t trace_hash() const { return trace_; }
+  SeedRun figures() const {
+    SeedRun f;
+    f.trace = trace_hash();
+    f.transactions = static_cast<std::int64_t>(committed_.size());
+    f.faults = lost_ + duplicated_ + delayed_ + crashes_ + hq_restarts_ + vfs_.injected();
+    f.disk_faults = vfs_.injected();
+    f.refused = refused_;
+    f.summary = summary();
+    return f;
+  }
   std::string summary() const {
     return std::to_string(committed_.size()) + " transactions, " + std::to_string(lost_) +
            " messages lost, " + std::to_string(duplicated_) + " duplicated, " +
@@ -169,22 +178,10 @@ class Sim {
            std::to_string(vfs_.injected()) + " HQ disk faults (" + std::to_string(refused_) +
            " batches refused)";
   }
-  std::int64_t faults() const {
-    return lost_ + duplicated_ + delayed_ + crashes_ + hq_restarts_ + vfs_.injected();
-  }
-  std::size_t transactions() const { return committed_.size(); }
-  std::int64_t disk_faults() const { return vfs_.injected(); }
-  std::int64_t refused() const { return refused_; }
 
  private:
   static constexpr int kTerminals = 3;
   static constexpr int kMembers = 4;
-
-  bool chance(double p) { return faults_ ? std::bernoulli_distribution(p)(rng_) : false; }
-  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
-  void trace(std::int64_t v) {
-    trace_ = (trace_ ^ static_cast<std::uint64_t>(v)) * 1099511628211ULL;
-  }
 
   std::string local_time() const {
     // Sales happen on the simulated day, minute by minute, store-local.
@@ -197,10 +194,8 @@ class Sim {
 
   // HQ's disk during a bad spell: a fifth of the writes and syncs fail.
   int disk_fault(IoCall call) {
-    if (now_ >= disk_bad_until_ || opening_ || !std::bernoulli_distribution(0.2)(rng_))
-      return SQLITE_OK;
-    if (call == IoCall::kSync) return SQLITE_IOERR_FSYNC;
-    return pick(0, 1) == 0 ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+    if (now_ >= disk_bad_until_ || opening_) return SQLITE_OK;
+    return SimDice::disk_fault(call);
   }
 
   void open_hq() {
@@ -322,14 +317,6 @@ class Sim {
     return true;
   }
 
-  void check_books() {
-    auto v = ledger_->verify();
-    REQUIRE(v);
-    INFO(v->dump(2));
-    REQUIRE((*v)["ok"] == true);
-  }
-
-  std::mt19937_64 rng_;
   std::int64_t now_ = 0;
   std::int64_t disk_bad_until_ = -1;
   bool opening_ = false;
@@ -344,49 +331,21 @@ class Sim {
   std::vector<Message> network_;
   std::set<std::string> committed_;
   std::map<std::string, std::int64_t> points_;  // per member, from committed records
-  bool faults_ = true, republished_ = false, ingested_since_check_ = false;
+  bool republished_ = false, ingested_since_check_ = false;
   std::int64_t lost_ = 0, duplicated_ = 0, delayed_ = 0, crashes_ = 0, hq_restarts_ = 0,
                refused_ = 0;
-  std::uint64_t trace_ = 1469598103934665603ULL;
-};
-
-std::uint64_t env_or(const char* name, std::uint64_t dflt) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::stoull(v) : dflt;
-}
-
-struct SeedRun {
-  std::uint64_t trace = 0;
-  std::int64_t transactions = 0, faults = 0, disk_faults = 0, refused = 0;
-  std::string summary;
 };
 
 SeedRun run_seed(std::uint64_t seed) {
-  // HQ's file on tmpfs when there is one: the simulation is about ordering
-  // and faults, not the disk, and hundreds of seeds must fit in CI.
-  const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
-  const auto dir = base / ("loyalty-sim-" + platform::random_hex(6));
-  fs::create_directories(dir);
-  SeedRun out;
-  {
-    Sim sim(seed, dir);
-    for (int i = 0; i < 600; ++i) sim.step();  // ten hours of trading
-    sim.drain();
-    sim.check_end();
-    out = {sim.trace_hash(), static_cast<std::int64_t>(sim.transactions()),
-           sim.faults(),     sim.disk_faults(),
-           sim.refused(),    sim.summary()};
-  }
-  fs::remove_all(dir);
-  return out;
+  return run_sim_seed<Sim>(seed, "loyalty-sim-", 600);  // ten hours of trading
 }
 
 }  // namespace
 
 TEST_CASE("simulated stores, network and HQ faults: nothing lost, nothing doubled, all converge",
           "[sim]") {
-  const auto first = env_or("LOYALTY_SIM_FIRST", 1);
-  const auto seeds = env_or("LOYALTY_SIM_SEEDS", 100);
+  const auto first = sim_env("LOYALTY_SIM_FIRST", 1);
+  const auto seeds = sim_env("LOYALTY_SIM_SEEDS", 100);
   std::int64_t transactions = 0, faults = 0, disk_faults = 0, refused = 0;
   for (auto seed = first; seed < first + seeds; ++seed) {
     INFO("replay: LOYALTY_SIM_FIRST=" << seed << " LOYALTY_SIM_SEEDS=1 hq_tests '[sim]'");
