@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "hq/sql.h"
+#include "platform/log.h"
 
 namespace loyalty::hq {
 
@@ -59,15 +60,37 @@ class PgConn : public SqlConn {
   // cursors commit in the order they were handed out.
   void begin() override {
     exec("BEGIN", {});
+    in_txn_ = true;
     exec("SELECT pg_advisory_xact_lock(7243)", {});
   }
-  void commit() override { exec("COMMIT", {}); }
-  void rollback() override { PQclear(PQexec(conn_, "ROLLBACK")); }
+  void commit() override {
+    in_txn_ = false;  // committed or, on an error, rolled back by the server
+    exec("COMMIT", {});
+  }
+  void rollback() override {
+    in_txn_ = false;
+    if (PQstatus(conn_) == CONNECTION_OK) PQclear(PQexec(conn_, "ROLLBACK"));
+  }
   std::string backend() const override { return "postgres"; }
   std::string autoincrement_key() const override { return "BIGSERIAL PRIMARY KEY"; }
 
  private:
   PGresult* run(std::string_view sql, const SqlParams& params) {
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      // The server restarted, failed over, or an administrator ended the
+      // session. Inside a transaction that transaction is gone: this
+      // statement fails and the caller's rollback reports it (nothing of it
+      // was committed). Between transactions HQ connects again, so one
+      // lost connection does not leave it refusing every batch until it is
+      // restarted itself.
+      if (in_txn_) throw SqlError("the connection to PostgreSQL was lost mid-transaction", false);
+      PQreset(conn_);
+      if (PQstatus(conn_) != CONNECTION_OK)
+        throw SqlError(std::string("cannot reconnect to PostgreSQL: ") + PQerrorMessage(conn_),
+                       false);
+      PQclear(PQexec(conn_, "SET client_min_messages = warning"));
+      platform::log_warn("the PostgreSQL session was lost; reconnected");
+    }
     const std::string text = to_dollar(sql);
     std::vector<std::string> values(params.size());
     std::vector<const char*> ptrs(params.size(), nullptr);
@@ -94,6 +117,7 @@ class PgConn : public SqlConn {
   }
 
   PGconn* conn_;
+  bool in_txn_ = false;
 };
 
 }  // namespace

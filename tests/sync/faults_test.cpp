@@ -92,6 +92,44 @@ TEST_CASE("loyaltyd SIGKILLed in the middle of an upload loses and doubles nothi
   converged_and_verified(w, *d);
 }
 
+TEST_CASE("PostgreSQL ends HQ's session under load and HQ reconnects, nothing lost or doubled",
+          "[sync][e2e][faults]") {
+  SyncWorld w("pgdrop", "postgres");
+  auto d = w.terminal("S001");
+  w.hq.start(w.port);
+  REQUIRE(d->start());
+  REQUIRE(eventually([&] { return d->get("/v1/status").body["online"] == true; }));
+  auto admin = hq::open_sql(w.target);
+  REQUIRE(admin);
+  // Sales go on while the database server ends HQ's session again and
+  // again (a restart, a failover, an administrator's pg_terminate_backend),
+  // sometimes in the middle of a batch's transaction.
+  constexpr int kRounds = 6, kPerRound = 25;
+  const auto others = [&](const std::string& what) {
+    return (*admin)
+        ->query("SELECT COUNT(" + what +
+                ") FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+                "pg_backend_pid()")[0]
+        .integer(0);
+  };
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 1; i <= kPerRound; ++i)
+      REQUIRE(sold(sell(*d, latte_sale("M-A", 1),
+                        "sale-" + std::to_string(round) + "-" + std::to_string(i))));
+    // HQ has a session again (its uploads are under way): end it.
+    CHECK(d->post("/v1/sync", Json::object()).status == 202);
+    REQUIRE(eventually([&] { return others("*") > 0; }, 30));
+    CHECK(others("pg_terminate_backend(pid)") > 0);
+  }
+  // HQ connects again by itself: the outbox drains without restarting it.
+  CHECK(d->post("/v1/sync", Json::object()).status == 202);
+  REQUIRE(eventually([&] { return outbox_depth(*d) == 0; }, 60));
+  CHECK(w.count("transactions") == kRounds * kPerRound);
+  CHECK(read_all((w.dir / "hq" / "hq.log").string())
+            .find("the PostgreSQL session was lost; reconnected") != std::string::npos);
+  converged_and_verified(w, *d);
+}
+
 TEST_CASE(
     "a program version reaches the terminal and applies from its effective time, a "
     "tampered one is refused",
