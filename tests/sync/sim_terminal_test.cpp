@@ -10,13 +10,13 @@
 // program version is published mid-run and travels the signed feed.
 //
 // Members redeem rewards at every till, so the same points are spent at two
-// offline stores. Checked after every step: HQ's books balance, and every
-// redemption a till allowed while offline stayed within the program's
+// offline stores, and bring coffees back (returns, and voids on the day). Checked after every step:
+// HQ's books balance, and every redemption a till allowed while offline stayed within the program's
 // offline allowances (per member per day, per terminal per day, hours since
-// the last sync). At the end, with the network healed: every acknowledged
-// sale and redemption is at HQ exactly once, HQ's balances equal the
-// opening balance plus each acknowledged transaction's points once, every
-// till shows HQ's balance and debt, and every till runs the newest program.
+// the last sync), and no sale was taken back twice. At the end, with the network healed: every
+// acknowledged sale and redemption is at HQ exactly once, HQ's balances equal the opening balance
+// plus each acknowledged transaction's points once, every till shows HQ's balance and debt, and
+// every till runs the newest program.
 //
 // Seeds: LOYALTY_SIM_SEEDS (default 20; the ci preset runs more) from
 // LOYALTY_SIM_FIRST (default 1); a failure prints the command that replays
@@ -217,10 +217,11 @@ class Sim : public SimDice {
     return std::to_string(committed_.size()) + " transactions (" + std::to_string(redeemed_) +
            " redemptions, " + std::to_string(offline_redeemed_) + " offline, " +
            std::to_string(refused_offline_) + " refused by the offline allowances, " +
-           std::to_string(replays_) + " POS retries), " + std::to_string(lost_) +
-           " messages lost, " + std::to_string(duplicated_) + " delivered late, " +
-           std::to_string(crashes_) + " till crashes, " + std::to_string(hq_restarts_) +
-           " HQ restarts, " + std::to_string(vfs_.injected()) + " HQ disk faults";
+           std::to_string(reversals_) + " returns and voids, " + std::to_string(replays_) +
+           " POS retries), " + std::to_string(lost_) + " messages lost, " +
+           std::to_string(duplicated_) + " delivered late, " + std::to_string(crashes_) +
+           " till crashes, " + std::to_string(hq_restarts_) + " HQ restarts, " +
+           std::to_string(vfs_.injected()) + " HQ disk faults";
   }
   SeedRun figures() const {
     SeedRun f;
@@ -371,17 +372,64 @@ class Sim : public SimDice {
     auto sale = commit(t, Json{{"member_id", member}, {"basket", kLatte}});
     INFO((sale ? "" : sale.error().detail));
     REQUIRE(sale);  // a sale never waits on the network
+    auto& sales = sales_[static_cast<std::size_t>(t)];
+    sales.push_back(sale->body["receipt_id"].get<std::string>());
+    // Now and then a coffee comes back: returned here, or voided the same
+    // day. Each sale can be taken back once; the till refuses a second time.
+    if (chance(0.1)) {
+      const auto receipt =
+          sales[static_cast<std::size_t>(pick(0, static_cast<int>(sales.size()) - 1))];
+      const bool is_void = chance(0.3);
+      auto r = take_back(t, receipt, is_void);
+      if (r) {
+        INFO("taken back twice: " << receipt);
+        REQUIRE(taken_back_.insert(receipt).second);
+        ++reversals_;
+      } else {
+        INFO(r.error().type << ": " << r.error().detail);
+        CHECK(r.error().status < 500);
+        // Refused: taken back before, or a void on a later day.
+        CHECK((taken_back_.contains(receipt) || is_void));
+      }
+    }
+  }
+
+  // Keys are never reused across kinds: each call takes a fresh one.
+  std::string next_key(int t) {
+    auto& till = tills_[static_cast<std::size_t>(t)];
+    return till.store + "-k" + std::to_string(++till.keys);
   }
 
   std::expected<terminal::Reply, terminal::ApiError> commit(int t, const Json& body) {
     auto& till = tills_[static_cast<std::size_t>(t)];
-    const auto key = till.store + "-k" + std::to_string(++till.keys);
-    auto r = till.checkout->commit(body, key);
+    const auto key = next_key(t);
+    return acknowledged(till.checkout->commit(body, key),
+                        [&] { return till.checkout->commit(body, key); });
+  }
+
+  std::expected<terminal::Reply, terminal::ApiError> take_back(int t, const std::string& receipt,
+                                                               bool is_void) {
+    auto& till = tills_[static_cast<std::size_t>(t)];
+    const auto key = next_key(t);
+    const Json body{{"receipt_id", receipt}, {"lines", {{{"line", 0}, {"quantity", 1}}}}};
+    const auto send = [&] {
+      return is_void ? till.checkout->void_transaction(receipt, key)
+                     : till.checkout->return_lines(body, key);
+    };
+    return acknowledged(send(), send);
+  }
+
+  // Books what the till acknowledged: its receipt, and the points its
+  // entries moved for each member. Sometimes the POS sends it again with
+  // the same key (its answer was lost): the first answer must come back.
+  template <typename Again>
+  std::expected<terminal::Reply, terminal::ApiError> acknowledged(
+      std::expected<terminal::Reply, terminal::ApiError> r, Again again_fn) {
     if (!r) return r;
     const auto receipt = r->body["receipt_id"].get<std::string>();
     if (chance(0.05)) {
       ++replays_;
-      auto again = till.checkout->commit(body, key);
+      auto again = again_fn();
       REQUIRE(again);
       CHECK(again->replayed);
       // A repeat answers with the stored text of the first answer.
@@ -389,9 +437,14 @@ class Sim : public SimDice {
             receipt);
     }
     REQUIRE(committed_.insert(receipt).second);
-    const auto& totals = r->body["outcome"]["totals"];
-    points_[body["member_id"].get<std::string>()] +=
-        totals["points_earned"].get<std::int64_t>() - totals["points_redeemed"].get<std::int64_t>();
+    for (const auto& e : r->body["entries"]) {
+      if (e["unit"] != "pts") continue;
+      const auto amount = e["amount"].get<std::int64_t>();
+      for (const auto& [side, sign] : {std::pair{"credit", 1}, std::pair{"debit", -1}}) {
+        const std::string account = e[side];
+        if (account.starts_with("member:")) points_[account.substr(7)] += sign * amount;
+      }
+    }
     trace(static_cast<std::int64_t>(committed_.size()));
     return r;
   }
@@ -427,13 +480,15 @@ class Sim : public SimDice {
   std::vector<Till> tills_;
   std::vector<Late> late_;
   std::set<std::string> committed_;
+  std::vector<std::vector<std::string>> sales_ = std::vector<std::vector<std::string>>(kTills);
+  std::set<std::string> taken_back_;            // sales returned or voided
   std::map<std::string, std::int64_t> points_;  // per member, from acknowledged commits
   std::int64_t opening_ = 0;
   std::map<std::pair<int, std::int64_t>, std::int64_t> by_terminal_;
   std::map<std::tuple<int, std::string, std::int64_t>, std::int64_t> by_member_;
   bool republished_ = false, ingested_ = false, crash_pending_ = false;
   std::int64_t lost_ = 0, duplicated_ = 0, crashes_ = 0, hq_restarts_ = 0, redeemed_ = 0,
-               offline_redeemed_ = 0, refused_offline_ = 0, replays_ = 0;
+               offline_redeemed_ = 0, refused_offline_ = 0, replays_ = 0, reversals_ = 0;
 };
 
 core::Result<platform::ClientResponse> SimLink::request(platform::http::verb method,
