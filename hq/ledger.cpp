@@ -7,6 +7,7 @@
 #include "core/engine.h"
 #include "core/io_json.h"
 #include "core/program_loader.h"
+#include "core/return_basis.h"
 #include "platform/log.h"
 
 namespace loyalty::hq {
@@ -231,6 +232,46 @@ void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
          "the terminal's numbers differ from HQ's replay: " + diffs, flags_out);
 }
 
+void HqLedger::track_return(const sync::TxnRecord& r, const core::MemberState& member,
+                            Json& flags_out) {
+  if ((r.kind != "return" && r.kind != "void") || !r.return_of) return;
+  const auto& receipt = *r.return_of;
+  auto rows = db_.query(
+      "SELECT payload FROM changes WHERE kind = 'receipt' AND key = ?1 ORDER BY cursor DESC "
+      "LIMIT 1",
+      {receipt});
+  if (rows.empty()) return;  // a purchase uploaded without its basis
+  Json payload = Json::parse(rows[0].text(0));
+  auto basis = core::return_basis_from_json(payload.value("return_basis", Json::object()));
+  auto program = this->program(r.program_id, r.program_version);
+  const auto at = core::parse_local_datetime(r.local_time);
+  if (!basis || !program || !at) return;
+  std::vector<core::ReturnLine> lines;
+  if (r.kind == "void") {  // everything the receipt sold
+    const auto& bought = basis->outcome.request.basket.lines;
+    for (std::size_t i = 0; i < bought.size(); ++i) lines.push_back({i, bought[i].quantity});
+  } else if (r.request.contains("lines") && r.request["lines"].is_array()) {
+    for (const auto& l : r.request["lines"])
+      lines.push_back({l.value("line", std::size_t{0}), l.value("quantity", std::int64_t{0})});
+  }
+  core::Request req;
+  req.at = *at;
+  req.zone = r.zone;
+  req.txn_id = r.txn_id;
+  auto scratch = member;  // the points were booked from the record's entries
+  auto out = core::evaluate_return(*program, scratch, *basis, lines, req);
+  if (!out) {
+    flag(r.txn_id, r.member_id, "returned-twice",
+         receipt + " was already taken back elsewhere (" + out.error().message + "); this " +
+             r.kind + " at another store while offline stays booked",
+         flags_out);
+    return;
+  }
+  if (!core::commit_return(*program, scratch, *basis, *out)) return;
+  payload["return_basis"] = core::return_basis_to_json(*basis);
+  change("receipt", receipt, payload);
+}
+
 void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
   // The row exists from now on; its state is written when the batch ends.
   db_.exec(
@@ -330,11 +371,20 @@ void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
   member->counters.prune();
   for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);
   save_member(*member);
-  if (r.kind == "purchase" && !r.return_basis.is_null())
-    change(
-        "receipt", r.txn_id,
-        Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", r.return_basis}});
+  if (r.kind == "purchase" && r.return_basis.is_object()) {
+    // The receipt as sold: returns taken at its store before this upload
+    // arrive as records of their own and are counted from those
+    // (track_return), like returns anywhere else.
+    Json basis = r.return_basis;
+    if (basis.contains("returned_qty") && basis["returned_qty"].is_array())
+      for (auto& q : basis["returned_qty"]) q = 0;
+    basis["points_reversed"] = 0;
+    basis["points_restored"] = 0;
+    change("receipt", r.txn_id,
+           Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", basis}});
+  }
   replay_check(r, flags_out);
+  track_return(r, *member, flags_out);
 }
 
 core::Result<Json> HqLedger::ingest(const std::string& store, const std::string& terminal,

@@ -113,6 +113,9 @@ class HqLedger {
              std::int64_t now, Json& flags_out);
   void post(const std::vector<core::Entry>& entries);
   void replay_check(const sync::TxnRecord& r, Json& flags_out);
+  // A return or void updates what every store knows of its receipt; a line
+  // taken back twice (at two offline stores) is flagged.
+  void track_return(const sync::TxnRecord& r, const core::MemberState& member, Json& flags_out);
   void flag(const std::string& txn, const std::string& member, const std::string& kind,
             const std::string& detail, Json& flags_out);
   // Appends to the feed; `store` empty means every store.

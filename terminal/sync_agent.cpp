@@ -371,13 +371,25 @@ core::Result<int> SyncAgent::pull(HqLink& link) {
           set_reward_stock(db, reward, reward_stock(db, reward).value_or(0) + add);
           ++n;
         } else if (kind == "receipt") {
-          platform::Stmt r(db,
-                           "INSERT OR REPLACE INTO remote_receipts(txn_id, member_id, "
-                           "return_basis) VALUES (?1, ?2, ?3)");
-          r.bind(1, d.value("txn_id", ""))
-              .bind(2, d.value("member_id", ""))
-              .bind(3, d.value("return_basis", Json::object()).dump());
-          r.exec();
+          const auto id = d.value("txn_id", "");
+          const auto basis = d.value("return_basis", Json::object()).dump();
+          if (find_txn(db, id)) {
+            // This store's own sale: HQ's view counts what was taken back
+            // at every store. It replaces ours unless a return of it made
+            // here has not reached HQ yet (a later change will bring it).
+            platform::Stmt p(db,
+                             "SELECT COUNT(*) FROM transactions t JOIN outbox o ON o.txn_id = "
+                             "t.txn_id WHERE t.return_of = ?1 AND o.acked_at IS NULL");
+            p.bind(1, id);
+            p.step();
+            if (p.integer(0) == 0) update_return_basis(db, id, basis);
+          } else {
+            platform::Stmt r(db,
+                             "INSERT OR REPLACE INTO remote_receipts(txn_id, member_id, "
+                             "return_basis) VALUES (?1, ?2, ?3)");
+            r.bind(1, id).bind(2, d.value("member_id", "")).bind(3, basis);
+            r.exec();
+          }
           ++n;
         }
       }

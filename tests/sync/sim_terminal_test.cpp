@@ -10,15 +10,18 @@
 // program version is published mid-run and travels the signed feed.
 //
 // Members redeem rewards at every till, so the same points are spent at two
-// offline stores, and bring coffees back (returns, and voids on the day). Checked after every step:
-// HQ's books balance, and every redemption a till allowed while offline stayed within the program's
-// offline allowances (per member per day, per terminal per day, hours since
-// the last sync), and no sale was taken back twice. At the end, with the network healed: every
-// acknowledged sale and redemption is at HQ exactly once, HQ's balances equal the opening balance
-// plus each acknowledged transaction's points once, every till shows HQ's balance and debt, and
-// every till runs the newest program.
+// offline stores, and bring coffees back: returns at any store, voids on
+// the day at the till that sold them. Checked after every step: HQ's books
+// balance, and every redemption a till allowed while offline stayed within
+// the program's offline allowances (per member per day, per terminal per
+// day, hours since the last sync). At the end, with the network healed:
+// every acknowledged transaction is at HQ exactly once; HQ's balances equal
+// the opening balance plus each acknowledged transaction's points once;
+// every till shows HQ's balance and debt; every till runs the newest
+// program; and each sale taken back at two stores (both before hearing of
+// the other) is flagged at HQ once per extra take-back, and no other is.
 //
-// Seeds: LOYALTY_SIM_SEEDS (default 20; the ci preset runs more) from
+// Seeds: LOYALTY_SIM_TILL_SEEDS (default 20; the ci preset runs 20) from
 // LOYALTY_SIM_FIRST (default 1); a failure prints the command that replays
 // its seed.
 #include <random>
@@ -183,6 +186,21 @@ class Sim : public SimDice {
     }
     for (auto& till : tills_)
       CHECK(till.checkout->status()["program"]["version"] == (republished_ ? 2 : 1));
+    // A sale taken back at two stores before either heard of the other is
+    // kept twice (the points moved both times) and each extra one flagged.
+    std::set<std::string> flagged;
+    for (const auto& r : db_->query("SELECT txn_id FROM flags WHERE kind = 'returned-twice'"))
+      flagged.insert(r.text(0));
+    std::size_t extra = 0;
+    for (const auto& [receipt, backs] : takebacks_) {
+      INFO("sale " << receipt << " taken back " << backs.size() << " times");
+      std::size_t n = 0;
+      for (const auto& b : backs) n += flagged.count(b);
+      CHECK(n == backs.size() - 1);
+      extra += backs.size() - 1;
+    }
+    CHECK(flagged.size() == extra);
+    double_takebacks_ = static_cast<std::int64_t>(extra);
   }
 
   core::Result<platform::ClientResponse> carry(int t, platform::http::verb method,
@@ -217,7 +235,9 @@ class Sim : public SimDice {
     return std::to_string(committed_.size()) + " transactions (" + std::to_string(redeemed_) +
            " redemptions, " + std::to_string(offline_redeemed_) + " offline, " +
            std::to_string(refused_offline_) + " refused by the offline allowances, " +
-           std::to_string(reversals_) + " returns and voids, " + std::to_string(replays_) +
+           std::to_string(reversals_) + " returns and voids (" + std::to_string(cross_store_) +
+           " at another store, " + std::to_string(double_takebacks_) +
+           " of a sale already taken back elsewhere), " + std::to_string(replays_) +
            " POS retries), " + std::to_string(lost_) + " messages lost, " +
            std::to_string(duplicated_) + " delivered late, " + std::to_string(crashes_) +
            " till crashes, " + std::to_string(hq_restarts_) + " HQ restarts, " +
@@ -372,24 +392,32 @@ class Sim : public SimDice {
     auto sale = commit(t, Json{{"member_id", member}, {"basket", kLatte}});
     INFO((sale ? "" : sale.error().detail));
     REQUIRE(sale);  // a sale never waits on the network
-    auto& sales = sales_[static_cast<std::size_t>(t)];
-    sales.push_back(sale->body["receipt_id"].get<std::string>());
-    // Now and then a coffee comes back: returned here, or voided the same
-    // day. Each sale can be taken back once; the till refuses a second time.
+    sales_[static_cast<std::size_t>(t)].push_back(sale->body["receipt_id"].get<std::string>());
+    // Now and then a coffee comes back: at its own till or at another
+    // store (once HQ's feed has brought the receipt there), or voided the
+    // same day at its till.
     if (chance(0.1)) {
+      // Sometimes the customer tries again with a coffee already taken back.
+      const bool again = !takebacks_.empty() && chance(0.3);
+      const int from = chance(0.5) ? t : pick(0, kTills - 1);
+      const auto& at = sales_[static_cast<std::size_t>(from)];
+      if (!again && at.empty()) return;
+      auto it = takebacks_.begin();
+      if (again) std::advance(it, pick(0, static_cast<int>(takebacks_.size()) - 1));
       const auto receipt =
-          sales[static_cast<std::size_t>(pick(0, static_cast<int>(sales.size()) - 1))];
-      const bool is_void = chance(0.3);
-      auto r = take_back(t, receipt, is_void);
+          again ? it->first
+                : at[static_cast<std::size_t>(pick(0, static_cast<int>(at.size()) - 1))];
+      const bool own = receipt.starts_with(tills_[static_cast<std::size_t>(t)].store + "-");
+      auto r = take_back(t, receipt, own && chance(0.3));
       if (r) {
-        INFO("taken back twice: " << receipt);
-        REQUIRE(taken_back_.insert(receipt).second);
+        takebacks_[receipt].push_back(r->body["receipt_id"].get<std::string>());
         ++reversals_;
+        cross_store_ += own ? 0 : 1;
       } else {
+        // Refused with a reason: taken back already as far as this till
+        // knows, not here yet, or a void on a later day.
         INFO(r.error().type << ": " << r.error().detail);
         CHECK(r.error().status < 500);
-        // Refused: taken back before, or a void on a later day.
-        CHECK((taken_back_.contains(receipt) || is_void));
       }
     }
   }
@@ -481,14 +509,16 @@ class Sim : public SimDice {
   std::vector<Late> late_;
   std::set<std::string> committed_;
   std::vector<std::vector<std::string>> sales_ = std::vector<std::vector<std::string>>(kTills);
-  std::set<std::string> taken_back_;            // sales returned or voided
+  // Sales returned or voided: the take-backs of each, in the order made.
+  std::map<std::string, std::vector<std::string>> takebacks_;
   std::map<std::string, std::int64_t> points_;  // per member, from acknowledged commits
   std::int64_t opening_ = 0;
   std::map<std::pair<int, std::int64_t>, std::int64_t> by_terminal_;
   std::map<std::tuple<int, std::string, std::int64_t>, std::int64_t> by_member_;
   bool republished_ = false, ingested_ = false, crash_pending_ = false;
   std::int64_t lost_ = 0, duplicated_ = 0, crashes_ = 0, hq_restarts_ = 0, redeemed_ = 0,
-               offline_redeemed_ = 0, refused_offline_ = 0, replays_ = 0, reversals_ = 0;
+               offline_redeemed_ = 0, refused_offline_ = 0, replays_ = 0, reversals_ = 0,
+               double_takebacks_ = 0, cross_store_ = 0;
 };
 
 core::Result<platform::ClientResponse> SimLink::request(platform::http::verb method,
