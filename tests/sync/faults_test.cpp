@@ -145,16 +145,22 @@ TEST_CASE(
   program["version"] = 2;
   program["name"] = "Coffee chain, winter";
   write_file(w.dir / "v2.json", program.dump(2));
-  const auto effective = static_cast<std::int64_t>(std::time(nullptr)) + 6;
+  // The daemon's clock (system_clock). time() may read a coarser clock that
+  // is still on the previous second when the daemon is on the next.
+  const auto now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const auto effective = now() + 6;
   REQUIRE(w.hq.cli("publish " + (w.dir / "v2.json").string() + " --effective-from " +
                    std::to_string(effective))
               .code == 0);
   // The terminal has it before it applies, and keeps using v1 until then.
   REQUIRE(eventually([&] { return sql_int(d->db(), "SELECT COUNT(*) FROM programs") == 2; }));
-  if (std::time(nullptr) < effective - 1)
-    CHECK(d->get("/v1/status").body["program"]["version"] == 1);
+  if (now() < effective - 1) CHECK(d->get("/v1/status").body["program"]["version"] == 1);
   REQUIRE(eventually([&] { return d->get("/v1/status").body["program"]["version"] == 2; }));
-  CHECK(std::time(nullptr) >= effective);
+  CHECK(now() >= effective);
   CHECK(d->get("/v1/status").body["program"]["name"] == "Coffee chain, winter");
 
   // v3 is published, then altered in HQ's database on its way to the
