@@ -251,8 +251,14 @@ void HqLedger::track_return(const sync::TxnRecord& r, const core::MemberState& m
     const auto& bought = basis->outcome.request.basket.lines;
     for (std::size_t i = 0; i < bought.size(); ++i) lines.push_back({i, bought[i].quantity});
   } else if (r.request.contains("lines") && r.request["lines"].is_array()) {
+    // Read without throwing: a malformed line must not roll back the whole
+    // batch at every resend; the engine refuses it below and it is flagged.
+    const auto field = [](const Json& l, const char* k) -> std::int64_t {
+      const auto it = l.is_object() ? l.find(k) : l.end();
+      return it != l.end() && it->is_number_integer() ? it->get<std::int64_t>() : -1;
+    };
     for (const auto& l : r.request["lines"])
-      lines.push_back({l.value("line", std::size_t{0}), l.value("quantity", std::int64_t{0})});
+      lines.push_back({static_cast<std::size_t>(field(l, "line")), field(l, "quantity")});
   }
   core::Request req;
   req.at = *at;
