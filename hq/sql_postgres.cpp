@@ -1,8 +1,9 @@
-// SqlConn over PostgreSQL (libpq). Parameters go out as text with
-// PQexecParams, never spliced into the SQL.
+// SqlConn over PostgreSQL (libpq). Parameters go out as text, to prepared
+// statements (PQprepare, PQexecPrepared), never spliced into the SQL.
 #include <libpq-fe.h>
 
 #include <cctype>
+#include <map>
 
 #include "hq/sql.h"
 #include "platform/log.h"
@@ -85,6 +86,7 @@ class PgConn : public SqlConn {
       // restarted itself.
       if (in_txn_) throw SqlError("the connection to PostgreSQL was lost mid-transaction", false);
       PQreset(conn_);
+      prepared_.clear();  // they died with the old session
       if (PQstatus(conn_) != CONNECTION_OK)
         throw SqlError(std::string("cannot reconnect to PostgreSQL: ") + PQerrorMessage(conn_),
                        false);
@@ -102,22 +104,49 @@ class PgConn : public SqlConn {
         ptrs[i] = t->c_str();
       }
     }
-    PGresult* res = PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr,
-                                 ptrs.data(), nullptr, nullptr, 0);
-    const auto st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      const bool unique = state != nullptr && std::string_view(state) == "23505";
-      std::string msg = PQresultErrorMessage(res);
-      PQclear(res);
-      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-      throw SqlError(msg, unique);
-    }
+    const int n = static_cast<int>(params.size());
+    const std::string* name = prepared(sql, text, n);
+    PGresult* res =
+        name != nullptr
+            ? PQexecPrepared(conn_, name->c_str(), n, ptrs.data(), nullptr, nullptr, 0)
+            : PQexecParams(conn_, text.c_str(), n, nullptr, ptrs.data(), nullptr, nullptr, 0);
+    check(res);
     return res;
   }
 
+  // Throws the server's error for a failed statement (and frees it).
+  static void check(PGresult* res) {
+    const auto st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
+    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const bool unique = state != nullptr && std::string_view(state) == "23505";
+    std::string msg = PQresultErrorMessage(res);
+    PQclear(res);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    throw SqlError(msg, unique);
+  }
+
+  // The server-side prepared statement for `sql`, prepared on first use:
+  // the server then parses and plans each statement once per session, not
+  // at every call (ingest runs the same few statements thousands of times
+  // a second). Statements with parameters only (DDL and BEGIN run as they
+  // are), and at most kMaxPrepared of them; a new session starts afresh.
+  const std::string* prepared(std::string_view sql, const std::string& text, int n) {
+    if (n == 0) return nullptr;
+    if (auto it = prepared_.find(sql); it != prepared_.end()) return &it->second;
+    if (prepared_.size() >= kMaxPrepared) return nullptr;
+    std::string name = "loyalty_" + std::to_string(prepared_.size());
+    PGresult* res = PQprepare(conn_, name.c_str(), text.c_str(), n, nullptr);
+    check(res);
+    PQclear(res);
+    return &prepared_.emplace(std::string(sql), std::move(name)).first->second;
+  }
+
+  static constexpr std::size_t kMaxPrepared = 512;
+
   PGconn* conn_;
   bool in_txn_ = false;
+  std::map<std::string, std::string, std::less<>> prepared_;
 };
 
 }  // namespace

@@ -20,6 +20,7 @@ packages=(
   libhowardhinnant-date-dev
   tzdata
   libpq-dev
+  libjemalloc-dev
   libfaketime
   postgresql
   clang-format
