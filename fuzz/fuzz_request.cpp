@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "core/io_json.h"
 #include "core/member_delta.h"
@@ -13,7 +14,14 @@
 using loyalty::core::Json;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  // HQ reads an upload from its text first: whatever it makes of the bytes
+  // must agree with the parsed document.
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const auto from_text = loyalty::sync::batch_from_text(text);
   const Json j = Json::parse(data, data + size, nullptr, false);
+  if (from_text && j.is_discarded()) __builtin_trap();  // read what is not JSON
+  if (from_text && from_text->has_value() != loyalty::sync::batch_from_json(j).has_value())
+    __builtin_trap();
   if (j.is_discarded()) return 0;
   loyalty::core::Request req;
   (void)loyalty::core::request_from_json(j, req);

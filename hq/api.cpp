@@ -100,12 +100,15 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
   }
   const auto path = path_of(req);
   if (req.method() == http::verb::post && path == "/v1/sync/batches") {
-    Json body = Json::parse(req.body(), nullptr, false);
-    if (body.is_discarded())
-      return problem(400, "malformed-json", "Body is not JSON", "the batch is not valid JSON");
-    auto batch = sync::batch_from_json(std::move(body));
-    if (!batch) return from_error(batch.error());
-    return reply(ledger_.ingest(store, terminal, *batch));
+    auto batch = sync::batch_from_text(req.body());
+    if (!batch) {  // not an object of records: the whole body tells what is wrong
+      Json body = Json::parse(req.body(), nullptr, false);
+      if (body.is_discarded())
+        return problem(400, "malformed-json", "Body is not JSON", "the batch is not valid JSON");
+      batch = sync::batch_from_json(std::move(body));
+    }
+    if (!*batch) return from_error(batch->error());
+    return reply(ledger_.ingest(store, terminal, **batch));
   }
   if (req.method() == http::verb::get && path == "/v1/sync/changes")
     return reply(ledger_.changes(platform::query_int(req.target(), "after", 0),

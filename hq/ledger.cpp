@@ -90,15 +90,24 @@ core::Status HqLedger::check_terminal(const std::string& store, const std::strin
 }
 
 std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
-  if (batch_members_ != nullptr) {
+  const bool ingesting = batch_members_ != nullptr;
+  if (ingesting) {
     if (auto it = batch_members_->find(id); it != batch_members_->end()) return it->second;
   }
-  auto rows = db_.query("SELECT state FROM members WHERE id = ?1", {id});
+  auto rows = db_.query("SELECT state, version FROM members WHERE id = ?1", {id});
   if (rows.empty()) return std::nullopt;
+  const auto version = rows[0].integer(1);
+  if (ingesting) {
+    if (auto it = member_cache_.find(id);
+        it != member_cache_.end() && it->second.version == version)
+      return it->second.state;
+  }
   auto m = core::member_from_json(Json::parse(rows[0].text(0)));
   // HQ writes every state itself; one it cannot read means a broken file
   // or a bug, and going on would give wrong balances.
   if (!m) throw SqlError("member " + id + " has an unreadable state: " + m.error().message);
+  // Version 0 is a row an enrollment in this very batch created.
+  if (ingesting && version > 0) pending_[id] = {version, *m};
   return std::move(*m);
 }
 
@@ -107,12 +116,23 @@ void HqLedger::save_member(const core::MemberState& m) {
     (*batch_members_)[m.id] = m;
     return;
   }
+  (void)write_member(m);
+}
+
+std::int64_t HqLedger::write_member(const core::MemberState& m) {
   const auto state = core::member_to_json(m);
   const auto text = state.dump();
-  if (db_.exec("UPDATE members SET state = ?2, version = version + 1 WHERE id = ?1",
-               {m.id, text}) == 0)
+  auto rows = db_.query(
+      "UPDATE members SET state = ?2, version = version + 1 WHERE id = ?1 RETURNING version",
+      {m.id, text});
+  std::int64_t version = 1;
+  if (rows.empty()) {
     db_.exec("INSERT INTO members(id, state, version) VALUES (?1, ?2, 1)", {m.id, text});
+  } else {
+    version = rows[0].integer(0);
+  }
   change("member", m.id, member_payload(m.id, state));
+  return version;
 }
 
 Json HqLedger::member_payload(const std::string& id, const Json& state) {
@@ -130,9 +150,14 @@ Json HqLedger::member_payload(const std::string& id, const Json& state) {
 
 void HqLedger::change(const std::string& kind, const std::string& key, const Json& payload,
                       const std::string& store) {
+  change_text(kind, key, payload.dump(), store);
+}
+
+void HqLedger::change_text(const std::string& kind, const std::string& key,
+                           const std::string& payload, const std::string& store) {
   db_.exec(
       "INSERT INTO changes(kind, key, payload, created_at, store_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-      {kind, key, payload.dump(), clock_(), store.empty() ? SqlParam{nullptr} : SqlParam{store}});
+      {kind, key, payload, clock_(), store.empty() ? SqlParam{nullptr} : SqlParam{store}});
 }
 
 void HqLedger::flag(const std::string& txn, const std::string& member, const std::string& kind,
@@ -148,8 +173,10 @@ void HqLedger::flag(const std::string& txn, const std::string& member, const std
 }
 
 void HqLedger::post(const std::vector<core::Entry>& entries) {
-  // Balances per (account, unit): one upsert per account touched.
-  std::map<std::pair<std::string, std::string>, std::int64_t> deltas;
+  // Balances per (account, unit): one upsert per account touched, by the
+  // call or, during an ingest, by the whole batch.
+  AccountDeltas mine;
+  auto& deltas = batch_accounts_ != nullptr ? *batch_accounts_ : mine;
   for (const auto& e : entries) {
     db_.exec(
         "INSERT INTO entries(id, txn_id, debit, credit, amount, unit, lot, memo) "
@@ -158,6 +185,10 @@ void HqLedger::post(const std::vector<core::Entry>& entries) {
     deltas[{e.debit, e.unit}] -= e.amount;
     deltas[{e.credit, e.unit}] += e.amount;
   }
+  if (batch_accounts_ == nullptr) post_balances(mine);
+}
+
+void HqLedger::post_balances(const AccountDeltas& deltas) {
   for (const auto& [key, amount] : deltas)
     db_.exec(
         "INSERT INTO accounts(account, unit, balance) VALUES (?1, ?2, ?3) "
@@ -192,33 +223,45 @@ core::Result<std::shared_ptr<const core::Program>> HqLedger::latest_program() {
   return p;
 }
 
-void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
-  if (r.kind == "return" || r.kind == "void") return;  // replayed through their purchase
-  auto program = this->program(r.program_id, r.program_version);
-  if (!program) {
-    flag(r.txn_id, r.member_id, "program-unknown",
-         "program " + r.program_id + " v" + std::to_string(r.program_version) +
-             " was not published by HQ; the transaction could not be replayed",
-         flags_out);
-    return;
+HqLedger::Prepared HqLedger::prepare(const sync::TxnRecord& r, const core::Program* program) {
+  Prepared out;
+  out.text = record_text(r);
+  out.hash = platform::sha256_hex(out.text);
+  if (r.kind == "purchase" && r.return_basis.is_object()) {
+    // The receipt as sold: returns taken at its store before this upload
+    // arrive as records of their own and are counted from those
+    // (track_return), like returns anywhere else.
+    Json basis = r.return_basis;
+    if (basis.contains("returned_qty") && basis["returned_qty"].is_array())
+      for (auto& q : basis["returned_qty"]) q = 0;
+    basis["points_reversed"] = 0;
+    basis["points_restored"] = 0;
+    out.receipt =
+        Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", basis}}.dump();
+  }
+  if (r.kind == "return" || r.kind == "void") return out;  // replayed through their purchase
+  const auto mismatch = [&](std::string detail) {
+    out.replay.emplace("replay-mismatch", std::move(detail));
+    return out;
+  };
+  if (program == nullptr) {
+    out.replay.emplace("program-unknown", "program " + r.program_id + " v" +
+                                              std::to_string(r.program_version) +
+                                              " was not published by HQ; the transaction could "
+                                              "not be replayed");
+    return out;
   }
   const auto member = before_of(r);
   core::Request req;
   auto parsed = core::request_from_json(r.request, req);
   const auto at = core::parse_local_datetime(r.local_time);
-  if (!member || !parsed || !at) {
-    flag(r.txn_id, r.member_id, "replay-mismatch", "the recorded inputs do not parse", flags_out);
-    return;
-  }
+  if (!member || !parsed || !at) return mismatch("the recorded inputs do not parse");
   req.at = *at;
   req.zone = r.zone;
   req.txn_id = r.txn_id;
   auto outcome = core::evaluate(*program, *member, req);
-  if (!outcome) {
-    flag(r.txn_id, r.member_id, "replay-mismatch",
-         "HQ's engine refuses the recorded inputs: " + outcome.error().message, flags_out);
-    return;
-  }
+  if (!outcome)
+    return mismatch("HQ's engine refuses the recorded inputs: " + outcome.error().message);
   const Json mine = core::outcome_totals_to_json(*outcome);
   std::string diffs;
   for (const char* k : {"points_earned", "points_redeemed", "discount", "amount_due"}) {
@@ -227,9 +270,8 @@ void HqLedger::replay_check(const sync::TxnRecord& r, Json& flags_out) {
                (r.totals.contains(k) ? r.totals[k].dump() : "missing") + " (HQ: " + mine[k].dump() +
                ")";
   }
-  if (!diffs.empty())
-    flag(r.txn_id, r.member_id, "replay-mismatch",
-         "the terminal's numbers differ from HQ's replay: " + diffs, flags_out);
+  if (!diffs.empty()) return mismatch("the terminal's numbers differ from HQ's replay: " + diffs);
+  return out;
 }
 
 void HqLedger::track_return(const sync::TxnRecord& r, const core::MemberState& member,
@@ -314,9 +356,8 @@ void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
   }
 }
 
-void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
+void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
                      const std::string& terminal, std::int64_t now, Json& flags_out) {
-  const std::string text = record_text(r);
   db_.exec(
       "INSERT INTO transactions(txn_id, store_id, terminal_id, seq, member_id, kind, "
       "committed_at, business_day, program_id, program_version, points_earned, "
@@ -324,7 +365,7 @@ void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
       "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
       {r.txn_id, store, terminal, r.seq, r.member_id, r.kind, r.committed_at, r.business_day,
        r.program_id, r.program_version, r.totals.value("points_earned", std::int64_t{0}),
-       r.totals.value("points_redeemed", std::int64_t{0}), platform::sha256_hex(text), text, now});
+       r.totals.value("points_redeemed", std::int64_t{0}), prep.hash, prep.text, now});
   auto member = load_member(r.member_id);
   if (!member) {
     // First sight of a member (enrolled at a store, or seeded there): HQ
@@ -377,20 +418,29 @@ void HqLedger::apply(const sync::TxnRecord& r, const std::string& store,
   member->counters.prune();
   for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);
   save_member(*member);
-  if (r.kind == "purchase" && r.return_basis.is_object()) {
-    // The receipt as sold: returns taken at its store before this upload
-    // arrive as records of their own and are counted from those
-    // (track_return), like returns anywhere else.
-    Json basis = r.return_basis;
-    if (basis.contains("returned_qty") && basis["returned_qty"].is_array())
-      for (auto& q : basis["returned_qty"]) q = 0;
-    basis["points_reversed"] = 0;
-    basis["points_restored"] = 0;
-    change("receipt", r.txn_id,
-           Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", basis}});
-  }
-  replay_check(r, flags_out);
+  if (!prep.receipt.empty()) change_text("receipt", r.txn_id, prep.receipt);
+  if (prep.replay) flag(r.txn_id, r.member_id, prep.replay->first, prep.replay->second, flags_out);
   track_return(r, *member, flags_out);
+}
+
+std::map<std::string, std::string> HqLedger::accepted_hashes(const sync::Batch& batch) {
+  // One query per 100 records (a resend is mostly records HQ has), always
+  // with 100 parameters so it is one prepared statement: the last id pads.
+  constexpr std::size_t kChunk = 100;
+  static const std::string sql = [] {
+    std::string q = "SELECT txn_id, record_hash FROM transactions WHERE txn_id IN (";
+    for (std::size_t k = 1; k <= kChunk; ++k) q += (k > 1 ? ", ?" : "?") + std::to_string(k);
+    return q + ")";
+  }();
+  std::map<std::string, std::string> seen;
+  const auto& recs = batch.records;
+  for (std::size_t at = 0; at < recs.size(); at += kChunk) {
+    SqlParams ids;
+    for (std::size_t k = 0; k < kChunk; ++k)
+      ids.emplace_back(recs[std::min(at + k, recs.size() - 1)].txn_id);
+    for (const auto& row : db_.query(sql, ids)) seen.emplace(row.text(0), row.text(1));
+  }
+  return seen;
 }
 
 core::Result<Json> HqLedger::ingest(const std::string& store, const std::string& terminal,
@@ -409,9 +459,36 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
                      "transactions[" + std::to_string(i) + "]: " + r.txn_id +
                          " is not a transaction id of " + store + "/" + terminal);
   }
+  // The programs the records name (cached after the first batch), then,
+  // outside the lock, what each record alone decides.
+  std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<const core::Program>> programs;
+  {
+    std::lock_guard lock(mutex_);
+    try {
+      for (const auto& r : batch.records)
+        if (r.kind != "return" && r.kind != "void")
+          programs.try_emplace({r.program_id, r.program_version},
+                               program(r.program_id, r.program_version));
+    } catch (const SqlError& e) {
+      return refused(core::ErrorCode::kUnavailable, std::string("HQ database: ") + e.what());
+    }
+  }
+  std::vector<Prepared> prepared;
+  prepared.reserve(batch.records.size());
+  for (const auto& r : batch.records) {
+    const auto p = programs.find({r.program_id, r.program_version});
+    prepared.push_back(prepare(r, p == programs.end() ? nullptr : p->second.get()));
+  }
+  std::vector<std::size_t> order(batch.records.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return batch.records[a].seq < batch.records[b].seq;
+  });
+
   std::lock_guard lock(mutex_);
   const auto now = clock_();
-  return in_transaction(db_, [&]() -> core::Result<Json> {
+  pending_.clear();
+  auto out = in_transaction(db_, [&]() -> core::Result<Json> {
     auto t = db_.query(
         "SELECT next_seq, revoked FROM terminals WHERE store_id = ?1 AND "
         "terminal_id = ?2",
@@ -420,27 +497,27 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       return refused(core::ErrorCode::kFailedPrecondition,
                      "terminal " + store + "/" + terminal + " may not write");
     std::int64_t next = t[0].integer(0);
-    std::vector<const sync::TxnRecord*> records;
-    for (const auto& r : batch.records) records.push_back(&r);
-    std::stable_sort(records.begin(), records.end(),
-                     [](const auto* a, const auto* b) { return a->seq < b->seq; });
     Json results = Json::array();
     std::optional<std::int64_t> gap;
     std::map<std::string, core::MemberState> touched;
+    AccountDeltas balances;
     batch_members_ = &touched;
+    batch_accounts_ = &balances;
     struct ClearOnExit {
-      std::map<std::string, core::MemberState>*& p;
-      ~ClearOnExit() { p = nullptr; }
-    } clear{batch_members_};
-    for (const auto* rp : records) {
-      const auto& r = *rp;
+      HqLedger& l;
+      ~ClearOnExit() {
+        l.batch_members_ = nullptr;
+        l.batch_accounts_ = nullptr;
+      }
+    } clear{*this};
+    auto seen = accepted_hashes(batch);
+    for (const auto i : order) {
+      const auto& r = batch.records[i];
       Json res{{"txn_id", r.txn_id}, {"seq", r.seq}};
-      auto have =
-          db_.query("SELECT record_hash, seq FROM transactions WHERE txn_id = ?1", {r.txn_id});
-      if (!have.empty()) {
+      if (const auto have = seen.find(r.txn_id); have != seen.end()) {
         // Accepted before: the same answer, whatever the terminal resends.
         res["status"] = "duplicate";
-        if (have[0].text(0) != platform::sha256_hex(record_text(r)))
+        if (have->second != prepared[i].hash)
           res["note"] = "resent with different content; the first version stands";
       } else if (gap || r.seq > next) {
         if (!gap) gap = next;
@@ -451,16 +528,19 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
         res["reason"] = "sequence " + std::to_string(r.seq) + " already holds another transaction";
       } else {
         Json flags = Json::array();
-        apply(r, store, terminal, now, flags);
+        apply(r, prepared[i], store, terminal, now, flags);
+        seen.emplace(r.txn_id, prepared[i].hash);
         res["status"] = "accepted";
         if (!flags.empty()) res["flags"] = flags;
         ++next;
       }
       results.push_back(res);
     }
-    // Each member the batch touched is written once, with one change.
+    // Each member and account the batch touched is written once.
     batch_members_ = nullptr;
-    for (const auto& [id, m] : touched) save_member(m);
+    batch_accounts_ = nullptr;
+    post_balances(balances);
+    for (auto& [id, m] : touched) pending_[id] = {write_member(m), std::move(m)};
     db_.exec(
         "UPDATE terminals SET next_seq = ?3, last_seen = ?4, clock_skew = ?5 "
         "WHERE store_id = ?1 AND terminal_id = ?2",
@@ -469,10 +549,17 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
     if (skew > kClockToleranceSeconds || skew < -kClockToleranceSeconds)
       platform::log_warn("terminal " + store + "/" + terminal + "'s clock is " +
                          std::to_string(skew) + " s off HQ's");
-    Json out{{"results", results}, {"next_seq", next}, {"clock_skew_seconds", skew}};
-    if (gap) out["gap"] = {{"expected_seq", *gap}};
-    return out;
+    Json answer{{"results", results}, {"next_seq", next}, {"clock_skew_seconds", skew}};
+    if (gap) answer["gap"] = {{"expected_seq", *gap}};
+    return answer;
   });
+  // Committed: what this batch read and wrote is now the members' state.
+  if (out) {
+    if (member_cache_.size() + pending_.size() > kMemberCacheSize) member_cache_.clear();
+    for (auto& [id, c] : pending_) member_cache_[id] = std::move(c);
+  }
+  pending_.clear();
+  return out;
 }
 
 core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,

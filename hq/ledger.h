@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "core/json_reader.h"
 #include "core/program.h"
@@ -109,10 +110,24 @@ class HqLedger {
  private:
   // An enrollment's card number, phone and name onto HQ's member row.
   void record_identity(const sync::TxnRecord& r, Json& flags_out);
-  void apply(const sync::TxnRecord& r, const std::string& store, const std::string& terminal,
-             std::int64_t now, Json& flags_out);
+  // What HQ works out from a record alone, before it takes the lock, so
+  // that batches from several terminals are hashed, replayed and encoded in
+  // parallel and only the writes are serial.
+  struct Prepared {
+    std::string text;  // as stored and hashed
+    std::string hash;
+    // The replay's verdict: a flag kind and its detail, when it disagrees.
+    std::optional<std::pair<std::string, std::string>> replay;
+    std::string receipt;  // purchases: the receipt change's payload as sold
+  };
+  // The record hashes of the batch's transactions HQ already has, by id.
+  std::map<std::string, std::string> accepted_hashes(const sync::Batch& batch);
+  static Prepared prepare(const sync::TxnRecord& r, const core::Program* program);
+  void apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
+             const std::string& terminal, std::int64_t now, Json& flags_out);
+  using AccountDeltas = std::map<std::pair<std::string, std::string>, std::int64_t>;
   void post(const std::vector<core::Entry>& entries);
-  void replay_check(const sync::TxnRecord& r, Json& flags_out);
+  void post_balances(const AccountDeltas& deltas);
   // A return or void updates what every store knows of its receipt; a line
   // taken back twice (at two offline stores) is flagged.
   void track_return(const sync::TxnRecord& r, const core::MemberState& member, Json& flags_out);
@@ -121,8 +136,12 @@ class HqLedger {
   // Appends to the feed; `store` empty means every store.
   void change(const std::string& kind, const std::string& key, const Json& payload,
               const std::string& store = "");
+  void change_text(const std::string& kind, const std::string& key, const std::string& payload,
+                   const std::string& store = "");
   std::optional<core::MemberState> load_member(const std::string& id);
   void save_member(const core::MemberState& m);
+  // Writes the state and its feed change; the row's new version.
+  std::int64_t write_member(const core::MemberState& m);
   // A member change for the feed: state plus the card, phone and name
   // terminals look members up by.
   Json member_payload(const std::string& id, const Json& state);
@@ -135,6 +154,19 @@ class HqLedger {
   SqlConn& db_;
   // During an ingest: members touched by the batch, written once at its end.
   std::map<std::string, core::MemberState>* batch_members_ = nullptr;
+  // During an ingest: what the batch adds to each account's balance.
+  AccountDeltas* batch_accounts_ = nullptr;
+  // Members as last committed, by id, with their row's version: an ingest
+  // reads a member's state document only when the row's version moved
+  // (another process or an admin command wrote it). Filled only from
+  // ingests that committed (pending_ holds the current one's); bounded.
+  struct CachedMember {
+    std::int64_t version = 0;
+    core::MemberState state;
+  };
+  std::unordered_map<std::string, CachedMember> member_cache_;
+  std::unordered_map<std::string, CachedMember> pending_;
+  static constexpr std::size_t kMemberCacheSize = 50'000;
   std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<const core::Program>> programs_;
   Clock clock_;
   std::mutex mutex_;

@@ -1,5 +1,7 @@
 #include "sync/protocol.h"
 
+#include <cctype>
+
 #include "core/io_json.h"
 #include "core/return_basis.h"
 
@@ -59,7 +61,7 @@ Json record_to_json(const TxnRecord& r) {
   return j;
 }
 
-core::Result<TxnRecord> record_from_json(Json j) {
+core::Result<TxnRecord> record_from_json(Json j, std::string text) {
   core::Problems problems;
   TxnRecord r;
   {
@@ -140,7 +142,7 @@ core::Result<TxnRecord> record_from_json(Json j) {
     std::string msg = problems.front().to_string();
     return std::unexpected(core::Error{core::ErrorCode::kInvalidArgument, msg, problems});
   }
-  r.text = j.dump();
+  r.text = text.empty() ? j.dump() : std::move(text);
   r.request = std::move(j["request"]);
   r.member_before = std::move(j["member_before"]);
   r.totals = std::move(j["totals"]);
@@ -160,34 +162,191 @@ Json batch_to_json(const Batch& b) {
           {"transactions", recs}};
 }
 
-core::Result<Batch> batch_from_json(Json j) {
+namespace {
+
+// The batch's own fields from `j`; `count` is how many records it says it
+// carries ("transactions" must be an array of at most kMaxBatchRecords).
+core::Result<Batch> batch_head(const Json& j, std::size_t& count) {
   core::Problems problems;
   Batch b;
-  Json* recs = nullptr;
   {
     core::ObjectReader rd(j, "", problems);
     if (!rd.ok()) return core::invalid("", "a batch must be a JSON object");
     b.store_id = rd.id("store_id", true).value_or("");
     b.terminal_id = rd.id("terminal_id", true).value_or("");
     b.sent_at = rd.integer("sent_at", true, 0).value_or(0);
-    if (rd.get("transactions", true)) recs = &j["transactions"];
-    if (recs != nullptr && (!recs->is_array() || recs->size() > kMaxBatchRecords))
-      rd.problem("transactions",
-                 "must be an array of at most " + std::to_string(kMaxBatchRecords) + " records");
+    if (const Json* recs = rd.get("transactions", true)) {
+      if (!recs->is_array() || recs->size() > kMaxBatchRecords)
+        rd.problem("transactions",
+                   "must be an array of at most " + std::to_string(kMaxBatchRecords) + " records");
+      count = recs->size();
+    }
   }
   if (!problems.empty())
     return std::unexpected(
         core::Error{core::ErrorCode::kInvalidArgument, problems.front().to_string(), problems});
-  for (std::size_t i = 0; i < recs->size(); ++i) {
-    auto r = record_from_json(std::move((*recs)[i]));
-    if (!r) {
-      auto e = r.error();
-      for (auto& p : e.problems)
-        p.path = core::join_path(core::index_path("transactions", i), p.path);
-      e.message = core::index_path("transactions", i) + ": " + e.message;
-      return std::unexpected(e);
+  return b;
+}
+
+// Record `i`'s problems, with their paths inside the batch.
+core::Error at_record(std::size_t i, core::Error e) {
+  for (auto& p : e.problems) p.path = core::join_path(core::index_path("transactions", i), p.path);
+  e.message = core::index_path("transactions", i) + ": " + e.message;
+  return e;
+}
+
+constexpr auto npos = std::string_view::npos;
+
+bool json_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+std::size_t skip_space(std::string_view s, std::size_t i) {
+  while (i < s.size() && json_space(s[i])) ++i;
+  return i;
+}
+
+// The end of the string starting at s[i] == '"', or npos.
+std::size_t skip_string(std::string_view s, std::size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      ++i;
+    } else if (s[i] == '"') {
+      return i + 1;
     }
-    b.records.push_back(std::move(*r));
+  }
+  return npos;
+}
+
+// The end of the value starting at s[i], or npos. Only its strings and
+// brackets are followed; the value itself is parsed afterwards.
+std::size_t skip_value(std::string_view s, std::size_t i) {
+  if (i >= s.size()) return npos;
+  if (s[i] == '"') return skip_string(s, i);
+  if (s[i] != '{' && s[i] != '[') {  // a number, true, false or null
+    std::size_t j = i;
+    while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '+' ||
+                            s[j] == '-' || s[j] == '.'))
+      ++j;
+    // Anything else (a NUL byte, which the parser would take for the end)
+    // makes the body one the full parse judges.
+    if (j < s.size() && !json_space(s[j]) && s[j] != ',' && s[j] != '}' && s[j] != ']') return npos;
+    return j == i ? npos : j;
+  }
+  int depth = 0;
+  while (i < s.size()) {
+    const char c = s[i];
+    if (c == '"') {
+      i = skip_string(s, i);
+      if (i == npos) return npos;
+      continue;
+    }
+    if (c == '{' || c == '[') ++depth;
+    if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+    ++i;
+  }
+  return npos;
+}
+
+// The top-level object of `s`: its members other than "transactions"
+// parsed into `head`, and the texts of the transactions array's elements.
+// False when `s` is not such an object (or repeats a key).
+bool split_batch(std::string_view s, Json& head, std::vector<std::string_view>& records,
+                 bool& have_records) {
+  std::size_t i = skip_space(s, 0);
+  if (i >= s.size() || s[i] != '{') return false;
+  i = skip_space(s, i + 1);
+  if (i < s.size() && s[i] == '}') return skip_space(s, i + 1) == s.size();
+  while (true) {
+    if (i >= s.size() || s[i] != '"') return false;
+    const std::size_t key_end = skip_string(s, i);
+    if (key_end == npos) return false;
+    const Json key = Json::parse(s.substr(i, key_end - i), nullptr, false);
+    if (!key.is_string() || head.contains(key.get_ref<const std::string&>())) return false;
+    i = skip_space(s, key_end);
+    if (i >= s.size() || s[i] != ':') return false;
+    i = skip_space(s, i + 1);
+    if (key == "transactions" && i < s.size() && s[i] == '[') {
+      have_records = true;
+      head["transactions"] = Json::array();  // its elements are in `records`
+      i = skip_space(s, i + 1);
+      if (i < s.size() && s[i] == ']') {
+        ++i;
+      } else {
+        while (true) {
+          const std::size_t end = skip_value(s, i);
+          if (end == npos) return false;
+          records.push_back(s.substr(i, end - i));
+          i = skip_space(s, end);
+          if (i < s.size() && s[i] == ',') {
+            i = skip_space(s, i + 1);
+          } else if (i < s.size() && s[i] == ']') {
+            ++i;
+            break;
+          } else {
+            return false;
+          }
+        }
+      }
+    } else {
+      const std::size_t end = skip_value(s, i);
+      if (end == npos) return false;
+      Json v = Json::parse(s.substr(i, end - i), nullptr, false);
+      if (v.is_discarded()) return false;
+      head[key.get_ref<const std::string&>()] = std::move(v);
+      i = end;
+    }
+    i = skip_space(s, i);
+    if (i < s.size() && s[i] == ',') {
+      i = skip_space(s, i + 1);
+    } else if (i < s.size() && s[i] == '}') {
+      return skip_space(s, i + 1) == s.size();
+    } else {
+      return false;
+    }
+  }
+}
+
+}  // namespace
+
+core::Result<Batch> batch_from_json(Json j) {
+  std::size_t count = 0;
+  auto b = batch_head(j, count);
+  if (!b) return b;
+  auto& recs = j["transactions"];
+  for (std::size_t i = 0; i < count; ++i) {
+    auto r = record_from_json(std::move(recs[i]));
+    if (!r) return std::unexpected(at_record(i, r.error()));
+    b->records.push_back(std::move(*r));
+  }
+  return b;
+}
+
+std::optional<core::Result<Batch>> batch_from_text(std::string_view body) {
+  Json head = Json::object();
+  std::vector<std::string_view> texts;
+  bool have_records = false;
+  if (!split_batch(body, head, texts, have_records)) return std::nullopt;
+  // Each record parses on its own before anything is judged, so a body
+  // that is not JSON is reported as such, whatever else is wrong with it.
+  std::vector<Json> docs;
+  docs.reserve(texts.size());
+  for (const auto t : texts) {
+    docs.push_back(Json::parse(t, nullptr, false));
+    if (docs.back().is_discarded()) return std::nullopt;
+  }
+  if (have_records) head["transactions"] = Json::array();
+  std::size_t count = 0;
+  if (have_records && texts.size() > kMaxBatchRecords) {
+    // Let batch_head say so, as for a parsed body.
+    for (std::size_t i = 0; i < texts.size(); ++i) head["transactions"].push_back(nullptr);
+  }
+  auto b = batch_head(head, count);
+  if (!b) return b;
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    auto r = record_from_json(std::move(docs[i]), std::string(texts[i]));
+    if (!r) return std::unexpected(at_record(i, r.error()));
+    b->records.push_back(std::move(*r));
   }
   return b;
 }

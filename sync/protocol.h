@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/json_reader.h"
@@ -67,7 +68,9 @@ Json record_to_json(const TxnRecord& r);
 // Validates everything; every problem with its path. Takes the document by
 // value: a caller that moves it in (HQ, with each upload) saves a copy of
 // every record's member and basket.
-[[nodiscard]] core::Result<TxnRecord> record_from_json(Json j);
+// `text` is the record as it arrived, when the caller has it (HQ stores and
+// hashes that); otherwise the record is serialised again.
+[[nodiscard]] core::Result<TxnRecord> record_from_json(Json j, std::string text = {});
 
 struct Batch {
   std::string store_id;
@@ -80,6 +83,11 @@ inline constexpr std::size_t kMaxBatchRecords = 1000;
 
 Json batch_to_json(const Batch& b);
 [[nodiscard]] core::Result<Batch> batch_from_json(Json j);
+// The same from the upload's text, without building one document for the
+// whole body or serialising each record again: the body is cut into its
+// records' texts, and each is parsed on its own and kept as it arrived.
+// nullopt when the body is not well-formed JSON (the caller reports that).
+[[nodiscard]] std::optional<core::Result<Batch>> batch_from_text(std::string_view body);
 
 // "<store>-<terminal>-" : a terminal may only write ids with its own prefix.
 std::string txn_prefix(const std::string& store_id, const std::string& terminal_id);

@@ -53,12 +53,17 @@ inline std::string fresh_hq_target(
   return "postgres:" + conninfo.substr(0, conninfo.rfind("dbname=")) + "dbname=" + name;
 }
 
-// Opens an empty, migrated HQ database on `backend`.
-inline std::unique_ptr<hq::SqlConn> fresh_hq_db(const std::string& backend) {
-  auto db = hq::open_sql(fresh_hq_target(backend));
+// Opens the HQ database at `target`, migrated.
+inline std::unique_ptr<hq::SqlConn> open_hq_db(const std::string& target) {
+  auto db = hq::open_sql(target);
   if (!db) FAIL(db.error().message);
   REQUIRE(hq::migrate_hq(**db));
   return std::move(*db);
+}
+
+// Opens an empty, migrated HQ database on `backend`.
+inline std::unique_ptr<hq::SqlConn> fresh_hq_db(const std::string& backend) {
+  return open_hq_db(fresh_hq_target(backend));
 }
 
 // A terminal in a test: evaluates and commits with the real engine against

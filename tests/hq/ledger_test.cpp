@@ -16,10 +16,12 @@ const Json kBasket = Json::parse(R"({"currency": "CNY", "lines": [
 
 struct Hq {
   core::Program program = coffee_program();
+  std::string target;
   std::unique_ptr<hq::SqlConn> db;
   std::unique_ptr<hq::HqLedger> ledger;
   platform::SigningKey key = platform::SigningKey::generate();
-  explicit Hq(const std::string& backend) : db(fresh_hq_db(backend)) {
+  explicit Hq(const std::string& backend)
+      : target(fresh_hq_target(backend)), db(open_hq_db(target)) {
     ledger = std::make_unique<hq::HqLedger>(*db, [] { return std::int64_t{1'795'300'100}; });
     REQUIRE(ledger->publish_program(read_all(hq_source("examples/programs/coffee-chain.json")), 0,
                                     key, "test"));
@@ -31,18 +33,28 @@ struct Hq {
     REQUIRE(ledger->add_terminal(store, id, ""));
     return t;
   }
+  // HQ's balance for M1001 is the terminal's view plus `adjusted` (what
+  // admins changed that the terminal has not pulled).
+  void balance_matches(FakeTerminal& t, std::int64_t adjusted = 0) {
+    auto m = ledger->member("M1001");
+    REQUIRE(m);
+    CHECK((*m)["balance"] ==
+          t.view("M1001").available(*core::parse_local_date("2026-11-23")) + adjusted);
+  }
   void verified() {
     auto v = ledger->verify();
     REQUIRE(v);
     INFO(v->dump(2));
     CHECK((*v)["ok"] == true);
   }
-  // `n` sales of kBasket to M1001 at `t`, uploaded in one batch.
-  void sales(FakeTerminal& t, int n) {
+  // `n` sales of kBasket to M1001 at `t`, not uploaded yet.
+  static std::vector<sync::TxnRecord> sold(FakeTerminal& t, int n) {
     std::vector<sync::TxnRecord> records;
     for (int i = 0; i < n; ++i) records.push_back(t.sell("M1001", kBasket));
-    ingest(t, records);
+    return records;
   }
+  // The same, uploaded in one batch.
+  void sales(FakeTerminal& t, int n) { ingest(t, sold(t, n)); }
   Json ingest(const FakeTerminal& t, std::vector<sync::TxnRecord> records) {
     auto r = ledger->ingest(t.store(), t.terminal(), t.batch(std::move(records)));
     if (!r) FAIL(r.error().message);
@@ -62,8 +74,7 @@ TEST_CASE("HQ accepts each transaction exactly once, whatever the terminal resen
   INFO("backend " << backend);
   Hq hq(backend);
   auto a = hq.terminal("S001");
-  std::vector<sync::TxnRecord> sales;
-  for (int i = 0; i < 5; ++i) sales.push_back(a.sell("M1001", kBasket));
+  const auto sales = Hq::sold(a, 5);
 
   auto first = hq.ingest(a, {sales[0], sales[1], sales[2]});
   CHECK(first["next_seq"] == 4);
@@ -82,6 +93,57 @@ TEST_CASE("HQ accepts each transaction exactly once, whatever the terminal resen
   // Five sales of 68 yuan at the Daily tier's 1.2x: 81 points each.
   CHECK((*m)["balance"] == a.view("M1001").available(*core::parse_local_date("2026-11-23")));
   CHECK((*m)["flags"].empty());
+  hq.verified();
+}
+
+TEST_CASE("a large batch resent whole, a record twice in one batch, and a changed resend",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO("backend " << backend);
+  Hq hq(backend);
+  auto a = hq.terminal("S001");
+  const auto sales = Hq::sold(a, 250);
+  const std::vector<sync::TxnRecord> first_half(sales.begin(), sales.begin() + 130);
+  for (const auto& r : hq.ingest(a, first_half)["results"]) CHECK(r["status"] == "accepted");
+  // All 250 again (HQ has the first 130, across its lookups of 100), with
+  // one of the new ones twice over.
+  auto all = sales;
+  all.push_back(sales[200]);
+  auto again = hq.ingest(a, all);
+  CHECK(again["next_seq"] == 251);
+  std::map<std::string, int> by_status;
+  for (const auto& r : again["results"]) ++by_status[r["status"].get<std::string>()];
+  CHECK(by_status["duplicate"] == 131);
+  CHECK(by_status["accepted"] == 120);
+  CHECK(count(*hq.db, "transactions") == 250);
+  // The same id with other content: the first version stands, and says so.
+  auto changed = sales[5];
+  changed.text.clear();
+  changed.totals["points_earned"] = 9999;
+  auto res = hq.ingest(a, {changed})["results"][0];
+  CHECK(res["status"] == "duplicate");
+  CHECK(res["note"] == "resent with different content; the first version stands");
+  CHECK(count(*hq.db, "transactions") == 250);
+  hq.balance_matches(a);
+  hq.verified();
+}
+
+TEST_CASE("ingest sees what another connection wrote to a member between its batches",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO("backend " << backend);
+  Hq hq(backend);
+  auto a = hq.terminal("S001");
+  hq.sales(a, 3);
+  // An operator's adjustment through another connection (the CLI, or
+  // another HQ process on the same database), while serve keeps its own.
+  auto other_db = open_hq_db(hq.target);
+  hq::HqLedger other(*other_db, [] { return std::int64_t{1'795'300'200}; });
+  REQUIRE(other.adjust("M1001", 500, "goodwill for a late delivery", "test"));
+  hq.sales(a, 2);
+  REQUIRE(other.adjust("M1001", -100, "correction of the goodwill", "test"));
+  hq.sales(a, 1);
+  hq.balance_matches(a, 500 - 100);
   hq.verified();
 }
 
