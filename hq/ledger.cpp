@@ -155,14 +155,14 @@ void HqLedger::change(const std::string& kind, const std::string& key, const Jso
 
 void HqLedger::change_text(const std::string& kind, const std::string& key,
                            const std::string& payload, const std::string& store) {
-  db_.exec(
+  db_.defer(
       "INSERT INTO changes(kind, key, payload, created_at, store_id) VALUES (?1, ?2, ?3, ?4, ?5)",
       {kind, key, payload, clock_(), store.empty() ? SqlParam{nullptr} : SqlParam{store}});
 }
 
 void HqLedger::flag(const std::string& txn, const std::string& member, const std::string& kind,
                     const std::string& detail, Json& flags_out) {
-  db_.exec(
+  db_.defer(
       "INSERT INTO flags(txn_id, member_id, kind, detail, created_at) "
       "VALUES (?1, ?2, ?3, ?4, ?5)",
       {txn, member, kind, detail, clock_()});
@@ -178,7 +178,7 @@ void HqLedger::post(const std::vector<core::Entry>& entries) {
   AccountDeltas mine;
   auto& deltas = batch_accounts_ != nullptr ? *batch_accounts_ : mine;
   for (const auto& e : entries) {
-    db_.exec(
+    db_.defer(
         "INSERT INTO entries(id, txn_id, debit, credit, amount, unit, lot, memo) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         {e.id, e.txn_id, e.debit, e.credit, e.amount, e.unit, e.lot, e.memo});
@@ -190,7 +190,7 @@ void HqLedger::post(const std::vector<core::Entry>& entries) {
 
 void HqLedger::post_balances(const AccountDeltas& deltas) {
   for (const auto& [key, amount] : deltas)
-    db_.exec(
+    db_.defer(
         "INSERT INTO accounts(account, unit, balance) VALUES (?1, ?2, ?3) "
         "ON CONFLICT(account, unit) DO UPDATE SET balance = accounts.balance + ?3",
         {key.first, key.second, amount});
@@ -358,7 +358,7 @@ void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
 
 void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
                      const std::string& terminal, std::int64_t now, Json& flags_out) {
-  db_.exec(
+  db_.defer(
       "INSERT INTO transactions(txn_id, store_id, terminal_id, seq, member_id, kind, "
       "committed_at, business_day, program_id, program_version, points_earned, "
       "points_redeemed, record_hash, record, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
@@ -541,7 +541,7 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
     batch_accounts_ = nullptr;
     post_balances(balances);
     for (auto& [id, m] : touched) pending_[id] = {write_member(m), std::move(m)};
-    db_.exec(
+    db_.defer(
         "UPDATE terminals SET next_seq = ?3, last_seen = ?4, clock_skew = ?5 "
         "WHERE store_id = ?1 AND terminal_id = ?2",
         {store, terminal, next, now, batch.sent_at - now});

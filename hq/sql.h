@@ -48,6 +48,10 @@ class SqlConn {
   virtual std::vector<SqlRow> query(std::string_view sql, const SqlParams& params = {}) = 0;
   // Returns the number of rows changed.
   virtual std::int64_t exec(std::string_view sql, const SqlParams& params = {}) = 0;
+  // A write whose answer the caller does not read. A backend may send it
+  // without waiting (PostgreSQL's pipeline); its error then surfaces at the
+  // next statement or at commit, and the transaction rolls back as usual.
+  virtual void defer(std::string_view sql, const SqlParams& params = {}) { exec(sql, params); }
   virtual void begin() = 0;
   virtual void commit() = 0;
   virtual void rollback() = 0;

@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "hq/sql.h"
 #include "platform/log.h"
@@ -26,6 +28,27 @@ std::string to_dollar(std::string_view sql) {
   }
   return out;
 }
+
+// Parameters as libpq wants them: text, or NULL.
+class PgParams {
+ public:
+  explicit PgParams(const SqlParams& params) : values_(params.size()), ptrs_(params.size()) {
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      if (const auto* v = std::get_if<std::int64_t>(&params[i])) {
+        values_[i] = std::to_string(*v);
+        ptrs_[i] = values_[i].c_str();
+      } else if (const auto* t = std::get_if<std::string>(&params[i])) {
+        ptrs_[i] = t->c_str();
+      }
+    }
+  }
+  int size() const { return static_cast<int>(ptrs_.size()); }
+  const char* const* data() const { return ptrs_.data(); }
+
+ private:
+  std::vector<std::string> values_;
+  std::vector<const char*> ptrs_;
+};
 
 class PgConn : public SqlConn {
  public:
@@ -56,6 +79,28 @@ class PgConn : public SqlConn {
     return changed;
   }
 
+  // Inside a transaction, sent in libpq's pipeline mode: HQ goes on without
+  // waiting for the server, which works through the queue meanwhile. The
+  // queue is drained (and its first error thrown) before any statement
+  // whose answer HQ reads, at commit, and every kMaxQueued statements.
+  void defer(std::string_view sql, const SqlParams& params) override {
+    const auto it = prepared_.find(sql);
+    if (!in_txn_ || it == prepared_.end()) {
+      exec(sql, params);  // prepares it for next time
+      return;
+    }
+    if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1)
+      throw SqlError(std::string("PostgreSQL pipeline: ") + PQerrorMessage(conn_));
+    const PgParams values(params);
+    if (PQsendQueryPrepared(conn_, it->second.c_str(), values.size(), values.data(), nullptr,
+                            nullptr, 0) != 1) {
+      std::string msg = PQerrorMessage(conn_);
+      drain();
+      throw SqlError("PostgreSQL: " + msg);
+    }
+    if (++queued_ >= kMaxQueued) drain();
+  }
+
   // Writers from every process (serve, the CLI) take one advisory lock, so
   // they apply in order as SQLite's BEGIN IMMEDIATE does, and change-feed
   // cursors commit in the order they were handed out.
@@ -65,18 +110,58 @@ class PgConn : public SqlConn {
     exec("SELECT pg_advisory_xact_lock(7243)", {});
   }
   void commit() override {
+    drain();          // throws the first deferred error: the caller rolls back
     in_txn_ = false;  // committed or, on an error, rolled back by the server
     exec("COMMIT", {});
   }
   void rollback() override {
     in_txn_ = false;
+    try {
+      drain();
+    } catch (const SqlError&) {  // what is being rolled back
+    }
     if (PQstatus(conn_) == CONNECTION_OK) PQclear(PQexec(conn_, "ROLLBACK"));
   }
   std::string backend() const override { return "postgres"; }
   std::string autoincrement_key() const override { return "BIGSERIAL PRIMARY KEY"; }
 
  private:
+  // Reads every queued statement's result and leaves pipeline mode. Throws
+  // the first error (a later statement only reports the pipeline aborted).
+  void drain() {
+    if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) return;
+    const int queued = std::exchange(queued_, 0);
+    if (PQstatus(conn_) != CONNECTION_OK || PQpipelineSync(conn_) != 1)
+      throw SqlError("the connection to PostgreSQL was lost mid-transaction");
+    std::optional<SqlError> first;
+    for (int q = 0; q < queued && PQstatus(conn_) == CONNECTION_OK; ++q) {
+      while (PGresult* res = PQgetResult(conn_)) {
+        const auto st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_ABORTED || first) {
+          PQclear(res);
+          continue;
+        }
+        try {
+          check(res);
+          PQclear(res);
+        } catch (SqlError& e) {  // check freed it
+          first = std::move(e);
+        }
+      }
+    }
+    // Then the sync point, and out of pipeline mode.
+    PGresult* sync = PQgetResult(conn_);
+    const bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    if (!synced || PQstatus(conn_) != CONNECTION_OK)
+      throw SqlError("the connection to PostgreSQL was lost mid-transaction");
+    if (PQexitPipelineMode(conn_) != 1)
+      throw SqlError(std::string("PostgreSQL pipeline: ") + PQerrorMessage(conn_));
+    if (first) throw *first;
+  }
+
   PGresult* run(std::string_view sql, const SqlParams& params) {
+    if (PQstatus(conn_) == CONNECTION_OK) drain();  // what was deferred comes first
     if (PQstatus(conn_) != CONNECTION_OK) {
       // The server restarted, failed over, or an administrator ended the
       // session. Inside a transaction that transaction is gone: this
@@ -87,6 +172,8 @@ class PgConn : public SqlConn {
       if (in_txn_) throw SqlError("the connection to PostgreSQL was lost mid-transaction", false);
       PQreset(conn_);
       prepared_.clear();  // they died with the old session
+      queued_ = 0;
+      if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) (void)PQexitPipelineMode(conn_);
       if (PQstatus(conn_) != CONNECTION_OK)
         throw SqlError(std::string("cannot reconnect to PostgreSQL: ") + PQerrorMessage(conn_),
                        false);
@@ -94,22 +181,12 @@ class PgConn : public SqlConn {
       platform::log_warn("the PostgreSQL session was lost; reconnected");
     }
     const std::string text = to_dollar(sql);
-    std::vector<std::string> values(params.size());
-    std::vector<const char*> ptrs(params.size(), nullptr);
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      if (const auto* v = std::get_if<std::int64_t>(&params[i])) {
-        values[i] = std::to_string(*v);
-        ptrs[i] = values[i].c_str();
-      } else if (const auto* t = std::get_if<std::string>(&params[i])) {
-        ptrs[i] = t->c_str();
-      }
-    }
-    const int n = static_cast<int>(params.size());
-    const std::string* name = prepared(sql, text, n);
-    PGresult* res =
-        name != nullptr
-            ? PQexecPrepared(conn_, name->c_str(), n, ptrs.data(), nullptr, nullptr, 0)
-            : PQexecParams(conn_, text.c_str(), n, nullptr, ptrs.data(), nullptr, nullptr, 0);
+    const PgParams values(params);
+    const std::string* name = prepared(sql, text, values.size());
+    PGresult* res = name != nullptr ? PQexecPrepared(conn_, name->c_str(), values.size(),
+                                                     values.data(), nullptr, nullptr, 0)
+                                    : PQexecParams(conn_, text.c_str(), values.size(), nullptr,
+                                                   values.data(), nullptr, nullptr, 0);
     check(res);
     return res;
   }
@@ -143,9 +220,13 @@ class PgConn : public SqlConn {
   }
 
   static constexpr std::size_t kMaxPrepared = 512;
+  // Results of this many statements are at most a few KB: neither side
+  // can fill its socket buffer and wait on the other.
+  static constexpr int kMaxQueued = 256;
 
   PGconn* conn_;
   bool in_txn_ = false;
+  int queued_ = 0;
   std::map<std::string, std::string, std::less<>> prepared_;
 };
 

@@ -128,6 +128,32 @@ TEST_CASE("a large batch resent whole, a record twice in one batch, and a change
   hq.verified();
 }
 
+TEST_CASE("a batch the database refuses midway leaves nothing, and the next one lands",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO("backend " << backend);
+  Hq hq(backend);
+  auto a = hq.terminal("S001");
+  auto sales = Hq::sold(a, 40);
+  // The 31st record repeats its entry's id: the database's unique key
+  // refuses it after 30 records' writes have gone out (on PostgreSQL,
+  // without waiting for their answers).
+  sales[30].entries.push_back(sales[30].entries.front());
+  sales[30].text.clear();
+  auto refused = hq.ledger->ingest("S001", "T01", a.batch(sales));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == core::ErrorCode::kUnavailable);
+  CHECK(count(*hq.db, "transactions") == 0);
+  CHECK(count(*hq.db, "entries") == 0);
+  CHECK(count(*hq.db, "accounts") == 0);
+  // The same connection takes the terminal's corrected upload.
+  sales[30].entries.pop_back();
+  for (const auto& r : hq.ingest(a, sales)["results"]) CHECK(r["status"] == "accepted");
+  CHECK(count(*hq.db, "transactions") == 40);
+  hq.balance_matches(a);
+  hq.verified();
+}
+
 TEST_CASE("ingest sees what another connection wrote to a member between its batches",
           "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
