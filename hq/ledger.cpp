@@ -89,17 +89,73 @@ core::Status HqLedger::check_terminal(const std::string& store, const std::strin
   return {};
 }
 
-std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
-  const bool ingesting = batch_members_ != nullptr;
-  if (ingesting) {
-    if (auto it = batch_members_->find(id); it != batch_members_->end()) return it->second;
+namespace {
+
+// Rows for `ids` from `select` ("SELECT ... FROM t WHERE key IN"), 100 ids a
+// query, always with 100 parameters (the last id pads), so that it is one
+// prepared statement whatever the batch's size.
+std::vector<SqlRow> query_ids(SqlConn& db, const std::string& select,
+                              const std::vector<std::string>& ids) {
+  constexpr std::size_t kChunk = 100;
+  std::string sql = select + " (";
+  for (std::size_t k = 1; k <= kChunk; ++k) sql += (k > 1 ? ", ?" : "?") + std::to_string(k);
+  sql += ")";
+  std::vector<SqlRow> out;
+  for (std::size_t at = 0; at < ids.size(); at += kChunk) {
+    SqlParams params;
+    for (std::size_t k = 0; k < kChunk; ++k)
+      params.emplace_back(ids[std::min(at + k, ids.size() - 1)]);
+    for (auto& row : db.query(sql, params)) out.push_back(std::move(row));
   }
-  auto rows = db_.query("SELECT state, version FROM members WHERE id = ?1", {id});
-  if (rows.empty()) return std::nullopt;
-  const auto version = rows[0].integer(1);
-  if (ingesting) {
+  return out;
+}
+
+constexpr const char* kMemberRowColumns = "version, card_number, phone, name, blocked";
+
+// A MemberRow from columns `first`.. of `row` (kMemberRowColumns).
+MemberRow member_row(const SqlRow& row, std::size_t first) {
+  MemberRow m;
+  m.version = row.integer(first);
+  if (!row.is_null(first + 1)) m.card_number = row.text(first + 1);
+  if (!row.is_null(first + 2)) m.phone = row.text(first + 2);
+  m.name = row.text(first + 3);
+  m.blocked = row.integer(first + 4) != 0;
+  return m;
+}
+
+}  // namespace
+
+void HqLedger::prefetch_members(const sync::Batch& batch) {
+  std::vector<std::string> ids;
+  for (const auto& r : batch.records)
+    if (batch_->rows.try_emplace(r.member_id, std::nullopt).second) ids.push_back(r.member_id);
+  for (const auto& row : query_ids(
+           db_, std::string("SELECT id, ") + kMemberRowColumns + " FROM members WHERE id IN", ids))
+    batch_->rows[row.text(0)] = member_row(row, 1);
+}
+
+std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
+  if (batch_ != nullptr) {
+    if (auto it = batch_->touched.find(id); it != batch_->touched.end()) return it->second;
+    if (auto row = batch_->rows.find(id); row != batch_->rows.end()) {
+      // Not touched by this batch, so still as the batch found it.
+      if (!row->second) return std::nullopt;
+      if (auto it = member_cache_.find(id);
+          it != member_cache_.end() && it->second.version == row->second->version)
+        return it->second.state;
+    }
+  }
+  auto rows = db_.query(
+      std::string("SELECT state, ") + kMemberRowColumns + " FROM members WHERE id = ?1", {id});
+  if (rows.empty()) {
+    if (batch_ != nullptr) batch_->rows.emplace(id, std::nullopt);
+    return std::nullopt;
+  }
+  const auto found = member_row(rows[0], 1);
+  if (batch_ != nullptr) {
+    batch_->rows.emplace(id, found);
     if (auto it = member_cache_.find(id);
-        it != member_cache_.end() && it->second.version == version)
+        it != member_cache_.end() && it->second.version == found.version)
       return it->second.state;
   }
   auto m = core::member_from_json(Json::parse(rows[0].text(0)));
@@ -107,13 +163,13 @@ std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
   // or a bug, and going on would give wrong balances.
   if (!m) throw SqlError("member " + id + " has an unreadable state: " + m.error().message);
   // Version 0 is a row an enrollment in this very batch created.
-  if (ingesting && version > 0) pending_[id] = {version, *m};
+  if (batch_ != nullptr && found.version > 0) pending_[id] = {found.version, *m};
   return std::move(*m);
 }
 
 void HqLedger::save_member(const core::MemberState& m) {
-  if (batch_members_ != nullptr) {
-    (*batch_members_)[m.id] = m;
+  if (batch_ != nullptr) {
+    batch_->touched[m.id] = m;
     return;
   }
   (void)write_member(m);
@@ -122,14 +178,25 @@ void HqLedger::save_member(const core::MemberState& m) {
 std::int64_t HqLedger::write_member(const core::MemberState& m) {
   const auto state = core::member_to_json(m);
   const auto text = state.dump();
-  auto rows = db_.query(
-      "UPDATE members SET state = ?2, version = version + 1 WHERE id = ?1 RETURNING version",
-      {m.id, text});
   std::int64_t version = 1;
-  if (rows.empty()) {
-    db_.exec("INSERT INTO members(id, state, version) VALUES (?1, ?2, 1)", {m.id, text});
+  if (batch_ != nullptr) {
+    // An ingest holds the write lock and knows each row's version.
+    const auto row = batch_->rows.find(m.id);
+    if (row != batch_->rows.end() && row->second) {
+      version = row->second->version + 1;
+      db_.defer("UPDATE members SET state = ?2, version = ?3 WHERE id = ?1", {m.id, text, version});
+    } else {
+      db_.defer("INSERT INTO members(id, state, version) VALUES (?1, ?2, 1)", {m.id, text});
+    }
   } else {
-    version = rows[0].integer(0);
+    auto rows = db_.query(
+        "UPDATE members SET state = ?2, version = version + 1 WHERE id = ?1 RETURNING version",
+        {m.id, text});
+    if (rows.empty()) {
+      db_.exec("INSERT INTO members(id, state, version) VALUES (?1, ?2, 1)", {m.id, text});
+    } else {
+      version = rows[0].integer(0);
+    }
   }
   change("member", m.id, member_payload(m.id, state));
   return version;
@@ -137,13 +204,25 @@ std::int64_t HqLedger::write_member(const core::MemberState& m) {
 
 Json HqLedger::member_payload(const std::string& id, const Json& state) {
   Json p{{"id", id}, {"state", state}};
-  auto rows =
-      db_.query("SELECT card_number, phone, name, blocked FROM members WHERE id = ?1", {id});
-  if (!rows.empty()) {
-    if (!rows[0].is_null(0)) p["card_number"] = rows[0].text(0);
-    if (!rows[0].is_null(1)) p["phone"] = rows[0].text(1);
-    p["name"] = rows[0].text(2);
-    p["blocked"] = rows[0].integer(3) != 0;
+  std::optional<MemberRow> row;
+  bool known = false;
+  if (batch_ != nullptr && !batch_->identity_changed.contains(id)) {
+    if (auto it = batch_->rows.find(id); it != batch_->rows.end()) {
+      // As the batch found it; a row it creates has the defaults.
+      known = true;
+      row = it->second.value_or(MemberRow{});
+    }
+  }
+  if (!known) {
+    auto rows =
+        db_.query(std::string("SELECT ") + kMemberRowColumns + " FROM members WHERE id = ?1", {id});
+    if (!rows.empty()) row = member_row(rows[0], 0);
+  }
+  if (row) {
+    if (row->card_number) p["card_number"] = *row->card_number;
+    if (row->phone) p["phone"] = *row->phone;
+    p["name"] = row->name;
+    p["blocked"] = row->blocked;
   }
   return p;
 }
@@ -176,7 +255,7 @@ void HqLedger::post(const std::vector<core::Entry>& entries) {
   // Balances per (account, unit): one upsert per account touched, by the
   // call or, during an ingest, by the whole batch.
   AccountDeltas mine;
-  auto& deltas = batch_accounts_ != nullptr ? *batch_accounts_ : mine;
+  auto& deltas = batch_ != nullptr ? batch_->balances : mine;
   for (const auto& e : entries) {
     db_.defer(
         "INSERT INTO entries(id, txn_id, debit, credit, amount, unit, lot, memo) "
@@ -185,7 +264,7 @@ void HqLedger::post(const std::vector<core::Entry>& entries) {
     deltas[{e.debit, e.unit}] -= e.amount;
     deltas[{e.credit, e.unit}] += e.amount;
   }
-  if (batch_accounts_ == nullptr) post_balances(mine);
+  if (batch_ == nullptr) post_balances(mine);
 }
 
 void HqLedger::post_balances(const AccountDeltas& deltas) {
@@ -325,6 +404,11 @@ void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
   db_.exec(
       "INSERT INTO members(id, state, version) VALUES (?1, '{}', 0) ON CONFLICT(id) DO NOTHING",
       {r.member_id});
+  if (batch_ != nullptr) {
+    auto& row = batch_->rows[r.member_id];
+    if (!row) row = MemberRow{};  // the row just inserted, version 0
+    batch_->identity_changed.insert(r.member_id);
+  }
   if (r.identity.contains("name"))
     db_.exec("UPDATE members SET name = ?2 WHERE id = ?1 AND name = ''",
              {r.member_id, r.identity["name"].get<std::string>()});
@@ -424,22 +508,12 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
 }
 
 std::map<std::string, std::string> HqLedger::accepted_hashes(const sync::Batch& batch) {
-  // One query per 100 records (a resend is mostly records HQ has), always
-  // with 100 parameters so it is one prepared statement: the last id pads.
-  constexpr std::size_t kChunk = 100;
-  static const std::string sql = [] {
-    std::string q = "SELECT txn_id, record_hash FROM transactions WHERE txn_id IN (";
-    for (std::size_t k = 1; k <= kChunk; ++k) q += (k > 1 ? ", ?" : "?") + std::to_string(k);
-    return q + ")";
-  }();
+  std::vector<std::string> ids;
+  for (const auto& r : batch.records) ids.push_back(r.txn_id);
   std::map<std::string, std::string> seen;
-  const auto& recs = batch.records;
-  for (std::size_t at = 0; at < recs.size(); at += kChunk) {
-    SqlParams ids;
-    for (std::size_t k = 0; k < kChunk; ++k)
-      ids.emplace_back(recs[std::min(at + k, recs.size() - 1)].txn_id);
-    for (const auto& row : db_.query(sql, ids)) seen.emplace(row.text(0), row.text(1));
-  }
+  for (const auto& row :
+       query_ids(db_, "SELECT txn_id, record_hash FROM transactions WHERE txn_id IN", ids))
+    seen.emplace(row.text(0), row.text(1));
   return seen;
 }
 
@@ -499,18 +573,14 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
     std::int64_t next = t[0].integer(0);
     Json results = Json::array();
     std::optional<std::int64_t> gap;
-    std::map<std::string, core::MemberState> touched;
-    AccountDeltas balances;
-    batch_members_ = &touched;
-    batch_accounts_ = &balances;
+    BatchWork work;
+    batch_ = &work;
     struct ClearOnExit {
-      HqLedger& l;
-      ~ClearOnExit() {
-        l.batch_members_ = nullptr;
-        l.batch_accounts_ = nullptr;
-      }
-    } clear{*this};
+      BatchWork*& p;
+      ~ClearOnExit() { p = nullptr; }
+    } clear{batch_};
     auto seen = accepted_hashes(batch);
+    prefetch_members(batch);
     for (const auto i : order) {
       const auto& r = batch.records[i];
       Json res{{"txn_id", r.txn_id}, {"seq", r.seq}};
@@ -537,10 +607,8 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       results.push_back(res);
     }
     // Each member and account the batch touched is written once.
-    batch_members_ = nullptr;
-    batch_accounts_ = nullptr;
-    post_balances(balances);
-    for (auto& [id, m] : touched) pending_[id] = {write_member(m), std::move(m)};
+    post_balances(work.balances);
+    for (auto& [id, m] : work.touched) pending_[id] = {write_member(m), std::move(m)};
     db_.defer(
         "UPDATE terminals SET next_seq = ?3, last_seen = ?4, clock_skew = ?5 "
         "WHERE store_id = ?1 AND terminal_id = ?2",

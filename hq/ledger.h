@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -26,6 +27,14 @@ namespace loyalty::hq {
 using core::Json;
 
 using sync::kClockToleranceSeconds;
+
+// A member's row as an ingest found it, the state apart.
+struct MemberRow {
+  std::int64_t version = 0;
+  std::optional<std::string> card_number, phone;
+  std::string name;
+  bool blocked = false;
+};
 
 class HqLedger {
  public:
@@ -152,10 +161,18 @@ class HqLedger {
                        const std::string& txn_id, const std::string& day, Json& summary);
 
   SqlConn& db_;
-  // During an ingest: members touched by the batch, written once at its end.
-  std::map<std::string, core::MemberState>* batch_members_ = nullptr;
-  // During an ingest: what the batch adds to each account's balance.
-  AccountDeltas* batch_accounts_ = nullptr;
+  // What an ingest keeps while it runs, so that each member and account is
+  // read and written once per batch, not per record.
+  struct BatchWork {
+    std::map<std::string, core::MemberState> touched;  // written at the end
+    AccountDeltas balances;                            // added at the end
+    // Each member row the batch may read: as it was when the batch began
+    // (nullopt: none), read 100 at a time up front.
+    std::unordered_map<std::string, std::optional<MemberRow>> rows;
+    std::set<std::string> identity_changed;  // card, phone or name written since
+  };
+  BatchWork* batch_ = nullptr;
+  void prefetch_members(const sync::Batch& batch);
   // Members as last committed, by id, with their row's version: an ingest
   // reads a member's state document only when the row's version moved
   // (another process or an admin command wrote it). Filled only from

@@ -400,6 +400,27 @@ TEST_CASE("members import from CSV: bad rows are listed with their reason, the r
   CHECK((*liability)["outstanding_points"] == 1200);
   std::istringstream no_header("M1,1,2\n");
   CHECK_FALSE(hq.ledger->import_members(no_header, "2026-11-22"));
+  // Her card, phone and name travel with every later state of hers in the
+  // feed, however many batches she shops in.
+  auto a = hq.terminal("S001");
+  auto state = core::member_from_json((*m)["member"]);
+  REQUIRE(state);
+  a.know(*state);
+  for (int batch = 0; batch < 3; ++batch)
+    hq.ingest(a, {a.sell("M2001", kBasket), a.sell("M2001", kBasket)});
+  auto feed = hq.ledger->changes(0, 1000, "S001");
+  REQUIRE(feed);
+  int states = 0;
+  for (const auto& c : (*feed)["changes"]) {
+    if (c["kind"] != "member" || c["key"] != "M2001") continue;
+    ++states;
+    CHECK(c["data"].value("card_number", "") == "9000000000010018");
+    CHECK(c["data"].value("phone", "") == "13900000001");
+    CHECK(c["data"].value("name", "") == "Wang, Fang");
+  }
+  CHECK(states == 1);  // superseded states are left out
+  CHECK((*hq.ledger->member("M2001"))["balance"] ==
+        a.view("M2001").available(*core::parse_local_date("2026-11-23")));
   hq.verified();
 }
 
