@@ -614,9 +614,7 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
         "WHERE store_id = ?1 AND terminal_id = ?2",
         {store, terminal, next, now, batch.sent_at - now});
     const auto skew = batch.sent_at - now;
-    if (skew > kClockToleranceSeconds || skew < -kClockToleranceSeconds)
-      platform::log_warn("terminal " + store + "/" + terminal + "'s clock is " +
-                         std::to_string(skew) + " s off HQ's");
+    note_clock(store + "/" + terminal, skew, now);
     Json answer{{"results", results}, {"next_seq", next}, {"clock_skew_seconds", skew}};
     if (gap) answer["gap"] = {{"expected_seq", *gap}};
     return answer;
@@ -628,6 +626,22 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
   }
   pending_.clear();
   return out;
+}
+
+void HqLedger::note_clock(const std::string& terminal, std::int64_t skew, std::int64_t now) {
+  // Once when it goes off, then hourly while it stays off (a terminal
+  // uploads every few seconds), and once when it is right again.
+  const bool off = skew > kClockToleranceSeconds || skew < -kClockToleranceSeconds;
+  const auto it = clock_warned_.find(terminal);
+  if (off && (it == clock_warned_.end() || now - it->second >= 3600)) {
+    platform::log_warn("terminal " + terminal + "'s clock is " + std::to_string(skew) +
+                       " s off HQ's; its sales are misdated until it is corrected");
+    clock_warned_[terminal] = now;
+  } else if (!off && it != clock_warned_.end()) {
+    platform::log_info("terminal " + terminal + "'s clock is right again (" + std::to_string(skew) +
+                       " s off HQ's)");
+    clock_warned_.erase(it);
+  }
 }
 
 core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,

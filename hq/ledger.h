@@ -173,6 +173,10 @@ class HqLedger {
   };
   BatchWork* batch_ = nullptr;
   void prefetch_members(const sync::Batch& batch);
+  // Logs a terminal's clock going off (and hourly while it stays off) and
+  // coming right; `skew` is its clock minus HQ's.
+  void note_clock(const std::string& terminal, std::int64_t skew, std::int64_t now);
+  std::map<std::string, std::int64_t> clock_warned_;  // terminal -> last warning
   // Members as last committed, by id, with their row's version: an ingest
   // reads a member's state document only when the row's version moved
   // (another process or an admin command wrote it). Filled only from
