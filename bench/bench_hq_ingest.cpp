@@ -89,7 +89,7 @@ double bare_inserts_per_s(const std::string& target, std::int64_t rows) {
     (*db)->begin();
     for (int k = 0; k < kBatch && i < rows; ++k, ++i) {
       const auto id = "S-T-" + std::to_string(i);
-      (*db)->exec(
+      (*db)->defer(  // pipelined on PostgreSQL, as ingest's own inserts
           "INSERT INTO bare VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
           {id + "/1", id, std::string("program:p:issued"), "member:M" + std::to_string(i % 200),
            std::int64_t{81}, std::string("pts"), id + "/lot", std::string("earned")});
