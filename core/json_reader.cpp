@@ -1,5 +1,7 @@
 #include "core/json_reader.h"
 
+#include <algorithm>
+
 namespace loyalty::core {
 
 std::string join_path(const std::string& base, const std::string& key) {
@@ -24,6 +26,7 @@ ObjectReader::ObjectReader(const Json& value, std::string path, Problems& proble
     : path_(std::move(path)), problems_(problems) {
   if (value.is_object()) {
     object_ = &value;
+    seen_.reserve(value.size());
   } else {
     problems_.push_back({path_, "must be an object"});
   }
@@ -31,8 +34,12 @@ ObjectReader::ObjectReader(const Json& value, std::string path, Problems& proble
 
 ObjectReader::~ObjectReader() {
   if (object_ == nullptr) return;
-  for (const auto& [key, _] : object_->items()) {
-    if (!seen_.contains(key)) problems_.push_back({path(key), "unknown key"});
+  std::sort(seen_.begin(), seen_.end());
+  seen_.erase(std::unique(seen_.begin(), seen_.end()), seen_.end());
+  if (seen_.size() == object_->size()) return;  // every key was asked for
+  for (auto it = object_->begin(); it != object_->end(); ++it) {
+    if (!std::binary_search(seen_.begin(), seen_.end(), &*it))
+      problems_.push_back({path(it.key()), "unknown key"});
   }
 }
 
@@ -45,9 +52,9 @@ void ObjectReader::problem(const std::string& key, std::string message) {
 }
 
 const Json* ObjectReader::get(const std::string& key, bool required) {
-  seen_.insert(key);
   if (object_ == nullptr) return nullptr;
   auto it = object_->find(key);
+  if (it != object_->end()) seen_.push_back(&*it);
   if (it == object_->end() || it->is_null()) {
     if (required) problem(key, "is required");
     return nullptr;

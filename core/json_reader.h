@@ -63,7 +63,9 @@ class ObjectReader {
   const Json* object_ = nullptr;
   std::string path_;
   Problems& problems_;
-  std::set<std::string> seen_;
+  // The values of the keys asked for that the object has: one allocation
+  // per reader, where a set of key strings cost one per key.
+  std::vector<const Json*> seen_;
 };
 
 bool valid_id(const std::string& s);

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "core/json_reader.h"
 #include "core/program_loader.h"
 
 using namespace loyalty::core;
@@ -54,6 +55,30 @@ TEST_CASE("every problem is reported with its JSON path, not just the first", "[
   CHECK(has_problem(e, "rules[2].when.day_of_week[0]", "mon, tue"));
   CHECK(has_problem(e, "colour", "unknown key"));
   CHECK(e.problems.size() == 6);
+}
+
+TEST_CASE("a reader names every key nobody asked for, however often others were read",
+          "[core][loader]") {
+  const Json j = Json::parse(R"({"a": 1, "b": null, "c": "x", "zz": 2, "aa": 3})");
+  Problems problems;
+  {
+    ObjectReader rd(j, "obj", problems);
+    CHECK(rd.integer("a") == 1);
+    CHECK(rd.integer("a") == 1);  // read twice: still one key
+    CHECK_FALSE(rd.get("b"));     // null counts as asked for
+    CHECK(rd.string("c") == "x");
+    CHECK_FALSE(rd.get("missing"));
+  }
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0].path == "obj.aa");
+  CHECK(problems[0].message == "unknown key");
+  CHECK(problems[1].path == "obj.zz");
+  Problems none;
+  {
+    ObjectReader rd(j, "", none);
+    for (const char* k : {"zz", "c", "b", "aa", "a", "a"}) (void)rd.get(k);
+  }
+  CHECK(none.empty());
 }
 
 TEST_CASE("references to undefined tiers, vouchers, cards and calendars are refused",
