@@ -178,9 +178,12 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
       return problem(422, "invalid", "Allocation incomplete",
                      "send {\"store_id\", \"terminal_id\", \"reward_id\", \"quantity\"}",
                      "quantity");
-    return reply(ledger_.allocate_stock(body.value("store_id", ""), body.value("terminal_id", ""),
-                                        body.value("reward_id", ""),
-                                        body["quantity"].get<std::int64_t>(), "admin-api"));
+    if (body.contains("delivery_id") && !body["delivery_id"].is_string())
+      return problem(422, "invalid", "Delivery id not a string",
+                     "send the delivery note's number as a string", "delivery_id");
+    return reply(ledger_.allocate_stock(
+        body.value("store_id", ""), body.value("terminal_id", ""), body.value("reward_id", ""),
+        body["quantity"].get<std::int64_t>(), "admin-api", body.value("delivery_id", "")));
   }
   if (req.method() == http::verb::post && path == "/v1/admin/adjustments") {
     if (!body.contains("member_id") || !body.contains("points") ||

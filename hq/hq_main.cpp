@@ -68,7 +68,9 @@ void usage(std::ostream& out) {
          "  block-code|unblock-code CODE --reason TEXT\n"
          "                                       refuse one card number or static QR (a lost "
          "card)\n"
-         "  stock STORE TERMINAL REWARD QUANTITY  QUANTITY more of a reward for a store's counter\n"
+         "  stock STORE TERMINAL REWARD QUANTITY [--delivery NOTE]\n"
+         "                                       QUANTITY more of a reward for a store's counter;\n"
+         "                                       a retry with the same NOTE allocates nothing\n"
          "  flags | member ID\n"
          "\nThe default database is sqlite:STATE_DIR/hq.db.\n";
 }
@@ -299,7 +301,9 @@ int run(Ctx& c, const std::string& command) {
       std::cerr << "loyalty-hq: stock: QUANTITY must be a whole number, not " << q << "\n";
       return kUsage;
     }
-    return print(ledger.allocate_stock(c.pos[0], c.pos[1], c.pos[2], n, "cli"));
+    return print(
+        ledger.allocate_stock(c.pos[0], c.pos[1], c.pos[2], n, "cli",
+                              c.flags.contains("--delivery") ? c.flags.at("--delivery") : ""));
   }
   if ((command == "block" || command == "unblock") && c.pos.size() == 1)
     return print(ledger.set_blocked(c.pos[0], command == "block",

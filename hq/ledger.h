@@ -93,10 +93,14 @@ class HqLedger {
                                                     const std::string& actor);
   // Sends `quantity` more of a catalog reward to a store's redemption
   // counter (a delivery); the store's terminals add it to their stock.
+  // With a `delivery_id` (the delivery note's number) a retry is answered
+  // with the first allocation ("duplicate": true) and allocates nothing;
+  // the same id with other goods is kConflict.
   [[nodiscard]] core::Result<Json> allocate_stock(const std::string& store,
                                                   const std::string& terminal,
                                                   const std::string& reward_id,
-                                                  std::int64_t quantity, const std::string& actor);
+                                                  std::int64_t quantity, const std::string& actor,
+                                                  const std::string& delivery_id = "");
   // Expires every lot dead on `today` (store-local date) for every member.
   [[nodiscard]] core::Result<Json> expire(const std::string& today);
   [[nodiscard]] core::Result<Json> member(const std::string& member_id);

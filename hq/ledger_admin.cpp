@@ -177,14 +177,46 @@ core::Result<Json> HqLedger::set_code_blocked(const std::string& code, bool bloc
 
 core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std::string& terminal,
                                             const std::string& reward_id, std::int64_t quantity,
-                                            const std::string& actor) {
+                                            const std::string& actor,
+                                            const std::string& delivery_id) {
   if (store.empty()) return core::invalid("store_id", "name the store that receives the stock");
   if (terminal.empty())
     return core::invalid("terminal_id", "name the terminal of the store's redemption counter");
   if (quantity <= 0 || quantity > 1'000'000)
     return core::invalid("quantity", "must be a whole number from 1 to 1000000");
+  if (!delivery_id.empty() && !core::valid_id(delivery_id))
+    return core::invalid("delivery_id",
+                         "must be 1 to 64 letters, digits, '-', '_' or '.' (the delivery "
+                         "note's number)");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
+    Json answer{{"store_id", store},
+                {"terminal_id", terminal},
+                {"reward_id", reward_id},
+                {"added", quantity}};
+    if (!delivery_id.empty()) {
+      answer["delivery_id"] = delivery_id;
+      auto had = db_.query(
+          "SELECT store_id, terminal_id, reward_id, quantity FROM deliveries "
+          "WHERE delivery_id = ?1",
+          {delivery_id});
+      if (!had.empty()) {
+        const auto& h = had[0];
+        if (h.text(0) != store || h.text(1) != terminal || h.text(2) != reward_id ||
+            h.integer(3) != quantity)
+          return core::fail(core::ErrorCode::kConflict,
+                            "delivery " + delivery_id + " was already recorded as " +
+                                std::to_string(h.integer(3)) + " of " + h.text(2) + " for " +
+                                h.text(0) + "/" + h.text(1) +
+                                "; give this delivery its own number");
+        answer["duplicate"] = true;  // a retry: allocated once, when first sent
+        return answer;
+      }
+      db_.exec(
+          "INSERT INTO deliveries(delivery_id, store_id, terminal_id, reward_id, quantity, "
+          "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+          {delivery_id, store, terminal, reward_id, quantity, clock_()});
+    }
     if (db_.query("SELECT 1 FROM terminals WHERE store_id = ?1 AND terminal_id = ?2",
                   {store, terminal})
             .empty())
@@ -201,16 +233,14 @@ core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std:
                                             program->id + " v" + std::to_string(program->version));
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, "stock",
-              store + "/" + terminal + ": " + std::to_string(quantity) + " more of " + reward_id,
+              store + "/" + terminal + ": " + std::to_string(quantity) + " more of " + reward_id +
+                  (delivery_id.empty() ? "" : " (delivery " + delivery_id + ")"),
               clock_()});
     // The store's feed carries it; only the named terminal (the counter
     // that holds the goods) adds it, so the tills do not count it again.
     const Json payload{{"reward_id", reward_id}, {"add", quantity}, {"terminal_id", terminal}};
     change("stock", reward_id, payload, store);
-    return Json{{"store_id", store},
-                {"terminal_id", terminal},
-                {"reward_id", reward_id},
-                {"added", quantity}};
+    return answer;
   });
 }
 

@@ -81,6 +81,17 @@ core::Status migrate_hq(SqlConn& db) {
       db.exec("INSERT INTO schema_version(version) VALUES (3)");
       db.commit();
     }
+    if (have < 4) {
+      // v4: a stock delivery may carry its delivery note's number, so a
+      // retried allocation is recorded once.
+      db.begin();
+      db.exec(
+          "CREATE TABLE deliveries(delivery_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
+          "terminal_id TEXT NOT NULL, reward_id TEXT NOT NULL, quantity BIGINT NOT NULL, "
+          "created_at BIGINT NOT NULL)");
+      db.exec("INSERT INTO schema_version(version) VALUES (4)");
+      db.commit();
+    }
   } catch (const SqlError& e) {
     try {
       db.rollback();

@@ -295,6 +295,28 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   CHECK_FALSE(hq.ledger->allocate_stock("S002", "T01", "voucher-10", 0, "test"));
   CHECK_FALSE(hq.ledger->allocate_stock("S002", "T09", "voucher-10", 5, "test"));
   CHECK((*hq.ledger->changes(cursor, 10, "S002"))["changes"].size() == 1);
+  // With the delivery note's number, a retried allocation (the answer was
+  // lost, the operator ran it again) is delivered once.
+  auto noted = hq.ledger->allocate_stock("S002", "T01", "voucher-10", 7, "test", "DN-2026-0042");
+  REQUIRE(noted);
+  CHECK_FALSE(noted->contains("duplicate"));
+  auto retried = hq.ledger->allocate_stock("S002", "T01", "voucher-10", 7, "test", "DN-2026-0042");
+  REQUIRE(retried);
+  CHECK((*retried)["duplicate"] == true);
+  CHECK((*retried)["added"] == 7);
+  auto other_goods =
+      hq.ledger->allocate_stock("S002", "T01", "voucher-10", 9, "test", "DN-2026-0042");
+  REQUIRE_FALSE(other_goods);
+  CHECK(other_goods.error().code == core::ErrorCode::kConflict);
+  CHECK(other_goods.error().message.find("already recorded as 7 of voucher-10 for S002/T01") !=
+        std::string::npos);
+  CHECK_FALSE(hq.ledger->allocate_stock("S002", "T01", "voucher-10", 7, "test", "DN 42; --"));
+  const auto deliveries = (*hq.ledger->changes(cursor, 10, "S002"))["changes"];
+  REQUIRE(deliveries.size() == 2);
+  CHECK(deliveries[1]["data"]["add"] == 7);
+  // Without a number, a second command is a second delivery, as before.
+  REQUIRE(hq.ledger->allocate_stock("S002", "T01", "voucher-10", 5, "test"));
+  CHECK((*hq.ledger->changes(cursor, 10, "S002"))["changes"].size() == 3);
 }
 
 TEST_CASE("expiry takes dead lots by date and the liability report follows", "[hq][ledger]") {

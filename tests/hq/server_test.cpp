@@ -118,6 +118,26 @@ TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from register
   token.pop_back();
   auto v = admin.request(verb::get, "/v1/admin/verify", "", {{"Authorization", "Bearer " + token}});
   CHECK(Json::parse(v->body)["ok"] == true);
+  // A delivery posted twice with its note's number is allocated once.
+  Json delivery{{"store_id", "S001"},
+                {"terminal_id", "T01"},
+                {"reward_id", "voucher-10"},
+                {"quantity", 3},
+                {"delivery_id", "DN-1"}};
+  const auto post_stock = [&](const Json& b) {
+    return admin.request(verb::post, "/v1/admin/stock", b.dump(),
+                         {{"Authorization", "Bearer " + token}});
+  };
+  CHECK(post_stock(delivery)->status == 200);
+  auto twice = post_stock(delivery);
+  CHECK(twice->status == 200);
+  CHECK(Json::parse(twice->body)["duplicate"] == true);
+  delivery["quantity"] = 4;
+  CHECK(post_stock(delivery)->status == 409);
+  delivery["delivery_id"] = 7;
+  auto not_text = post_stock(delivery);
+  CHECK(not_text->status == 422);
+  CHECK(Json::parse(not_text->body)["field"] == "delivery_id");
 
   // A revoked terminal is refused from its next request on.
   REQUIRE(hq.cli("terminals revoke S001 T01").code == 0);

@@ -180,9 +180,14 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
   auto flags = hq.cli("flags");
   CHECK(flags.out.find("points-overdrawn") != std::string::npos);
   // A stock delivery for S001's counter reaches S001 only.
-  auto stock = hq.cli("stock S001 T01 voucher-10 5");
+  auto stock = hq.cli("stock S001 T01 voucher-10 5 --delivery DN-77");
   INFO(stock.out);
   REQUIRE(stock.code == 0);
+  // The operator is unsure it ran and runs it again: still one delivery.
+  auto again = hq.cli("stock S001 T01 voucher-10 5 --delivery DN-77");
+  REQUIRE(again.code == 0);
+  CHECK(again.out.find("\"duplicate\": true") != std::string::npos);
+  CHECK(hq.cli("stock S001 T01 voucher-10 6 --delivery DN-77").code == 4);
   CHECK(hq.cli("stock S001 T01 no-such-reward 5").code != 0);
   CHECK(hq.cli("stock S009 T01 voucher-10 5").code != 0);
   REQUIRE(eventually([&] { return stores[0]->get("/v1/rewards").body["rewards"][0]["stock"] == 5; },
