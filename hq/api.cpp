@@ -1,7 +1,9 @@
 #include "hq/api.h"
 
 #include <openssl/crypto.h>
+
 #include <boost/asio/post.hpp>
+#include <charconv>
 
 #include "platform/log.h"
 
@@ -128,7 +130,19 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
   if (body.is_discarded())
     return problem(400, "malformed-json", "Body is not JSON", "the request body is not valid JSON");
   if (req.method() == http::verb::get && path == "/v1/admin/verify") return reply(ledger_.verify());
-  if (req.method() == http::verb::get && path == "/v1/admin/flags") return reply(ledger_.flags());
+  if (req.method() == http::verb::get && path == "/v1/admin/flags")
+    return reply(ledger_.flags(std::string(req.target()).find("open=true") != std::string::npos));
+  if (req.method() == http::verb::post && path.starts_with("/v1/admin/flags/") &&
+      path.ends_with("/resolve")) {
+    const auto id_text = path.substr(16, path.size() - 16 - 8);
+    std::int64_t id = 0;
+    const auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+    if (ec != std::errc() || end != id_text.data() + id_text.size() || id_text.empty())
+      return problem(404, "not-found", "No such flag", "a flag id is a number, not " + id_text);
+    if (!body.contains("reason") || !body["reason"].is_string())
+      return problem(422, "invalid", "Reason missing", "send {\"reason\": \"...\"}", "reason");
+    return reply(ledger_.resolve_flag(id, body["reason"].get<std::string>(), "admin-api"));
+  }
   if (req.method() == http::verb::get && path == "/v1/admin/terminals")
     return reply(ledger_.terminals());
   if (req.method() == http::verb::get && path == "/v1/admin/reports/liability")

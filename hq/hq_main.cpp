@@ -71,7 +71,9 @@ void usage(std::ostream& out) {
          "  stock STORE TERMINAL REWARD QUANTITY [--delivery NOTE]\n"
          "                                       QUANTITY more of a reward for a store's counter;\n"
          "                                       a retry with the same NOTE allocates nothing\n"
-         "  flags | member ID\n"
+         "  flags [--open] | member ID          flags (only unresolved with --open); a member\n"
+         "  resolve-flag ID --reason TEXT        mark a flag looked into (audited); stores drop "
+         "it\n"
          "\nThe default database is sqlite:STATE_DIR/hq.db.\n";
 }
 
@@ -283,7 +285,18 @@ int run(Ctx& c, const std::string& command) {
     const int rc = print(r);
     return rc == kOk && !(*r)["ok"].get<bool>() ? kFailed : rc;
   }
-  if (command == "flags") return print(ledger.flags());
+  if (command == "flags") return print(ledger.flags(c.flags.contains("--open")));
+  if (command == "resolve-flag" && c.pos.size() == 1) {
+    std::int64_t id = 0;
+    const auto& t = c.pos[0];
+    if (std::from_chars(t.data(), t.data() + t.size(), id).ptr != t.data() + t.size() ||
+        t.empty()) {
+      std::cerr << "loyalty-hq: resolve-flag: ID must be a flag's number, not " << t << "\n";
+      return kUsage;
+    }
+    return print(
+        ledger.resolve_flag(id, c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));
+  }
   if (command == "member" && c.pos.size() == 1) return print(ledger.member(c.pos[0]));
   if (command == "expire" && c.pos.size() == 1) return print(ledger.expire(c.pos[0]));
   if (command == "publish" && c.pos.size() == 1) {

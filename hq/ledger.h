@@ -110,7 +110,12 @@ class HqLedger {
   using Progress = std::function<void(std::int64_t, std::int64_t)>;
   [[nodiscard]] core::Result<Json> import_members(std::istream& csv, const std::string& today,
                                                   const Progress& progress = {});
-  [[nodiscard]] core::Result<Json> flags();
+  // Every flag, oldest first; `open_only` leaves out resolved ones.
+  [[nodiscard]] core::Result<Json> flags(bool open_only = false);
+  // Marks a flag looked into, with a reason (audited). Terminals drop it
+  // from the member's summary once the change reaches them.
+  [[nodiscard]] core::Result<Json> resolve_flag(std::int64_t id, const std::string& reason,
+                                                const std::string& actor);
   // Every terminal: revoked or not, next sequence, when it last uploaded and
   // how far its clock was from HQ's then (`clock_ok` false beyond 2 minutes).
   [[nodiscard]] core::Result<Json> terminals();

@@ -293,22 +293,73 @@ core::Result<Json> HqLedger::member(const std::string& member_id) {
   }
 }
 
-core::Result<Json> HqLedger::flags() {
+namespace {
+
+Json flag_json(const SqlRow& f) {
+  Json j{{"id", f.integer(0)},       {"txn_id", f.text(1)}, {"member_id", f.text(2)},
+         {"kind", f.text(3)},        {"detail", f.text(4)}, {"created_at", f.integer(5)},
+         {"resolved", !f.is_null(6)}};
+  if (!f.is_null(6)) {
+    j["resolved_at"] = f.integer(6);
+    j["resolved_by"] = f.text(7);
+    j["resolution"] = f.text(8);
+  }
+  return j;
+}
+
+constexpr const char* kFlagColumns =
+    "SELECT id, txn_id, member_id, kind, detail, created_at, resolved_at, resolved_by, "
+    "resolution FROM flags";
+
+}  // namespace
+
+core::Result<Json> HqLedger::flags(bool open_only) {
   std::lock_guard lock(mutex_);
   try {
     Json out = Json::array();
     for (const auto& f :
-         db_.query("SELECT id, txn_id, member_id, kind, detail, created_at FROM flags ORDER BY id"))
-      out.push_back({{"id", f.integer(0)},
-                     {"txn_id", f.text(1)},
-                     {"member_id", f.text(2)},
-                     {"kind", f.text(3)},
-                     {"detail", f.text(4)},
-                     {"created_at", f.integer(5)}});
+         db_.query(std::string(kFlagColumns) + (open_only ? " WHERE resolved_at IS NULL" : "") +
+                   " ORDER BY id"))
+      out.push_back(flag_json(f));
     return Json{{"flags", out}};
   } catch (const SqlError& e) {
     return db_failure(e);
   }
+}
+
+core::Result<Json> HqLedger::resolve_flag(std::int64_t id, const std::string& reason,
+                                          const std::string& actor) {
+  if (reason.size() < 5)
+    return core::invalid("reason", "resolving a flag needs a reason that can be audited");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto rows = db_.query(std::string(kFlagColumns) + " WHERE id = ?1", {id});
+    if (rows.empty())
+      return core::fail(core::ErrorCode::kNotFound,
+                        "no flag " + std::to_string(id) + "; `loyalty-hq flags` lists them");
+    if (!rows[0].is_null(6))
+      return core::fail(core::ErrorCode::kConflict, "flag " + std::to_string(id) +
+                                                        " was resolved by " + rows[0].text(7) +
+                                                        ": " + rows[0].text(8));
+    const auto now = clock_();
+    db_.exec("UPDATE flags SET resolved_at = ?2, resolved_by = ?3, resolution = ?4 WHERE id = ?1",
+             {id, now, actor, reason});
+    Json flag = flag_json(rows[0]);
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, "resolve-flag",
+              "flag " + std::to_string(id) + " (" + flag["kind"].get<std::string>() + " on " +
+                  flag["txn_id"].get<std::string>() + "): " + reason,
+              now});
+    // Every store drops it from the member's summary.
+    change(
+        "flag-resolved", flag["txn_id"].get<std::string>(),
+        Json{{"txn_id", flag["txn_id"]}, {"member_id", flag["member_id"]}, {"kind", flag["kind"]}});
+    flag["resolved"] = true;
+    flag["resolved_at"] = now;
+    flag["resolved_by"] = actor;
+    flag["resolution"] = reason;
+    return flag;
+  });
 }
 
 core::Result<Json> HqLedger::terminals() {

@@ -92,6 +92,15 @@ core::Status migrate_hq(SqlConn& db) {
       db.exec("INSERT INTO schema_version(version) VALUES (4)");
       db.commit();
     }
+    if (have < 5) {
+      // v5: a flag someone has looked into is resolved, with who and why.
+      db.begin();
+      db.exec("ALTER TABLE flags ADD COLUMN resolved_at BIGINT");
+      db.exec("ALTER TABLE flags ADD COLUMN resolved_by TEXT");
+      db.exec("ALTER TABLE flags ADD COLUMN resolution TEXT");
+      db.exec("INSERT INTO schema_version(version) VALUES (5)");
+      db.commit();
+    }
   } catch (const SqlError& e) {
     try {
       db.rollback();

@@ -10,7 +10,7 @@
 
 namespace loyalty::platform {
 
-// Switches take no value: --json, --csv, --help.
+// Switches take no value: --json, --csv, --help, --open.
 std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string>& args,
                                                    std::vector<std::string>& positional);
 

@@ -43,6 +43,9 @@ const std::vector<Field>* fields_of(const std::string& kind) {
                                           {"member_id", Type::kString, true},
                                           {"kind", Type::kString, true},
                                           {"detail", Type::kString, true}};
+  static const std::vector<Field> flag_resolved = {{"txn_id", Type::kString, true},
+                                                   {"member_id", Type::kString, true},
+                                                   {"kind", Type::kString, true}};
   static const std::vector<Field> stock = {{"reward_id", Type::kString, true},
                                            {"add", Type::kInteger, true},
                                            {"terminal_id", Type::kString, true}};
@@ -54,6 +57,7 @@ const std::vector<Field>* fields_of(const std::string& kind) {
   if (kind == "block") return &block;
   if (kind == "code") return &code;
   if (kind == "flag") return &flag;
+  if (kind == "flag-resolved") return &flag_resolved;
   if (kind == "stock") return &stock;
   if (kind == "receipt") return &receipt;
   return nullptr;

@@ -361,6 +361,12 @@ core::Result<int> SyncAgent::pull(HqLink& link) {
               .bind(5, clock_());
           f.exec();
           ++n;
+        } else if (kind == "flag-resolved") {
+          // Someone at HQ looked into it: the member's summary drops it.
+          platform::Stmt f(db, "DELETE FROM hq_flags WHERE txn_id = ?1 AND kind = ?2");
+          f.bind(1, d.value("txn_id", "")).bind(2, d.value("kind", ""));
+          f.exec();
+          ++n;
         } else if (kind == "stock") {
           // A delivery for this store's counter: added to what is left here.
           const auto reward = d.value("reward_id", "");

@@ -214,7 +214,32 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
   CHECK((*m)["balance"] == -600);
   CHECK((*m)["member"]["vouchers"].size() == 6);  // every voucher was really handed out
   auto flags = hq.ledger->flags();
-  CHECK((*flags)["flags"].size() >= 3);
+  const auto raised = (*flags)["flags"].size();
+  CHECK(raised >= 3);
+  // Finance looks into the first and resolves it: it stays listed, with
+  // who and why, and leaves the open list; every store is told.
+  const auto first = (*flags)["flags"][0];
+  const auto before = (*hq.ledger->changes(0, 1000, "S001"))["next_cursor"].get<std::int64_t>();
+  CHECK_FALSE(hq.ledger->resolve_flag(first["id"], "ok", "test"));  // a reason is required
+  auto resolved = hq.ledger->resolve_flag(first["id"], "member repaid at the service desk", "test");
+  REQUIRE(resolved);
+  CHECK((*resolved)["resolved"] == true);
+  CHECK((*resolved)["resolution"] == "member repaid at the service desk");
+  CHECK((*hq.ledger->flags(true))["flags"].size() == raised - 1);
+  const auto all = (*hq.ledger->flags())["flags"];
+  REQUIRE(all.size() == raised);
+  CHECK(all[0]["resolved_by"] == "test");
+  auto told = (*hq.ledger->changes(before, 1000, "S002"))["changes"];
+  REQUIRE(told.size() == 1);
+  CHECK(told[0]["kind"] == "flag-resolved");
+  CHECK(told[0]["data"]["txn_id"] == first["txn_id"]);
+  CHECK(told[0]["data"]["kind"] == first["kind"]);
+  auto again = hq.ledger->resolve_flag(first["id"], "second look at the same flag", "test");
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == core::ErrorCode::kConflict);
+  auto unknown = hq.ledger->resolve_flag(99999, "no such flag exists", "test");
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().code == core::ErrorCode::kNotFound);
   hq.verified();
 }
 

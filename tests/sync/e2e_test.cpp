@@ -179,6 +179,17 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
   }
   auto flags = hq.cli("flags");
   CHECK(flags.out.find("points-overdrawn") != std::string::npos);
+  // Finance resolves them at HQ; both tills drop them from the member.
+  const auto open = hq_json(hq.cli("flags --open"))["flags"];
+  REQUIRE(open.size() == 3);
+  for (const auto& f : open)
+    REQUIRE(hq.cli("resolve-flag " + std::to_string(f["id"].get<std::int64_t>()) +
+                   " --reason 'debt agreed with the member'")
+                .code == 0);
+  CHECK(hq_json(hq.cli("flags --open"))["flags"].empty());
+  for (auto& d : stores)
+    REQUIRE(eventually([&] { return d->get("/v1/members/M-A").body["hq_flags"].empty(); }, 30));
+  for (auto& d : stores) CHECK(d->get("/v1/status").body["hq_flags"]["count"] == 0);
   // A stock delivery for S001's counter reaches S001 only.
   auto stock = hq.cli("stock S001 T01 voucher-10 5 --delivery DN-77");
   INFO(stock.out);

@@ -12,12 +12,6 @@ using namespace loyalty::test;
 
 namespace {
 
-Json hq_json(const CtlRun& r) {
-  INFO(r.out);
-  REQUIRE(r.code == 0);
-  return Json::parse(r.out.substr(r.out.find('{')));
-}
-
 // The terminal's member view settles on HQ's balance; HQ's books balance.
 void converged_and_verified(SyncWorld& w, Daemon& d) {
   const auto at_hq = hq_json(w.hq.cli("member M-A"));

@@ -96,4 +96,11 @@ struct SyncWorld {
   }
 };
 
+// The JSON a successful loyalty-hq command printed.
+inline Json hq_json(const CtlRun& r) {
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  return Json::parse(r.out.substr(r.out.find('{')));
+}
+
 }  // namespace loyalty::test
