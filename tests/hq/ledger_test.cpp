@@ -104,7 +104,8 @@ TEST_CASE("a large batch resent whole, a record twice in one batch, and a change
   auto a = hq.terminal("S001");
   const auto sales = Hq::sold(a, 250);
   const std::vector<sync::TxnRecord> first_half(sales.begin(), sales.begin() + 130);
-  for (const auto& r : hq.ingest(a, first_half)["results"]) CHECK(r["status"] == "accepted");
+  const auto first = hq.ingest(a, first_half);  // kept: the loop reads into it
+  for (const auto& r : first["results"]) CHECK(r["status"] == "accepted");
   // All 250 again (HQ has the first 130, across its lookups of 100), with
   // one of the new ones twice over.
   auto all = sales;
@@ -148,7 +149,8 @@ TEST_CASE("a batch the database refuses midway leaves nothing, and the next one 
   CHECK(count(*hq.db, "accounts") == 0);
   // The same connection takes the terminal's corrected upload.
   sales[30].entries.pop_back();
-  for (const auto& r : hq.ingest(a, sales)["results"]) CHECK(r["status"] == "accepted");
+  const auto landed = hq.ingest(a, sales);
+  for (const auto& r : landed["results"]) CHECK(r["status"] == "accepted");
   CHECK(count(*hq.db, "transactions") == 40);
   hq.balance_matches(a);
   hq.verified();
