@@ -1,5 +1,6 @@
 #include "core/local_time.h"
 
+#include <array>
 #include <charconv>
 #include <cstdio>
 
@@ -159,7 +160,9 @@ LocalDays period_end(Period p, LocalDays d) {
   return d;
 }
 
-std::string period_key(Period p, LocalDays d) {
+namespace {
+
+std::string make_period_key(Period p, LocalDays d) {
   date::year_month_day ymd{d};
   const int y = static_cast<int>(ymd.year());
   const unsigned m = static_cast<unsigned>(ymd.month());
@@ -175,6 +178,23 @@ std::string period_key(Period p, LocalDays d) {
     case Period::kLifetime: return "L";
   }
   return "L";
+}
+
+}  // namespace
+
+std::string period_key(Period p, LocalDays d) {
+  // Counters name a period's key for each metric read and written, and a
+  // till or an upload works on one day at a time: each period's last key is
+  // kept, with its day (per thread; still a pure function).
+  constexpr std::size_t kPeriods = static_cast<std::size_t>(Period::kLifetime) + 1;
+  thread_local std::array<std::optional<LocalDays>, kPeriods> days;
+  thread_local std::array<std::string, kPeriods> keys;
+  const auto i = static_cast<std::size_t>(p);
+  if (days[i] != d) {
+    keys[i] = make_period_key(p, d);
+    days[i] = d;
+  }
+  return keys[i];
 }
 
 }  // namespace loyalty::core

@@ -9,6 +9,7 @@
 
 #include "core/io_json.h"
 #include "core/member_delta.h"
+#include "hq/json_fast.h"
 #include "sync/protocol.h"
 
 using loyalty::core::Json;
@@ -21,6 +22,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Json j = Json::parse(data, data + size, nullptr, false);
   if (from_text && j.is_discarded()) __builtin_trap();  // read what is not JSON
   if (from_text && from_text->has_value() != loyalty::sync::batch_from_json(j).has_value())
+    __builtin_trap();
+  // HQ's fast reader must build exactly the document Json::parse does (the
+  // text of each number and string included), or refuse what it refuses.
+  const Json fast = loyalty::hq::parse_json(text);
+  if (fast.is_discarded() != j.is_discarded()) __builtin_trap();
+  if (!j.is_discarded() && fast.dump() != j.dump()) __builtin_trap();
+  // And the upload read with it gets the same verdict.
+  const auto with_fast = loyalty::sync::batch_from_text(text, loyalty::hq::parse_json);
+  if (with_fast.has_value() != from_text.has_value() ||
+      (with_fast && with_fast->has_value() != from_text->has_value()))
     __builtin_trap();
   if (j.is_discarded()) return 0;
   loyalty::core::Request req;

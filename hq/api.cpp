@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <charconv>
 
+#include "hq/json_fast.h"
 #include "platform/log.h"
 
 namespace loyalty::hq {
@@ -102,7 +103,7 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
   }
   const auto path = path_of(req);
   if (req.method() == http::verb::post && path == "/v1/sync/batches") {
-    auto batch = sync::batch_from_text(req.body());
+    auto batch = sync::batch_from_text(req.body(), parse_json);
     if (!batch) {  // not an object of records: the whole body tells what is wrong
       Json body = Json::parse(req.body(), nullptr, false);
       if (body.is_discarded())

@@ -176,8 +176,7 @@ void HqLedger::save_member(const core::MemberState& m) {
 }
 
 std::int64_t HqLedger::write_member(const core::MemberState& m) {
-  const auto state = core::member_to_json(m);
-  const auto text = state.dump();
+  const auto text = core::member_to_json(m).dump();
   std::int64_t version = 1;
   if (batch_ != nullptr) {
     // An ingest holds the write lock and knows each row's version.
@@ -198,12 +197,12 @@ std::int64_t HqLedger::write_member(const core::MemberState& m) {
       version = rows[0].integer(0);
     }
   }
-  change("member", m.id, member_payload(m.id, state));
+  change_text("member", m.id, member_payload(m.id, text));
   return version;
 }
 
-Json HqLedger::member_payload(const std::string& id, const Json& state) {
-  Json p{{"id", id}, {"state", state}};
+std::string HqLedger::member_payload(const std::string& id, const std::string& state) {
+  Json p{{"id", id}};
   std::optional<MemberRow> row;
   bool known = false;
   if (batch_ != nullptr && !batch_->identity_changed.contains(id)) {
@@ -224,7 +223,11 @@ Json HqLedger::member_payload(const std::string& id, const Json& state) {
     p["name"] = row->name;
     p["blocked"] = row->blocked;
   }
-  return p;
+  // "state" sorts last: the state's own text goes in without being parsed
+  // or copied again.
+  auto text = p.dump();
+  text.pop_back();
+  return text + R"(,"state":)" + state + "}";
 }
 
 void HqLedger::change(const std::string& kind, const std::string& key, const Json& payload,
@@ -310,13 +313,29 @@ HqLedger::Prepared HqLedger::prepare(const sync::TxnRecord& r, const core::Progr
     // The receipt as sold: returns taken at its store before this upload
     // arrive as records of their own and are counted from those
     // (track_return), like returns anywhere else.
-    Json basis = r.return_basis;
-    if (basis.contains("returned_qty") && basis["returned_qty"].is_array())
-      for (auto& q : basis["returned_qty"]) q = 0;
-    basis["points_reversed"] = 0;
-    basis["points_restored"] = 0;
-    out.receipt =
-        Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", basis}}.dump();
+    const auto& b = r.return_basis;
+    const auto zero = [&](const char* k) {
+      const auto it = b.find(k);
+      return it != b.end() && it->is_number_integer() && it->get<std::int64_t>() == 0;
+    };
+    bool as_sold = zero("points_reversed") && zero("points_restored");
+    if (const auto q = b.find("returned_qty"); q != b.end() && q->is_array())
+      for (const auto& n : *q) as_sold = as_sold && n.is_number_integer() && n == 0;
+    // A terminal uploads a purchase as sold, so its own text usually is the
+    // receipt's; copying and re-serialising the document is the exception.
+    const auto text = as_sold ? sync::member_text(out.text, "return_basis") : std::nullopt;
+    if (text) {
+      out.receipt = R"({"member_id":)" + Json(r.member_id).dump() + R"(,"return_basis":)" +
+                    std::string(*text) + R"(,"txn_id":)" + Json(r.txn_id).dump() + "}";
+    } else {
+      Json basis = b;
+      if (basis.contains("returned_qty") && basis["returned_qty"].is_array())
+        for (auto& q : basis["returned_qty"]) q = 0;
+      basis["points_reversed"] = 0;
+      basis["points_restored"] = 0;
+      out.receipt =
+          Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", basis}}.dump();
+    }
   }
   if (r.kind == "return" || r.kind == "void") return out;  // replayed through their purchase
   const auto mismatch = [&](std::string detail) {
@@ -330,11 +349,14 @@ HqLedger::Prepared HqLedger::prepare(const sync::TxnRecord& r, const core::Progr
                                               "not be replayed");
     return out;
   }
-  const auto member = before_of(r);
+  // record_from_json has read the member; otherwise it is read here.
+  std::optional<core::MemberState> read;
+  if (!r.before) read = before_of(r);
+  const core::MemberState* member = r.before ? &*r.before : read ? &*read : nullptr;
   core::Request req;
   auto parsed = core::request_from_json(r.request, req);
   const auto at = core::parse_local_datetime(r.local_time);
-  if (!member || !parsed || !at) return mismatch("the recorded inputs do not parse");
+  if (member == nullptr || !parsed || !at) return mismatch("the recorded inputs do not parse");
   req.at = *at;
   req.zone = r.zone;
   req.txn_id = r.txn_id;
@@ -499,7 +521,6 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
   }
   auto more = core::apply_delta(*member, r.delta);
   conflicts.insert(conflicts.end(), more.begin(), more.end());
-  member->counters.prune();
   for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);
   save_member(*member);
   if (!prep.receipt.empty()) change_text("receipt", r.txn_id, prep.receipt);
@@ -608,7 +629,12 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
     }
     // Each member and account the batch touched is written once.
     post_balances(work.balances);
-    for (auto& [id, m] : work.touched) pending_[id] = {write_member(m), std::move(m)};
+    for (auto& [id, m] : work.touched) {
+      // Once per member, not per record: a key prune drops stays dropped as
+      // the newest day only moves on, so the state is the same.
+      m.counters.prune();
+      pending_[id] = {write_member(m), std::move(m)};
+    }
     db_.defer(
         "UPDATE terminals SET next_seq = ?3, last_seen = ?4, clock_skew = ?5 "
         "WHERE store_id = ?1 AND terminal_id = ?2",

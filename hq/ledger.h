@@ -160,9 +160,9 @@ class HqLedger {
   void save_member(const core::MemberState& m);
   // Writes the state and its feed change; the row's new version.
   std::int64_t write_member(const core::MemberState& m);
-  // A member change for the feed: state plus the card, phone and name
-  // terminals look members up by.
-  Json member_payload(const std::string& id, const Json& state);
+  // A member change for the feed: state (its JSON text) plus the card,
+  // phone and name terminals look members up by.
+  std::string member_payload(const std::string& id, const std::string& state);
   std::shared_ptr<const core::Program> program(const std::string& id, std::int64_t version);
   // The most recently published version; kFailedPrecondition before any.
   core::Result<std::shared_ptr<const core::Program>> latest_program();

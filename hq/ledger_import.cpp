@@ -112,17 +112,17 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
           reject(i, "member_id: " + f[0] + " already exists at HQ");
           continue;
         }
+        const auto text = core::member_to_json(*m).dump();
         db_.exec(
             "INSERT INTO members(id, card_number, phone, name, state, version) "
             "VALUES (?1, ?2, ?3, ?4, ?5, 1)",
             {f[0], f[2].empty() ? SqlParam(nullptr) : SqlParam(f[2]),
-             f[1].empty() ? SqlParam(nullptr) : SqlParam(f[1]), f[3],
-             core::member_to_json(*m).dump()});
+             f[1].empty() ? SqlParam(nullptr) : SqlParam(f[1]), f[3], text});
         if (pts > 0)
           post({core::Entry{"IMPORT-" + f[0] + "/1", "IMPORT-" + f[0],
                             core::program_account(*prog, "issued"), core::member_account(f[0]), pts,
                             "pts", lot, "imported opening balance"}});
-        change("member", m->id, member_payload(m->id, core::member_to_json(*m)));
+        change_text("member", m->id, member_payload(m->id, text));
         ++added;
         points += pts;
       }

@@ -21,6 +21,7 @@ packages=(
   tzdata
   libpq-dev
   libjemalloc-dev
+  libsimdjson-dev
   libfaketime
   postgresql
   clang-format

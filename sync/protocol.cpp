@@ -309,6 +309,34 @@ bool split_batch(std::string_view s, Json& head, std::vector<std::string_view>& 
 
 }  // namespace
 
+std::optional<std::string_view> member_text(std::string_view object, std::string_view key) {
+  // Only a well-formed record reaches here (it was parsed), so the scan
+  // need not judge the values it skips.
+  std::optional<std::string_view> found;
+  std::size_t i = skip_space(object, 0);
+  if (i >= object.size() || object[i] != '{') return std::nullopt;
+  i = skip_space(object, i + 1);
+  while (i < object.size() && object[i] == '"') {
+    const std::size_t key_end = skip_string(object, i);
+    if (key_end == npos) return std::nullopt;
+    const auto name = object.substr(i + 1, key_end - i - 2);
+    // An escape could spell `key` another way: the caller's own parse decides.
+    if (name.find('\\') != npos) return std::nullopt;
+    i = skip_space(object, key_end);
+    if (i >= object.size() || object[i] != ':') return std::nullopt;
+    i = skip_space(object, i + 1);
+    const std::size_t end = skip_value(object, i);
+    if (end == npos) return std::nullopt;
+    if (name == key) {
+      if (found) return std::nullopt;  // which one counts is the parser's call
+      found = object.substr(i, end - i);
+    }
+    i = skip_space(object, end);
+    if (i < object.size() && object[i] == ',') i = skip_space(object, i + 1);
+  }
+  return found;
+}
+
 core::Result<Batch> batch_from_json(Json j) {
   std::size_t count = 0;
   auto b = batch_head(j, count);
@@ -322,7 +350,7 @@ core::Result<Batch> batch_from_json(Json j) {
   return b;
 }
 
-std::optional<core::Result<Batch>> batch_from_text(std::string_view body) {
+std::optional<core::Result<Batch>> batch_from_text(std::string_view body, JsonParse parse) {
   Json head = Json::object();
   std::vector<std::string_view> texts;
   bool have_records = false;
@@ -332,7 +360,7 @@ std::optional<core::Result<Batch>> batch_from_text(std::string_view body) {
   std::vector<Json> docs;
   docs.reserve(texts.size());
   for (const auto t : texts) {
-    docs.push_back(Json::parse(t, nullptr, false));
+    docs.push_back(parse != nullptr ? parse(t) : Json::parse(t, nullptr, false));
     if (docs.back().is_discarded()) return std::nullopt;
   }
   if (have_records) head["transactions"] = Json::array();

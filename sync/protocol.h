@@ -87,7 +87,17 @@ Json batch_to_json(const Batch& b);
 // whole body or serialising each record again: the body is cut into its
 // records' texts, and each is parsed on its own and kept as it arrived.
 // nullopt when the body is not well-formed JSON (the caller reports that).
-[[nodiscard]] std::optional<core::Result<Batch>> batch_from_text(std::string_view body);
+// `parse` reads each record's text (Json::parse by default; HQ passes its
+// faster reader, which builds the same document); it returns a discarded
+// document for text that is not JSON.
+using JsonParse = Json (*)(std::string_view);
+[[nodiscard]] std::optional<core::Result<Batch>> batch_from_text(std::string_view body,
+                                                                 JsonParse parse = nullptr);
+
+// The text of the value of `key` in the JSON object `object` (well-formed,
+// as a record that parsed), as it stands there; nullopt when the key is
+// absent, repeated or written with an escape.
+std::optional<std::string_view> member_text(std::string_view object, std::string_view key);
 
 // "<store>-<terminal>-" : a terminal may only write ids with its own prefix.
 std::string txn_prefix(const std::string& store_id, const std::string& terminal_id);

@@ -512,3 +512,33 @@ TEST_CASE("scheduled jobs give birthday rewards once, and reports count sales an
   CHECK_FALSE(hq.ledger->issue_vouchers("no-such-template", {"M1001"}, "2026-11-22", "ops"));
   hq.verified();
 }
+
+TEST_CASE("a purchase's receipt in the feed is its basis as sold", "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  auto a = hq.terminal("S001");
+  auto sold = a.sell("M1001", kBasket);
+  // A terminal that sends a basis with returns already counted in it: HQ
+  // counts returns from their own records, so the receipt starts from zero.
+  auto counted = a.sell("M1001", kBasket);
+  REQUIRE(counted.return_basis["returned_qty"].size() == 2);
+  counted.return_basis["returned_qty"][1] = 1;
+  counted.return_basis["points_reversed"] = 7;
+  REQUIRE(hq.ledger->ingest("S001", "T01", a.batch({sold, counted})));
+  std::map<std::string, Json> receipts;
+  auto c = hq.ledger->changes(0, 100, "S001");
+  REQUIRE(c.has_value());
+  const Json changes = (*c)["changes"];
+  for (const auto& ch : changes)
+    if (ch["kind"] == "receipt") receipts[ch["key"].get<std::string>()] = ch["data"];
+  REQUIRE(receipts.size() == 2);
+  const auto& first = receipts.at(sold.txn_id);
+  CHECK(first["member_id"] == "M1001");
+  CHECK(first["txn_id"] == sold.txn_id);
+  CHECK(first["return_basis"] == sold.return_basis);
+  const auto& second = receipts.at(counted.txn_id)["return_basis"];
+  CHECK(second["returned_qty"] == Json::array({0, 0}));
+  CHECK(second["points_reversed"] == 0);
+  CHECK(second["points_earned"] == counted.return_basis["points_earned"]);
+  hq.verified();
+}

@@ -1,0 +1,52 @@
+#include "hq/json_fast.h"
+
+#include <simdjson.h>
+
+namespace loyalty::hq {
+
+namespace {
+
+using core::Json;
+
+Json convert(const simdjson::dom::element& e) {
+  using T = simdjson::dom::element_type;
+  switch (e.type()) {
+    case T::OBJECT: {
+      Json o = Json::object();
+      for (const auto field : simdjson::dom::object(e)) {
+        // A repeated key keeps its last value, as Json::parse does.
+        o[std::string(field.key)] = convert(field.value);
+      }
+      return o;
+    }
+    case T::ARRAY: {
+      Json a = Json::array();
+      const auto arr = simdjson::dom::array(e);
+      a.get_ref<Json::array_t&>().reserve(arr.size());
+      for (const auto v : arr) a.push_back(convert(v));
+      return a;
+    }
+    case T::INT64: {
+      // Json::parse keeps a non-negative integer as unsigned.
+      const auto n = std::int64_t(e);
+      return n >= 0 ? Json(static_cast<std::uint64_t>(n)) : Json(n);
+    }
+    case T::UINT64: return Json(std::uint64_t(e));
+    case T::DOUBLE: return Json(double(e));
+    case T::STRING: return Json(std::string(std::string_view(e)));
+    case T::BOOL: return Json(bool(e));
+    case T::NULL_VALUE: return Json(nullptr);
+  }
+  return Json(nullptr);
+}
+
+}  // namespace
+
+Json parse_json(std::string_view text) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(text.data(), text.size()).get(root) == simdjson::SUCCESS) return convert(root);
+  return Json::parse(text, nullptr, false);
+}
+
+}  // namespace loyalty::hq
