@@ -462,6 +462,32 @@ void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
   }
 }
 
+core::MemberState HqLedger::first_sight(const sync::TxnRecord& r) {
+  // First sight of a member (enrolled at a store, or seeded there): HQ
+  // starts from the terminal's view and books its opening balance so the
+  // ledger still explains every point.
+  auto member = before_of(r);
+  if (!member) throw SqlError("transaction " + r.txn_id + " has an unreadable member_before");
+  member->id = r.member_id;
+  std::int64_t opening = -member->debt;
+  for (const auto& l : member->lots) opening += l.points;
+  if (opening != 0) {
+    const std::string id = "OPEN-" + r.member_id;
+    core::Entry e{id + "/1",
+                  id,
+                  opening > 0 ? core::program_account(r.program_id, "issued")
+                              : core::member_account(r.member_id),
+                  opening > 0 ? core::member_account(r.member_id)
+                              : core::program_account(r.program_id, "issued"),
+                  opening > 0 ? opening : -opening,
+                  "pts",
+                  "",
+                  "opening balance"};
+    post({e});
+  }
+  return std::move(*member);
+}
+
 void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
                      const std::string& terminal, std::int64_t now, Json& flags_out) {
   db_.defer(
@@ -472,37 +498,22 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
       {r.txn_id, store, terminal, r.seq, r.member_id, r.kind, r.committed_at, r.business_day,
        r.program_id, r.program_version, r.totals.value("points_earned", std::int64_t{0}),
        r.totals.value("points_redeemed", std::int64_t{0}), prep.hash, prep.text, now});
-  auto member = load_member(r.member_id);
-  if (!member) {
-    // First sight of a member (enrolled at a store, or seeded there): HQ
-    // starts from the terminal's view and books its opening balance so the
-    // ledger still explains every point.
-    member = before_of(r);
-    if (!member) throw SqlError("transaction " + r.txn_id + " has an unreadable member_before");
-    member->id = r.member_id;
-    std::int64_t opening = -member->debt;
-    for (const auto& l : member->lots) opening += l.points;
-    if (opening != 0) {
-      const std::string id = "OPEN-" + r.member_id;
-      core::Entry e{id + "/1",
-                    id,
-                    opening > 0 ? core::program_account(r.program_id, "issued")
-                                : core::member_account(r.member_id),
-                    opening > 0 ? core::member_account(r.member_id)
-                                : core::program_account(r.program_id, "issued"),
-                    opening > 0 ? opening : -opening,
-                    "pts",
-                    "",
-                    "opening balance"};
-      post({e});
-    }
+  // The batch's own copy of the member, changed in place and written once
+  // at the batch's end.
+  auto& touched = batch_->touched;
+  auto found = touched.find(r.member_id);
+  if (found == touched.end()) {
+    auto loaded = load_member(r.member_id);
+    if (!loaded) loaded = first_sight(r);
+    found = touched.emplace(r.member_id, std::move(*loaded)).first;
   }
+  core::MemberState& member = found->second;
   post(r.entries);
   if (r.kind == "enrollment" && r.identity.is_object()) record_identity(r, flags_out);
   const auto day = core::parse_local_date(r.business_day).value();
   std::optional<core::LocalDays> expires;
   if (r.points_expire_on) expires = core::parse_local_date(*r.points_expire_on);
-  auto conflicts = core::apply_point_entries(*member, r.entries, day, expires);
+  auto conflicts = core::apply_point_entries(member, r.entries, day, expires);
   // Points for another member (a referrer's bonus) go to that member's lots.
   std::set<std::string> others;
   for (const auto& e : r.entries)
@@ -510,22 +521,24 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
       if (acct->starts_with("member:") && acct->substr(7) != r.member_id)
         others.insert(acct->substr(7));
   for (const auto& id : others) {
-    auto other = load_member(id);
-    if (!other) {
-      other.emplace();
-      other->id = id;
+    auto at = touched.find(id);
+    if (at == touched.end()) {
+      auto other = load_member(id);
+      if (!other) {
+        other.emplace();
+        other->id = id;
+      }
+      at = touched.emplace(id, std::move(*other)).first;
     }
-    auto c = core::apply_point_entries(*other, r.entries, day, expires);
+    auto c = core::apply_point_entries(at->second, r.entries, day, expires);
     conflicts.insert(conflicts.end(), c.begin(), c.end());
-    save_member(*other);
   }
-  auto more = core::apply_delta(*member, r.delta);
+  auto more = core::apply_delta(member, r.delta);
   conflicts.insert(conflicts.end(), more.begin(), more.end());
   for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);
-  save_member(*member);
   if (!prep.receipt.empty()) change_text("receipt", r.txn_id, prep.receipt);
   if (prep.replay) flag(r.txn_id, r.member_id, prep.replay->first, prep.replay->second, flags_out);
-  track_return(r, *member, flags_out);
+  track_return(r, member, flags_out);
 }
 
 std::map<std::string, std::string> HqLedger::accepted_hashes(const sync::Batch& batch) {

@@ -141,6 +141,9 @@ class HqLedger {
   // The record hashes of the batch's transactions HQ already has, by id.
   std::map<std::string, std::string> accepted_hashes(const sync::Batch& batch);
   static Prepared prepare(const sync::TxnRecord& r, const core::Program* program);
+  // A member HQ has no row for, as the record's terminal saw it, with its
+  // opening balance booked.
+  core::MemberState first_sight(const sync::TxnRecord& r);
   void apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
              const std::string& terminal, std::int64_t now, Json& flags_out);
   using AccountDeltas = std::map<std::pair<std::string, std::string>, std::int64_t>;
