@@ -36,6 +36,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kBatch = 500;
+constexpr int kMembers = 200;  // per terminal
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
@@ -46,7 +47,9 @@ int sh(const std::string& cmd) {
   return std::system(cmd.c_str());
 }
 
-// A terminal's uploads: real engine output for members of its own.
+// A terminal's uploads: real engine output for members of its own, which
+// HQ has (imported before), so each record carries the member as loyaltyd
+// sends it then: with only the counters the engine read.
 std::vector<std::string> make_batches(const core::Program& p, const std::string& store, int batches,
                                       std::int64_t& entries) {
   std::map<std::string, core::MemberState> members;
@@ -59,7 +62,7 @@ std::vector<std::string> make_batches(const core::Program& p, const std::string&
     sync::Batch batch{store, "T01", 0, {}};
     for (int i = 0; i < kBatch; ++i) {
       ++seq;
-      const auto id = store + "-M" + std::to_string(seq % 200);
+      const auto id = store + "-M" + std::to_string(seq % kMembers);
       auto& m = members[id];
       m.id = id;
       core::Request req;
@@ -67,10 +70,12 @@ std::vector<std::string> make_batches(const core::Program& p, const std::string&
       req.at = *core::parse_local_datetime("2026-11-23T10:00:00");
       req.zone = "Asia/Shanghai";
       req.txn_id = store + "-T01-" + std::to_string(seq);
+      const core::CounterReads reads;
       auto o = core::evaluate(p, m, req);
       const auto before = m;
       auto c = core::commit(p, m, *o);
       auto r = sync::record_of_commit(p, before, m, *o, *c, basket, seq, 1'795'300'000);
+      r.member_before = core::member_to_json(core::with_counters(before, reads.keys()));
       entries += static_cast<std::int64_t>(r.entries.size());
       batch.records.push_back(std::move(r));
     }
@@ -115,6 +120,14 @@ void run(const std::string& backend, const std::string& target, int terminals, i
     const auto store = "S" + std::to_string(100 + t);
     sh(hq + " terminals add " + store + " T01 --out " + (dir / (store + ".json")).string() +
        common);
+    const auto csv = dir / (store + "-members.csv");
+    {
+      std::ofstream out(csv);
+      out << "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n";
+      for (int n = 0; n < kMembers; ++n)
+        out << store << "-M" << n << ",139" << 10000 * (100 + t) + n << ",,Member,,,0,\n";
+    }
+    sh(hq + " import-members " + csv.string() + common + " 2>/dev/null");
     work[static_cast<std::size_t>(t)] = make_batches(program, store, batches, entries);
   }
   const pid_t pid = ::fork();

@@ -10,9 +10,37 @@ constexpr Period kStoredPeriods[] = {Period::kDay,     Period::kWeek,     Period
                                      Period::kLifetime};
 }
 
+namespace {
+thread_local CounterReads* current_reads = nullptr;
+}  // namespace
+
+CounterReads::CounterReads() : outer_(current_reads) {
+  current_reads = this;
+}
+
+CounterReads::~CounterReads() {
+  current_reads = outer_;
+}
+
+void CounterReads::note(const std::string& key) {
+  if (current_reads != nullptr) current_reads->keys_.insert(key);
+}
+
+MemberState with_counters(const MemberState& m, const std::set<std::string>& keys) {
+  MemberState out = m;
+  const auto keep = [&](Counters& c) {
+    std::erase_if(c.raw(), [&](const auto& kv) { return !keys.contains(kv.first); });
+  };
+  keep(out.counters);
+  if (out.referrer) keep(out.referrer->counters);
+  return out;
+}
+
 std::int64_t Counters::get(const std::string& metric, Period p, LocalDays d) const {
   if (p == Period::kTransaction) return 0;
-  auto it = values_.find(metric + "@" + period_key(p, d));
+  const auto key = metric + "@" + period_key(p, d);
+  CounterReads::note(key);
+  auto it = values_.find(key);
   return it == values_.end() ? 0 : it->second;
 }
 

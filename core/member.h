@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,26 @@ class Counters {
   std::map<std::string, std::int64_t> values_;
 };
 
+// The counter keys Counters::get looks up on this thread while one is
+// alive (nested ones each see their own). A terminal evaluates with one to
+// upload the member with only the counters the engine read: the replay at
+// HQ reads the same keys and finds the same values, so its outcome is the
+// same, and the record is not every window of every metric.
+class CounterReads {
+ public:
+  CounterReads();
+  ~CounterReads();
+  CounterReads(const CounterReads&) = delete;
+  CounterReads& operator=(const CounterReads&) = delete;
+  const std::set<std::string>& keys() const { return keys_; }
+  // Called by Counters::get.
+  static void note(const std::string& key);
+
+ private:
+  std::set<std::string> keys_;
+  CounterReads* outer_;
+};
+
 struct ReferrerView {
   std::string id;
   std::string tier;
@@ -98,5 +119,8 @@ struct MemberState {
   // Tier in force on `d` (a pending next-day upgrade counts from its day).
   std::string tier_on(LocalDays d) const;
 };
+
+// `m` with only the counters named in `keys`, its own and its referrer's.
+MemberState with_counters(const MemberState& m, const std::set<std::string>& keys);
 
 }  // namespace loyalty::core

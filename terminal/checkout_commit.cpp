@@ -78,12 +78,18 @@ core::Result<Checkout::Worked> Checkout::work_out(const core::Program& program, 
                                                   const core::Request& req) {
   Worked w;
   w.state_text = m.state_text;
+  const core::CounterReads reads;  // what the engine reads of the member's counters
   auto outcome = core::evaluate(program, m.state, req);
   if (!outcome) return std::unexpected(outcome.error());
   w.after = m.state;
   auto committed = core::commit(program, w.after, *outcome);
   if (!committed) return std::unexpected(committed.error());
-  w.before_text = m.state_text;
+  // The member as the engine saw it, for HQ's replay. A member HQ has
+  // goes with only the counters the engine read (a record of about half
+  // the size); one HQ may not have yet goes whole, as HQ starts from it.
+  w.before_text = m.known_at_hq
+                      ? core::member_to_json(core::with_counters(m.state, reads.keys())).dump()
+                      : m.state_text;
   w.after_text = core::member_to_json(w.after).dump();
   w.outcome_json = core::outcome_to_json(*outcome, program);
   w.entries_json = core::entries_to_json(committed->entries);

@@ -69,6 +69,7 @@ MemberRow member_from(Stmt& s) {
   m.phone = s.text(2);
   m.name = s.text(3);
   m.blocked = s.integer(4) != 0;
+  m.known_at_hq = s.integer(6) != 0;
   auto state = core::member_from_json(core::Json::parse(m.state_text));
   // The cache is only written by this code; an unreadable row is a bug or a
   // corrupted file, and carrying on would give wrong balances.
@@ -86,9 +87,12 @@ std::optional<std::string> opt(const std::string& s) {
 
 std::optional<MemberRow> find_member(Db& db, MemberKey key, const std::string& value) {
   static constexpr const char* kSql[] = {
-      "SELECT id, card_number, phone, name, blocked, state FROM members WHERE id = ?1",
-      "SELECT id, card_number, phone, name, blocked, state FROM members WHERE card_number = ?1",
-      "SELECT id, card_number, phone, name, blocked, state FROM members WHERE phone = ?1"};
+      "SELECT id, card_number, phone, name, blocked, state, hq_state IS NOT NULL FROM members "
+      "WHERE id = ?1",
+      "SELECT id, card_number, phone, name, blocked, state, hq_state IS NOT NULL FROM members "
+      "WHERE card_number = ?1",
+      "SELECT id, card_number, phone, name, blocked, state, hq_state IS NOT NULL FROM members "
+      "WHERE phone = ?1"};
   Stmt s(db, kSql[static_cast<int>(key)]);
   s.bind(1, value);
   if (!s.step()) return std::nullopt;

@@ -114,6 +114,9 @@ struct MemberRow {
   std::string phone;
   std::string name;
   bool blocked = false;
+  // HQ's feed has sent this member (hq_state is set): HQ has its state, so
+  // an upload need not carry the whole of it.
+  bool known_at_hq = false;
   core::MemberState state;
 };
 

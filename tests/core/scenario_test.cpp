@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/engine.h"
+#include "core/io_json.h"
 #include "core/ledger.h"
 #include "core/tiers.h"
 #include "tests/core/test_util.h"
@@ -150,10 +151,19 @@ void run_case(const core::Program& p, const Json& c, const std::string& tz) {
           : step.contains("event") ? step.at("event")
                                    : step.at("basket");
       auto ok = core::request_from_json(body, r);
-      if (!ok)
+      if (!ok) {
         o = std::unexpected(ok.error());
-      else
+      } else {
+        const core::CounterReads reads;
         o = core::evaluate(p, m, r);
+        // What a terminal uploads of a member HQ has: only the counters
+        // the engine read. HQ's replay on it must give the same outcome.
+        const auto trimmed = core::with_counters(m, reads.keys());
+        CHECK(trimmed.counters.raw().size() <= m.counters.raw().size());
+        const auto replay = core::evaluate(p, trimmed, r);
+        REQUIRE(replay.has_value() == o.has_value());
+        if (o) CHECK(core::outcome_to_json(*replay, p) == core::outcome_to_json(*o, p));
+      }
     }
     if (expect.contains("error")) {
       REQUIRE_FALSE(o);
@@ -206,4 +216,38 @@ TEST_CASE("every example program loads without problems", "[core][scenarios]") {
     ++n;
   }
   CHECK(n >= 8);
+}
+
+TEST_CASE("a member with only the counters the engine read gets the same outcome",
+          "[core][scenarios]") {
+  // A coffee member after a month of visits: every window of every metric.
+  const auto p = test::example_program("coffee-chain.json");
+  const Json basket = Json::parse(R"({"currency": "CNY", "lines": [
+    {"sku": "latte-m", "categories": ["coffee"], "tags": ["basic-drink"], "quantity": 2, "unit_price": 2800},
+    {"sku": "croissant", "categories": ["bakery"], "quantity": 1, "unit_price": 1200}]})");
+  core::MemberState m;
+  m.id = "C-T01";
+  for (int day = 1; day <= 28; ++day) {
+    const auto at =
+        std::string("2026-11-") + (day < 10 ? "0" : "") + std::to_string(day) + "T09:30:00";
+    const auto r = test::request_at(at, basket, "T" + std::to_string(day));
+    const core::CounterReads reads;
+    auto o = core::evaluate(p, m, r);
+    REQUIRE(o.has_value());
+    const auto trimmed = core::with_counters(m, reads.keys());
+    auto replay = core::evaluate(p, trimmed, r);
+    REQUIRE(replay.has_value());
+    CHECK(core::outcome_to_json(*replay, p) == core::outcome_to_json(*o, p));
+    if (day > 1) CHECK(trimmed.counters.raw().size() < m.counters.raw().size());
+    REQUIRE(core::commit(p, m, *o).has_value());
+  }
+  // Reads nest: an inner scope sees its own, the outer one only its own.
+  const core::CounterReads outer;
+  (void)m.counters.get("orders", core::Period::kDay, *core::parse_local_date("2026-11-28"));
+  {
+    const core::CounterReads inner;
+    (void)m.counters.get("spend", core::Period::kMonth, *core::parse_local_date("2026-11-28"));
+    CHECK(inner.keys() == std::set<std::string>{"spend@M2026-11"});
+  }
+  CHECK(outer.keys() == std::set<std::string>{"orders@D2026-11-28"});
 }

@@ -74,6 +74,30 @@ TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconne
   CHECK(hq_view["balance"] == 1000 + earned);
   CHECK(hq_view["flags"].empty());  // HQ's replay agreed with every sale
 
+  // HQ has the member now (its feed sent it back): a sale uploads it with
+  // only the counters the engine read, and HQ's replay still agrees. The
+  // sales before went with the whole member, as HQ started from it.
+  auto sixth = d.post("/v1/transactions", sale(6), "sale-6");
+  REQUIRE(sixth.status == 201);
+  earned += sixth.body["outcome"]["totals"]["points_earned"].get<std::int64_t>();
+  REQUIRE(eventually([&] { return d.get("/v1/status").body["outbox"]["depth"] == 0; }));
+  const auto counters_sent = [&](const std::string& txn) {
+    return sql_int(d.db(),
+                   "SELECT count(*) FROM transactions t, json_each(t.member_before, '$.counters') "
+                   "WHERE t.txn_id = '" +
+                       txn + "'");
+  };
+  const auto whole = counters_sent("S001-T01-00000005");
+  const auto trimmed = counters_sent("S001-T01-00000006");
+  CHECK(trimmed > 0);
+  CHECK(trimmed * 2 < whole);
+  REQUIRE(eventually([&] { return d.get("/v1/members/M-A").body["points"]["pending_sync"] == 0; }));
+  auto after_sixth = hq.cli("member M-A");
+  INFO(after_sixth.out);
+  const auto sixth_view = Json::parse(after_sixth.out.substr(after_sixth.out.find('{')));
+  CHECK(sixth_view["balance"] == 1000 + earned);
+  CHECK(sixth_view["flags"].empty());
+
   // The customer returns a latte of the first sale at store S002, which
   // learned the receipt from HQ's feed.
   REQUIRE(hq.cli("terminals add S002 T01 --out " + (dir / "b2.json").string() +
@@ -112,7 +136,7 @@ TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconne
   auto txns = hq.cli("report sales 2026-01-01 2099-12-31");
   const auto days = Json::parse(txns.out.substr(txns.out.find('{')))["per_store_day"];
   REQUIRE(days.size() == 2);
-  CHECK(days[0]["transactions"] == 5);  // S001
+  CHECK(days[0]["transactions"] == 6);  // S001
   CHECK(days[1]["transactions"] == 1);  // S002's return
 }
 
