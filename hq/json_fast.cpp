@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <optional>
+
 namespace loyalty::hq {
 
 namespace {
@@ -43,7 +45,13 @@ Json convert(const simdjson::dom::element& e) {
 }  // namespace
 
 Json parse_json(std::string_view text) {
-  thread_local simdjson::dom::parser parser;
+  // A parser keeps the buffers of the largest text it read. Each thread's
+  // own serves the records it usually sees; a larger text (a body may be
+  // up to 16 MiB) gets a parser of its own, freed when done.
+  constexpr std::size_t kKeptCapacity = 64 * 1024;
+  thread_local simdjson::dom::parser kept(kKeptCapacity);
+  std::optional<simdjson::dom::parser> own;
+  auto& parser = text.size() <= kKeptCapacity ? kept : own.emplace();
   simdjson::dom::element root;
   if (parser.parse(text.data(), text.size()).get(root) == simdjson::SUCCESS) return convert(root);
   return Json::parse(text, nullptr, false);
