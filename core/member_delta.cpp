@@ -150,13 +150,18 @@ Result<MemberDelta> delta_from_json(const Json& j) {
       if (!n) return std::unexpected(n.error());
       *field = *n;
     }
-    // Vouchers, passes and profile reuse the member reader's validation.
-    Json as_member{
-        {"id", "delta"}, {"vouchers", j.at("vouchers_added")}, {"passes", j.at("passes_added")}};
-    auto m = member_from_json(as_member);
-    if (!m) return std::unexpected(m.error());
-    d.vouchers_added = m->vouchers;
-    d.passes_added = m->passes;
+    // Vouchers, passes and profile reuse the member reader's validation;
+    // most transactions add none, which needs no reading.
+    const Json& vouchers = j.at("vouchers_added");
+    const Json& passes = j.at("passes_added");
+    const bool none =
+        vouchers.is_array() && vouchers.empty() && passes.is_array() && passes.empty();
+    if (!none) {
+      auto m = member_from_json(Json{{"id", "delta"}, {"vouchers", vouchers}, {"passes", passes}});
+      if (!m) return std::unexpected(m.error());
+      d.vouchers_added = std::move(m->vouchers);
+      d.passes_added = std::move(m->passes);
+    }
     d.vouchers_used = j.at("vouchers_used").get<std::vector<std::string>>();
     d.profile = j.at("profile");
     if (!d.profile.is_object()) return invalid("delta.profile", "must be an object");
