@@ -134,15 +134,19 @@ void HqLedger::prefetch_members(const sync::Batch& batch) {
     batch_->rows[row.text(0)] = member_row(row, 1);
 }
 
+const core::MemberState* HqLedger::cached_member(const std::string& id,
+                                                 std::int64_t version) const {
+  const auto it = member_cache_.find(id);
+  return it != member_cache_.end() && it->second.version == version ? &it->second.state : nullptr;
+}
+
 std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
   if (batch_ != nullptr) {
     if (auto it = batch_->touched.find(id); it != batch_->touched.end()) return it->second;
     if (auto row = batch_->rows.find(id); row != batch_->rows.end()) {
       // Not touched by this batch, so still as the batch found it.
       if (!row->second) return std::nullopt;
-      if (auto it = member_cache_.find(id);
-          it != member_cache_.end() && it->second.version == row->second->version)
-        return it->second.state;
+      if (const auto* m = cached_member(id, row->second->version)) return *m;
     }
   }
   auto rows = db_.query(
@@ -154,9 +158,7 @@ std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
   const auto found = member_row(rows[0], 1);
   if (batch_ != nullptr) {
     batch_->rows.emplace(id, found);
-    if (auto it = member_cache_.find(id);
-        it != member_cache_.end() && it->second.version == found.version)
-      return it->second.state;
+    if (const auto* m = cached_member(id, found.version)) return *m;
   }
   auto m = core::member_from_json(Json::parse(rows[0].text(0)));
   // HQ writes every state itself; one it cannot read means a broken file

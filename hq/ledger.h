@@ -160,6 +160,8 @@ class HqLedger {
   void change_text(const std::string& kind, const std::string& key, const std::string& payload,
                    const std::string& store = "");
   std::optional<core::MemberState> load_member(const std::string& id);
+  // The cached state of `id` when the cache holds row version `version`.
+  const core::MemberState* cached_member(const std::string& id, std::int64_t version) const;
   void save_member(const core::MemberState& m);
   // Writes the state and its feed change; the row's new version.
   std::int64_t write_member(const core::MemberState& m);
