@@ -3,9 +3,9 @@
 #include <openssl/crypto.h>
 
 #include <boost/asio/post.hpp>
-#include <charconv>
 
 #include "hq/json_fast.h"
+#include "platform/cli.h"
 #include "platform/log.h"
 
 namespace loyalty::hq {
@@ -136,13 +136,12 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
   if (req.method() == http::verb::post && path.starts_with("/v1/admin/flags/") &&
       path.ends_with("/resolve")) {
     const auto id_text = path.substr(16, path.size() - 16 - 8);
-    std::int64_t id = 0;
-    const auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
-    if (ec != std::errc() || end != id_text.data() + id_text.size() || id_text.empty())
+    const auto id = platform::whole_number(id_text);
+    if (!id)
       return problem(404, "not-found", "No such flag", "a flag id is a number, not " + id_text);
     if (!body.contains("reason") || !body["reason"].is_string())
       return problem(422, "invalid", "Reason missing", "send {\"reason\": \"...\"}", "reason");
-    return reply(ledger_.resolve_flag(id, body["reason"].get<std::string>(), "admin-api"));
+    return reply(ledger_.resolve_flag(*id, body["reason"].get<std::string>(), "admin-api"));
   }
   if (req.method() == http::verb::get && path == "/v1/admin/terminals")
     return reply(ledger_.terminals());

@@ -4,7 +4,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <charconv>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -287,15 +286,13 @@ int run(Ctx& c, const std::string& command) {
   }
   if (command == "flags") return print(ledger.flags(c.flags.contains("--open")));
   if (command == "resolve-flag" && c.pos.size() == 1) {
-    std::int64_t id = 0;
-    const auto& t = c.pos[0];
-    if (std::from_chars(t.data(), t.data() + t.size(), id).ptr != t.data() + t.size() ||
-        t.empty()) {
-      std::cerr << "loyalty-hq: resolve-flag: ID must be a flag's number, not " << t << "\n";
+    const auto id = platform::whole_number(c.pos[0]);
+    if (!id) {
+      std::cerr << "loyalty-hq: resolve-flag: ID must be a flag's number, not " << c.pos[0] << "\n";
       return kUsage;
     }
-    return print(
-        ledger.resolve_flag(id, c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));
+    return print(ledger.resolve_flag(
+        *id, c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));
   }
   if (command == "member" && c.pos.size() == 1) return print(ledger.member(c.pos[0]));
   if (command == "expire" && c.pos.size() == 1) return print(ledger.expire(c.pos[0]));
@@ -308,14 +305,13 @@ int run(Ctx& c, const std::string& command) {
     return print(ledger.publish_program(read_or_die(c.pos[0]), from, *key, "cli"));
   }
   if (command == "stock" && c.pos.size() == 4) {
-    std::int64_t n = 0;
-    const auto& q = c.pos[3];
-    if (std::from_chars(q.data(), q.data() + q.size(), n).ptr != q.data() + q.size() || q.empty()) {
-      std::cerr << "loyalty-hq: stock: QUANTITY must be a whole number, not " << q << "\n";
+    const auto n = platform::whole_number(c.pos[3]);
+    if (!n) {
+      std::cerr << "loyalty-hq: stock: QUANTITY must be a whole number, not " << c.pos[3] << "\n";
       return kUsage;
     }
     return print(
-        ledger.allocate_stock(c.pos[0], c.pos[1], c.pos[2], n, "cli",
+        ledger.allocate_stock(c.pos[0], c.pos[1], c.pos[2], *n, "cli",
                               c.flags.contains("--delivery") ? c.flags.at("--delivery") : ""));
   }
   if ((command == "block" || command == "unblock") && c.pos.size() == 1)

@@ -1,5 +1,7 @@
 #include "platform/cli.h"
 
+#include <charconv>
+
 namespace loyalty::platform {
 
 std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string>& args,
@@ -18,6 +20,13 @@ std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string
     }
   }
   return flags;
+}
+
+std::optional<std::int64_t> whole_number(std::string_view text) {
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return n;
 }
 
 }  // namespace loyalty::platform
