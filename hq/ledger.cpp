@@ -123,6 +123,15 @@ MemberRow member_row(const SqlRow& row, std::size_t first) {
   return m;
 }
 
+// A member change for the feed: the state plus the card, phone and name
+// terminals look members up by.
+Json member_change_data(const std::string& id, Json state, const MemberRow& row) {
+  Json p{{"id", id}, {"name", row.name}, {"blocked", row.blocked}, {"state", std::move(state)}};
+  if (row.card_number) p["card_number"] = *row.card_number;
+  if (row.phone) p["phone"] = *row.phone;
+  return p;
+}
+
 }  // namespace
 
 void HqLedger::prefetch_members(const sync::Batch& batch) {
@@ -199,37 +208,8 @@ std::int64_t HqLedger::write_member(const core::MemberState& m) {
       version = rows[0].integer(0);
     }
   }
-  change_text("member", m.id, member_payload(m.id, text));
+  change_text("member", m.id, std::string(kMemberFromRow));
   return version;
-}
-
-std::string HqLedger::member_payload(const std::string& id, const std::string& state) {
-  Json p{{"id", id}};
-  std::optional<MemberRow> row;
-  bool known = false;
-  if (batch_ != nullptr && !batch_->identity_changed.contains(id)) {
-    if (auto it = batch_->rows.find(id); it != batch_->rows.end()) {
-      // As the batch found it; a row it creates has the defaults.
-      known = true;
-      row = it->second.value_or(MemberRow{});
-    }
-  }
-  if (!known) {
-    auto rows =
-        db_.query(std::string("SELECT ") + kMemberRowColumns + " FROM members WHERE id = ?1", {id});
-    if (!rows.empty()) row = member_row(rows[0], 0);
-  }
-  if (row) {
-    if (row->card_number) p["card_number"] = *row->card_number;
-    if (row->phone) p["phone"] = *row->phone;
-    p["name"] = row->name;
-    p["blocked"] = row->blocked;
-  }
-  // "state" sorts last: the state's own text goes in without being parsed
-  // or copied again.
-  auto text = p.dump();
-  text.pop_back();
-  return text + R"(,"state":)" + state + "}";
 }
 
 void HqLedger::change(const std::string& kind, const std::string& key, const Json& payload,
@@ -431,7 +411,6 @@ void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
   if (batch_ != nullptr) {
     auto& row = batch_->rows[r.member_id];
     if (!row) row = MemberRow{};  // the row just inserted, version 0
-    batch_->identity_changed.insert(r.member_id);
   }
   if (r.identity.contains("name"))
     db_.exec("UPDATE members SET name = ?2 WHERE id = ?1 AND name = ''",
@@ -690,21 +669,34 @@ core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
   std::lock_guard lock(mutex_);
   try {
     limit = std::clamp<std::int64_t>(limit, 1, 1000);
+    // Only each member's newest change is served, so its data is the
+    // member's row read in the same statement (the ingest that wrote the
+    // change wrote the row too).
     auto rows = db_.query(
-        "SELECT cursor, kind, key, payload FROM changes c WHERE cursor > ?1 "
-        "AND (store_id IS NULL OR store_id = ?3) "
-        "AND NOT (kind = 'member' AND EXISTS (SELECT 1 FROM changes n WHERE n.kind = 'member' "
-        "AND n.key = c.key AND n.cursor > c.cursor)) "
-        "ORDER BY cursor LIMIT ?2",
+        std::string("SELECT c.cursor, c.kind, c.key, c.payload, m.state, m.") + kMemberRowColumns +
+            " FROM changes c LEFT JOIN members m ON c.kind = 'member' "
+            "AND c.payload = '' AND m.id = c.key WHERE c.cursor > ?1 "
+            "AND (c.store_id IS NULL OR c.store_id = ?3) "
+            "AND NOT (c.kind = 'member' AND EXISTS (SELECT 1 FROM changes n WHERE n.kind = "
+            "'member' AND n.key = c.key AND n.cursor > c.cursor)) "
+            "ORDER BY c.cursor LIMIT ?2",
         {cursor, limit + 1, store});
     Json items = Json::array();
     std::int64_t last = cursor;
     for (std::size_t i = 0; i < rows.size() && static_cast<std::int64_t>(i) < limit; ++i) {
-      last = rows[i].integer(0);
-      items.push_back({{"cursor", last},
-                       {"kind", rows[i].text(1)},
-                       {"key", rows[i].text(2)},
-                       {"data", Json::parse(rows[i].text(3))}});
+      const auto& row = rows[i];
+      last = row.integer(0);
+      Json data;
+      if (row.text(3) != kMemberFromRow) {
+        data = Json::parse(row.text(3));
+      } else if (row.is_null(4)) {
+        // HQ never deletes a member row; a change without one is a bug.
+        throw SqlError("member change " + std::to_string(last) + " has no member " + row.text(2));
+      } else {
+        data = member_change_data(row.text(2), Json::parse(row.text(4)), member_row(row, 5));
+      }
+      items.push_back(
+          {{"cursor", last}, {"kind", row.text(1)}, {"key", row.text(2)}, {"data", data}});
     }
     return Json{{"changes", items},
                 {"next_cursor", last},

@@ -163,11 +163,11 @@ class HqLedger {
   // The cached state of `id` when the cache holds row version `version`.
   const core::MemberState* cached_member(const std::string& id, std::int64_t version) const;
   void save_member(const core::MemberState& m);
+  // A member change's payload: HQ writes it empty and the feed reads the
+  // member's row instead (changes()), so a state is stored once, not twice.
+  static constexpr std::string_view kMemberFromRow = "";
   // Writes the state and its feed change; the row's new version.
   std::int64_t write_member(const core::MemberState& m);
-  // A member change for the feed: state (its JSON text) plus the card,
-  // phone and name terminals look members up by.
-  std::string member_payload(const std::string& id, const std::string& state);
   std::shared_ptr<const core::Program> program(const std::string& id, std::int64_t version);
   // The most recently published version; kFailedPrecondition before any.
   core::Result<std::shared_ptr<const core::Program>> latest_program();
@@ -183,7 +183,6 @@ class HqLedger {
     // Each member row the batch may read: as it was when the batch began
     // (nullopt: none), read 100 at a time up front.
     std::unordered_map<std::string, std::optional<MemberRow>> rows;
-    std::set<std::string> identity_changed;  // card, phone or name written since
   };
   BatchWork* batch_ = nullptr;
   void prefetch_members(const sync::Batch& batch);

@@ -1,6 +1,7 @@
 // loyalty-hq's ledger on both backends: exactly-once ingest, overdrafts,
 // replay checks, identity, the change feed, expiry, admin validation, and
 // `verify` after every scenario.
+#include <algorithm>
 #include <sstream>
 
 #include "tests/hq/hq_fixture.h"
@@ -303,7 +304,17 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   CHECK(seen.size() == 9);
   CHECK(seen.front()["kind"] == "program");
   CHECK(seen.back()["kind"] == "member");
-  // The last member change carries HQ's authoritative balance.
+  // The last member change carries HQ's authoritative member: its state,
+  // the name it is looked up by and whether it is blocked. The state is
+  // stored once, in the member's row; the change keeps no second copy.
+  const auto& served = seen.back()["data"];
+  const auto row = hq.db->query("SELECT state, name FROM members WHERE id = 'M1001'");
+  REQUIRE(row.size() == 1);
+  CHECK(served["state"] == Json::parse(row[0].text(0)));
+  CHECK(served["state"] == (*hq.ledger->member("M1001"))["member"]);
+  CHECK(served["name"] == row[0].text(1));
+  CHECK(served["blocked"] == false);
+  CHECK(hq.db->query("SELECT payload FROM changes WHERE kind = 'member'")[0].text(0).empty());
   auto empty = hq.ledger->changes(cursor, 4, "S001");
   CHECK((*empty)["changes"].empty());
   CHECK((*empty)["next_cursor"] == cursor);
@@ -344,6 +355,16 @@ TEST_CASE("the change feed pages and resumes from a cursor", "[hq][ledger]") {
   // Without a number, a second command is a second delivery, as before.
   REQUIRE(hq.ledger->allocate_stock("S002", "T01", "voucher-10", 5, "test"));
   CHECK((*hq.ledger->changes(cursor, 10, "S002"))["changes"].size() == 3);
+  // Blocked later: a store that reads the member's change from then on
+  // reads the member as blocked.
+  REQUIRE(hq.ledger->set_blocked("M1001", true, "card reported stolen", "test"));
+  const auto again = (*hq.ledger->changes(0, 100, "S001"))["changes"];
+  const auto member = std::find_if(again.begin(), again.end(),
+                                   [](const Json& ch) { return ch["kind"] == "member"; });
+  REQUIRE(member != again.end());
+  CHECK((*member)["data"]["blocked"] == true);
+  CHECK((*member)["data"]["state"] == Json::parse(row[0].text(0)));
+  REQUIRE(hq.ledger->set_blocked("M1001", false, "card found again", "test"));
 }
 
 TEST_CASE("expiry takes dead lots by date and the liability report follows", "[hq][ledger]") {
