@@ -43,62 +43,73 @@ std::vector<std::string> v1(const SqlConn& db) {
   };
 }
 
+// Migration `version`'s statements (v1 creates the tables).
+std::vector<std::string> step(const SqlConn& db, int version) {
+  switch (version) {
+    case 1: return v1(db);
+    case 2:
+      // v2: a change may be for one store only (its stock allocation); the
+      // feed gives each store what is for everyone plus what is its own.
+      return {"ALTER TABLE changes ADD COLUMN store_id TEXT",
+              // The feed serves only the newest change of each member.
+              "CREATE INDEX changes_kind_key ON changes(kind, key, cursor)"};
+    case 3:
+      // v3: a single code (a lost card, a leaked static QR) can be blocked
+      // while the member goes on with another.
+      return {
+          "CREATE TABLE blocked_codes(code TEXT PRIMARY KEY, member_id TEXT NOT NULL, "
+          "reason TEXT NOT NULL, blocked_at BIGINT NOT NULL)"};
+    case 4:
+      // v4: a stock delivery may carry its delivery note's number, so a
+      // retried allocation is recorded once.
+      return {
+          "CREATE TABLE deliveries(delivery_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
+          "terminal_id TEXT NOT NULL, reward_id TEXT NOT NULL, quantity BIGINT NOT NULL, "
+          "created_at BIGINT NOT NULL)"};
+    case 5:
+      // v5: a flag someone has looked into is resolved, with who and why.
+      return {"ALTER TABLE flags ADD COLUMN resolved_at BIGINT",
+              "ALTER TABLE flags ADD COLUMN resolved_by TEXT",
+              "ALTER TABLE flags ADD COLUMN resolution TEXT"};
+    default: return {};
+  }
+}
+
+std::int64_t schema_version(SqlConn& db) {
+  auto rows = db.query("SELECT MAX(version) FROM schema_version");
+  return rows.empty() || rows[0].is_null(0) ? 0 : rows[0].integer(0);
+}
+
 }  // namespace
 
 core::Status migrate_hq(SqlConn& db) {
   try {
-    db.exec("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)");
-    auto rows = db.query("SELECT MAX(version) FROM schema_version");
-    const auto have = rows.empty() || rows[0].is_null(0) ? 0 : rows[0].integer(0);
-    if (have > kHqSchemaVersion)
-      return core::fail(core::ErrorCode::kFailedPrecondition,
-                        "the HQ database has schema version " + std::to_string(have) +
-                            " but this build knows only up to " + std::to_string(kHqSchemaVersion) +
-                            "; it was written by a newer release, install that release");
-    if (have < 1) {
+    // Up to date, as at every start but the first: no write lock to wait for.
+    if (schema_version(db) == kHqSchemaVersion) return {};
+  } catch (const SqlError&) {  // a new database: no schema_version yet
+  }
+  try {
+    // Each step reads the version inside its own write transaction (SQLite's
+    // write lock, PostgreSQL's advisory lock), so two processes starting at
+    // once (serve and a CLI command) apply each migration once: the second
+    // finds it done.
+    for (int version = 0; version <= kHqSchemaVersion; ++version) {
       db.begin();
-      for (const auto& stmt : v1(db)) db.exec(stmt);
-      db.exec("INSERT INTO schema_version(version) VALUES (1)");
-      db.commit();
-    }
-    if (have < 2) {
-      // v2: a change may be for one store only (its stock allocation); the
-      // feed gives each store what is for everyone plus what is its own.
-      db.begin();
-      db.exec("ALTER TABLE changes ADD COLUMN store_id TEXT");
-      // The feed serves only the newest change of each member.
-      db.exec("CREATE INDEX changes_kind_key ON changes(kind, key, cursor)");
-      db.exec("INSERT INTO schema_version(version) VALUES (2)");
-      db.commit();
-    }
-    if (have < 3) {
-      // v3: a single code (a lost card, a leaked static QR) can be blocked
-      // while the member goes on with another.
-      db.begin();
-      db.exec(
-          "CREATE TABLE blocked_codes(code TEXT PRIMARY KEY, member_id TEXT NOT NULL, "
-          "reason TEXT NOT NULL, blocked_at BIGINT NOT NULL)");
-      db.exec("INSERT INTO schema_version(version) VALUES (3)");
-      db.commit();
-    }
-    if (have < 4) {
-      // v4: a stock delivery may carry its delivery note's number, so a
-      // retried allocation is recorded once.
-      db.begin();
-      db.exec(
-          "CREATE TABLE deliveries(delivery_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
-          "terminal_id TEXT NOT NULL, reward_id TEXT NOT NULL, quantity BIGINT NOT NULL, "
-          "created_at BIGINT NOT NULL)");
-      db.exec("INSERT INTO schema_version(version) VALUES (4)");
-      db.commit();
-    }
-    if (have < 5) {
-      // v5: a flag someone has looked into is resolved, with who and why.
-      db.begin();
-      db.exec("ALTER TABLE flags ADD COLUMN resolved_at BIGINT");
-      db.exec("ALTER TABLE flags ADD COLUMN resolved_by TEXT");
-      db.exec("ALTER TABLE flags ADD COLUMN resolution TEXT");
-      db.exec("INSERT INTO schema_version(version) VALUES (5)");
+      if (version == 0) {
+        db.exec("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)");
+        const auto have = schema_version(db);
+        if (have > kHqSchemaVersion) {
+          db.rollback();
+          return core::fail(core::ErrorCode::kFailedPrecondition,
+                            "the HQ database has schema version " + std::to_string(have) +
+                                " but this build knows only up to " +
+                                std::to_string(kHqSchemaVersion) +
+                                "; it was written by a newer release, install that release");
+        }
+      } else if (schema_version(db) < version) {
+        for (const auto& stmt : step(db, version)) db.exec(stmt);
+        db.exec("INSERT INTO schema_version(version) VALUES (?1)", {std::int64_t{version}});
+      }
       db.commit();
     }
   } catch (const SqlError& e) {

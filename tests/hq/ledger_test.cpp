@@ -593,3 +593,29 @@ TEST_CASE("HQ's SQLite file takes in its write-ahead log while serve stays conne
   db.reset();
   for (const auto* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(file.string() + suffix);
 }
+
+TEST_CASE("two HQ processes starting on a fresh database both come up with one schema",
+          "[hq][ledger]") {
+  // serve and a CLI command (or two hosts' serve on one PostgreSQL) may
+  // create or upgrade the schema at the same moment; neither may fail.
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  for (int round = 0; round < 3; ++round) {
+    const auto target = fresh_hq_target(backend);
+    auto a = hq::open_sql(target);
+    auto b = hq::open_sql(target);
+    REQUIRE(a);
+    REQUIRE(b);
+    core::Status first, second;
+    std::thread other([&] { second = hq::migrate_hq(**b); });
+    first = hq::migrate_hq(**a);
+    other.join();
+    for (const auto* s : {&first, &second}) {
+      INFO((*s ? std::string() : s->error().message));
+      CHECK(s->has_value());
+    }
+    const auto versions = (*a)->query("SELECT version FROM schema_version ORDER BY version");
+    REQUIRE(versions.size() == static_cast<std::size_t>(hq::kHqSchemaVersion));
+    for (std::size_t i = 0; i < versions.size(); ++i)
+      CHECK(versions[i].integer(0) == static_cast<std::int64_t>(i + 1));
+  }
+}
