@@ -220,6 +220,13 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
     std::cerr << "loyalty-hq: " << tls.error().message << "\n";
     return kFailed;
   }
+  // Feed reads on a connection of their own: they go on during an ingest.
+  auto reader = hq::open_sql(c.db_target());
+  if (!reader) {
+    std::cerr << "loyalty-hq: " << reader.error().message << "\n";
+    return kFailed;
+  }
+  ledger.serve_feed_from(std::move(*reader));
   boost::asio::io_context io(1);
   hq::HqApi api(ledger, *key, token);
   platform::HttpServerOptions sync_opts;

@@ -664,15 +664,23 @@ void HqLedger::note_clock(const std::string& terminal, std::int64_t skew, std::i
   }
 }
 
+void HqLedger::serve_feed_from(std::unique_ptr<SqlConn> reader) {
+  std::lock_guard lock(feed_mutex_);
+  feed_db_ = std::move(reader);
+}
+
 core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
                                      const std::string& store) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock feed_lock(feed_mutex_);
+  std::unique_lock ledger_lock(mutex_, std::defer_lock);
+  if (!feed_db_) ledger_lock.lock();  // the ledger's own connection
+  SqlConn& db = feed_db_ ? *feed_db_ : db_;
   try {
     limit = std::clamp<std::int64_t>(limit, 1, 1000);
     // Only each member's newest change is served, so its data is the
     // member's row read in the same statement (the ingest that wrote the
     // change wrote the row too).
-    auto rows = db_.query(
+    auto rows = db.query(
         std::string("SELECT c.cursor, c.kind, c.key, c.payload, m.state, m.") + kMemberRowColumns +
             " FROM changes c LEFT JOIN members m ON c.kind = 'member' "
             "AND c.payload = '' AND m.id = c.key WHERE c.cursor > ?1 "

@@ -60,6 +60,10 @@ class HqLedger {
   // state), so a terminal catching up after days gets each member once.
   [[nodiscard]] core::Result<Json> changes(std::int64_t cursor, std::int64_t limit,
                                            const std::string& store);
+  // Serves changes() from a connection of its own to the same database, so
+  // a terminal's feed read neither waits for an ingest nor holds one up
+  // (serve does this; each read is one statement, one consistent view).
+  void serve_feed_from(std::unique_ptr<SqlConn> reader);
 
   [[nodiscard]] core::Result<Json> publish_program(const std::string& body,
                                                    std::int64_t effective_from,
@@ -204,6 +208,8 @@ class HqLedger {
   std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<const core::Program>> programs_;
   Clock clock_;
   std::mutex mutex_;
+  std::unique_ptr<SqlConn> feed_db_;  // see serve_feed_from()
+  std::mutex feed_mutex_;
 };
 
 }  // namespace loyalty::hq

@@ -2,6 +2,7 @@
 // replay checks, identity, the change feed, expiry, admin validation, and
 // `verify` after every scenario.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -618,4 +619,46 @@ TEST_CASE("two HQ processes starting on a fresh database both come up with one s
     for (std::size_t i = 0; i < versions.size(); ++i)
       CHECK(versions[i].integer(0) == static_cast<std::int64_t>(i + 1));
   }
+}
+
+TEST_CASE("the feed answers while an ingest waits for the database", "[hq][ledger]") {
+  // serve reads the feed on a connection of its own: a terminal polling the
+  // feed is not held up by another terminal's batch, however long it takes.
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  hq.ledger->serve_feed_from(open_hq_db(hq.target));
+  auto a = hq.terminal("S001");
+  hq.sales(a, 2);
+  const auto before = (*hq.ledger->changes(0, 100, "S001"))["changes"].size();
+  // Another writer (a CLI command, a second host) holds the write lock, so
+  // the next ingest waits inside the ledger.
+  auto writer = open_hq_db(hq.target);
+  writer->begin();
+  std::atomic<bool> released{false};
+  const auto release = [&] {
+    if (!released.exchange(true)) writer->rollback();
+  };
+  core::Result<Json> ingested = core::fail(core::ErrorCode::kUnavailable, "not run");
+  std::thread upload(
+      [&] { ingested = hq.ledger->ingest(a.store(), a.terminal(), a.batch(Hq::sold(a, 1))); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the ingest is waiting
+  // Should the feed wait for the ingest, the writer lets go after 3 s, so
+  // the test fails instead of hanging.
+  std::thread watchdog([&] {
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    release();
+  });
+  const auto during = hq.ledger->changes(0, 100, "S001");
+  const bool answered_while_waiting = !released.load();
+  release();
+  upload.join();
+  watchdog.join();
+  REQUIRE(during);
+  CHECK(answered_while_waiting);
+  CHECK((*during)["changes"].size() == before);  // what was committed then
+  REQUIRE(ingested);
+  CHECK((*ingested)["results"][0]["status"] == "accepted");
+  // The new sale's receipt, now committed, is in the feed.
+  CHECK((*hq.ledger->changes(0, 100, "S001"))["changes"].size() == before + 1);
+  hq.verified();
 }
