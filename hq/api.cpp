@@ -187,6 +187,15 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
                                           body.value("blocked", true), body.value("reason", ""),
                                           "admin-api"));
   }
+  if (req.method() == http::verb::post && path == "/v1/admin/voucher-revocations") {
+    for (const char* k : {"member_id", "code", "reason"})
+      if (!body.contains(k) || !body[k].is_string())
+        return problem(422, "invalid", "Revocation incomplete",
+                       "send {\"member_id\", \"code\", \"reason\"}, all strings", k);
+    return reply(ledger_.revoke_voucher(body["member_id"].get<std::string>(),
+                                        body["code"].get<std::string>(),
+                                        body["reason"].get<std::string>(), "admin-api"));
+  }
   if (req.method() == http::verb::post && path == "/v1/admin/stock") {
     if (!body.contains("quantity") || !body["quantity"].is_number_integer())
       return problem(422, "invalid", "Allocation incomplete",

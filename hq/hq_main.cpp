@@ -59,6 +59,9 @@ void usage(std::ostream& out) {
          "  report liability [--csv]             outstanding points by expiry month\n"
          "  report sales FROM TO [--csv]         per store and day, and the program metrics\n"
          "  issue-vouchers TEMPLATE MEMBERS_FILE a voucher for each member id listed (one a line)\n"
+         "  revoke-voucher MEMBER CODE --reason TEXT\n"
+         "                                       take a voucher back; stores refuse it after "
+         "the feed\n"
          "  run-jobs YYYY-MM-DD                  tier re-evaluation, monthly and birthday rewards\n"
          "  adjust MEMBER POINTS --reason TEXT   audited balance adjustment\n"
          "  expire YYYY-MM-DD                    expire lots dead on that store-local day\n"
@@ -329,6 +332,9 @@ int run(Ctx& c, const std::string& command) {
     return print(ledger.set_code_blocked(c.pos[0], command == "block-code",
                                          c.flags.contains("--reason") ? c.flags.at("--reason") : "",
                                          "cli"));
+  if (command == "revoke-voucher" && c.pos.size() == 2)
+    return print(ledger.revoke_voucher(
+        c.pos[0], c.pos[1], c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));
   if (command == "import-members" && c.pos.size() == 1) {
     std::ifstream in(c.pos[0]);
     if (!in) {

@@ -69,6 +69,15 @@ class HqLedger {
                                                    std::int64_t effective_from,
                                                    const platform::SigningKey& key,
                                                    const std::string& actor);
+  // Takes back a voucher HQ or a store gave `member_id` (a campaign sent to
+  // the wrong list, a voucher obtained by fraud): gone from the member's
+  // state, so every store refuses it once it has the feed. Audited; a use
+  // that a store made before it heard is booked and flagged
+  // voucher-revoked.
+  [[nodiscard]] core::Result<Json> revoke_voucher(const std::string& member_id,
+                                                  const std::string& code,
+                                                  const std::string& reason,
+                                                  const std::string& actor);
   [[nodiscard]] core::Result<Json> adjust(const std::string& member_id, std::int64_t points,
                                           const std::string& reason, const std::string& actor);
   // The scheduled work of one store-local day: tier re-evaluation at the

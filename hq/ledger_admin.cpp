@@ -125,6 +125,35 @@ core::Result<Json> HqLedger::issue_vouchers(const std::string& template_id,
   });
 }
 
+core::Result<Json> HqLedger::revoke_voucher(const std::string& member_id, const std::string& code,
+                                            const std::string& reason, const std::string& actor) {
+  if (reason.size() < 5)
+    return core::invalid("reason", "revoking a voucher needs a reason that can be audited");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto m = load_member(member_id);
+    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+    const auto held = std::ranges::find(m->vouchers, code, &core::HeldVoucher::code);
+    if (held == m->vouchers.end())
+      return core::fail(core::ErrorCode::kNotFound,
+                        "member " + member_id + " holds no voucher " + code +
+                            " at HQ (already used, already revoked, never issued, or issued at "
+                            "a store that has not uploaded it yet)");
+    const auto template_id = held->template_id;
+    m->vouchers.erase(held);
+    db_.exec(
+        "INSERT INTO revoked_vouchers(code, member_id, template_id, reason, actor, revoked_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        {code, member_id, template_id, reason, actor, clock_()});
+    db_.exec(
+        "INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+        {actor, std::string("revoke-voucher"), member_id + " " + code + ": " + reason, clock_()});
+    save_member(*m);  // the member's feed change carries the state without it
+    return Json{
+        {"member_id", member_id}, {"code", code}, {"template", template_id}, {"revoked", true}};
+  });
+}
+
 core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool blocked,
                                          const std::string& reason, const std::string& actor) {
   if (reason.size() < 5)

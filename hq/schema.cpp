@@ -71,6 +71,13 @@ std::vector<std::string> step(const SqlConn& db, int version) {
       return {"ALTER TABLE flags ADD COLUMN resolved_at BIGINT",
               "ALTER TABLE flags ADD COLUMN resolved_by TEXT",
               "ALTER TABLE flags ADD COLUMN resolution TEXT"};
+    case 6:
+      // v6: a voucher HQ revoked, so that a use of it at a store that had
+      // not heard yet is flagged as such.
+      return {
+          "CREATE TABLE revoked_vouchers(code TEXT PRIMARY KEY, member_id TEXT NOT NULL, "
+          "template_id TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, "
+          "revoked_at BIGINT NOT NULL)"};
     default: return {};
   }
 }

@@ -662,3 +662,60 @@ TEST_CASE("the feed answers while an ingest waits for the database", "[hq][ledge
   CHECK((*hq.ledger->changes(0, 100, "S001"))["changes"].size() == before + 1);
   hq.verified();
 }
+
+TEST_CASE("a voucher revoked at HQ leaves the member and a use a store made unaware is flagged",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  auto a = hq.terminal("S001");
+  hq.sales(a, 1);  // HQ knows M1001 from now on
+  auto issued = hq.ledger->issue_vouchers("bakery-9", {"M1001"}, "2026-11-23", "test");
+  REQUIRE(issued);
+  const auto held = (*hq.ledger->member("M1001"))["member"];
+  REQUIRE(held["vouchers"].size() == 1);
+  const auto code = held["vouchers"][0]["code"].get<std::string>();
+  // The store has the feed: it holds the voucher too.
+  a.know(*core::member_from_json(held));
+
+  // Refused, nothing written: no reason, an unknown member, a code not held.
+  const auto audited = count(*hq.db, "audit");
+  CHECK(hq.ledger->revoke_voucher("M1001", code, "", "test").error().code ==
+        core::ErrorCode::kInvalidArgument);
+  CHECK(hq.ledger->revoke_voucher("M404", code, "sent to the wrong list", "test").error().code ==
+        core::ErrorCode::kNotFound);
+  const auto not_held =
+      hq.ledger->revoke_voucher("M1001", "HQ-V9-9", "sent to the wrong list", "test");
+  REQUIRE_FALSE(not_held);
+  CHECK(not_held.error().message.find("holds no voucher HQ-V9-9") != std::string::npos);
+  CHECK(count(*hq.db, "audit") == audited);
+  CHECK(count(*hq.db, "revoked_vouchers") == 0);
+
+  const auto feed_at = (*hq.ledger->changes(0, 1000, "S001"))["next_cursor"].get<std::int64_t>();
+  auto revoked = hq.ledger->revoke_voucher("M1001", code, "sent to the wrong list", "test");
+  REQUIRE(revoked);
+  CHECK((*revoked)["template"] == "bakery-9");
+  CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].empty());
+  CHECK(count(*hq.db, "audit") == audited + 1);
+  // Every store hears through the member's change: the state without it.
+  const auto told = (*hq.ledger->changes(feed_at, 1000, "S002"))["changes"];
+  REQUIRE(told.size() == 1);
+  CHECK(told[0]["kind"] == "member");
+  CHECK(told[0]["data"]["state"]["vouchers"].empty());
+  // Twice is refused: it is no longer held.
+  CHECK_FALSE(hq.ledger->revoke_voucher("M1001", code, "sent to the wrong list", "test"));
+
+  // S001 was offline and took the voucher before it heard: the sale is a
+  // fact and is booked, flagged as a use of a revoked voucher.
+  Json with_voucher = kBasket;
+  with_voucher["vouchers"] = Json::array({code});
+  auto sale = a.sell("M1001", with_voucher);
+  REQUIRE(sale.delta.vouchers_used.size() == 1);
+  const auto answer = hq.ingest(a, {sale});
+  CHECK(answer["results"][0]["status"] == "accepted");
+  REQUIRE(answer["results"][0]["flags"].size() == 1);
+  CHECK(answer["results"][0]["flags"][0]["kind"] == "voucher-revoked");
+  CHECK(answer["results"][0]["flags"][0]["detail"].get<std::string>().find(
+            "sent to the wrong list") != std::string::npos);
+  hq.balance_matches(a);
+  hq.verified();
+}

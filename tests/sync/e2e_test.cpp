@@ -317,3 +317,53 @@ TEST_CASE("a member who enrolls at one store is found by card and phone at anoth
   w.hq.stop();
   CHECK(w.hq.cli("verify").code == 0);
 }
+
+TEST_CASE("a voucher revoked at HQ is refused at the till once the store has the feed",
+          "[sync][e2e]") {
+  SyncWorld w("revoke");
+  write_file(w.dir / "import.csv",
+             "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
+             "M-B,13900000002,,Lin Bo,,,300,2099-12-31\n");
+  REQUIRE(w.hq.cli("import-members " + (w.dir / "import.csv").string()).code == 0);
+  write_file(w.dir / "list.txt", "M-B\n");
+  const auto issued = hq_json(w.hq.cli("issue-vouchers bakery-9 " + (w.dir / "list.txt").string()));
+  REQUIRE(issued["issued"] == 1);
+  auto d = w.terminal("S001");
+  REQUIRE(d->start());
+  w.hq.start(w.port);
+  const Json by_qr{{"code", "LM1:M-B"}};
+  const auto vouchers = [&] {
+    const auto r = d->post("/v1/members/scan", by_qr);
+    return r.status == 200 ? r.body.value("vouchers", Json::array()) : Json::array();
+  };
+  REQUIRE(eventually([&] { return vouchers().size() == 1; }, 30));
+  const auto code = vouchers()[0]["code"].get<std::string>();
+  Json bakery{{"member_id", "M-B"},
+              {"basket",
+               {{"currency", "CNY"},
+                {"lines", Json::array({{{"sku", "croissant"},
+                                        {"categories", {"bakery"}},
+                                        {"quantity", 1},
+                                        {"unit_price", 1200}}})},
+                {"vouchers", Json::array({code})}}}};
+  CHECK(d->post("/v1/quote", bakery).status == 200);  // held: the till takes it
+
+  // Refused without a reason, nothing written.
+  const auto audited = w.count("audit");
+  CHECK(w.hq.cli("revoke-voucher M-B " + code).code != 0);
+  CHECK(w.count("audit") == audited);
+  const auto revoked = hq_json(
+      w.hq.cli("revoke-voucher M-B " + code + " --reason 'campaign sent to the wrong list'"));
+  CHECK(revoked["revoked"] == true);
+  CHECK(w.count("revoked_vouchers") == 1);
+  CHECK(w.count("audit") == audited + 1);
+  // The store drops it with the member's next change; the till refuses it.
+  REQUIRE(eventually([&] { return vouchers().empty(); }, 30));
+  const auto refused = d->post("/v1/quote", bakery);
+  CHECK(refused.status == 404);
+  CHECK(refused.body["detail"].get<std::string>().find("revoked") != std::string::npos);
+  // A second revocation finds nothing to take back.
+  CHECK(
+      w.hq.cli("revoke-voucher M-B " + code + " --reason 'campaign sent to the wrong list'").code !=
+      0);
+}
