@@ -193,6 +193,9 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
           << (s["last_sync_at"].is_number() ? std::to_string(s["last_sync_at"].get<std::int64_t>())
                                             : std::string("never"))
           << "\nmembers     " << s.value("members_cached", 0) << " cached\n";
+      if (s.contains("feed") && s["feed"].value("catching_up", false))
+        out << "feed        catching up with HQ (at change " << s["feed"].value("cursor", 0)
+            << "): members and balances may be behind\n";
     }
   } else if (command == "scan" || command == "member") {
     if (command == "member" && pos.size() == 1) {

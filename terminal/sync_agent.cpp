@@ -400,6 +400,9 @@ core::Result<int> SyncAgent::pull(HqLink& link) {
         }
       }
       sync_set(db, "feed_cursor", std::to_string(next));
+      // HQ has more after this page: status says the store is catching up
+      // (a new terminal loading the members, one back after days offline).
+      sync_set(db, "feed_more", page->more ? "1" : "0");
       return n;
     });
     if (!ok) return std::unexpected(ok.error());

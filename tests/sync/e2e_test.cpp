@@ -56,6 +56,7 @@ TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconne
   auto st = d.get("/v1/status");
   CHECK(st.body["online"] == false);
   CHECK(st.body["outbox"]["depth"] == 5);
+  CHECK(st.body["feed"]["cursor"] == 0);  // nothing read from HQ yet
   CHECK(d.get("/v1/members/M-A").body["points"]["pending_sync"] == earned);
 
   // HQ comes back: everything uploads, exactly once, and the feed confirms.
@@ -65,6 +66,10 @@ TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconne
     return s.body["outbox"]["depth"] == 0 && s.body["online"] == true;
   }));
   REQUIRE(eventually([&] { return d.get("/v1/members/M-A").body["points"]["pending_sync"] == 0; }));
+  // The feed is read to its end: the status says where, and not catching up.
+  const auto feed = d.get("/v1/status").body["feed"];
+  CHECK(feed["catching_up"] == false);
+  CHECK(feed["cursor"].get<std::int64_t>() > 0);
   const auto local = d.get("/v1/members/M-A").body;
   CHECK(local["points"]["available"] == 1000 + earned);
   auto at_hq = hq.cli("member M-A");
