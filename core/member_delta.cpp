@@ -183,9 +183,9 @@ std::vector<Conflict> apply_delta(MemberState& m, const MemberDelta& d) {
     const auto before = m.vouchers.size();
     std::erase_if(m.vouchers, [&](const HeldVoucher& v) { return v.code == code; });
     if (m.vouchers.size() == before)
-      out.push_back({"voucher-reused", "voucher " + code +
-                                           " was used here after it was used or "
-                                           "revoked elsewhere"});
+      out.push_back({"voucher-reused",
+                     "voucher " + code + " was used here after it was used or revoked elsewhere",
+                     code});
   }
   for (const auto& v : d.vouchers_added) m.vouchers.push_back(v);
   for (const auto& p : d.passes_added) m.passes.push_back(p);
@@ -194,7 +194,8 @@ std::vector<Conflict> apply_delta(MemberState& m, const MemberDelta& d) {
   if (m.sv_base < 0 || m.sv_bonus < 0)
     out.push_back({"stored-value-overdrawn",
                    "stored value went negative (base " + std::to_string(m.sv_base) + ", bonus " +
-                       std::to_string(m.sv_bonus) + "): spent at two offline stores"});
+                       std::to_string(m.sv_bonus) + "): spent at two offline stores",
+                   ""});
   if (!d.profile.empty()) {
     Json j = member_to_json(m);
     for (const auto& [k, v] : d.profile.items()) {
@@ -270,9 +271,11 @@ std::vector<Conflict> apply_point_entries(MemberState& m, const std::vector<Entr
       }
       if (need > 0) {
         m.debt += need;
-        out.push_back({"points-overdrawn", std::to_string(need) + " points of " + e.id +
-                                               " were not there: spent at another store too; "
-                                               "recorded as debt"});
+        out.push_back({"points-overdrawn",
+                       std::to_string(need) + " points of " + e.id +
+                           " were not there: spent at another store too; "
+                           "recorded as debt",
+                       ""});
       }
     }
   }

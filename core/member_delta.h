@@ -39,6 +39,7 @@ Json delta_to_json(const MemberDelta& d);
 struct Conflict {
   std::string kind;  // "voucher-reused", "stored-value-overdrawn", "points-overdrawn"
   std::string detail;
+  std::string subject;  // what it is about, when a caller may look it up: a voucher's code
 };
 
 // Applies a delta to HQ's view of the member. Never refuses.

@@ -514,27 +514,18 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
     auto c = core::apply_point_entries(at->second, r.entries, day, expires);
     conflicts.insert(conflicts.end(), c.begin(), c.end());
   }
-  // A voucher HQ revoked, used at a store that had not heard yet: booked,
-  // and flagged as what it is rather than as a voucher used twice.
-  const core::MemberDelta* delta = &r.delta;
-  core::MemberDelta without_revoked;
-  for (const auto& code : r.delta.vouchers_used) {
-    if (std::ranges::find(member.vouchers, code, &core::HeldVoucher::code) != member.vouchers.end())
-      continue;
+  auto more = core::apply_delta(member, r.delta);
+  for (auto& c : more) {
+    // A voucher HQ revoked, used at a store that had not heard yet: booked,
+    // and flagged as what it is rather than as a voucher used twice.
+    if (c.kind != "voucher-reused") continue;
     const auto revoked =
-        db_.query("SELECT reason, actor FROM revoked_vouchers WHERE code = ?1", {code});
+        db_.query("SELECT reason, actor FROM revoked_vouchers WHERE code = ?1", {c.subject});
     if (revoked.empty()) continue;
-    if (delta == &r.delta) {
-      without_revoked = r.delta;
-      delta = &without_revoked;
-    }
-    std::erase(without_revoked.vouchers_used, code);
-    conflicts.push_back({"voucher-revoked", "voucher " + code + " was revoked at HQ by " +
-                                                revoked[0].text(1) + " (" + revoked[0].text(0) +
-                                                ") before this use reached HQ; the sale stays "
-                                                "booked"});
+    c.kind = "voucher-revoked";
+    c.detail = "voucher " + c.subject + " was revoked at HQ by " + revoked[0].text(1) + " (" +
+               revoked[0].text(0) + ") before this use reached HQ; the sale stays booked";
   }
-  auto more = core::apply_delta(member, *delta);
   conflicts.insert(conflicts.end(), more.begin(), more.end());
   for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);
   if (!prep.receipt.empty()) change_text("receipt", r.txn_id, prep.receipt);
