@@ -1,5 +1,6 @@
 // libFuzzer target: HQ's answers as the terminal reads them (a change-feed
-// page, the answer to a batch), and the member states a feed carries. A
+// page, the answer to a batch, a live check), and the member states a feed
+// carries. A
 // broken or compromised HQ must not crash a store.
 #include <cstddef>
 #include <cstdint>
@@ -14,5 +15,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& c : page->changes)
       if (c.kind == "member") (void)loyalty::core::member_from_json(c.data["state"]);
   (void)loyalty::sync::parse_batch_answer(body);
+  (void)loyalty::sync::parse_live_check(body, "M1001");
   return 0;
 }

@@ -116,6 +116,17 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
   if (req.method() == http::verb::get && path == "/v1/sync/changes")
     return reply(ledger_.changes(platform::query_int(req.target(), "after", 0),
                                  platform::query_int(req.target(), "limit", 500), store));
+  if (req.method() == http::verb::post && path == "/v1/sync/live-checks") {
+    // A read, posted so that any member id travels as JSON, not in a URL.
+    const Json body = Json::parse(req.body(), nullptr, false);
+    if (body.is_discarded())
+      return problem(400, "malformed-json", "Body is not JSON", "the check is not valid JSON");
+    const auto id = body.is_object() ? body.find("member_id") : body.end();
+    if (id == body.end() || !id->is_string() || id->get<std::string>().empty())
+      return problem(422, "invalid", "Invalid request", "member_id (a string) is required",
+                     "member_id");
+    return reply(ledger_.live_member(id->get<std::string>(), store, terminal));
+  }
   return problem(404, "not-found", "No such endpoint", path + " is not part of the sync API");
 }
 

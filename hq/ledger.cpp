@@ -680,13 +680,41 @@ void HqLedger::serve_feed_from(std::unique_ptr<SqlConn> reader) {
   feed_db_ = std::move(reader);
 }
 
-core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
-                                     const std::string& store) {
+core::Result<Json> HqLedger::feed_read(const std::function<Json(SqlConn&)>& read) {
   std::unique_lock feed_lock(feed_mutex_);
   std::unique_lock ledger_lock(mutex_, std::defer_lock);
   if (!feed_db_) ledger_lock.lock();  // the ledger's own connection
-  SqlConn& db = feed_db_ ? *feed_db_ : db_;
   try {
+    return read(feed_db_ ? *feed_db_ : db_);
+  } catch (const SqlError& e) {
+    return refused(core::ErrorCode::kUnavailable, e.what());
+  }
+}
+
+core::Result<Json> HqLedger::live_member(const std::string& member_id, const std::string& store,
+                                         const std::string& terminal) {
+  bool found = false;
+  auto out = feed_read([&](SqlConn& db) {
+    const auto rows = db.query(
+        "SELECT m.state, m.blocked, (SELECT t.next_seq FROM terminals t WHERE t.store_id = ?2 "
+        "AND t.terminal_id = ?3) FROM members m WHERE m.id = ?1",
+        {member_id, store, terminal});
+    if (rows.empty()) return Json();
+    found = true;
+    const auto& row = rows[0];
+    return Json{{"member_id", member_id},
+                {"blocked", row.integer(1) != 0},
+                {"applied_seq", row.is_null(2) ? 0 : row.integer(2) - 1},
+                {"member", Json::parse(row.text(0))}};
+  });
+  if (out && !found)
+    return core::fail(core::ErrorCode::kNotFound, "HQ has no member " + member_id + " yet");
+  return out;
+}
+
+core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
+                                     const std::string& store) {
+  return feed_read([&](SqlConn& db) {
     limit = std::clamp<std::int64_t>(limit, 1, 1000);
     // Only each member's newest change is served, so its data is the
     // member's row read in the same statement (the ingest that wrote the
@@ -720,9 +748,7 @@ core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
     return Json{{"changes", items},
                 {"next_cursor", last},
                 {"more", static_cast<std::int64_t>(rows.size()) > limit}};
-  } catch (const SqlError& e) {
-    return refused(core::ErrorCode::kUnavailable, e.what());
-  }
+  });
 }
 
 }  // namespace loyalty::hq

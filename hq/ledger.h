@@ -64,6 +64,14 @@ class HqLedger {
   // a terminal's feed read neither waits for an ingest nor holds one up
   // (serve does this; each read is one statement, one consistent view).
   void serve_feed_from(std::unique_ptr<SqlConn> reader);
+  // A terminal's live check of one member before a large redemption: the
+  // member's state and blocked flag as HQ has them now, and the last
+  // sequence HQ applied from that terminal, read in one statement (one
+  // committed state), so the terminal adds exactly what HQ has not applied
+  // yet. kNotFound for a member HQ has no row for.
+  [[nodiscard]] core::Result<Json> live_member(const std::string& member_id,
+                                               const std::string& store,
+                                               const std::string& terminal);
 
   [[nodiscard]] core::Result<Json> publish_program(const std::string& body,
                                                    std::int64_t effective_from,
@@ -219,6 +227,9 @@ class HqLedger {
   std::mutex mutex_;
   std::unique_ptr<SqlConn> feed_db_;  // see serve_feed_from()
   std::mutex feed_mutex_;
+  // Runs `read` on the feed's connection (or, without one, on the ledger's
+  // own under its lock); a database error is kUnavailable.
+  core::Result<Json> feed_read(const std::function<Json(SqlConn&)>& read);
 };
 
 }  // namespace loyalty::hq

@@ -1,5 +1,7 @@
 #include "sync/feed.h"
 
+#include "core/io_json.h"
+
 namespace loyalty::sync {
 
 namespace {
@@ -130,6 +132,27 @@ core::Result<BatchAnswer> parse_batch_answer(std::string_view body) {
     out.results.push_back({r["txn_id"].get<std::string>(), r["status"].get<std::string>(), r});
   }
   return out;
+}
+
+core::Result<LiveMember> parse_live_check(std::string_view body, const std::string& member_id) {
+  const Json j = Json::parse(body, nullptr, false);
+  if (!j.is_object()) return std::unexpected(malformed("the live check is not a JSON object"));
+  const auto id = j.find("member_id");
+  if (id == j.end() || !id->is_string() || id->get<std::string>() != member_id)
+    return std::unexpected(malformed("the live check is about another member"));
+  const auto blocked = j.find("blocked");
+  if (blocked == j.end() || !blocked->is_boolean())
+    return std::unexpected(malformed("blocked: must be true or false"));
+  const auto seq = j.find("applied_seq");
+  if (seq == j.end() || !seq->is_number_integer() || seq->get<std::int64_t>() < 0)
+    return std::unexpected(malformed("applied_seq: must be an integer >= 0"));
+  const auto member = j.find("member");
+  if (member == j.end()) return std::unexpected(malformed("member: missing"));
+  auto state = core::member_from_json(*member);
+  if (!state) return std::unexpected(malformed("member: " + state.error().message));
+  if (state->id != member_id)
+    return std::unexpected(malformed("member: carries another member's state"));
+  return LiveMember{std::move(*state), blocked->get<bool>(), seq->get<std::int64_t>()};
 }
 
 }  // namespace loyalty::sync

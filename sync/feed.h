@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/json_reader.h"
+#include "core/member.h"
 #include "core/result.h"
 
 namespace loyalty::sync {
@@ -48,5 +49,18 @@ struct BatchAnswer {
 
 // Parses `body`, HQ's 200 answer to POST /v1/sync/batches.
 [[nodiscard]] core::Result<BatchAnswer> parse_batch_answer(std::string_view body);
+
+// HQ's answer to a live check (docs/sync.md, "Live check"): the member as HQ
+// has them now and the last sequence HQ applied from the asking terminal.
+struct LiveMember {
+  core::MemberState state;
+  bool blocked = false;
+  std::int64_t applied_seq = 0;
+};
+
+// Parses `body`, HQ's 200 answer to POST /v1/sync/live-checks for
+// `member_id`; an answer about anyone else is refused.
+[[nodiscard]] core::Result<LiveMember> parse_live_check(std::string_view body,
+                                                        const std::string& member_id);
 
 }  // namespace loyalty::sync

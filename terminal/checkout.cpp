@@ -118,12 +118,10 @@ std::string Checkout::new_txn_id(std::int64_t seq) const {
   return settings_.store_id + "-" + settings_.terminal_id + "-" + n;
 }
 
-std::optional<ApiError> Checkout::check_offline_allowance(Db& db, const core::Program& p,
-                                                          const std::string& member_id,
-                                                          std::int64_t points,
-                                                          const std::string& day, std::int64_t now,
-                                                          const char* redeem_field) {
-  if (points <= 0 || !offline(db)) return std::nullopt;
+std::optional<ApiError> Checkout::check_offline_allowance(
+    Db& db, const core::Program& p, const std::string& member_id, std::int64_t points,
+    const std::string& day, std::int64_t now, const char* redeem_field, bool assume_offline) {
+  if (points <= 0 || (!assume_offline && !offline(db))) return std::nullopt;
   const auto pick = [](std::int64_t program, std::int64_t fallback) {
     return program > 0 ? program : fallback;
   };
@@ -165,6 +163,33 @@ std::optional<ApiError> Checkout::check_offline_allowance(Db& db, const core::Pr
         field, Json{{"max_points_now", std::min(member_left, terminal_left)}});
   }
   return std::nullopt;
+}
+
+std::optional<ApiError> Checkout::check_live(Db& db, const LiveMember& live,
+                                             const std::string& member_id, std::int64_t points,
+                                             core::LocalDays today, const char* redeem_field) {
+  if (live.blocked) {
+    counters_.live_refused++;
+    return problem(403, "member-blocked", "Member blocked",
+                   "HQ has blocked this membership; the sale can go ahead without loyalty, "
+                   "refer the member to customer service",
+                   "member_id");
+  }
+  // HQ's balance now plus what this terminal sold that HQ has not applied
+  // yet: the member's points as of this moment across every store.
+  const auto hq_now =
+      live.state.available(today) + points_after_seq(db, member_id, live.applied_seq);
+  if (points <= hq_now) {
+    counters_.live_confirmed++;
+    return std::nullopt;
+  }
+  counters_.live_refused++;
+  const auto most = std::max<std::int64_t>(0, hq_now);
+  return problem(409, "points-spent-elsewhere", "Not enough points at HQ",
+                 "HQ shows " + std::to_string(most) +
+                     " points for this member now (some were used at another store since this "
+                     "terminal last heard); redeem at most that, or sell without redeeming",
+                 redeem_field, Json{{"max_points_now", most}, {"hq_available", hq_now}});
 }
 
 ApiResult Checkout::quote(const Json& body) {

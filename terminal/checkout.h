@@ -22,6 +22,7 @@
 #include "core/ledger.h"
 #include "core/program.h"
 #include "platform/crypto.h"
+#include "sync/feed.h"
 #include "terminal/store.h"
 
 namespace loyalty::terminal {
@@ -37,7 +38,14 @@ struct TerminalSettings {
   bool standalone = true;
   // Used when the program leaves an allowance at 0 (not set).
   core::OfflineAllowance default_allowance{1000, 20000, 72};
+  // A redemption of at least this many points asks HQ first (0: never),
+  // waiting about live_check_timeout_ms for the answer; unanswered, the
+  // offline allowances decide, as if the terminal were offline.
+  std::int64_t live_check_points = 0;
+  int live_check_timeout_ms = 1500;
 };
+
+using sync::LiveMember;
 
 // An answer the API turns into RFC 9457 problem JSON.
 struct ApiError {
@@ -60,7 +68,8 @@ using ApiResult = std::expected<Reply, ApiError>;
 
 struct CheckoutCounters {
   std::atomic<std::uint64_t> quotes{0}, commits{0}, replays{0}, conflicts{0}, returns{0}, voids{0},
-      enrollments{0}, scans{0}, refused_offline{0}, errors{0};
+      enrollments{0}, scans{0}, refused_offline{0}, errors{0}, live_confirmed{0}, live_refused{0},
+      live_unanswered{0};
 };
 
 class Checkout {
@@ -98,6 +107,10 @@ class Checkout {
   const CheckoutCounters& counters() const { return counters_; }
   // Told after each new durable transaction (sync uploads soon after).
   void set_commit_listener(std::function<void()> f) { on_commit_ = std::move(f); }
+  // Asks HQ about a member (the sync agent's live_member); used for
+  // redemptions of settings().live_check_points or more.
+  using LiveCheck = std::function<core::Result<LiveMember>(const std::string& member_id)>;
+  void set_live_check(LiveCheck f) { live_check_ = std::move(f); }
   const TerminalSettings& settings() const { return settings_; }
 
  private:
@@ -110,6 +123,8 @@ class Checkout {
     std::string day;
     const Json* body = nullptr;
     std::string idem_key, kind, hash;
+    // HQ's answer for a large redemption; nullopt when none was asked for.
+    std::optional<core::Result<LiveMember>> live;
   };
   std::shared_ptr<const core::Program> program_at(std::int64_t now);
   ApiResult reverse(const std::string& receipt_id, std::vector<core::ReturnLine> lines,
@@ -146,7 +161,13 @@ class Checkout {
   std::optional<ApiError> check_offline_allowance(platform::Db& db, const core::Program& p,
                                                   const std::string& member_id, std::int64_t points,
                                                   const std::string& day, std::int64_t now,
-                                                  const char* redeem_field);
+                                                  const char* redeem_field,
+                                                  bool assume_offline = false);
+  // A redemption of `points` against HQ's answer: refused when HQ blocked
+  // the member or has fewer points for them than asked.
+  std::optional<ApiError> check_live(platform::Db& db, const LiveMember& live,
+                                     const std::string& member_id, std::int64_t points,
+                                     core::LocalDays today, const char* redeem_field);
   bool offline(platform::Db& db);
   std::string new_txn_id(std::int64_t seq) const;
 
@@ -158,6 +179,7 @@ class Checkout {
   std::vector<std::pair<std::int64_t, std::shared_ptr<const core::Program>>> programs_;
   CheckoutCounters counters_;
   std::function<void()> on_commit_;
+  LiveCheck live_check_;
   std::atomic<std::int64_t> next_receipt_{0};  // last receipt number handed out
   std::int64_t started_at_ = 0;
 };

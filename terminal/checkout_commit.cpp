@@ -140,9 +140,18 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
     early = std::move(*w);
   }
   Worked& w = *early;
-  if (auto no = check_offline_allowance(
-          db, program, m->id, w.outcome.points_redeemed, c.day, c.now,
-          c.req.trigger == core::Trigger::kRedeem ? "reward" : "basket.redeem_points"))
+  const char* redeem_field =
+      c.req.trigger == core::Trigger::kRedeem ? "reward" : "basket.redeem_points";
+  // A large redemption HQ answered for is decided by HQ's balance; one HQ
+  // did not answer for falls to the offline allowances, as if offline.
+  const bool live_answered = c.live && c.live->has_value();
+  const bool live_unanswered = c.live && !live_answered;
+  if (live_unanswered) counters_.live_unanswered++;
+  if (auto no = live_answered
+                    ? check_live(db, **c.live, m->id, w.outcome.points_redeemed,
+                                 core::day_of(c.req.at), redeem_field)
+                    : check_offline_allowance(db, program, m->id, w.outcome.points_redeemed, c.day,
+                                              c.now, redeem_field, live_unanswered))
     return refuse(*no);
   if (c.req.trigger == core::Trigger::kRedeem) {
     const auto stock = reward_stock(db, c.req.reward_id);
@@ -157,6 +166,10 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
          {"offline", is_offline},
          {"outcome", std::move(w.outcome_json)},
          {"entries", std::move(w.entries_json)}};
+  if (c.live)
+    j["live_check"] = live_answered
+                          ? Json{{"status", "confirmed"}}
+                          : Json{{"status", "unanswered"}, {"reason", c.live->error().message}};
   save_member_state(db, m->id, w.after_text, c.now);
   TxnRow t;
   t.txn_id = c.req.txn_id;
@@ -173,7 +186,8 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   t.program_version = program.version;
   t.points_earned = w.outcome.points_earned;
   t.points_redeemed = w.outcome.points_redeemed;
-  t.offline = is_offline;
+  // Unconfirmed by HQ: counts against the offline allowances like one.
+  t.offline = is_offline || live_unanswered;
   t.request = c.body->dump();
   t.member_before = std::move(w.before_text);
   if (!w.return_basis.empty()) t.return_basis = std::move(w.return_basis);
@@ -217,6 +231,10 @@ ApiResult Checkout::commit_request(const Json& body, const std::string& idem_key
   // evaluate in parallel and the batch leader only writes.
   c.req.txn_id = new_txn_id(++next_receipt_);
   auto early = work_out_early(c);
+  // Asked before the write, so no other commit waits on HQ's answer.
+  if (early && live_check_ && settings_.live_check_points > 0 &&
+      early->outcome.points_redeemed >= settings_.live_check_points)
+    c.live = live_check_(c.member_id);
   std::optional<ApiError> refusal;
   auto r = store_.write<Reply>([&](Db& db) { return commit_in(db, c, refusal, std::move(early)); });
   if (refusal) return std::unexpected(*refusal);

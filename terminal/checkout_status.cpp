@@ -151,6 +151,13 @@ std::string Checkout::metrics_text() {
   counter("loyaltyd_scans_total", "Member code scans.", counters_.scans);
   counter("loyaltyd_offline_refusals_total", "Redemptions refused by offline allowances.",
           counters_.refused_offline);
+  counter("loyaltyd_live_checks_confirmed_total", "Large redemptions HQ's live balance covered.",
+          counters_.live_confirmed);
+  counter("loyaltyd_live_checks_refused_total",
+          "Large redemptions refused on HQ's live balance or block.", counters_.live_refused);
+  counter("loyaltyd_live_checks_unanswered_total",
+          "Live checks HQ did not answer in time (the offline allowances decided).",
+          counters_.live_unanswered);
   counter("loyaltyd_storage_errors_total", "Commits refused because storage failed.",
           counters_.errors);
   gauge("loyaltyd_online", "1 when HQ is reachable or the terminal is standalone.",

@@ -52,6 +52,13 @@ std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit
       "provisioning bundle (loyaltyctl provision): HQ's address and CA, this terminal's "
       "certificate; turns sync on")("hq.public_key", po::value(&c.hq_public_key),
                                     "HQ's Ed25519 public key (PEM) for app codes")(
+      "hq.sync_interval_ms", po::value(&c.sync_interval_ms)->default_value(c.sync_interval_ms),
+      "time between sync rounds while nothing is sold (a sale starts one at once)")(
+      "hq.live_check_points", po::value(&t.live_check_points)->default_value(t.live_check_points),
+      "a redemption of this many points or more asks HQ first (0: never)")(
+      "hq.live_check_timeout_ms",
+      po::value(&t.live_check_timeout_ms)->default_value(t.live_check_timeout_ms),
+      "how long a live check waits for HQ before the offline allowances decide")(
       "offline.max_points_per_member_per_day",
       po::value(&a.max_points_per_member_per_day)->default_value(a.max_points_per_member_per_day),
       "used when the program sets none")("offline.max_points_per_terminal_per_day",
@@ -94,6 +101,18 @@ std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit
     return std::nullopt;
   }
   t.standalone = c.hq_url.empty() && c.hq_bundle.empty();
+  if (c.sync_interval_ms < 100 || c.sync_interval_ms > 3'600'000) {
+    std::cerr << "loyaltyd: hq.sync_interval_ms must be between 100 and 3600000\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
+  if (t.live_check_points < 0 || t.live_check_timeout_ms < 100 ||
+      t.live_check_timeout_ms > 10'000) {
+    std::cerr << "loyaltyd: hq.live_check_points must be 0 or more and "
+                 "hq.live_check_timeout_ms between 100 and 10000\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
   return c;
 }
 

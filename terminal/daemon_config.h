@@ -28,6 +28,7 @@ struct DaemonConfig {
   std::string hq_url;
   std::string hq_bundle;  // provisioning bundle (loyaltyctl provision)
   std::string hq_public_key;
+  int sync_interval_ms = 2000;  // between sync rounds while nothing is sold
   std::string log_level = "info";
   std::string port_file;  // written once listening (tests, scripts)
 };

@@ -119,7 +119,12 @@ int main(int argc, char** argv) {
   std::unique_ptr<terminal::SyncAgent> sync;
   if (bundle) {
     sync = std::make_unique<terminal::SyncAgent>(**store, checkout, *bundle, unix_now);
+    sync->set_interval(std::chrono::milliseconds(cfg->sync_interval_ms));
     checkout.set_commit_listener([&sync] { sync->poke(); });
+    const std::chrono::milliseconds live_timeout(cfg->terminal.live_check_timeout_ms);
+    checkout.set_live_check([&sync, live_timeout](const std::string& member_id) {
+      return sync->live_member(member_id, live_timeout);
+    });
   }
   auto token = load_or_create_token(cfg->token_file);
   if (!token) return fail(token.error().message);

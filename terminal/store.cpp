@@ -276,17 +276,36 @@ std::int64_t offline_points_redeemed(Db& db, const std::string& day, const std::
   return s.integer(0);
 }
 
-std::int64_t unsynced_points(Db& db, const std::string& member_id) {
+namespace {
+
+// The member's point entries (credits minus debits) whose outbox rows match
+// `outbox_filter` (a condition on `o`, with `param` as ?2 if given).
+std::int64_t member_points_where(Db& db, const std::string& member_id,
+                                 const std::string& outbox_filter,
+                                 std::optional<std::int64_t> param = std::nullopt) {
   // From the member's entries (indexed by account) to the outbox, not the
   // other way round: the outbox can hold days of sales.
   Stmt s(db,
          "SELECT (SELECT COALESCE(SUM(e.amount), 0) FROM entries e JOIN outbox o "
-         "ON o.txn_id = e.txn_id WHERE e.credit = ?1 AND e.unit = 'pts' AND o.acked_at IS NULL) "
-         "- (SELECT COALESCE(SUM(e.amount), 0) FROM entries e JOIN outbox o "
-         "ON o.txn_id = e.txn_id WHERE e.debit = ?1 AND e.unit = 'pts' AND o.acked_at IS NULL)");
+         "ON o.txn_id = e.txn_id WHERE e.credit = ?1 AND e.unit = 'pts' AND " +
+             outbox_filter +
+             ") - (SELECT COALESCE(SUM(e.amount), 0) FROM entries e JOIN outbox o "
+             "ON o.txn_id = e.txn_id WHERE e.debit = ?1 AND e.unit = 'pts' AND " +
+             outbox_filter + ")");
   s.bind(1, "member:" + member_id);
+  if (param) s.bind(2, *param);
   s.step();
   return s.integer(0);
+}
+
+}  // namespace
+
+std::int64_t unsynced_points(Db& db, const std::string& member_id) {
+  return member_points_where(db, member_id, "o.acked_at IS NULL");
+}
+
+std::int64_t points_after_seq(Db& db, const std::string& member_id, std::int64_t seq) {
+  return member_points_where(db, member_id, "o.seq > ?2", seq);
 }
 
 OutboxStats outbox_stats(Db& db) {

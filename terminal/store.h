@@ -182,6 +182,10 @@ std::int64_t offline_points_redeemed(platform::Db& db, const std::string& day,
 // Member points committed here that HQ has not acknowledged yet.
 std::int64_t unsynced_points(platform::Db& db, const std::string& member_id);
 
+// Member points of this terminal's transactions after sequence `seq`
+// (those HQ had not applied when it answered a live check).
+std::int64_t points_after_seq(platform::Db& db, const std::string& member_id, std::int64_t seq);
+
 struct OutboxStats {
   std::int64_t depth = 0;
   std::optional<std::int64_t> oldest_queued_at;

@@ -429,6 +429,24 @@ core::Status SyncAgent::sync_once() {
   return sync_round(https);
 }
 
+core::Result<LiveMember> SyncAgent::live_member(const std::string& member_id,
+                                                std::chrono::milliseconds timeout) {
+  if (!tls_)
+    return core::fail(core::ErrorCode::kUnavailable, "the bundle's credentials do not load");
+  // Connect with the handshake, write, read: each bounded, together about
+  // `timeout`.
+  platform::HttpClient client(bundle_.host, bundle_.port, tls_, bundle_.server_name, timeout / 3);
+  auto res = client.request(platform::http::verb::post, "/v1/sync/live-checks",
+                            Json{{"member_id", member_id}}.dump());
+  if (!res) return std::unexpected(res.error());
+  if (res->status == 404)
+    return core::fail(core::ErrorCode::kNotFound, "HQ has no record of the member yet");
+  if (res->status != 200)
+    return core::fail(core::ErrorCode::kUnavailable,
+                      "HQ answered the live check with HTTP " + std::to_string(res->status));
+  return sync::parse_live_check(res->body, member_id);
+}
+
 core::Status SyncAgent::sync_round(HqLink& link) {
   auto up = upload(link);
   if (!up) {
@@ -458,7 +476,7 @@ void SyncAgent::run() {
       set_online(false);
       ok = core::fail(core::ErrorCode::kInternal, std::string("sync round failed: ") + e.what());
     }
-    std::chrono::milliseconds wait(2000);
+    std::chrono::milliseconds wait = interval_;
     if (ok) {
       backoff = std::chrono::milliseconds(500);
       if (feed_behind_) wait = std::chrono::milliseconds(0);  // more of the feed waits

@@ -48,6 +48,9 @@ class SyncAgent {
   using Clock = std::function<std::int64_t()>;
   SyncAgent(Store& store, Checkout& checkout, HqBundle bundle, Clock clock);
   ~SyncAgent();
+  // Time between rounds while nothing happens (a commit starts one at once);
+  // set before start().
+  void set_interval(std::chrono::milliseconds interval) { interval_ = interval; }
   void start();
   void stop();
   // A commit happened: upload soon rather than at the next tick.
@@ -58,6 +61,13 @@ class SyncAgent {
   void sync_now();
   // One round: upload everything pending, then pull the whole feed.
   [[nodiscard]] core::Status sync_once();
+  // Asks HQ for a member's balance now (a live check before a large
+  // redemption), on a connection of its own with each step bounded by
+  // about a third of `timeout`. kUnavailable when HQ does not answer in
+  // time or answers with something unusable; kNotFound when HQ has no such
+  // member yet. Safe from any thread.
+  [[nodiscard]] core::Result<LiveMember> live_member(const std::string& member_id,
+                                                     std::chrono::milliseconds timeout);
   // The same round over `link`; status shows online only when it succeeds.
   [[nodiscard]] core::Status sync_round(HqLink& link);
 
@@ -83,6 +93,7 @@ class SyncAgent {
   // round goes on with full batches.
   static constexpr std::size_t kProbeRecords = 1;
   std::size_t batch_limit_ = kProbeRecords;
+  std::chrono::milliseconds interval_{2000};
   std::thread thread_;
 };
 

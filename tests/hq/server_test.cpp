@@ -9,6 +9,7 @@
 
 #include "platform/http_client.h"
 #include "platform/tls.h"
+#include "sync/feed.h"
 #include "tests/hq/hq_fixture.h"
 #include "tests/hq/hq_process.h"
 #include "tests/terminal/daemon_fixture.h"
@@ -110,6 +111,27 @@ TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from register
   REQUIRE(feed);
   // The program, three receipts, and the member's state once for the batch.
   CHECK(Json::parse(feed->body)["changes"].size() == 1 + 3 + 1);
+
+  // A live check: the member's state now and the last sequence HQ applied
+  // from the asking terminal; bad bodies and unknown members refused.
+  auto live = client.request(verb::post, "/v1/sync/live-checks", R"({"member_id": "M1001"})");
+  REQUIRE(live);
+  INFO(live->body);
+  REQUIRE(live->status == 200);
+  const auto checked = sync::parse_live_check(live->body, "M1001");
+  REQUIRE(checked);
+  CHECK(checked->applied_seq == 3);
+  CHECK_FALSE(checked->blocked);
+  CHECK(other.request(verb::post, "/v1/sync/live-checks", R"({"member_id": "M1001"})")->status ==
+        200);
+  CHECK(Json::parse(other.request(verb::post, "/v1/sync/live-checks",
+                                  R"({"member_id": "M1001"})")
+                        ->body)["applied_seq"] == 0);  // nothing from S002 yet
+  CHECK(client.request(verb::post, "/v1/sync/live-checks", R"({"member_id": "M404"})")->status ==
+        404);
+  CHECK(client.request(verb::post, "/v1/sync/live-checks", "{\"member_id\": ")->status == 400);
+  CHECK(client.request(verb::post, "/v1/sync/live-checks", R"({"member": 7})")->status == 422);
+  CHECK(client.request(verb::post, "/v1/sync/live-checks", R"([1, 2])")->status == 422);
 
   // Admin API: its own token; terminal credentials are not enough.
   platform::HttpClient admin("127.0.0.1", static_cast<std::uint16_t>(hq.admin_port));

@@ -2,6 +2,7 @@
 // provisioned from `loyalty-hq terminals add`, selling while HQ is down,
 // then reconnecting.
 #include "tests/sync/sync_fixture.h"
+#include "tests/sync/tcp_proxy.h"
 
 using namespace loyalty;
 using namespace loyalty::test;
@@ -371,4 +372,92 @@ TEST_CASE("a voucher revoked at HQ is refused at the till once the store has the
   CHECK(
       w.hq.cli("revoke-voucher M-B " + code + " --reason 'campaign sent to the wrong list'").code !=
       0);
+}
+
+TEST_CASE("a large redemption asks HQ first and falls back to the offline allowance without it",
+          "[sync][e2e]") {
+  SyncWorld w("live", "sqlite", 600);
+  // HQ has her (a check for a member HQ has not heard of goes unanswered).
+  const std::string card15 = "900000000000001";
+  write_file(w.dir / "import.csv",
+             "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
+             "M-A,13900000001," +
+                 card15 + core::luhn_check_digit(card15) + ",,,,600,2099-12-31\n");
+  REQUIRE(w.hq.cli("import-members " + (w.dir / "import.csv").string()).code == 0);
+  auto a = w.terminal("S001");
+  // S002 checks redemptions of 200 points or more with HQ and, selling
+  // nothing, syncs only every ten minutes: its copy of the member goes stale.
+  TcpProxy link(w.port);  // S002's network to HQ
+  auto b = w.terminal("S002", link.port(),
+                      {"--hq.live_check_points", "200", "--hq.live_check_timeout_ms", "1500",
+                       "--hq.sync_interval_ms", "600000"});
+  w.hq.start(w.port);
+  for (auto* d : {a.get(), b.get()}) {
+    REQUIRE(d->start());
+    REQUIRE(eventually([&] { return d->get("/v1/status").body["online"] == true; }));
+  }
+  const auto redeem = [](Daemon& d, const std::string& key) {
+    return d.post("/v1/redeem", {{"member_id", "M-A"}, {"reward", "voucher-10"}}, key);
+  };
+  // HQ has 600 points for her: confirmed.
+  auto first = redeem(*b, "b-1");
+  INFO(first.body.dump());
+  REQUIRE(first.status == 201);
+  CHECK(first.body["live_check"]["status"] == "confirmed");
+  CHECK(b->metric("loyaltyd_live_checks_confirmed_total") == 1);
+  // Its commit started a round: S002 uploads it and reads the feed once.
+  REQUIRE(eventually([&] { return b->get("/v1/status").body["outbox"]["depth"] == 0; }));
+  REQUIRE(
+      eventually([&] { return b->get("/v1/members/M-A").body["points"]["pending_sync"] == 0; }));
+  CHECK(b->get("/v1/members/M-A").body["points"]["available"] == 400);
+  // S001 spends the other 400 and uploads them; S002 has not heard.
+  for (const char* key : {"a-1", "a-2"}) REQUIRE(redeem(*a, key).status == 201);
+  REQUIRE(eventually([&] { return a->get("/v1/status").body["outbox"]["depth"] == 0; }));
+  CHECK(b->get("/v1/members/M-A").body["points"]["available"] == 400);
+  // S002 would allow it from its copy; HQ says none are left: refused,
+  // nothing written.
+  const auto txns = w.count("transactions");
+  auto spent = redeem(*b, "b-2");
+  INFO(spent.body.dump());
+  CHECK(spent.status == 409);
+  CHECK(spent.body["type"].get<std::string>().ends_with("points-spent-elsewhere"));
+  CHECK(spent.body["max_points_now"] == 0);
+  CHECK(spent.body["field"] == "reward");
+  CHECK(b->get("/v1/status").body["outbox"]["depth"] == 0);
+  CHECK(b->metric("loyaltyd_live_checks_refused_total") == 1);
+  // A sale without redeeming goes on as usual (no check).
+  REQUIRE(sold(sell(*b, latte_sale("M-A", 1), "b-sale")));
+  REQUIRE(eventually([&] { return w.count("transactions") == txns + 1; }));
+  // Customer service grants 2,000 points; S002 is told to sync now.
+  REQUIRE(w.hq.cli("adjust M-A 2000 --reason 'goodwill after a complaint'").code == 0);
+  REQUIRE(b->post("/v1/sync", Json::object()).status == 202);
+  REQUIRE(eventually(
+      [&] { return b->get("/v1/members/M-A").body["points"]["available"].get<int>() >= 2000; }));
+  // S002's network swallows everything: the check goes unanswered within
+  // its deadline (1.5 s) and the offline allowance decides (1,000 points a
+  // member a day here).
+  link.hang(true);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto blind = redeem(*b, "b-3");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO(blind.body.dump());
+  REQUIRE(blind.status == 201);
+  CHECK(blind.body["live_check"]["status"] == "unanswered");
+  CHECK(took >= std::chrono::milliseconds(400));
+  CHECK(took < std::chrono::seconds(4));
+  CHECK(b->metric("loyaltyd_live_checks_unanswered_total") == 1);
+  // Unconfirmed, it counts against the offline allowance: 1,000 a day
+  // less the 200 just redeemed leaves room for four more, not five.
+  for (int i = 0; i < 4; ++i) REQUIRE(redeem(*b, "b-more-" + std::to_string(i)).status == 201);
+  auto over = redeem(*b, "b-over");
+  INFO(over.body.dump());
+  CHECK(over.status == 409);
+  CHECK(over.body["type"].get<std::string>().ends_with("offline-allowance-exceeded"));
+  CHECK(over.body["field"] == "reward");
+  // Back online, everything S002 sold reaches HQ, which stays consistent.
+  link.hang(false);
+  REQUIRE(b->post("/v1/sync", Json::object()).status == 202);
+  REQUIRE(eventually([&] { return b->get("/v1/status").body["outbox"]["depth"] == 0; }, 60));
+  w.hq.stop();
+  CHECK(w.hq.cli("verify").code == 0);
 }

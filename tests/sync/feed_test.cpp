@@ -2,6 +2,7 @@
 // answer is refused whole with a message naming the field, never half-used.
 #include <catch2/catch.hpp>
 
+#include "core/io_json.h"
 #include "sync/feed.h"
 
 using namespace loyalty;
@@ -86,4 +87,38 @@ TEST_CASE("HQ's answer to a batch is checked before anything is acknowledged", "
   CHECK_FALSE(sync::parse_batch_answer(R"({"results": {}})"));
   CHECK_FALSE(sync::parse_batch_answer(R"({"results": [], "clock_skew_seconds": "x"})"));
   CHECK_FALSE(sync::parse_batch_answer("[[[[["));
+}
+
+TEST_CASE("HQ's answer to a live check is read only when it is about the member asked for",
+          "[sync][feed]") {
+  core::MemberState m;
+  m.id = "M1001";
+  m.debt = 50;
+  const Json good{{"member_id", "M1001"},
+                  {"blocked", true},
+                  {"applied_seq", 41},
+                  {"member", core::member_to_json(m)}};
+  auto r = sync::parse_live_check(good.dump(), "M1001");
+  REQUIRE(r);
+  CHECK(r->blocked);
+  CHECK(r->applied_seq == 41);
+  CHECK(r->state.debt == 50);
+  // Asked about someone else, or carrying someone else's state: refused.
+  CHECK_FALSE(sync::parse_live_check(good.dump(), "M2002"));
+  Json swapped = good;
+  swapped["member"]["id"] = "M2002";
+  auto other = sync::parse_live_check(swapped.dump(), "M1001");
+  REQUIRE_FALSE(other);
+  CHECK(other.error().message.find("another member") != std::string::npos);
+  for (const char* field : {"blocked", "applied_seq", "member"}) {
+    Json broken = good;
+    broken.erase(field);
+    auto no = sync::parse_live_check(broken.dump(), "M1001");
+    REQUIRE_FALSE(no);
+    CHECK(no.error().message.find(field) != std::string::npos);
+  }
+  Json negative = good;
+  negative["applied_seq"] = -1;
+  CHECK_FALSE(sync::parse_live_check(negative.dump(), "M1001"));
+  CHECK_FALSE(sync::parse_live_check("{not json", "M1001"));
 }

@@ -74,18 +74,21 @@ struct SyncWorld {
   }
 
   // A provisioned loyaltyd for `store` reaching HQ at `hq_port` (HQ's own
-  // port unless a proxy sits between), with the program and M-A seeded.
-  std::unique_ptr<Daemon> terminal(const std::string& store, int hq_port = 0) {
+  // port unless a proxy sits between), with the program and M-A seeded;
+  // `extra` are more loyaltyd settings.
+  std::unique_ptr<Daemon> terminal(const std::string& store, int hq_port = 0,
+                                   const std::vector<std::string>& extra = {}) {
     const auto bundle = dir / (store + ".json");
     REQUIRE(hq.cli("terminals add " + store + " T01 --out " + bundle.string() +
                    " --url https://127.0.0.1:" + std::to_string(hq_port ? hq_port : port))
                 .code == 0);
     fs::create_directories(dir / store);
-    return std::make_unique<Daemon>(
-        dir / store,
-        std::vector<std::string>{"--hq.bundle", bundle.string(), "--program.file",
-                                 hq_source("examples/programs/coffee-chain.json"),
-                                 "--program.members", (dir / "members.json").string()});
+    std::vector<std::string> args{
+        "--hq.bundle",       bundle.string(),
+        "--program.file",    hq_source("examples/programs/coffee-chain.json"),
+        "--program.members", (dir / "members.json").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<Daemon>(dir / store, args);
   }
 
   // Rows in an HQ table, read from its database while HQ runs.

@@ -67,6 +67,9 @@ class TcpProxy {
     chaos_ = p;
   }
   int faults() const { return faults_; }
+  // While set, nothing is forwarded either way: connections open but HQ
+  // never answers (a network that black-holes traffic).
+  void hang(bool on) { hang_ = on; }
 
  private:
   void accept_loop() {
@@ -121,6 +124,10 @@ class TcpProxy {
     int quiet_ms = 0;
     pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
     while (!stopping_) {
+      if (hang_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
       const int ready = ::poll(fds, 2, 100);
       if (ready < 0) break;
       if (ready == 0 && cutting && (quiet_ms += 100) >= 500) break;  // request complete
@@ -158,6 +165,7 @@ class TcpProxy {
   std::atomic<int> to_lose_{0};
   std::atomic<int> lost_{0};
   std::atomic<int> faults_{0};
+  std::atomic<bool> hang_{false};
   double chaos_ = 0;
   std::mt19937_64 rng_;
   std::mutex rng_mutex_;

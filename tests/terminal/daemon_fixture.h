@@ -165,6 +165,15 @@ class Daemon {
     return out;
   }
   HttpResult get(const std::string& t) { return call(platform::http::verb::get, t); }
+  // A counter or gauge from GET /metrics (Prometheus text).
+  std::int64_t metric(const std::string& name) {
+    auto r = client_->request(platform::http::verb::get, "/metrics", "",
+                              {{"Authorization", "Bearer " + token_}});
+    REQUIRE(r);
+    const auto at = r->body.find("\n" + name + " ");
+    REQUIRE(at != std::string::npos);
+    return std::stoll(r->body.substr(at + name.size() + 2));
+  }
   HttpResult post(const std::string& t, const Json& b, const std::string& key = {}) {
     return call(platform::http::verb::post, t, b, key);
   }
