@@ -127,6 +127,19 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
                      "member_id");
     return reply(ledger_.live_member(id->get<std::string>(), store, terminal));
   }
+  if (req.method() == http::verb::post && path == "/v1/sync/member-lookups") {
+    // A member this store does not hold, by exactly one of its keys.
+    const Json body = Json::parse(req.body(), nullptr, false);
+    if (body.is_discarded())
+      return problem(400, "malformed-json", "Body is not JSON", "the lookup is not valid JSON");
+    const bool one_key = body.is_object() && body.size() == 1 && body.begin()->is_string() &&
+                         !body.begin()->get<std::string>().empty();
+    if (!one_key)
+      return problem(422, "invalid", "Invalid request",
+                     "send exactly one of member_id, card_number or phone, as a string");
+    return reply(
+        ledger_.lookup_member(body.begin().key(), body.begin()->get<std::string>(), store));
+  }
   return problem(404, "not-found", "No such endpoint", path + " is not part of the sync API");
 }
 

@@ -54,6 +54,8 @@ void usage(std::ostream& out) {
          "  terminals revoke STORE TERMINAL      refuse that terminal from now on\n"
          "  terminals list                       terminals, last upload, clock skew\n"
          "  serve [--listen ADDR] [--port 8443] [--admin-port 8444] [--port-file FILE]\n"
+         "        [--member-feed all|visited]  every member to every store, or only to\n"
+         "                                       the stores that sold to them or looked them up\n"
          "  publish PROGRAM_FILE [--effective-from UNIX]\n"
          "  verify                               prove every account sums to zero\n"
          "  report liability [--csv]             outstanding points by expiry month\n"
@@ -230,6 +232,13 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
     return kFailed;
   }
   ledger.serve_feed_from(std::move(*reader));
+  const auto feed = c.flags.contains("--member-feed") ? c.flags.at("--member-feed") : "all";
+  if (feed != "all" && feed != "visited") {
+    std::cerr << "loyalty-hq: --member-feed must be all or visited\n";
+    return kInvalid;
+  }
+  ledger.set_member_feed(feed == "visited" ? hq::HqLedger::MemberFeed::kVisited
+                                           : hq::HqLedger::MemberFeed::kAll);
   boost::asio::io_context io(1);
   hq::HqApi api(ledger, *key, token);
   platform::HttpServerOptions sync_opts;

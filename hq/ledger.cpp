@@ -208,20 +208,25 @@ std::int64_t HqLedger::write_member(const core::MemberState& m) {
       version = rows[0].integer(0);
     }
   }
-  change_text("member", m.id, std::string(kMemberFromRow));
+  change_text("member", m.id, std::string(kMemberFromRow), "", m.id);
   return version;
 }
 
 void HqLedger::change(const std::string& kind, const std::string& key, const Json& payload,
-                      const std::string& store) {
-  change_text(kind, key, payload.dump(), store);
+                      const std::string& store, const std::string& member) {
+  change_text(kind, key, payload.dump(), store, member);
 }
 
 void HqLedger::change_text(const std::string& kind, const std::string& key,
-                           const std::string& payload, const std::string& store) {
+                           const std::string& payload, const std::string& store,
+                           const std::string& member) {
+  const auto or_null = [](const std::string& v) {
+    return v.empty() ? SqlParam{nullptr} : SqlParam{v};
+  };
   db_.defer(
-      "INSERT INTO changes(kind, key, payload, created_at, store_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-      {kind, key, payload, clock_(), store.empty() ? SqlParam{nullptr} : SqlParam{store}});
+      "INSERT INTO changes(kind, key, payload, created_at, store_id, member_id) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      {kind, key, payload, clock_(), or_null(store), or_null(member)});
 }
 
 void HqLedger::flag(const std::string& txn, const std::string& member, const std::string& kind,
@@ -233,7 +238,8 @@ void HqLedger::flag(const std::string& txn, const std::string& member, const std
   flags_out.push_back({{"kind", kind}, {"detail", detail}});
   // Every store shows a member's open flags when they are next served.
   change("flag", txn,
-         Json{{"txn_id", txn}, {"member_id", member}, {"kind", kind}, {"detail", detail}});
+         Json{{"txn_id", txn}, {"member_id", member}, {"kind", kind}, {"detail", detail}}, "",
+         member);
 }
 
 void HqLedger::post(const std::vector<core::Entry>& entries) {
@@ -400,7 +406,7 @@ void HqLedger::track_return(const sync::TxnRecord& r, const core::MemberState& m
   }
   if (!core::commit_return(*program, scratch, *basis, *out)) return;
   payload["return_basis"] = core::return_basis_to_json(*basis);
-  change("receipt", receipt, payload);
+  change("receipt", receipt, payload, "", r.member_id);
 }
 
 void HqLedger::record_identity(const sync::TxnRecord& r, Json& flags_out) {
@@ -489,6 +495,7 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
     found = touched.emplace(r.member_id, std::move(*loaded)).first;
   }
   core::MemberState& member = found->second;
+  batch_->visitors.insert(r.member_id);
   post(r.entries);
   if (r.kind == "enrollment" && r.identity.is_object()) record_identity(r, flags_out);
   const auto day = core::parse_local_date(r.business_day).value();
@@ -528,7 +535,7 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
   }
   conflicts.insert(conflicts.end(), more.begin(), more.end());
   for (const auto& c : conflicts) flag(r.txn_id, r.member_id, c.kind, c.detail, flags_out);
-  if (!prep.receipt.empty()) change_text("receipt", r.txn_id, prep.receipt);
+  if (!prep.receipt.empty()) change_text("receipt", r.txn_id, prep.receipt, "", r.member_id);
   if (prep.replay) flag(r.txn_id, r.member_id, prep.replay->first, prep.replay->second, flags_out);
   track_return(r, member, flags_out);
 }
@@ -588,6 +595,7 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
   std::lock_guard lock(mutex_);
   const auto now = clock_();
   pending_.clear();
+  pending_visits_.clear();
   auto out = in_transaction(db_, [&]() -> core::Result<Json> {
     auto t = db_.query(
         "SELECT next_seq, revoked FROM terminals WHERE store_id = ?1 AND "
@@ -640,6 +648,16 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       m.counters.prune();
       pending_[id] = {write_member(m), std::move(m)};
     }
+    // The store holds each member it sold to (the member feed follows).
+    for (const auto& id : work.visitors) {
+      auto visit = id + "\n" + store;
+      if (visits_.contains(visit)) continue;
+      db_.defer(
+          "INSERT INTO member_stores(member_id, store_id, since) VALUES (?1, ?2, ?3) "
+          "ON CONFLICT DO NOTHING",
+          {id, store, now});
+      pending_visits_.push_back(std::move(visit));
+    }
     db_.defer(
         "UPDATE terminals SET next_seq = ?3, last_seen = ?4, clock_skew = ?5 "
         "WHERE store_id = ?1 AND terminal_id = ?2",
@@ -654,7 +672,10 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
   if (out) {
     if (member_cache_.size() + pending_.size() > kMemberCacheSize) member_cache_.clear();
     for (auto& [id, c] : pending_) member_cache_[id] = std::move(c);
+    if (visits_.size() + pending_visits_.size() > kVisitsCacheSize) visits_.clear();
+    for (auto& v : pending_visits_) visits_.insert(std::move(v));
   }
+  pending_visits_.clear();
   pending_.clear();
   return out;
 }
@@ -712,6 +733,57 @@ core::Result<Json> HqLedger::live_member(const std::string& member_id, const std
   return out;
 }
 
+core::Result<Json> HqLedger::lookup_member(const std::string& by, const std::string& value,
+                                           const std::string& store) {
+  if (by != "member_id" && by != "card_number" && by != "phone")
+    return core::invalid(by, "look a member up by member_id, card_number or phone");
+  const std::string column = by == "member_id" ? "id" : by;
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    const auto rows = db_.query(std::string("SELECT id, state, ") + kMemberRowColumns +
+                                    " FROM members WHERE " + column + " = ?1",
+                                {value});
+    if (rows.empty())
+      return core::fail(core::ErrorCode::kNotFound, "HQ has no member with this " + by);
+    const auto id = rows[0].text(0);
+    // From now on the store holds the member: its feed carries their changes.
+    db_.exec(
+        "INSERT INTO member_stores(member_id, store_id, since) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT DO NOTHING",
+        {id, store, clock_()});
+    Json items = Json::array();
+    const auto add = [&](const char* kind, const std::string& key, Json data) {
+      items.push_back({{"cursor", static_cast<std::int64_t>(items.size()) + 1},
+                       {"kind", kind},
+                       {"key", key},
+                       {"data", std::move(data)}});
+    };
+    add("member", id, member_change_data(id, Json::parse(rows[0].text(1)), member_row(rows[0], 2)));
+    for (const auto& c : db_.query("SELECT code FROM blocked_codes WHERE member_id = ?1", {id}))
+      add("code", c.text(0), Json{{"code", c.text(0)}, {"member_id", id}, {"blocked", true}});
+    for (const auto& f : db_.query("SELECT txn_id, kind, detail FROM flags WHERE member_id = ?1 "
+                                   "AND resolved_at IS NULL ORDER BY id",
+                                   {id}))
+      add("flag", f.text(0),
+          Json{{"txn_id", f.text(0)},
+               {"member_id", id},
+               {"kind", f.text(1)},
+               {"detail", f.text(2)}});
+    // Each receipt's newest basis, newest receipts first, so a return of
+    // a recent sale made elsewhere can be taken here.
+    for (const auto& r :
+         db_.query("SELECT c.key, c.payload FROM changes c WHERE c.member_id = ?1 AND c.kind = "
+                   "'receipt' AND NOT EXISTS (SELECT 1 FROM changes n WHERE n.member_id = ?1 AND "
+                   "n.kind = 'receipt' AND n.key = c.key AND n.cursor > c.cursor) "
+                   "ORDER BY c.cursor DESC LIMIT 200",
+                   {id}))
+      add("receipt", r.text(0), Json::parse(r.text(1)));
+    return Json{{"changes", items},
+                {"next_cursor", static_cast<std::int64_t>(items.size())},
+                {"more", false}};
+  });
+}
+
 core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
                                      const std::string& store) {
   return feed_read([&](SqlConn& db) {
@@ -726,8 +798,12 @@ core::Result<Json> HqLedger::changes(std::int64_t cursor, std::int64_t limit,
             "AND (c.store_id IS NULL OR c.store_id = ?3) "
             "AND NOT (c.kind = 'member' AND EXISTS (SELECT 1 FROM changes n WHERE n.kind = "
             "'member' AND n.key = c.key AND n.cursor > c.cursor)) "
+            // With --member-feed visited, what is about a member goes only
+            // where the member is held.
+            "AND (?4 = 0 OR c.member_id IS NULL OR EXISTS (SELECT 1 FROM member_stores s "
+            "WHERE s.member_id = c.member_id AND s.store_id = ?3)) "
             "ORDER BY c.cursor LIMIT ?2",
-        {cursor, limit + 1, store});
+        {cursor, limit + 1, store, std::int64_t{member_feed_ == MemberFeed::kVisited ? 1 : 0}});
     Json items = Json::array();
     std::int64_t last = cursor;
     for (std::size_t i = 0; i < rows.size() && static_cast<std::int64_t>(i) < limit; ++i) {

@@ -7,6 +7,7 @@
 // Thread-safety: one HqLedger per connection; calls are serialised inside.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <istream>
 #include <map>
@@ -15,6 +16,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/json_reader.h"
 #include "core/program.h"
@@ -64,6 +66,21 @@ class HqLedger {
   // a terminal's feed read neither waits for an ingest nor holds one up
   // (serve does this; each read is one statement, one consistent view).
   void serve_feed_from(std::unique_ptr<SqlConn> reader);
+  // Which members each store's feed carries. kAll: every member (a chain
+  // whose stores each see a large share of its members). kVisited: only
+  // those the store holds, because one of its terminals sold to them or
+  // looked them up (lookup_member); changes about a member (its state,
+  // blocks, codes, flags, receipts) follow the member.
+  enum class MemberFeed { kAll, kVisited };
+  void set_member_feed(MemberFeed feed) { member_feed_ = feed; }
+  // A store's terminal asks for a member it does not hold (a first visit):
+  // found by `by` ("member_id", "card_number" or "phone") = `value`. The
+  // store holds the member from now on, and the answer is a feed page of
+  // what the store would have had: the member, their blocked codes, open
+  // flags and their receipts' newest return bases (up to 200), numbered
+  // from cursor 1. kNotFound when HQ has no such member.
+  [[nodiscard]] core::Result<Json> lookup_member(const std::string& by, const std::string& value,
+                                                 const std::string& store);
   // A terminal's live check of one member before a large redemption: the
   // member's state and blocked flag as HQ has them now, and the last
   // sequence HQ applied from that terminal, read in one statement (one
@@ -176,10 +193,11 @@ class HqLedger {
   void flag(const std::string& txn, const std::string& member, const std::string& kind,
             const std::string& detail, Json& flags_out);
   // Appends to the feed; `store` empty means every store.
+  // `member`: the member it is about (the feed sends it where they are held).
   void change(const std::string& kind, const std::string& key, const Json& payload,
-              const std::string& store = "");
+              const std::string& store = "", const std::string& member = "");
   void change_text(const std::string& kind, const std::string& key, const std::string& payload,
-                   const std::string& store = "");
+                   const std::string& store = "", const std::string& member = "");
   std::optional<core::MemberState> load_member(const std::string& id);
   // The cached state of `id` when the cache holds row version `version`.
   const core::MemberState* cached_member(const std::string& id, std::int64_t version) const;
@@ -204,6 +222,7 @@ class HqLedger {
     // Each member row the batch may read: as it was when the batch began
     // (nullopt: none), read 100 at a time up front.
     std::unordered_map<std::string, std::optional<MemberRow>> rows;
+    std::set<std::string> visitors;  // members of the batch's transactions
   };
   BatchWork* batch_ = nullptr;
   void prefetch_members(const sync::Batch& batch);
@@ -225,6 +244,12 @@ class HqLedger {
   std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<const core::Program>> programs_;
   Clock clock_;
   std::mutex mutex_;
+  std::atomic<MemberFeed> member_feed_{MemberFeed::kAll};
+  // "member\nstore" pairs known to be in member_stores (committed), so an
+  // ingest writes a visit once, not per batch; bounded.
+  std::unordered_set<std::string> visits_;
+  std::vector<std::string> pending_visits_;  // the current ingest's, until it commits
+  static constexpr std::size_t kVisitsCacheSize = 200'000;
   std::unique_ptr<SqlConn> feed_db_;  // see serve_feed_from()
   std::mutex feed_mutex_;
   // Runs `read` on the feed's connection (or, without one, on the ledger's

@@ -165,7 +165,7 @@ core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool bloc
       return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, blocked ? "block" : "unblock", member_id + ": " + reason, clock_()});
-    change("block", member_id, Json{{"member_id", member_id}, {"blocked", blocked}});
+    change("block", member_id, Json{{"member_id", member_id}, {"blocked", blocked}}, "", member_id);
     return Json{{"member_id", member_id}, {"blocked", blocked}};
   });
 }
@@ -199,7 +199,7 @@ core::Result<Json> HqLedger::set_code_blocked(const std::string& code, bool bloc
              {actor, blocked ? "block-code" : "unblock-code",
               code + " (member " + member + "): " + reason, clock_()});
     const Json out{{"code", code}, {"member_id", member}, {"blocked", blocked}};
-    change("code", code, out);
+    change("code", code, out, "", member);
     return out;
   });
 }
@@ -382,7 +382,8 @@ core::Result<Json> HqLedger::resolve_flag(std::int64_t id, const std::string& re
     // Every store drops it from the member's summary.
     change(
         "flag-resolved", flag["txn_id"].get<std::string>(),
-        Json{{"txn_id", flag["txn_id"]}, {"member_id", flag["member_id"]}, {"kind", flag["kind"]}});
+        Json{{"txn_id", flag["txn_id"]}, {"member_id", flag["member_id"]}, {"kind", flag["kind"]}},
+        "", flag["member_id"].get<std::string>());
     flag["resolved"] = true;
     flag["resolved_at"] = now;
     flag["resolved_by"] = actor;

@@ -122,7 +122,7 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
           post({core::Entry{"IMPORT-" + f[0] + "/1", "IMPORT-" + f[0],
                             core::program_account(*prog, "issued"), core::member_account(f[0]), pts,
                             "pts", lot, "imported opening balance"}});
-        change_text("member", m->id, std::string(kMemberFromRow));
+        change_text("member", m->id, std::string(kMemberFromRow), "", m->id);
         ++added;
         points += pts;
       }

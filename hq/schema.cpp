@@ -78,6 +78,20 @@ std::vector<std::string> step(const SqlConn& db, int version) {
           "CREATE TABLE revoked_vouchers(code TEXT PRIMARY KEY, member_id TEXT NOT NULL, "
           "template_id TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, "
           "revoked_at BIGINT NOT NULL)"};
+    case 7:
+      // v7: which stores hold each member (they sold to them or looked them
+      // up), and the member each feed change is about, so that a store can
+      // be sent only the members it holds (serve --member-feed visited).
+      // Existing sales count as visits; existing member and block changes
+      // get their member; older receipts and flags stay for every store.
+      return {
+          "CREATE TABLE member_stores(member_id TEXT NOT NULL, store_id TEXT NOT NULL, "
+          "since BIGINT NOT NULL, PRIMARY KEY(member_id, store_id))",
+          "INSERT INTO member_stores(member_id, store_id, since) SELECT member_id, store_id, "
+          "MIN(received_at) FROM transactions GROUP BY member_id, store_id",
+          "ALTER TABLE changes ADD COLUMN member_id TEXT",
+          "UPDATE changes SET member_id = key WHERE kind IN ('member', 'block')",
+          "CREATE INDEX changes_member ON changes(member_id, kind, cursor)"};
     default: return {};
   }
 }

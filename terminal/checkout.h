@@ -111,6 +111,10 @@ class Checkout {
   // redemptions of settings().live_check_points or more.
   using LiveCheck = std::function<core::Result<LiveMember>(const std::string& member_id)>;
   void set_live_check(LiveCheck f) { live_check_ = std::move(f); }
+  // Fetches a member this terminal does not hold from HQ into the cache (the
+  // sync agent's lookup_member); a scan that finds nobody asks it once.
+  using MemberLookup = std::function<core::Status(const std::string& by, const std::string& value)>;
+  void set_member_lookup(MemberLookup f) { member_lookup_ = std::move(f); }
   const TerminalSettings& settings() const { return settings_; }
 
  private:
@@ -180,6 +184,7 @@ class Checkout {
   CheckoutCounters counters_;
   std::function<void()> on_commit_;
   LiveCheck live_check_;
+  MemberLookup member_lookup_;
   std::atomic<std::int64_t> next_receipt_{0};  // last receipt number handed out
   std::int64_t started_at_ = 0;
 };

@@ -180,8 +180,27 @@ ApiResult Checkout::scan(const Json& body) {
     return Reply{member_summary(db, *m, *program, now), 200, false, {}};
   };
   // Dynamic codes write their nonce, so they take the write path.
-  auto r = code && code->kind == CodeKind::kDynamicQr ? store_.write<Reply>(lookup)
+  const auto find = [&] {
+    return code && code->kind == CodeKind::kDynamicQr ? store_.write<Reply>(lookup)
                                                       : store_.read<Reply>(lookup);
+  };
+  auto r = find();
+  // Nobody here: a member who joined or shops elsewhere. HQ may have them
+  // (it sends members only to the stores that hold them, with
+  // --member-feed visited); once fetched, the scan goes on as usual.
+  if (refusal && refusal->type == "unknown-member" && member_lookup_) {
+    const char* by = key == MemberKey::kPhone  ? "phone"
+                     : key == MemberKey::kCard ? "card_number"
+                                               : "member_id";
+    if (auto fetched = member_lookup_(by, value)) {
+      refusal.reset();
+      r = find();
+    } else {
+      refusal->detail += fetched.error().code == core::ErrorCode::kNotFound
+                             ? " (HQ has no member with it either)"
+                             : " (HQ could not be asked: " + fetched.error().message + ")";
+    }
+  }
   if (refusal) return std::unexpected(*refusal);
   if (!r) return std::unexpected(detail::from_error(r.error()));
   r->body.erase("receipt_lines");

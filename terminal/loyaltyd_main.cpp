@@ -125,6 +125,10 @@ int main(int argc, char** argv) {
     checkout.set_live_check([&sync, live_timeout](const std::string& member_id) {
       return sync->live_member(member_id, live_timeout);
     });
+    checkout.set_member_lookup(
+        [&sync, live_timeout](const std::string& by, const std::string& value) {
+          return sync->lookup_member(by, value, live_timeout);
+        });
   }
   auto token = load_or_create_token(cfg->token_file);
   if (!token) return fail(token.error().message);

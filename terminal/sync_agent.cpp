@@ -241,6 +241,124 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
   }
 }
 
+bool SyncAgent::apply_change(Db& db, const sync::Change& ch) {
+  const auto& kind = ch.kind;
+  const auto& d = ch.data;
+  if (kind == "member") {
+    auto hq = core::member_from_json(d.at("state"));
+    if (!hq) return false;
+    // The local view: HQ's state plus what HQ has not acknowledged.
+    core::MemberState view = *hq;
+    platform::Stmt s(db,
+                     "SELECT t.txn_id FROM transactions t JOIN outbox o ON o.txn_id = "
+                     "t.txn_id WHERE o.acked_at IS NULL AND t.member_id = ?1 ORDER BY o.seq");
+    s.bind(1, hq->id);
+    std::vector<std::string> pending;
+    while (s.step()) pending.push_back(s.text(0));
+    for (const auto& id : pending) {
+      auto t = find_txn(db, id);
+      auto rec = t ? record_of(db, *t) : std::nullopt;
+      if (!rec) continue;
+      const auto day = core::parse_local_date(rec->business_day).value();
+      std::optional<core::LocalDays> exp;
+      if (rec->points_expire_on) exp = core::parse_local_date(*rec->points_expire_on);
+      (void)core::apply_point_entries(view, rec->entries, day, exp);
+      (void)core::apply_delta(view, rec->delta);
+    }
+    const auto now = clock_();
+    if (!find_member(db, MemberKey::kId, hq->id)) {
+      MemberRow row;
+      row.id = hq->id;
+      row.state = view;
+      insert_member(db, row, now);
+    } else {
+      save_member_state(db, hq->id, core::member_to_json(view).dump(), now);
+    }
+    platform::Stmt h(db, "UPDATE members SET hq_state = ?2 WHERE id = ?1");
+    h.bind(1, hq->id).bind(2, d.at("state").dump());
+    h.exec();
+    // How the member is found at the till. OR IGNORE: a number
+    // already taken here must not stop the feed.
+    for (const char* col : {"card_number", "phone", "name"}) {
+      if (!d.contains(col) || !d[col].is_string()) continue;
+      platform::Stmt u(db,
+                       std::string("UPDATE OR IGNORE members SET ") + col + " = ?2 WHERE id = ?1");
+      u.bind(1, hq->id).bind(2, d[col].get<std::string>());
+      u.exec();
+    }
+    if (d.contains("blocked") && d["blocked"].is_boolean()) {
+      platform::Stmt b(db, "UPDATE members SET blocked = ?2 WHERE id = ?1");
+      b.bind(1, hq->id).bind(2, std::int64_t{d["blocked"].get<bool>()});
+      b.exec();
+    }
+    return true;
+  } else if (kind == "block") {
+    platform::Stmt b(db, "UPDATE members SET blocked = ?2 WHERE id = ?1");
+    b.bind(1, d.value("member_id", "")).bind(2, std::int64_t{d.value("blocked", true)});
+    b.exec();
+    return true;
+  } else if (kind == "code") {
+    if (d.value("blocked", true)) {
+      platform::Stmt b(db, "INSERT OR REPLACE INTO blocked_codes(code, member_id) VALUES (?1, ?2)");
+      b.bind(1, d.value("code", "")).bind(2, d.value("member_id", ""));
+      b.exec();
+    } else {
+      platform::Stmt b(db, "DELETE FROM blocked_codes WHERE code = ?1");
+      b.bind(1, d.value("code", ""));
+      b.exec();
+    }
+    return true;
+  } else if (kind == "flag") {
+    platform::Stmt f(db,
+                     "INSERT INTO hq_flags(txn_id, member_id, kind, detail, received_at) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5)");
+    f.bind(1, d.value("txn_id", ""))
+        .bind(2, d.value("member_id", ""))
+        .bind(3, d.value("kind", ""))
+        .bind(4, d.value("detail", ""))
+        .bind(5, clock_());
+    f.exec();
+    return true;
+  } else if (kind == "flag-resolved") {
+    // Someone at HQ looked into it: the member's summary drops it.
+    platform::Stmt f(db, "DELETE FROM hq_flags WHERE txn_id = ?1 AND kind = ?2");
+    f.bind(1, d.value("txn_id", "")).bind(2, d.value("kind", ""));
+    f.exec();
+    return true;
+  } else if (kind == "stock") {
+    // A delivery for this store's counter: added to what is left here.
+    const auto reward = d.value("reward_id", "");
+    const auto add = d.value("add", std::int64_t{0});
+    // For the store's counter terminal only; the others skip it.
+    if (reward.empty() || add <= 0 || d.value("terminal_id", "") != bundle_.terminal_id)
+      return false;
+    set_reward_stock(db, reward, reward_stock(db, reward).value_or(0) + add);
+    return true;
+  } else if (kind == "receipt") {
+    const auto id = d.value("txn_id", "");
+    const auto basis = d.value("return_basis", Json::object()).dump();
+    if (find_txn(db, id)) {
+      // This store's own sale: HQ's view counts what was taken back
+      // at every store. It replaces ours unless a return of it made
+      // here has not reached HQ yet (a later change will bring it).
+      platform::Stmt p(db,
+                       "SELECT COUNT(*) FROM transactions t JOIN outbox o ON o.txn_id = "
+                       "t.txn_id WHERE t.return_of = ?1 AND o.acked_at IS NULL");
+      p.bind(1, id);
+      p.step();
+      if (p.integer(0) == 0) update_return_basis(db, id, basis);
+    } else {
+      platform::Stmt r(db,
+                       "INSERT OR REPLACE INTO remote_receipts(txn_id, member_id, "
+                       "return_basis) VALUES (?1, ?2, ?3)");
+      r.bind(1, id).bind(2, d.value("member_id", "")).bind(3, basis);
+      r.exec();
+    }
+    return true;
+  }
+  return false;  // a program (installed before), or a kind this terminal does not know
+}
+
 core::Result<int> SyncAgent::pull(HqLink& link) {
   int applied = 0;
   feed_behind_ = false;
@@ -282,123 +400,8 @@ core::Result<int> SyncAgent::pull(HqLink& link) {
     const auto next = page->next_cursor;
     auto ok = store_.write<int>([&](Db& db) -> core::Result<int> {
       int n = 0;
-      for (const auto& ch : page->changes) {
-        const auto& kind = ch.kind;
-        const auto& d = ch.data;
-        if (kind == "member") {
-          auto hq = core::member_from_json(d.at("state"));
-          if (!hq) continue;
-          // The local view: HQ's state plus what HQ has not acknowledged.
-          core::MemberState view = *hq;
-          platform::Stmt s(db,
-                           "SELECT t.txn_id FROM transactions t JOIN outbox o ON o.txn_id = "
-                           "t.txn_id WHERE o.acked_at IS NULL AND t.member_id = ?1 ORDER BY o.seq");
-          s.bind(1, hq->id);
-          std::vector<std::string> pending;
-          while (s.step()) pending.push_back(s.text(0));
-          for (const auto& id : pending) {
-            auto t = find_txn(db, id);
-            auto rec = t ? record_of(db, *t) : std::nullopt;
-            if (!rec) continue;
-            const auto day = core::parse_local_date(rec->business_day).value();
-            std::optional<core::LocalDays> exp;
-            if (rec->points_expire_on) exp = core::parse_local_date(*rec->points_expire_on);
-            (void)core::apply_point_entries(view, rec->entries, day, exp);
-            (void)core::apply_delta(view, rec->delta);
-          }
-          const auto now = clock_();
-          if (!find_member(db, MemberKey::kId, hq->id)) {
-            MemberRow row;
-            row.id = hq->id;
-            row.state = view;
-            insert_member(db, row, now);
-          } else {
-            save_member_state(db, hq->id, core::member_to_json(view).dump(), now);
-          }
-          platform::Stmt h(db, "UPDATE members SET hq_state = ?2 WHERE id = ?1");
-          h.bind(1, hq->id).bind(2, d.at("state").dump());
-          h.exec();
-          // How the member is found at the till. OR IGNORE: a number
-          // already taken here must not stop the feed.
-          for (const char* col : {"card_number", "phone", "name"}) {
-            if (!d.contains(col) || !d[col].is_string()) continue;
-            platform::Stmt u(
-                db, std::string("UPDATE OR IGNORE members SET ") + col + " = ?2 WHERE id = ?1");
-            u.bind(1, hq->id).bind(2, d[col].get<std::string>());
-            u.exec();
-          }
-          if (d.contains("blocked") && d["blocked"].is_boolean()) {
-            platform::Stmt b(db, "UPDATE members SET blocked = ?2 WHERE id = ?1");
-            b.bind(1, hq->id).bind(2, std::int64_t{d["blocked"].get<bool>()});
-            b.exec();
-          }
-          ++n;
-        } else if (kind == "block") {
-          platform::Stmt b(db, "UPDATE members SET blocked = ?2 WHERE id = ?1");
-          b.bind(1, d.value("member_id", "")).bind(2, std::int64_t{d.value("blocked", true)});
-          b.exec();
-          ++n;
-        } else if (kind == "code") {
-          if (d.value("blocked", true)) {
-            platform::Stmt b(
-                db, "INSERT OR REPLACE INTO blocked_codes(code, member_id) VALUES (?1, ?2)");
-            b.bind(1, d.value("code", "")).bind(2, d.value("member_id", ""));
-            b.exec();
-          } else {
-            platform::Stmt b(db, "DELETE FROM blocked_codes WHERE code = ?1");
-            b.bind(1, d.value("code", ""));
-            b.exec();
-          }
-          ++n;
-        } else if (kind == "flag") {
-          platform::Stmt f(db,
-                           "INSERT INTO hq_flags(txn_id, member_id, kind, detail, received_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5)");
-          f.bind(1, d.value("txn_id", ""))
-              .bind(2, d.value("member_id", ""))
-              .bind(3, d.value("kind", ""))
-              .bind(4, d.value("detail", ""))
-              .bind(5, clock_());
-          f.exec();
-          ++n;
-        } else if (kind == "flag-resolved") {
-          // Someone at HQ looked into it: the member's summary drops it.
-          platform::Stmt f(db, "DELETE FROM hq_flags WHERE txn_id = ?1 AND kind = ?2");
-          f.bind(1, d.value("txn_id", "")).bind(2, d.value("kind", ""));
-          f.exec();
-          ++n;
-        } else if (kind == "stock") {
-          // A delivery for this store's counter: added to what is left here.
-          const auto reward = d.value("reward_id", "");
-          const auto add = d.value("add", std::int64_t{0});
-          // For the store's counter terminal only; the others skip it.
-          if (reward.empty() || add <= 0 || d.value("terminal_id", "") != bundle_.terminal_id)
-            continue;
-          set_reward_stock(db, reward, reward_stock(db, reward).value_or(0) + add);
-          ++n;
-        } else if (kind == "receipt") {
-          const auto id = d.value("txn_id", "");
-          const auto basis = d.value("return_basis", Json::object()).dump();
-          if (find_txn(db, id)) {
-            // This store's own sale: HQ's view counts what was taken back
-            // at every store. It replaces ours unless a return of it made
-            // here has not reached HQ yet (a later change will bring it).
-            platform::Stmt p(db,
-                             "SELECT COUNT(*) FROM transactions t JOIN outbox o ON o.txn_id = "
-                             "t.txn_id WHERE t.return_of = ?1 AND o.acked_at IS NULL");
-            p.bind(1, id);
-            p.step();
-            if (p.integer(0) == 0) update_return_basis(db, id, basis);
-          } else {
-            platform::Stmt r(db,
-                             "INSERT OR REPLACE INTO remote_receipts(txn_id, member_id, "
-                             "return_basis) VALUES (?1, ?2, ?3)");
-            r.bind(1, id).bind(2, d.value("member_id", "")).bind(3, basis);
-            r.exec();
-          }
-          ++n;
-        }
-      }
+      for (const auto& ch : page->changes)
+        if (apply_change(db, ch)) ++n;
       sync_set(db, "feed_cursor", std::to_string(next));
       // HQ has more after this page: status says the store is catching up
       // (a new terminal loading the members, one back after days offline).
@@ -429,22 +432,49 @@ core::Status SyncAgent::sync_once() {
   return sync_round(https);
 }
 
-core::Result<LiveMember> SyncAgent::live_member(const std::string& member_id,
-                                                std::chrono::milliseconds timeout) {
+core::Result<platform::ClientResponse> SyncAgent::ask(const std::string& target, const Json& body,
+                                                      std::chrono::milliseconds timeout) {
   if (!tls_)
     return core::fail(core::ErrorCode::kUnavailable, "the bundle's credentials do not load");
   // Connect with the handshake, write, read: each bounded, together about
   // `timeout`.
   platform::HttpClient client(bundle_.host, bundle_.port, tls_, bundle_.server_name, timeout / 3);
-  auto res = client.request(platform::http::verb::post, "/v1/sync/live-checks",
-                            Json{{"member_id", member_id}}.dump());
+  auto res = client.request(platform::http::verb::post, target, body.dump());
   if (!res) return std::unexpected(res.error());
   if (res->status == 404)
-    return core::fail(core::ErrorCode::kNotFound, "HQ has no record of the member yet");
+    return core::fail(core::ErrorCode::kNotFound, "HQ has no record of the member");
   if (res->status != 200)
     return core::fail(core::ErrorCode::kUnavailable,
-                      "HQ answered the live check with HTTP " + std::to_string(res->status));
+                      "HQ answered " + target + " with HTTP " + std::to_string(res->status));
+  return res;
+}
+
+core::Result<LiveMember> SyncAgent::live_member(const std::string& member_id,
+                                                std::chrono::milliseconds timeout) {
+  auto res = ask("/v1/sync/live-checks", Json{{"member_id", member_id}}, timeout);
+  if (!res) return std::unexpected(res.error());
   return sync::parse_live_check(res->body, member_id);
+}
+
+core::Status SyncAgent::lookup_member(const std::string& by, const std::string& value,
+                                      std::chrono::milliseconds timeout) {
+  auto res = ask("/v1/sync/member-lookups", Json{{by, value}}, timeout);
+  if (!res) return std::unexpected(res.error());
+  // The same shape and checks as a feed page; the feed's cursor stays.
+  auto page = sync::parse_feed_page(res->body, 0);
+  if (!page) return std::unexpected(page.error());
+  if (page->changes.empty() || page->changes.front().kind != "member")
+    return core::fail(core::ErrorCode::kUnavailable, "HQ's lookup answer has no member");
+  auto ok = store_.write<int>([&](Db& db) -> core::Result<int> {
+    int n = 0;
+    for (const auto& ch : page->changes)
+      if (ch.kind != "program" && apply_change(db, ch)) ++n;
+    return n;
+  });
+  if (!ok) return std::unexpected(ok.error());
+  platform::log_info("member " + page->changes.front().key + " fetched from HQ (" +
+                     std::to_string(*ok) + " changes)");
+  return {};
 }
 
 core::Status SyncAgent::sync_round(HqLink& link) {

@@ -68,12 +68,26 @@ class SyncAgent {
   // member yet. Safe from any thread.
   [[nodiscard]] core::Result<LiveMember> live_member(const std::string& member_id,
                                                      std::chrono::milliseconds timeout);
+  // Asks HQ for a member this store does not hold (a first visit, with HQ
+  // sending members only where they are held), by `by` ("member_id",
+  // "card_number" or "phone"), and stores what HQ sends: the member, their
+  // blocked codes, open flags and receipts. From then on the feed brings
+  // their changes. Same deadline and errors as live_member.
+  [[nodiscard]] core::Status lookup_member(const std::string& by, const std::string& value,
+                                           std::chrono::milliseconds timeout);
   // The same round over `link`; status shows online only when it succeeds.
   [[nodiscard]] core::Status sync_round(HqLink& link);
 
  private:
   core::Result<int> upload(HqLink& link);
   core::Result<int> pull(HqLink& link);
+  // Applies one change of the feed (or of a lookup) other than a program;
+  // false when it was skipped.
+  bool apply_change(platform::Db& db, const sync::Change& ch);
+  // POSTs `body` to HQ on a connection of its own, each step bounded by a
+  // third of `timeout`.
+  core::Result<platform::ClientResponse> ask(const std::string& target, const Json& body,
+                                             std::chrono::milliseconds timeout);
   void set_online(bool online);
   void run();
 

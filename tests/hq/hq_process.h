@@ -22,6 +22,8 @@ class HqProcess {
   }
   // Extra environment ("NAME=value") for the next start().
   void set_env(std::vector<std::string> env) { env_ = std::move(env); }
+  // More `serve` options for the next start().
+  void set_serve_args(std::vector<std::string> args) { serve_args_ = std::move(args); }
   // Starts `serve`; `port` 0 picks a free one.
   void start(int port = 0) {
     fs::remove(dir_ / "ports");
@@ -32,8 +34,13 @@ class HqProcess {
       std::freopen((dir_ / "hq.log").c_str(), "a", stderr);
       for (auto& e : env_) ::putenv(e.data());
       const std::string d = dir_.string(), pf = (dir_ / "ports").string();
-      ::execl(LOYALTY_HQ, LOYALTY_HQ, "serve", "--dir", d.c_str(), "--db", db_.c_str(), "--port",
-              p.c_str(), "--admin-port", "0", "--port-file", pf.c_str(), nullptr);
+      std::vector<std::string> args{LOYALTY_HQ, "serve", "--dir",        d,   "--db",        db_,
+                                    "--port",   p,       "--admin-port", "0", "--port-file", pf};
+      args.insert(args.end(), serve_args_.begin(), serve_args_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(LOYALTY_HQ, argv.data());
       std::_Exit(127);
     }
     for (int i = 0; i < 500 && sync_port == 0; ++i) {
@@ -66,6 +73,7 @@ class HqProcess {
   fs::path dir_;
   std::string db_;
   std::vector<std::string> env_;
+  std::vector<std::string> serve_args_;
   pid_t pid_ = -1;
 };
 

@@ -719,3 +719,76 @@ TEST_CASE("a voucher revoked at HQ leaves the member and a use a store made unaw
   hq.balance_matches(a);
   hq.verified();
 }
+
+TEST_CASE("with the visited member feed a store gets only the members it sold to or looked up",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  Hq hq(backend);
+  hq.ledger->set_member_feed(hq::HqLedger::MemberFeed::kVisited);
+  auto a = hq.terminal("S001");
+  auto b = hq.terminal("S002");
+  hq.sales(a, 2);
+  const auto kinds = [&](const std::string& store) {
+    std::vector<std::string> out;
+    const auto page = hq.ledger->changes(0, 100, store);
+    if (!page) FAIL(page.error().message);
+    for (const auto& ch : (*page)["changes"])
+      out.push_back(ch["kind"].get<std::string>() + ":" + ch["key"].get<std::string>());
+    return out;
+  };
+  // S001 sold to M1001: it gets the member and its receipts. S002 gets the
+  // program only.
+  const auto at_a = kinds("S001");
+  CHECK(std::count(at_a.begin(), at_a.end(), "member:M1001") == 1);
+  CHECK(std::count_if(at_a.begin(), at_a.end(),
+                      [](const std::string& k) { return k.starts_with("receipt:"); }) == 2);
+  CHECK(kinds("S002") == std::vector<std::string>{"program:coffee-chain@1"});
+  // What happens to M1001 later still goes to S001 only.
+  REQUIRE(hq.ledger->set_blocked("M1001", true, "card reported stolen", "test"));
+  REQUIRE(hq.ledger->set_code_blocked("LM1:M1001", true, "QR leaked online", "test"));
+  CHECK(kinds("S002").size() == 1);
+  const auto blocked_at_a = kinds("S001");
+  CHECK(std::count(blocked_at_a.begin(), blocked_at_a.end(), "block:M1001") == 1);
+  CHECK(std::count(blocked_at_a.begin(), blocked_at_a.end(), "code:LM1:M1001") == 1);
+  // With every member to every store, S002 has it all too.
+  hq.ledger->set_member_feed(hq::HqLedger::MemberFeed::kAll);
+  CHECK(kinds("S002").size() == kinds("S001").size());
+  hq.ledger->set_member_feed(hq::HqLedger::MemberFeed::kVisited);
+
+  // S002 looks her up (she came in with her app): the answer is what S002
+  // would have had, and S002 holds her from now on.
+  const auto rows_before = count(*hq.db, "member_stores");
+  auto found = hq.ledger->lookup_member("member_id", "M1001", "S002");
+  REQUIRE(found);
+  const auto& got = (*found)["changes"];
+  REQUIRE(got.size() >= 4);
+  CHECK(got[0]["kind"] == "member");
+  CHECK(got[0]["data"]["blocked"] == true);
+  CHECK(got[0]["data"]["state"] == (*hq.ledger->member("M1001"))["member"]);
+  std::vector<std::string> kinds_got;
+  for (const auto& ch : got) kinds_got.push_back(ch["kind"]);
+  CHECK(std::count(kinds_got.begin(), kinds_got.end(), "code") == 1);
+  CHECK(std::count(kinds_got.begin(), kinds_got.end(), "receipt") == 2);
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i]["cursor"] == i + 1);
+  CHECK(count(*hq.db, "member_stores") == rows_before + 1);
+  // Looking her up again adds nothing; later changes reach S002 as well.
+  REQUIRE(hq.ledger->lookup_member("member_id", "M1001", "S002"));
+  CHECK(count(*hq.db, "member_stores") == rows_before + 1);
+  const auto cursor = (*hq.ledger->changes(0, 100, "S002"))["next_cursor"].get<std::int64_t>();
+  REQUIRE(hq.ledger->set_blocked("M1001", false, "card found again", "test"));
+  const auto later = (*hq.ledger->changes(cursor, 100, "S002"))["changes"];
+  REQUIRE(later.size() >= 1);
+  CHECK(later[0]["kind"] == "block");
+  // By phone and card too; unknown keys and members are refused.
+  CHECK(hq.ledger->lookup_member("phone", "13900000000", "S002").error().code ==
+        core::ErrorCode::kNotFound);
+  CHECK(hq.ledger->lookup_member("email", "x@example.com", "S002").error().code ==
+        core::ErrorCode::kInvalidArgument);
+  CHECK(hq.ledger->lookup_member("member_id", "M404", "S002").error().code ==
+        core::ErrorCode::kNotFound);
+  // Sales at S002 later keep it holding her, once.
+  b.know(*core::member_from_json(got[0]["data"]["state"]));
+  hq.sales(b, 1);
+  CHECK(count(*hq.db, "member_stores") == rows_before + 1);
+  hq.verified();
+}

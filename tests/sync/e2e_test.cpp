@@ -461,3 +461,62 @@ TEST_CASE("a large redemption asks HQ first and falls back to the offline allowa
   w.hq.stop();
   CHECK(w.hq.cli("verify").code == 0);
 }
+
+TEST_CASE("with the visited member feed a store fetches a member on first sight and follows them",
+          "[sync][e2e]") {
+  SyncWorld w("visited");
+  // M-B joined through HQ (imported); no store has served her yet.
+  write_file(w.dir / "import.csv",
+             "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
+             "M-B,13900000002,,Lin Bo,,,300,2099-12-31\n");
+  REQUIRE(w.hq.cli("import-members " + (w.dir / "import.csv").string()).code == 0);
+  w.hq.set_serve_args({"--member-feed", "visited"});
+  w.hq.start(w.port);
+  auto a = w.terminal("S001");
+  auto b = w.terminal("S002");
+  for (auto* d : {a.get(), b.get()}) {
+    REQUIRE(d->start());
+    REQUIRE(eventually([&] { return d->get("/v1/status").body["online"] == true; }));
+  }
+  // Not sent to any store: S001 has never heard of her...
+  CHECK(a->get("/v1/members/M-B").status == 404);
+  // ...until she gives her phone number at the till: S001 asks HQ.
+  auto scanned = a->post("/v1/members/scan", {{"phone", "13900000002"}});
+  INFO(scanned.body.dump());
+  REQUIRE(scanned.status == 200);
+  CHECK(scanned.body["member_id"] == "M-B");
+  CHECK(scanned.body["points"]["available"] == 300);
+  auto sale = sell(*a, latte_sale("M-B", 2), "a-sale");
+  REQUIRE(sold(sale));
+  const auto receipt = sale.body["receipt_id"].get<std::string>();
+  const auto earned = sale.body["outcome"]["totals"]["points_earned"].get<int>();
+  REQUIRE(eventually([&] { return a->get("/v1/status").body["outbox"]["depth"] == 0; }));
+  // S002 syncs and still holds nobody but its own: her sale went to S001.
+  REQUIRE(b->post("/v1/sync", Json::object()).status == 202);
+  const auto synced = b->get("/v1/status").body["last_sync_at"];
+  REQUIRE(eventually([&] { return b->get("/v1/status").body["last_sync_at"] != synced; }));
+  CHECK(b->get("/v1/members/M-B").status == 404);
+  // She comes to S002 with her static QR: fetched with her balance and
+  // her receipts, so S002 can take a return of what she bought at S001.
+  auto at_b = b->post("/v1/members/scan", {{"code", "LM1:M-B"}});
+  INFO(at_b.body.dump());
+  REQUIRE(at_b.status == 200);
+  CHECK(at_b.body["points"]["available"] == 300 + earned);
+  auto ret =
+      b->post("/v1/returns", {{"receipt_id", receipt}, {"lines", {{{"line", 0}, {"quantity", 1}}}}},
+              "b-return");
+  INFO(ret.body.dump());
+  CHECK(ret.status == 201);
+  // From now on her changes reach S002 as well: a block at HQ, at both.
+  REQUIRE(w.hq.cli("block M-B --reason 'account under review'").code == 0);
+  for (auto* d : {a.get(), b.get()})
+    REQUIRE(eventually([&] { return d->get("/v1/members/M-B").body["blocked"] == true; }, 30));
+  CHECK(sell(*b, latte_sale("M-B", 1), "b-blocked").status == 403);
+  // Someone HQ does not have either: a clear 404.
+  auto nobody = b->post("/v1/members/scan", {{"phone", "13900000009"}});
+  CHECK(nobody.status == 404);
+  CHECK(nobody.body["detail"].get<std::string>().find("HQ has no member with it either") !=
+        std::string::npos);
+  w.hq.stop();
+  CHECK(w.hq.cli("verify").code == 0);
+}
