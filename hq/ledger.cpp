@@ -540,14 +540,66 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
   track_return(r, member, flags_out);
 }
 
-std::map<std::string, std::string> HqLedger::accepted_hashes(const sync::Batch& batch) {
+std::string HqLedger::entries_key(std::vector<std::string> lines) {
+  std::sort(lines.begin(), lines.end());
+  std::string key;
+  for (const auto& l : lines) key += l + "\n";
+  return key;
+}
+
+std::string HqLedger::entries_key(const std::vector<core::Entry>& entries) {
+  std::vector<std::string> lines;
+  for (const auto& e : entries)
+    lines.push_back(e.id + " " + e.debit + " " + e.credit + " " + std::to_string(e.amount) + " " +
+                    e.unit);
+  return entries_key(std::move(lines));
+}
+
+std::map<std::string, HqLedger::Accepted> HqLedger::accepted(const sync::Batch& batch) {
   std::vector<std::string> ids;
   for (const auto& r : batch.records) ids.push_back(r.txn_id);
-  std::map<std::string, std::string> seen;
-  for (const auto& row :
-       query_ids(db_, "SELECT txn_id, record_hash FROM transactions WHERE txn_id IN", ids))
-    seen.emplace(row.text(0), row.text(1));
+  std::map<std::string, Accepted> seen;
+  for (const auto& row : query_ids(db_,
+                                   "SELECT txn_id, record_hash, committed_at, member_id, kind "
+                                   "FROM transactions WHERE txn_id IN",
+                                   ids))
+    seen.emplace(row.text(0), Accepted{row.text(1), row.integer(2), row.text(3), row.text(4), {}});
+  if (seen.empty()) return seen;  // the usual batch: all new
+  ids.clear();
+  for (const auto& [id, a] : seen) ids.push_back(id);
+  std::map<std::string, std::vector<std::string>> lines;
+  for (const auto& row : query_ids(
+           db_, "SELECT txn_id, id, debit, credit, amount, unit FROM entries WHERE txn_id IN", ids))
+    lines[row.text(0)].push_back(row.text(1) + " " + row.text(2) + " " + row.text(3) + " " +
+                                 std::to_string(row.integer(4)) + " " + row.text(5));
+  for (auto& [id, l] : lines) seen[id].entries = entries_key(std::move(l));
   return seen;
+}
+
+namespace {
+
+// The receipt number in a terminal's transaction id (`S001-T01-00000042`:
+// 42), 0 when the id does not end in one.
+std::int64_t receipt_in(const std::string& txn_id) {
+  const auto digits = txn_id.substr(txn_id.rfind('-') + 1);
+  if (digits.empty() || digits.size() > 18 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return 0;
+  return std::stoll(digits);
+}
+
+}  // namespace
+
+std::int64_t HqLedger::last_receipt(const std::string& store, const std::string& terminal) {
+  // Receipt numbers are handed out before the sequence (in commit order),
+  // so concurrent lanes can swap neighbours: the newest few cover it.
+  std::int64_t last = 0;
+  for (const auto& row :
+       db_.query("SELECT txn_id FROM transactions WHERE store_id = ?1 AND terminal_id = ?2 "
+                 "ORDER BY seq DESC LIMIT 64",
+                 {store, terminal}))
+    last = std::max(last, receipt_in(row.text(0)));
+  return last;
 }
 
 core::Result<Json> HqLedger::ingest(const std::string& store, const std::string& terminal,
@@ -613,16 +665,31 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       BatchWork*& p;
       ~ClearOnExit() { p = nullptr; }
     } clear{batch_};
-    auto seen = accepted_hashes(batch);
+    auto seen = accepted(batch);
+    auto receipt = last_receipt(store, terminal);
     prefetch_members(batch);
     for (const auto i : order) {
       const auto& r = batch.records[i];
       Json res{{"txn_id", r.txn_id}, {"seq", r.seq}};
       if (const auto have = seen.find(r.txn_id); have != seen.end()) {
-        // Accepted before: the same answer, whatever the terminal resends.
-        res["status"] = "duplicate";
-        if (have->second != prepared[i].hash)
-          res["note"] = "resent with different content; the first version stands";
+        const auto& a = have->second;
+        // The same transaction resent carries the same ledger entries; a
+        // new sale numbered from a restored database has its own.
+        if (a.committed_at != r.committed_at || a.member_id != r.member_id || a.kind != r.kind ||
+            a.entries != entries_key(r.entries)) {
+          // Another sale under a used id: never taken for a resend.
+          res["status"] = "conflict";
+          res["reason"] = r.txn_id + " already names another transaction at HQ (" + a.kind +
+                          " of member " + a.member_id + ", committed at " +
+                          std::to_string(a.committed_at) +
+                          "): this terminal numbered it from a database behind HQ's, as after "
+                          "a restore from an older backup; not applied";
+        } else {
+          // Accepted before: the same answer, whatever the terminal resends.
+          res["status"] = "duplicate";
+          if (a.hash != prepared[i].hash)
+            res["note"] = "resent with different content; the first version stands";
+        }
       } else if (gap || r.seq > next) {
         if (!gap) gap = next;
         res["status"] = "gap";
@@ -633,7 +700,9 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       } else {
         Json flags = Json::array();
         apply(r, prepared[i], store, terminal, now, flags);
-        seen.emplace(r.txn_id, prepared[i].hash);
+        seen.emplace(r.txn_id, Accepted{prepared[i].hash, r.committed_at, r.member_id, r.kind,
+                                        entries_key(r.entries)});
+        receipt = std::max(receipt, receipt_in(r.txn_id));
         res["status"] = "accepted";
         if (!flags.empty()) res["flags"] = flags;
         ++next;
@@ -664,7 +733,10 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
         {store, terminal, next, now, batch.sent_at - now});
     const auto skew = batch.sent_at - now;
     note_clock(store + "/" + terminal, skew, now);
-    Json answer{{"results", results}, {"next_seq", next}, {"clock_skew_seconds", skew}};
+    Json answer{{"results", results},
+                {"next_seq", next},
+                {"last_receipt", receipt},
+                {"clock_skew_seconds", skew}};
     if (gap) answer["gap"] = {{"expected_seq", *gap}};
     return answer;
   });

@@ -176,8 +176,21 @@ class HqLedger {
     std::optional<std::pair<std::string, std::string>> replay;
     std::string receipt;  // purchases: the receipt change's payload as sold
   };
-  // The record hashes of the batch's transactions HQ already has, by id.
-  std::map<std::string, std::string> accepted_hashes(const sync::Batch& batch);
+  // What HQ has of the batch's transactions it accepted before, by id: the
+  // record's hash, and what makes it that transaction and no other (a
+  // terminal restored from an older backup reuses ids for new sales).
+  struct Accepted {
+    std::string hash;
+    std::int64_t committed_at = 0;
+    std::string member_id, kind;
+    std::string entries;  // entries_key() of its ledger entries
+  };
+  static std::string entries_key(std::vector<std::string> lines);
+  static std::string entries_key(const std::vector<core::Entry>& entries);
+  std::map<std::string, Accepted> accepted(const sync::Batch& batch);
+  // The highest receipt number among the transactions HQ has from
+  // `store`/`terminal` (the number after the id's last '-'), 0 for none.
+  std::int64_t last_receipt(const std::string& store, const std::string& terminal);
   static Prepared prepare(const sync::TxnRecord& r, const core::Program* program);
   // A member HQ has no row for, as the record's terminal saw it, with its
   // opening balance booked.

@@ -123,6 +123,17 @@ core::Result<BatchAnswer> parse_batch_answer(std::string_view body) {
     return std::unexpected(malformed("clock_skew_seconds: must be an integer"));
   BatchAnswer out;
   out.clock_skew_seconds = j.value("clock_skew_seconds", std::int64_t{0});
+  for (auto [name, field] :
+       {std::pair{"next_seq", &out.next_seq}, std::pair{"last_receipt", &out.last_receipt}}) {
+    const auto f = j.find(name);
+    if (f == j.end()) continue;
+    // Bounded: the terminal numbers its own sales after these.
+    if (!f->is_number_integer() || f->get<std::int64_t>() < 0 ||
+        f->get<std::int64_t>() > kMaxNumbering)
+      return std::unexpected(malformed(std::string(name) + ": must be an integer from 0 to " +
+                                       std::to_string(kMaxNumbering)));
+    *field = f->get<std::int64_t>();
+  }
   for (std::size_t i = 0; i < j["results"].size(); ++i) {
     const auto& r = j["results"][i];
     if (!r.is_object() || !r.contains("txn_id") || !r["txn_id"].is_string() ||

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,13 +39,20 @@ struct FeedPage {
 
 struct BatchResult {
   std::string txn_id;
-  std::string status;  // accepted, duplicate, gap, rejected (or newer)
+  std::string status;  // accepted, duplicate, gap, rejected, conflict (or newer)
   Json detail;         // the whole result object, for the log
 };
+
+// The most a terminal's sequence or receipt numbers can reach (a million
+// sales a day for over two thousand years).
+constexpr std::int64_t kMaxNumbering = 1'000'000'000'000;
 
 struct BatchAnswer {
   std::vector<BatchResult> results;
   std::int64_t clock_skew_seconds = 0;
+  // Where HQ's numbering of this terminal stands: the sequence it expects
+  // next and the highest receipt number it has (absent from older HQs).
+  std::optional<std::int64_t> next_seq, last_receipt;
 };
 
 // Parses `body`, HQ's 200 answer to POST /v1/sync/batches.

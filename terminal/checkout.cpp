@@ -112,6 +112,12 @@ std::int64_t Checkout::receipt_number(const std::string& txn_id) {
   return std::stoll(txn_id.substr(txn_id.rfind('-') + 1));
 }
 
+void Checkout::raise_receipts_to(std::int64_t last) {
+  auto cur = next_receipt_.load();
+  while (cur < last && !next_receipt_.compare_exchange_weak(cur, last)) {
+  }
+}
+
 std::string Checkout::new_txn_id(std::int64_t seq) const {
   std::string n = std::to_string(seq);
   if (n.size() < 8) n.insert(0, 8 - n.size(), '0');

@@ -115,6 +115,10 @@ class Checkout {
   // sync agent's lookup_member); a scan that finds nobody asks it once.
   using MemberLookup = std::function<core::Status(const std::string& by, const std::string& value)>;
   void set_member_lookup(MemberLookup f) { member_lookup_ = std::move(f); }
+  // HQ holds receipts of this terminal up to `last` (its database was
+  // restored from an older backup): receipts not yet handed out continue
+  // after it.
+  void raise_receipts_to(std::int64_t last);
   const TerminalSettings& settings() const { return settings_; }
 
  private:

@@ -43,6 +43,18 @@ Json Checkout::status() {
     platform::Stmt f(db, "SELECT COUNT(*), COUNT(DISTINCT member_id) FROM hq_flags");
     f.step();
     j["hq_flags"] = {{"count", f.integer(0)}, {"members", f.integer(1)}};
+    // Sales HQ refused because their receipt id names another transaction
+    // there (a database restored from an older backup): they stay queued.
+    Json refused = Json::array();
+    if (const auto text = sync_get(db, "hq_refused")) {
+      const auto list = Json::parse(*text, nullptr, false);
+      if (list.is_object())
+        for (const auto& [id, reason] : list.items())
+          refused.push_back({{"receipt_id", id}, {"reason", reason}});
+    }
+    j["hq_refused"] = refused;
+    const auto caught = sync_get(db, "numbering_caught_up");
+    j["numbering_caught_up"] = caught ? Json::parse(*caught, nullptr, false) : Json(nullptr);
     return j;
   });
   if (!r) return Json{{"error", r.error().message}};

@@ -196,6 +196,14 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
       if (s.contains("feed") && s["feed"].value("catching_up", false))
         out << "feed        catching up with HQ (at change " << s["feed"].value("cursor", 0)
             << "): members and balances may be behind\n";
+      if (s.contains("numbering_caught_up") && s["numbering_caught_up"].is_object())
+        out << "numbering   behind HQ's, caught up at " << s["numbering_caught_up"].value("at", 0)
+            << " (" << s["numbering_caught_up"].value("detail", "")
+            << "): was this database restored from an older backup?\n";
+      if (s.contains("hq_refused") && s["hq_refused"].is_array())
+        for (const auto& r : s["hq_refused"])
+          out << "REFUSED     " << r.value("receipt_id", "") << ": " << r.value("reason", "")
+              << "\n";
     }
   } else if (command == "scan" || command == "member") {
     if (command == "member" && pos.size() == 1) {

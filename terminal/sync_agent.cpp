@@ -160,8 +160,102 @@ std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
 
 }  // namespace
 
+core::Result<sync::BatchAnswer> SyncAgent::send_batch(HqLink& link, const sync::Batch& batch) {
+  auto res = link.request(platform::http::verb::post, "/v1/sync/batches",
+                          sync::batch_to_json(batch).dump());
+  if (!res || res->status != 200) batch_limit_ = kProbeRecords;
+  if (!res) return std::unexpected(res.error());
+  if (res->status != 200)
+    return core::fail(
+        core::ErrorCode::kUnavailable,
+        "HQ refused the batch (" + std::to_string(res->status) + "): " + res->body.substr(0, 300));
+  auto answer = sync::parse_batch_answer(res->body);
+  if (!answer) return std::unexpected(answer.error());
+  if (auto ok = catch_up_numbering(*answer); !ok) return std::unexpected(ok.error());
+  return answer;
+}
+
+core::Status SyncAgent::catch_up_numbering(const sync::BatchAnswer& answer) {
+  if (!answer.next_seq && !answer.last_receipt) return {};  // an HQ older than this
+  const auto now = clock_();
+  auto note = store_.write<std::string>([&](Db& db) -> core::Result<std::string> {
+    const auto seq = std::stoll(meta_get(db, "last_seq").value_or("0"));
+    const auto receipt = last_receipt(db);
+    std::string what;
+    if (answer.next_seq && *answer.next_seq - 1 > seq) {
+      meta_set(db, "last_seq", std::to_string(*answer.next_seq - 1));
+      what += "sequence " + std::to_string(seq) + " -> " + std::to_string(*answer.next_seq - 1);
+    }
+    if (answer.last_receipt && *answer.last_receipt > receipt) {
+      note_receipt(db, *answer.last_receipt);
+      what += std::string(what.empty() ? "" : ", ") + "receipt " + std::to_string(receipt) +
+              " -> " + std::to_string(*answer.last_receipt);
+    }
+    if (!what.empty())
+      sync_set(db, "numbering_caught_up", Json{{"at", now}, {"detail", what}}.dump());
+    return what;
+  });
+  if (!note) return std::unexpected(note.error());
+  if (answer.last_receipt) checkout_.raise_receipts_to(*answer.last_receipt);
+  if (!note->empty())
+    platform::log_error(
+        "this terminal's database is behind HQ, which already has later transactions from it "
+        "(restored from an older backup?): numbering continues after HQ's (" +
+        *note + ")");
+  return {};
+}
+
+core::Status SyncAgent::resequence(const std::vector<std::string>& txn_ids) {
+  auto ok = store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    platform::Stmt o(db, "UPDATE outbox SET seq = ?2 WHERE txn_id = ?1 AND acked_at IS NULL");
+    platform::Stmt t(db, "UPDATE transactions SET seq = ?2 WHERE txn_id = ?1");
+    for (const auto& id : txn_ids) {
+      const auto seq = next_seq(db);
+      o.bind(1, id).bind(2, seq);
+      o.exec();
+      t.bind(1, id).bind(2, seq);
+      t.exec();
+    }
+    return true;
+  });
+  if (!ok) return std::unexpected(ok.error());
+  platform::log_warn("HQ holds other transactions under the sequence numbers of " +
+                     std::to_string(txn_ids.size()) +
+                     " sale(s) made here; they upload again under new ones");
+  return {};
+}
+
+core::Status SyncAgent::note_refused(const std::map<std::string, std::string>& refused,
+                                     const std::vector<std::string>& done) {
+  auto ok = store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    const auto old = sync_get(db, "hq_refused");
+    if (!old && refused.empty()) return true;
+    Json list = old ? Json::parse(*old, nullptr, false) : Json::object();
+    if (!list.is_object()) list = Json::object();
+    for (const auto& id : done) list.erase(id);
+    for (const auto& [id, reason] : refused) list[id] = reason;
+    sync_set(db, "hq_refused", list.dump());
+    return true;
+  });
+  if (!ok) return std::unexpected(ok.error());
+  for (const auto& [id, reason] : refused)
+    if (conflicts_logged_.insert(id).second)
+      platform::log_error("HQ refused " + id + ": " + reason +
+                          ". It stays in the outbox; see docs/operations.md, \"Back up and "
+                          "restore\"");
+  return {};
+}
+
 core::Result<int> SyncAgent::upload(HqLink& link) {
-  int acked = 0;
+  int acked = 0, moves = 0;
+  if (!numbering_known_) {
+    // Before the first upload since start: where HQ's numbering of this
+    // terminal stands (an empty batch), so a database restored from an
+    // older backup does not hand out receipt numbers HQ already has.
+    auto hello = send_batch(link, {bundle_.store_id, bundle_.terminal_id, clock_(), {}});
+    if (!hello) return std::unexpected(hello.error());
+    numbering_known_ = true;
+  }
   for (;;) {
     {
       // A long drain must not hold up a shutdown: stop between batches.
@@ -192,33 +286,48 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
     });
     if (!batch) return std::unexpected(batch.error());
     if (batch->records.empty()) return acked;
-    auto res = link.request(platform::http::verb::post, "/v1/sync/batches",
-                            sync::batch_to_json(*batch).dump());
-    if (!res || res->status != 200) batch_limit_ = kProbeRecords;
-    if (!res) return std::unexpected(res.error());
-    if (res->status != 200)
-      return core::fail(core::ErrorCode::kUnavailable, "HQ refused the batch (" +
-                                                           std::to_string(res->status) +
-                                                           "): " + res->body.substr(0, 300));
-    auto answer = sync::parse_batch_answer(res->body);
+    const bool probe = batch_limit_ == kProbeRecords;
+    auto answer = send_batch(link, *batch);
     if (!answer) return std::unexpected(answer.error());
+    batch_limit_ = kBatchRecords;
     // Only what this batch sent can be acknowledged by its answer.
     std::set<std::string> sent;
     for (const auto& r : batch->records) sent.insert(r.txn_id);
-    std::vector<std::string> done;
+    std::vector<std::string> done, moved;
+    std::map<std::string, std::string> refused;
     int duplicates = 0;
     for (const auto& r : answer->results) {
-      if ((r.status == "accepted" || r.status == "duplicate") && sent.contains(r.txn_id))
+      if (!sent.contains(r.txn_id)) {
+        platform::log_error("HQ answered for " + r.txn_id + ", which the batch did not carry");
+      } else if (r.status == "accepted" || r.status == "duplicate") {
         done.push_back(r.txn_id);
-      else
+        duplicates += r.status == "duplicate" ? 1 : 0;
+      } else if (r.status == "rejected") {
+        moved.push_back(r.txn_id);  // in sequence order, as HQ answers
+      } else if (r.status == "conflict") {
+        refused[r.txn_id] = r.detail.value("reason", "its id names another transaction at HQ");
+      } else {
         platform::log_error("HQ did not take " + r.txn_id + ": " + r.detail.dump());
-      duplicates += r.status == "duplicate" && sent.contains(r.txn_id) ? 1 : 0;
+      }
     }
     if (duplicates > 0)
       platform::log_info("HQ already had " + std::to_string(duplicates) +
                          " transaction(s) of the batch (an earlier answer was lost); counted once");
-    if (done.empty())
+    if (!moved.empty()) {
+      // Once after a restore; again and again would be a fault at HQ.
+      if (++moves > 3)
+        return core::fail(core::ErrorCode::kUnavailable,
+                          "HQ keeps rejecting the sequence numbers of " + moved.front());
+      if (auto ok = resequence(moved); !ok) return std::unexpected(ok.error());
+    }
+    if (auto ok = note_refused(refused, done); !ok) return std::unexpected(ok.error());
+    if (done.empty() && moved.empty()) {
+      // HQ answered; what it refused as conflicts waits for a person. A
+      // probe of one such record goes on with a full batch behind it.
+      if (probe && !refused.empty()) continue;
+      if (refused.size() == batch->records.size()) return acked;
       return core::fail(core::ErrorCode::kUnavailable, "HQ took nothing from the batch");
+    }
     // HQ's measure of this terminal's clock: shown in status, warned about.
     const auto skew = answer->clock_skew_seconds;
     if (skew > sync::kClockToleranceSeconds || skew < -sync::kClockToleranceSeconds)
@@ -237,7 +346,6 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
     });
     if (!ok) return std::unexpected(ok.error());
     acked += static_cast<int>(done.size());
-    batch_limit_ = kBatchRecords;
   }
 }
 

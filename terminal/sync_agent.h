@@ -11,11 +11,14 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "platform/crypto.h"
 #include "platform/http_client.h"
+#include "sync/protocol.h"
 #include "terminal/checkout.h"
 #include "terminal/store.h"
 
@@ -80,6 +83,19 @@ class SyncAgent {
 
  private:
   core::Result<int> upload(HqLink& link);
+  // Sends `batch` and reads HQ's answer; numbering HQ is ahead of is
+  // caught up with before anything else reads the answer.
+  core::Result<sync::BatchAnswer> send_batch(HqLink& link, const sync::Batch& batch);
+  // A database behind HQ's (restored from an older backup) numbers its
+  // next sales after what HQ already has from this terminal.
+  core::Status catch_up_numbering(const sync::BatchAnswer& answer);
+  // Moves the transactions HQ rejected for a sequence number it holds under
+  // another id to the end of the sequence, so they upload again.
+  core::Status resequence(const std::vector<std::string>& txn_ids);
+  // Keeps, for status, the sales HQ refused as conflicts (`refused`: id and
+  // HQ's reason) and forgets those now acknowledged (`done`).
+  core::Status note_refused(const std::map<std::string, std::string>& refused,
+                            const std::vector<std::string>& done);
   core::Result<int> pull(HqLink& link);
   // Applies one change of the feed (or of a lookup) other than a program;
   // false when it was skipped.
@@ -101,6 +117,9 @@ class SyncAgent {
   std::condition_variable cv_;
   bool stopping_ = false, poked_ = false, forced_ = false;
   bool feed_behind_ = false;  // the last round left feed pages for the next (sync thread only)
+  // HQ's numbering of this terminal was read since start (sync thread only).
+  bool numbering_known_ = false;
+  std::set<std::string> conflicts_logged_;  // sync thread only
   // Records in the next upload (sync thread only). After a failure, or at
   // start, one record probes the link: a terminal that cannot reach HQ does
   // not build a 500-record batch at every retry. Once HQ answers, the same

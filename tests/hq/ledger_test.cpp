@@ -133,6 +133,51 @@ TEST_CASE("a large batch resent whole, a record twice in one batch, and a change
   hq.verified();
 }
 
+TEST_CASE("a new sale under an id HQ has from a restored terminal is a conflict and not applied",
+          "[hq][ledger]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO("backend " << backend);
+  Hq hq(backend);
+  auto a = hq.terminal("S001");
+  const auto sales = Hq::sold(a, 5);
+  hq.ingest(a, sales);
+  // An empty batch tells a terminal where HQ's numbering of it stands.
+  const auto hello = hq.ingest(a, {});
+  CHECK(hello["results"].empty());
+  CHECK(hello["next_seq"] == 6);
+  CHECK(hello["last_receipt"] == 100005);
+  const auto before = hq.ledger->member("M1001");
+  REQUIRE(before);
+
+  // The terminal's database went back to the third sale: its next sale
+  // reuses the fourth's id and sequence, an hour later.
+  auto reused = sales[3];
+  reused.text.clear();
+  reused.committed_at += 3600;
+  // And one under a new id but a sequence HQ holds.
+  auto renumbered = sales[4];
+  renumbered.text.clear();
+  renumbered.txn_id = "S001-T01-100099";
+  for (auto& e : renumbered.entries) e.id = "S001-T01-100099" + e.id.substr(e.id.find('/'));
+  const auto answer = hq.ingest(a, {reused, renumbered});
+  std::map<std::string, Json> by_id;
+  for (const auto& r : answer["results"]) by_id[r["txn_id"]] = r;
+  CHECK(by_id[reused.txn_id]["status"] == "conflict");
+  CHECK(by_id[reused.txn_id]["reason"].get<std::string>().find("already names another") !=
+        std::string::npos);
+  CHECK(by_id[renumbered.txn_id]["status"] == "rejected");
+  CHECK(answer["next_seq"] == 6);
+  CHECK(answer["last_receipt"] == 100005);
+  // Nothing of either was written.
+  CHECK(count(*hq.db, "transactions") == 5);
+  const auto after = hq.ledger->member("M1001");
+  REQUIRE(after);
+  CHECK((*after)["balance"] == (*before)["balance"]);
+  // The true resend of the fourth sale is still a plain duplicate.
+  CHECK(hq.ingest(a, {sales[3]})["results"][0]["status"] == "duplicate");
+  hq.verified();
+}
+
 TEST_CASE("a batch the database refuses midway leaves nothing, and the next one lands",
           "[hq][ledger]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");

@@ -520,3 +520,80 @@ TEST_CASE("with the visited member feed a store fetches a member on first sight 
   w.hq.stop();
   CHECK(w.hq.cli("verify").code == 0);
 }
+
+TEST_CASE("a terminal restored from an older backup numbers after HQ and loses no sale",
+          "[sync][e2e]") {
+  SyncWorld w("restore");
+  auto d = w.terminal("S001");
+  w.hq.start(w.port);
+  REQUIRE(d->start());
+  const auto synced = [&] {
+    return eventually([&] { return d->get("/v1/status").body["outbox"]["depth"] == 0; });
+  };
+  std::int64_t earned = 0;
+  const auto sale_of = [&](int qty, const std::string& key) {
+    auto r = sell(*d, latte_sale("M-A", qty), key);
+    REQUIRE(sold(r));
+    earned += r.body["outcome"]["totals"]["points_earned"].get<std::int64_t>();
+    return r.body["receipt_id"].get<std::string>();
+  };
+  for (int i = 1; i <= 3; ++i) sale_of(1, "before-backup-" + std::to_string(i));
+  REQUIRE(synced());
+
+  // A backup taken with the daemon stopped, then two more sales HQ gets.
+  const auto backup = w.dir / "backup";
+  fs::create_directories(backup);
+  d->stop();
+  for (const auto* suffix : {"", "-wal", "-shm"})
+    if (fs::exists(d->db().string() + suffix))
+      fs::copy_file(d->db().string() + suffix, backup / ("loyaltyd.db" + std::string(suffix)));
+  REQUIRE(d->start());
+  sale_of(1, "lost-timeline-4");
+  CHECK(sale_of(1, "lost-timeline-5") == "S001-T01-00000005");
+  REQUIRE(synced());
+  d->stop();
+
+  // The terminal is restored from that backup while HQ is out of reach, and
+  // sells: its next receipt is the fourth's again.
+  w.hq.stop();
+  for (const auto* suffix : {"", "-wal", "-shm"}) {
+    fs::remove(d->db().string() + suffix);
+    if (fs::exists(backup / ("loyaltyd.db" + std::string(suffix))))
+      fs::copy_file(backup / ("loyaltyd.db" + std::string(suffix)), d->db().string() + suffix);
+  }
+  REQUIRE(d->start());
+  auto collided = sell(*d, latte_sale("M-A", 2), "after-restore-1");
+  REQUIRE(sold(collided));
+  CHECK(collided.body["receipt_id"] == "S001-T01-00000004");
+
+  // Back in touch: HQ refuses that sale as a conflict rather than take it
+  // for a resend of its own fourth, and the terminal numbers after HQ's.
+  w.hq.start(w.port);
+  Json st;
+  const bool refused = eventually([&] {
+    st = d->get("/v1/status").body;
+    return st["online"] == true && st["hq_refused"].size() == 1;
+  });
+  INFO(st.dump());
+  INFO(d->log());
+  REQUIRE(refused);
+  CHECK(st["hq_refused"][0]["receipt_id"] == "S001-T01-00000004");
+  CHECK(st["numbering_caught_up"].is_object());
+  CHECK(st["outbox"]["depth"] == 1);  // kept, not lost
+  CHECK(sale_of(1, "after-restore-2") == "S001-T01-00000006");
+  REQUIRE(eventually([&] {
+    st = d->get("/v1/status").body;
+    return st["outbox"]["depth"] == 1 && st["hq_refused"].size() == 1;
+  }));
+  auto out = run_ctl("status --url 127.0.0.1:" + std::to_string(d->port()) + " --token-file " +
+                     (d->dir() / "token").string());
+  CHECK(out.out.find("REFUSED     S001-T01-00000004") != std::string::npos);
+
+  // HQ has each of the six sales it was given once, and its own fourth
+  // stands; nothing was applied twice.
+  w.hq.stop();
+  CHECK(w.count("transactions") == 6);
+  const auto member = hq_json(w.hq.cli("member M-A"));
+  CHECK(member["balance"] == 1000 + earned);
+  CHECK(w.hq.cli("verify").code == 0);
+}

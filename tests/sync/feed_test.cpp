@@ -83,6 +83,15 @@ TEST_CASE("HQ's answer to a batch is checked before anything is acknowledged", "
   CHECK(ok->results.size() == 1);
   CHECK(ok->results[0].status == "accepted");
   CHECK(ok->clock_skew_seconds == -3);
+  CHECK(ok->next_seq == 2);
+  CHECK_FALSE(ok->last_receipt);  // an older HQ does not say
+  // Where HQ's numbering stands moves the terminal's: it must be sane.
+  auto numbered = sync::parse_batch_answer(R"({"results": [], "next_seq": 8, "last_receipt": 9})");
+  REQUIRE(numbered);
+  CHECK(numbered->last_receipt == 9);
+  CHECK_FALSE(sync::parse_batch_answer(R"({"results": [], "next_seq": -1})"));
+  CHECK_FALSE(sync::parse_batch_answer(R"({"results": [], "last_receipt": 1e300})"));
+  CHECK_FALSE(sync::parse_batch_answer(R"({"results": [], "last_receipt": 9223372036854775807})"));
   CHECK_FALSE(sync::parse_batch_answer(R"({"results": [{"txn_id": 1, "status": "accepted"}]})"));
   CHECK_FALSE(sync::parse_batch_answer(R"({"results": {}})"));
   CHECK_FALSE(sync::parse_batch_answer(R"({"results": [], "clock_skew_seconds": "x"})"));
