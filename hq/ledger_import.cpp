@@ -39,6 +39,28 @@ std::vector<std::string> split_csv(const std::string& line) {
 
 const std::vector<std::string> kColumns = {"member_id", "phone", "card_number", "name",
                                            "birthday",  "tier",  "points",      "points_expire_on"};
+// An optional last column: the stores that should hold the member from the
+// start (with `serve --member-feed visited`), separated by ';'.
+const std::string kStoresColumn = "stores";
+
+// The store ids in a `stores` field; nullopt when one is not an id.
+std::optional<std::vector<std::string>> stores_in(const std::string& field) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (std::size_t i = 0; i <= field.size(); ++i) {
+    if (i == field.size() || field[i] == ';') {
+      const auto b = cur.find_first_not_of(' ');
+      const auto id =
+          b == std::string::npos ? "" : cur.substr(b, cur.find_last_not_of(' ') - b + 1);
+      if (!id.empty() && !core::valid_id(id)) return std::nullopt;
+      if (!id.empty()) out.push_back(id);
+      cur.clear();
+    } else {
+      cur += field[i];
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -47,10 +69,14 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);)
     if (!line.empty() && line != "\r") lines.push_back(line);
-  if (lines.empty() || split_csv(lines[0]) != kColumns)
+  auto header = lines.empty() ? std::vector<std::string>{} : split_csv(lines[0]);
+  const bool with_stores = !header.empty() && header.back() == kStoresColumn;
+  if (with_stores) header.pop_back();
+  if (header != kColumns)
     return core::invalid("header",
                          "the first line must be: member_id,phone,card_number,name,"
-                         "birthday,tier,points,points_expire_on");
+                         "birthday,tier,points,points_expire_on (then optionally stores)");
+  const std::size_t fields = kColumns.size() + (with_stores ? 1 : 0);
   const auto day = core::parse_local_date(today);
   if (!day) return core::invalid("today", "must be YYYY-MM-DD");
   std::lock_guard lock(mutex_);
@@ -70,8 +96,14 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
     auto r = in_transaction(db_, [&]() -> core::Result<bool> {
       for (std::size_t i = start; i < std::min(lines.size(), start + kChunk); ++i) {
         const auto f = split_csv(lines[i]);
-        if (f.size() != kColumns.size()) {
-          reject(i, "has " + std::to_string(f.size()) + " fields, expected 8");
+        if (f.size() != fields) {
+          reject(i,
+                 "has " + std::to_string(f.size()) + " fields, expected " + std::to_string(fields));
+          continue;
+        }
+        const auto stores = with_stores ? stores_in(f[8]) : std::vector<std::string>{};
+        if (!stores) {
+          reject(i, "stores: must be store ids separated by ';'");
           continue;
         }
         Json state{{"id", f[0]}};
@@ -122,6 +154,13 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
           post({core::Entry{"IMPORT-" + f[0] + "/1", "IMPORT-" + f[0],
                             core::program_account(*prog, "issued"), core::member_account(f[0]), pts,
                             "pts", lot, "imported opening balance"}});
+        // Held by these stores from the start: the visited feed sends them
+        // the member before a first visit, which may come while offline.
+        for (const auto& store : *stores)
+          db_.exec(
+              "INSERT INTO member_stores(member_id, store_id, since) VALUES (?1, ?2, ?3) "
+              "ON CONFLICT DO NOTHING",
+              {f[0], store, clock_()});
         change_text("member", m->id, std::string(kMemberFromRow), "", m->id);
         ++added;
         points += pts;

@@ -835,5 +835,30 @@ TEST_CASE("with the visited member feed a store gets only the members it sold to
   b.know(*core::member_from_json(got[0]["data"]["state"]));
   hq.sales(b, 1);
   CHECK(count(*hq.db, "member_stores") == rows_before + 1);
+
+  // Members imported with their stores reach those stores before a first
+  // visit (which may come while the store is offline), and no others.
+  std::istringstream csv(
+      "member_id,phone,card_number,name,birthday,tier,points,points_expire_on,stores\n"
+      "M2001,13900000021,,Wang,,,100,,S002\n"
+      "M2002,13900000022,,Li,,,0,,S001; S002\n"
+      "M2003,13900000023,,Zhao,,,0,,\n"
+      "M2004,13900000024,,Sun,,,0,,S00 2\n");
+  const auto imported = hq.ledger->import_members(csv, "2026-11-22");
+  REQUIRE(imported);
+  INFO(imported->dump());
+  CHECK((*imported)["added"] == 3);
+  REQUIRE((*imported)["problems"].size() == 1);
+  CHECK((*imported)["problems"][0] == "line 5: stores: must be store ids separated by ';'");
+  const auto has = [&](const std::string& store, const std::string& id) {
+    const auto k = kinds(store);
+    return std::count(k.begin(), k.end(), "member:" + id) == 1;
+  };
+  CHECK(has("S002", "M2001"));
+  CHECK_FALSE(has("S001", "M2001"));
+  CHECK(has("S001", "M2002"));
+  CHECK(has("S002", "M2002"));
+  CHECK_FALSE(has("S001", "M2003"));
+  CHECK_FALSE(has("S002", "M2003"));
   hq.verified();
 }
