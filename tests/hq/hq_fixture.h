@@ -21,6 +21,7 @@
 #include "hq/schema.h"
 #include "hq/sql.h"
 #include "platform/crypto.h"
+#include "tests/scratch.h"
 
 namespace loyalty::test {
 
@@ -42,7 +43,7 @@ inline std::string fresh_hq_target(
     const std::string& backend,
     const std::filesystem::path& dir = std::filesystem::temp_directory_path()) {
   const auto name = "t_" + platform::random_hex(6);
-  if (backend == "sqlite") return "sqlite:" + (dir / (name + ".db")).string();
+  if (backend == "sqlite") return "sqlite:" + remove_after_run(dir / (name + ".db")).string();
   const char* file = std::getenv("LOYALTY_PG_CONNINFO_FILE");
   REQUIRE(file != nullptr);  // ctest starts the cluster and sets this
   std::string conninfo = read_all(file);

@@ -6,6 +6,7 @@
 #include "terminal/member_codes.h"
 #include "terminal/schema.h"
 #include "terminal/store.h"
+#include "tests/scratch.h"
 
 using namespace loyalty;
 using terminal::parse_member_code;
@@ -49,8 +50,8 @@ TEST_CASE("dynamic codes verify offline, expire, and reject other keys", "[termi
 }
 
 TEST_CASE("an old terminal database upgrades to the current schema", "[terminal][store]") {
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("loyaltyd-migrate-" + platform::random_hex(4) + ".db");
+  const auto path = test::remove_after_run(std::filesystem::temp_directory_path() /
+                                           ("loyaltyd-migrate-" + platform::random_hex(4) + ".db"));
   {
     auto db = platform::Db::open(path.string());
     REQUIRE(db);

@@ -24,6 +24,7 @@
 #include "core/json_reader.h"
 #include "core/member_number.h"
 #include "platform/http_client.h"
+#include "tests/scratch.h"
 
 namespace loyalty::test {
 
@@ -51,7 +52,7 @@ inline const std::vector<std::string>& exec_wrapper() {
 inline fs::path scratch_dir(const std::string& tag) {
   std::string tmpl = (fs::temp_directory_path() / ("loyaltyd-" + tag + "-XXXXXX")).string();
   REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  return tmpl;
+  return remove_after_run(tmpl);
 }
 
 struct HttpResult {
