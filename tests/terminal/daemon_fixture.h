@@ -160,6 +160,7 @@ class Daemon {
   }
   HttpResult raw(platform::http::verb verb, const std::string& target, const std::string& body,
                  const std::map<std::string, std::string>& headers) {
+    REQUIRE(client_);  // start() succeeded
     auto r = client_->request(verb, target, body, headers);
     REQUIRE(r);
     HttpResult out{r->status, Json::parse(r->body, nullptr, false), r->headers};
@@ -168,6 +169,7 @@ class Daemon {
   HttpResult get(const std::string& t) { return call(platform::http::verb::get, t); }
   // A counter or gauge from GET /metrics (Prometheus text).
   std::int64_t metric(const std::string& name) {
+    REQUIRE(client_);
     auto r = client_->request(platform::http::verb::get, "/metrics", "",
                               {{"Authorization", "Bearer " + token_}});
     REQUIRE(r);
