@@ -46,12 +46,9 @@ Json Checkout::status() {
     // Sales HQ refused because their receipt id names another transaction
     // there (a database restored from an older backup): they stay queued.
     Json refused = Json::array();
-    if (const auto text = sync_get(db, "hq_refused")) {
-      const auto list = Json::parse(*text, nullptr, false);
-      if (list.is_object())
-        for (const auto& [id, reason] : list.items())
-          refused.push_back({{"receipt_id", id}, {"reason", reason}});
-    }
+    platform::Stmt h(db,
+                     "SELECT txn_id, refused FROM outbox WHERE refused IS NOT NULL ORDER BY seq");
+    while (h.step()) refused.push_back({{"receipt_id", h.text(0)}, {"reason", h.text(1)}});
     j["hq_refused"] = refused;
     const auto caught = sync_get(db, "numbering_caught_up");
     j["numbering_caught_up"] = caught ? Json::parse(*caught, nullptr, false) : Json(nullptr);
@@ -66,7 +63,8 @@ ApiResult Checkout::outbox(std::int64_t limit) {
     platform::Stmt s(db,
                      "SELECT o.seq, o.txn_id, o.queued_at, t.kind, t.member_id, t.points_earned, "
                      "t.points_redeemed, t.offline FROM outbox o JOIN transactions t "
-                     "ON t.txn_id = o.txn_id WHERE o.acked_at IS NULL ORDER BY o.seq LIMIT ?1");
+                     "ON t.txn_id = o.txn_id WHERE o.acked_at IS NULL AND o.refused IS NULL "
+                     "ORDER BY o.seq LIMIT ?1");
     s.bind(1, limit);
     Json items = Json::array();
     while (s.step())

@@ -124,8 +124,16 @@ CREATE TABLE blocked_codes(
   member_id TEXT NOT NULL);
 )sql";
 
-constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3},
-                                               {4, kV4}, {5, kV5}, {6, kV6}};
+// v7: a sale HQ refused as a conflict (its receipt id names another
+// transaction at HQ: sold on a database restored from an older backup)
+// keeps HQ's reason and leaves the pending work: not uploaded again, not in
+// the member's unsynced points, not in the outbox depth.
+constexpr const char* kV7 = R"sql(
+ALTER TABLE outbox ADD COLUMN refused TEXT;
+)sql";
+
+constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4},
+                                               {5, kV5}, {6, kV6}, {7, kV7}};
 
 }  // namespace
 

@@ -301,15 +301,16 @@ std::int64_t member_points_where(Db& db, const std::string& member_id,
 }  // namespace
 
 std::int64_t unsynced_points(Db& db, const std::string& member_id) {
-  return member_points_where(db, member_id, "o.acked_at IS NULL");
+  return member_points_where(db, member_id, "o.acked_at IS NULL AND o.refused IS NULL");
 }
 
 std::int64_t points_after_seq(Db& db, const std::string& member_id, std::int64_t seq) {
-  return member_points_where(db, member_id, "o.seq > ?2", seq);
+  return member_points_where(db, member_id, "o.seq > ?2 AND o.refused IS NULL", seq);
 }
 
 OutboxStats outbox_stats(Db& db) {
-  Stmt s(db, "SELECT COUNT(*), MIN(queued_at) FROM outbox WHERE acked_at IS NULL");
+  Stmt s(db,
+         "SELECT COUNT(*), MIN(queued_at) FROM outbox WHERE acked_at IS NULL AND refused IS NULL");
   s.step();
   OutboxStats o;
   o.depth = s.integer(0);

@@ -158,6 +158,30 @@ std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
   return r;
 }
 
+// The member as this till shows them: HQ's state plus what HQ has not
+// acknowledged yet (and has not refused), in sequence order.
+core::MemberState local_view(Db& db, const core::MemberState& hq) {
+  core::MemberState view = hq;
+  platform::Stmt s(db,
+                   "SELECT t.txn_id FROM transactions t JOIN outbox o ON o.txn_id = "
+                   "t.txn_id WHERE o.acked_at IS NULL AND o.refused IS NULL AND t.member_id = ?1 "
+                   "ORDER BY o.seq");
+  s.bind(1, hq.id);
+  std::vector<std::string> pending;
+  while (s.step()) pending.push_back(s.text(0));
+  for (const auto& id : pending) {
+    auto t = find_txn(db, id);
+    auto rec = t ? record_of(db, *t) : std::nullopt;
+    if (!rec) continue;
+    const auto day = core::parse_local_date(rec->business_day).value();
+    std::optional<core::LocalDays> exp;
+    if (rec->points_expire_on) exp = core::parse_local_date(*rec->points_expire_on);
+    (void)core::apply_point_entries(view, rec->entries, day, exp);
+    (void)core::apply_delta(view, rec->delta);
+  }
+  return view;
+}
+
 }  // namespace
 
 core::Result<sync::BatchAnswer> SyncAgent::send_batch(HqLink& link, const sync::Batch& batch) {
@@ -225,24 +249,35 @@ core::Status SyncAgent::resequence(const std::vector<std::string>& txn_ids) {
   return {};
 }
 
-core::Status SyncAgent::note_refused(const std::map<std::string, std::string>& refused,
-                                     const std::vector<std::string>& done) {
+core::Status SyncAgent::note_refused(const std::map<std::string, std::string>& refused) {
+  if (refused.empty()) return {};
+  const auto now = clock_();
   auto ok = store_.write<bool>([&](Db& db) -> core::Result<bool> {
-    const auto old = sync_get(db, "hq_refused");
-    if (!old && refused.empty()) return true;
-    Json list = old ? Json::parse(*old, nullptr, false) : Json::object();
-    if (!list.is_object()) list = Json::object();
-    for (const auto& id : done) list.erase(id);
-    for (const auto& [id, reason] : refused) list[id] = reason;
-    sync_set(db, "hq_refused", list.dump());
+    platform::Stmt u(db, "UPDATE outbox SET refused = ?2 WHERE txn_id = ?1 AND acked_at IS NULL");
+    std::set<std::string> members;
+    for (const auto& [id, reason] : refused) {
+      u.bind(1, id).bind(2, reason);
+      u.exec();
+      if (auto t = find_txn(db, id)) members.insert(t->member_id);
+    }
+    // What HQ refused leaves the member's view here: HQ's balance stands
+    // until a person settles the sale at HQ (an adjustment reaches this
+    // till through the feed like any other change).
+    for (const auto& id : members) {
+      platform::Stmt h(db, "SELECT hq_state FROM members WHERE id = ?1 AND hq_state IS NOT NULL");
+      h.bind(1, id);
+      if (!h.step()) continue;
+      auto hq = core::member_from_json(Json::parse(h.text(0), nullptr, false));
+      if (!hq) continue;
+      save_member_state(db, id, core::member_to_json(local_view(db, *hq)).dump(), now);
+    }
     return true;
   });
   if (!ok) return std::unexpected(ok.error());
   for (const auto& [id, reason] : refused)
-    if (conflicts_logged_.insert(id).second)
-      platform::log_error("HQ refused " + id + ": " + reason +
-                          ". It stays in the outbox; see docs/operations.md, \"Back up and "
-                          "restore\"");
+    platform::log_error("HQ refused " + id + ": " + reason +
+                        ". Kept here, no longer uploaded; settle it at HQ (docs/operations.md, "
+                        "\"Back up and restore\")");
   return {};
 }
 
@@ -265,7 +300,8 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
     auto batch = store_.read<sync::Batch>([&](Db& db) -> core::Result<sync::Batch> {
       sync::Batch b{bundle_.store_id, bundle_.terminal_id, clock_(), {}};
       platform::Stmt s(db,
-                       "SELECT txn_id FROM outbox WHERE acked_at IS NULL ORDER BY seq LIMIT ?1");
+                       "SELECT txn_id FROM outbox WHERE acked_at IS NULL AND refused IS NULL "
+                       "ORDER BY seq LIMIT ?1");
       s.bind(1, static_cast<std::int64_t>(batch_limit_));
       std::vector<std::string> ids;
       while (s.step()) ids.push_back(s.text(0));
@@ -286,7 +322,6 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
     });
     if (!batch) return std::unexpected(batch.error());
     if (batch->records.empty()) return acked;
-    const bool probe = batch_limit_ == kProbeRecords;
     auto answer = send_batch(link, *batch);
     if (!answer) return std::unexpected(answer.error());
     batch_limit_ = kBatchRecords;
@@ -305,7 +340,10 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
       } else if (r.status == "rejected") {
         moved.push_back(r.txn_id);  // in sequence order, as HQ answers
       } else if (r.status == "conflict") {
-        refused[r.txn_id] = r.detail.value("reason", "its id names another transaction at HQ");
+        const auto why = r.detail.find("reason");
+        refused[r.txn_id] = why != r.detail.end() && why->is_string()
+                                ? why->get<std::string>().substr(0, 1000)
+                                : "its id names another transaction at HQ";
       } else {
         platform::log_error("HQ did not take " + r.txn_id + ": " + r.detail.dump());
       }
@@ -320,14 +358,9 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
                           "HQ keeps rejecting the sequence numbers of " + moved.front());
       if (auto ok = resequence(moved); !ok) return std::unexpected(ok.error());
     }
-    if (auto ok = note_refused(refused, done); !ok) return std::unexpected(ok.error());
-    if (done.empty() && moved.empty()) {
-      // HQ answered; what it refused as conflicts waits for a person. A
-      // probe of one such record goes on with a full batch behind it.
-      if (probe && !refused.empty()) continue;
-      if (refused.size() == batch->records.size()) return acked;
+    if (auto ok = note_refused(refused); !ok) return std::unexpected(ok.error());
+    if (done.empty() && moved.empty() && refused.empty())
       return core::fail(core::ErrorCode::kUnavailable, "HQ took nothing from the batch");
-    }
     // HQ's measure of this terminal's clock: shown in status, warned about.
     const auto skew = answer->clock_skew_seconds;
     if (skew > sync::kClockToleranceSeconds || skew < -sync::kClockToleranceSeconds)
@@ -355,24 +388,7 @@ bool SyncAgent::apply_change(Db& db, const sync::Change& ch) {
   if (kind == "member") {
     auto hq = core::member_from_json(d.at("state"));
     if (!hq) return false;
-    // The local view: HQ's state plus what HQ has not acknowledged.
-    core::MemberState view = *hq;
-    platform::Stmt s(db,
-                     "SELECT t.txn_id FROM transactions t JOIN outbox o ON o.txn_id = "
-                     "t.txn_id WHERE o.acked_at IS NULL AND t.member_id = ?1 ORDER BY o.seq");
-    s.bind(1, hq->id);
-    std::vector<std::string> pending;
-    while (s.step()) pending.push_back(s.text(0));
-    for (const auto& id : pending) {
-      auto t = find_txn(db, id);
-      auto rec = t ? record_of(db, *t) : std::nullopt;
-      if (!rec) continue;
-      const auto day = core::parse_local_date(rec->business_day).value();
-      std::optional<core::LocalDays> exp;
-      if (rec->points_expire_on) exp = core::parse_local_date(*rec->points_expire_on);
-      (void)core::apply_point_entries(view, rec->entries, day, exp);
-      (void)core::apply_delta(view, rec->delta);
-    }
+    const auto view = local_view(db, *hq);
     const auto now = clock_();
     if (!find_member(db, MemberKey::kId, hq->id)) {
       MemberRow row;
@@ -451,7 +467,8 @@ bool SyncAgent::apply_change(Db& db, const sync::Change& ch) {
       // here has not reached HQ yet (a later change will bring it).
       platform::Stmt p(db,
                        "SELECT COUNT(*) FROM transactions t JOIN outbox o ON o.txn_id = "
-                       "t.txn_id WHERE t.return_of = ?1 AND o.acked_at IS NULL");
+                       "t.txn_id WHERE t.return_of = ?1 AND o.acked_at IS NULL AND o.refused "
+                       "IS NULL");
       p.bind(1, id);
       p.step();
       if (p.integer(0) == 0) update_return_basis(db, id, basis);

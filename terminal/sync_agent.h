@@ -92,10 +92,10 @@ class SyncAgent {
   // Moves the transactions HQ rejected for a sequence number it holds under
   // another id to the end of the sequence, so they upload again.
   core::Status resequence(const std::vector<std::string>& txn_ids);
-  // Keeps, for status, the sales HQ refused as conflicts (`refused`: id and
-  // HQ's reason) and forgets those now acknowledged (`done`).
-  core::Status note_refused(const std::map<std::string, std::string>& refused,
-                            const std::vector<std::string>& done);
+  // Marks the sales HQ refused as conflicts (id and HQ's reason): they stay
+  // in the database, leave the outbox's pending work, and their members'
+  // views here go back to HQ's plus what is still pending.
+  core::Status note_refused(const std::map<std::string, std::string>& refused);
   core::Result<int> pull(HqLink& link);
   // Applies one change of the feed (or of a lookup) other than a program;
   // false when it was skipped.
@@ -119,7 +119,6 @@ class SyncAgent {
   bool feed_behind_ = false;  // the last round left feed pages for the next (sync thread only)
   // HQ's numbering of this terminal was read since start (sync thread only).
   bool numbering_known_ = false;
-  std::set<std::string> conflicts_logged_;  // sync thread only
   // Records in the next upload (sync thread only). After a failure, or at
   // start, one record probes the link: a terminal that cannot reach HQ does
   // not build a 500-record batch at every retry. Once HQ answers, the same

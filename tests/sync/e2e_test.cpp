@@ -579,18 +579,27 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
   REQUIRE(refused);
   CHECK(st["hq_refused"][0]["receipt_id"] == "S001-T01-00000004");
   CHECK(st["numbering_caught_up"].is_object());
-  CHECK(st["outbox"]["depth"] == 1);  // kept, not lost
+  // Kept in the database, no longer pending: the member's view here is
+  // HQ's again, without the refused sale's points.
+  CHECK(st["outbox"]["depth"] == 0);
+  CHECK(d->get("/v1/transactions/S001-T01-00000004").status == 200);
+  REQUIRE(eventually([&] {
+    const auto m = d->get("/v1/members/M-A").body["points"];
+    return m["pending_sync"] == 0 && m["available"] == 1000 + earned;
+  }));
   CHECK(sale_of(1, "after-restore-2") == "S001-T01-00000006");
   REQUIRE(eventually([&] {
     st = d->get("/v1/status").body;
-    return st["outbox"]["depth"] == 1 && st["hq_refused"].size() == 1;
+    return st["outbox"]["depth"] == 0 && st["hq_refused"].size() == 1;
   }));
   auto out = run_ctl("status --url 127.0.0.1:" + std::to_string(d->port()) + " --token-file " +
                      (d->dir() / "token").string());
   CHECK(out.out.find("REFUSED     S001-T01-00000004") != std::string::npos);
 
   // HQ has each of the six sales it was given once, and its own fourth
-  // stands; nothing was applied twice.
+  // stands; nothing was applied twice. The till agrees.
+  REQUIRE(eventually(
+      [&] { return d->get("/v1/members/M-A").body["points"]["available"] == 1000 + earned; }));
   w.hq.stop();
   CHECK(w.count("transactions") == 6);
   const auto member = hq_json(w.hq.cli("member M-A"));
