@@ -115,6 +115,19 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
     if (orig->voided_by)
       return refuse(problem(409, "already-voided", "Already voided",
                             receipt_id + " was voided by " + *orig->voided_by, "receipt_id"));
+    if (!remote) {
+      // A sale HQ refused (its id names another sale there) cannot be
+      // taken back: HQ would apply the return to that other sale.
+      platform::Stmt rf(db, "SELECT 1 FROM outbox WHERE txn_id = ?1 AND refused IS NOT NULL");
+      rf.bind(1, receipt_id);
+      if (rf.step())
+        return refuse(problem(409, "sale-refused-by-hq", "Sale not at HQ",
+                              receipt_id +
+                                  " was made on a database restored from an older backup and HQ "
+                                  "refused it; it cannot be returned or voided here, refer the "
+                                  "member to customer service",
+                              "receipt_id"));
+    }
     auto basis = core::return_basis_from_json(Json::parse(*orig->return_basis));
     if (!basis) return std::unexpected(basis.error());
     if (is_void) {

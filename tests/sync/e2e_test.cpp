@@ -583,6 +583,15 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
   // HQ's again, without the refused sale's points.
   CHECK(st["outbox"]["depth"] == 0);
   CHECK(d->get("/v1/transactions/S001-T01-00000004").status == 200);
+  // It cannot be taken back here: HQ would apply that to its own fourth.
+  const auto back = d->post(
+      "/v1/returns",
+      Json{{"receipt_id", "S001-T01-00000004"}, {"lines", {{{"line", 0}, {"quantity", 1}}}}},
+      "return-refused");
+  CHECK(back.status == 409);
+  CHECK(back.type() == "sale-refused-by-hq");
+  CHECK(d->post("/v1/transactions/S001-T01-00000004/void", Json::object(), "void-refused").status ==
+        409);
   REQUIRE(eventually([&] {
     const auto m = d->get("/v1/members/M-A").body["points"];
     return m["pending_sync"] == 0 && m["available"] == 1000 + earned;
