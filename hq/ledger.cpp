@@ -675,9 +675,18 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
         const auto& a = have->second;
         // The same transaction resent carries the same ledger entries; a
         // new sale numbered from a restored database has its own.
-        if (a.committed_at != r.committed_at || a.member_id != r.member_id || a.kind != r.kind ||
-            a.entries != entries_key(r.entries)) {
-          // Another sale under a used id: never taken for a resend.
+        const bool other = a.committed_at != r.committed_at || a.member_id != r.member_id ||
+                           a.kind != r.kind || a.entries != entries_key(r.entries);
+        if (other && (gap || r.seq > next)) {
+          // Beyond a gap: it comes again in order, and is refused then.
+          if (!gap) gap = next;
+          res["status"] = "gap";
+          res["expected_seq"] = *gap;
+        } else if (other) {
+          // Another sale under a used id: never taken for a resend. At the
+          // expected sequence it takes its place (nothing applied), so the
+          // terminal's later records are not held up behind it.
+          if (r.seq == next) ++next;
           res["status"] = "conflict";
           res["reason"] = r.txn_id + " already names another transaction at HQ (" + a.kind +
                           " of member " + a.member_id + ", committed at " +

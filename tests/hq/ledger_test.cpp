@@ -175,6 +175,24 @@ TEST_CASE("a new sale under an id HQ has from a restored terminal is a conflict 
   CHECK((*after)["balance"] == (*before)["balance"]);
   // The true resend of the fourth sale is still a plain duplicate.
   CHECK(hq.ingest(a, {sales[3]})["results"][0]["status"] == "duplicate");
+  // A reused id at the sequence HQ expects takes that place, so the
+  // terminal's later records are not held up behind a sale it will never
+  // resend; one beyond a gap waits for its turn like any other.
+  auto at_next = sales[2];
+  at_next.text.clear();
+  at_next.committed_at += 7200;
+  at_next.seq = 6;
+  auto beyond = sales[1];
+  beyond.text.clear();
+  beyond.committed_at += 7200;
+  beyond.seq = 9;
+  const auto slot = hq.ingest(a, {at_next, beyond});
+  REQUIRE(slot["results"].size() == 2);
+  CHECK(slot["results"][0]["status"] == "conflict");
+  CHECK(slot["results"][1]["status"] == "gap");
+  CHECK(slot["results"][1]["expected_seq"] == 7);
+  CHECK(slot["next_seq"] == 7);
+  CHECK(count(*hq.db, "transactions") == 5);
   hq.verified();
 }
 

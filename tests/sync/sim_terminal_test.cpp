@@ -7,7 +7,11 @@
 // for minutes to days; tills crash mid-round (the process is gone and comes
 // back from its file); HQ restarts and its disk fails in spells (the
 // fault-injecting VFS, tests/faults/fault_vfs.h); clocks are hours off; a
-// program version is published mid-run and travels the signed feed.
+// program version is published mid-run and travels the signed feed. Now and
+// then an operator copies a till's database aside and, later, puts that
+// older copy back: what the till acknowledged since and HQ does not hold is
+// gone with it, and until it reaches HQ it sells under receipt ids HQ
+// already has, each of which HQ must refuse and the till list as refused.
 //
 // Members redeem rewards at every till, so the same points are spent at two
 // offline stores, and bring coffees back: returns at any store, voids on
@@ -15,11 +19,13 @@
 // balance, and every redemption a till allowed while offline stayed within
 // the program's offline allowances (per member per day, per terminal per
 // day, hours since the last sync). At the end, with the network healed:
-// every acknowledged transaction is at HQ exactly once; HQ's balances equal
-// the opening balance plus each acknowledged transaction's points once;
-// every till shows HQ's balance and debt; every till runs the newest
-// program; and each sale taken back at two stores (both before hearing of
-// the other) is flagged at HQ once per extra take-back, and no other is.
+// every acknowledged transaction is at HQ exactly once, but for those gone
+// with a restore and the second sales under a reused id (refused, and
+// listed at their till); HQ's balances equal the opening balance plus each
+// acknowledged transaction's points once; every till shows HQ's balance
+// and debt; every till runs the newest program in force by its own clock;
+// and each sale taken back at two stores (both before hearing of the
+// other) is flagged at HQ once per extra take-back, and no other is.
 //
 // Seeds: LOYALTY_SIM_TILL_SEEDS (default 20; the ci preset runs 20) from
 // LOYALTY_SIM_FIRST (default 1); a failure prints the command that replays
@@ -73,6 +79,8 @@ struct Till {
   bool online = false;          // the last round succeeded (what the till believes)
   std::int64_t last_sync = -1;  // its clock at the last successful round
   int keys = 0;
+  bool backed_up = false;                 // its file was copied aside
+  std::vector<std::string> since_backup;  // receipts it acknowledged since
 };
 
 // A batch the network delivers again later (a duplicate, or a request the
@@ -129,6 +137,8 @@ class Sim : public SimDice {
       if (chance(0.004)) till.down_until = now_ + pick(1, 6 * 24 * 3);  // ten minutes to 3 days
       if (chance(0.5)) shop(t);
       if (chance(0.004)) crash(t);  // between rounds
+      if (chance(0.002)) back_up(t);
+      if (till.backed_up && chance(0.001)) restore(t);
       round(t);
     }
     deliver_late();
@@ -140,6 +150,7 @@ class Sim : public SimDice {
     if (chance(0.003) && !republished_ && now_ >= disk_bad_until_) {
       REQUIRE(ledger_->publish_program(program_text(2), clock(), key_, "sim"));
       republished_ = true;
+      republished_at_ = clock();
     }
     if (ingested_) {
       require_balanced_books(*ledger_);
@@ -167,6 +178,14 @@ class Sim : public SimDice {
     std::set<std::string> at_hq;
     for (const auto& r : rows) at_hq.insert(r.text(0));
     CHECK(at_hq == committed_);
+    // Each sale a restored till made under an id HQ had is refused there,
+    // kept, and listed; no other is.
+    std::set<std::string> refused;
+    for (auto& till : tills_) {
+      const auto status = till.checkout->status();
+      for (const auto& r : status["hq_refused"]) refused.insert(r["receipt_id"].get<std::string>());
+    }
+    CHECK(refused == reused_);
     for (int m = 0; m < kMembers; ++m) {
       const auto id = "M" + std::to_string(m);
       INFO("member " << id);
@@ -184,8 +203,11 @@ class Sim : public SimDice {
         CHECK(p["debt"] == (*hq)["debt"]);
       }
     }
-    for (auto& till : tills_)
-      CHECK(till.checkout->status()["program"]["version"] == (republished_ ? 2 : 1));
+    // The newest program in force by each till's own clock (one running
+    // hours behind may not have reached the new version's start yet).
+    for (int t = 0; t < kTills; ++t)
+      CHECK(tills_[static_cast<std::size_t>(t)].checkout->status()["program"]["version"] ==
+            (republished_ && till_clock(t) >= republished_at_ ? 2 : 1));
     // A sale taken back at two stores before either heard of the other is
     // kept twice (the points moved both times) and each extra one flagged.
     std::set<std::string> flagged;
@@ -241,13 +263,16 @@ class Sim : public SimDice {
            " POS retries), " + std::to_string(lost_) + " messages lost, " +
            std::to_string(duplicated_) + " delivered late, " + std::to_string(crashes_) +
            " till crashes, " + std::to_string(hq_restarts_) + " HQ restarts, " +
-           std::to_string(vfs_.injected()) + " HQ disk faults";
+           std::to_string(vfs_.injected()) + " HQ disk faults, " + std::to_string(backups_) +
+           " till backups, " + std::to_string(restores_) + " restores (" +
+           std::to_string(forgotten_) + " transactions gone with them, " +
+           std::to_string(reused_.size()) + " sales under an id HQ had, refused)";
   }
   SeedRun figures() const {
     SeedRun f;
     f.trace = trace_hash();
     f.transactions = static_cast<std::int64_t>(committed_.size());
-    f.faults = lost_ + duplicated_ + crashes_ + hq_restarts_ + vfs_.injected();
+    f.faults = lost_ + duplicated_ + crashes_ + hq_restarts_ + vfs_.injected() + restores_;
     f.disk_faults = vfs_.injected();
     f.offline_redeemed = offline_redeemed_;
     f.refused_offline = refused_offline_;
@@ -257,6 +282,7 @@ class Sim : public SimDice {
 
  private:
   std::int64_t clock() const { return kStart + now_ * kStep; }
+  static int till_of(const std::string& receipt) { return std::stoi(receipt.substr(1)) - 1; }
   std::int64_t till_clock(int t) const {
     return clock() + tills_[static_cast<std::size_t>(t)].skew;
   }
@@ -277,13 +303,85 @@ class Sim : public SimDice {
     ledger_ = std::make_unique<hq::HqLedger>(*db_, [this] { return clock(); });
   }
 
-  // A till process starting from its file, as loyaltyd does.
-  void open_till(int t) {
+  void close_till(int t) {
     auto& till = tills_[static_cast<std::size_t>(t)];
     till.agent.reset();
     till.checkout.reset();
     till.db.reset();
-    auto db = terminal::Store::open((dir_ / (till.store + ".db")).string());
+  }
+
+  fs::path till_file(int t, const std::string& suffix = "") const {
+    return dir_ / (tills_[static_cast<std::size_t>(t)].store + ".db" + suffix);
+  }
+
+  // An operator copies the till's database aside with loyaltyd stopped.
+  void back_up(int t) {
+    auto& till = tills_[static_cast<std::size_t>(t)];
+    close_till(t);
+    for (const auto* suffix : {"", "-wal", "-shm"}) {
+      const auto backup = dir_ / ("backup-" + till.store + ".db" + suffix);
+      fs::remove(backup);
+      if (fs::exists(till_file(t, suffix))) fs::copy_file(till_file(t, suffix), backup);
+    }
+    till.backed_up = true;
+    till.since_backup.clear();
+    ++backups_;
+    trace(-4);
+    open_till(t);
+  }
+
+  // ... and later puts that copy back. What the till acknowledged since and
+  // HQ does not hold is gone with it (in flight batches of its old life
+  // too); its next sales reuse those receipt ids, and HQ's, until the till
+  // reaches HQ.
+  void restore(int t) {
+    auto& till = tills_[static_cast<std::size_t>(t)];
+    close_till(t);
+    std::vector<Late> kept;
+    for (auto& l : late_)
+      if (l.till != t) kept.push_back(std::move(l));
+    lost_ += static_cast<std::int64_t>(late_.size() - kept.size());
+    late_ = std::move(kept);
+    for (const auto* suffix : {"", "-wal", "-shm"}) {
+      const auto backup = dir_ / ("backup-" + till.store + ".db" + suffix);
+      fs::remove(till_file(t, suffix));
+      if (fs::exists(backup)) fs::copy_file(backup, till_file(t, suffix));
+    }
+    for (const auto& receipt : till.since_backup) {
+      // The restored till no longer counts it against its allowances.
+      if (const auto o = offline_by_receipt_.find(receipt); o != offline_by_receipt_.end()) {
+        by_terminal_[{t, o->second.second}] -= kReward;
+        by_member_[{t, o->second.first, o->second.second}] -= kReward;
+        offline_by_receipt_.erase(o);
+      }
+      if (reused_.erase(receipt) > 0) continue;  // the second sale under it is gone
+      if (db_->query("SELECT 1 FROM transactions WHERE txn_id = ?1", {receipt}).empty())
+        forget(t, receipt);
+    }
+    till.since_backup.clear();
+    ++restores_;
+    trace(-5);
+    open_till(t);
+  }
+
+  void forget(int t, const std::string& receipt) {
+    committed_.erase(receipt);
+    for (const auto& [member, delta] : moved_[receipt]) points_[member] -= delta;
+    moved_.erase(receipt);
+    auto& sold = sales_[static_cast<std::size_t>(t)];
+    sold.erase(std::remove(sold.begin(), sold.end(), receipt), sold.end());
+    takebacks_.erase(receipt);
+    for (auto& [sale, backs] : takebacks_)
+      backs.erase(std::remove(backs.begin(), backs.end(), receipt), backs.end());
+    std::erase_if(takebacks_, [](const auto& kv) { return kv.second.empty(); });
+    ++forgotten_;
+  }
+
+  // A till process starting from its file, as loyaltyd does.
+  void open_till(int t) {
+    auto& till = tills_[static_cast<std::size_t>(t)];
+    close_till(t);
+    auto db = terminal::Store::open(till_file(t).string());
     REQUIRE(db);
     till.db = std::move(*db);
     terminal::TerminalSettings settings;
@@ -386,7 +484,7 @@ class Sim : public SimDice {
         }
       } else {
         ++redeemed_;
-        if (!till.online) check_offline_redemption(t, member);
+        if (!till.online) check_offline_redemption(t, member, r->body["receipt_id"]);
       }
     }
     auto sale = commit(t, Json{{"member_id", member}, {"basket", kLatte}});
@@ -407,10 +505,15 @@ class Sim : public SimDice {
       const auto receipt =
           again ? it->first
                 : at[static_cast<std::size_t>(pick(0, static_cast<int>(at.size()) - 1))];
+      // A sale under a reused id is not taken back here: HQ would apply
+      // that to its own sale of the id (docs/sync.md, "Not yet").
+      if (reused_.contains(receipt)) return;
       const bool own = receipt.starts_with(tills_[static_cast<std::size_t>(t)].store + "-");
       auto r = take_back(t, receipt, own && chance(0.3));
       if (r) {
-        takebacks_[receipt].push_back(r->body["receipt_id"].get<std::string>());
+        // One under an id HQ has (a restored till's) never reaches HQ.
+        const auto back = r->body["receipt_id"].get<std::string>();
+        if (!reused_.contains(back)) takebacks_[receipt].push_back(back);
         ++reversals_;
         cross_store_ += own ? 0 : 1;
       } else {
@@ -464,24 +567,36 @@ class Sim : public SimDice {
       CHECK(Json::parse(again->text.empty() ? again->body.dump() : again->text)["receipt_id"] ==
             receipt);
     }
-    REQUIRE(committed_.insert(receipt).second);
+    const auto t = till_of(receipt);
+    tills_[static_cast<std::size_t>(t)].since_backup.push_back(receipt);
+    if (!committed_.insert(receipt).second) {
+      // Only a restored till hands out an id twice; HQ must refuse this one
+      // as a conflict and keep its own.
+      REQUIRE(restores_ > 0);
+      REQUIRE(reused_.insert(receipt).second);
+      trace(-6);
+      return r;
+    }
     for (const auto& e : r->body["entries"]) {
       if (e["unit"] != "pts") continue;
       const auto amount = e["amount"].get<std::int64_t>();
       for (const auto& [side, sign] : {std::pair{"credit", 1}, std::pair{"debit", -1}}) {
         const std::string account = e[side];
-        if (account.starts_with("member:")) points_[account.substr(7)] += sign * amount;
+        if (!account.starts_with("member:")) continue;
+        points_[account.substr(7)] += sign * amount;
+        moved_[receipt][account.substr(7)] += sign * amount;
       }
     }
     trace(static_cast<std::int64_t>(committed_.size()));
     return r;
   }
 
-  void check_offline_redemption(int t, const std::string& member) {
+  void check_offline_redemption(int t, const std::string& member, const std::string& receipt) {
     auto& till = tills_[static_cast<std::size_t>(t)];
     ++offline_redeemed_;
     const auto at = till_clock(t);
     const auto day = (at + 8 * 3600) / 86400;  // the till's store-local day
+    offline_by_receipt_[receipt] = {member, day};
     INFO("till " << till.store << " redeemed offline at " << at << ", last sync "
                  << till.last_sync);
     CHECK(till.last_sync >= 0);
@@ -508,6 +623,11 @@ class Sim : public SimDice {
   std::vector<Till> tills_;
   std::vector<Late> late_;
   std::set<std::string> committed_;
+  std::set<std::string> reused_;  // acknowledged twice: a restored till's second sale under an id
+  // The points each acknowledged transaction moved, per member.
+  std::map<std::string, std::map<std::string, std::int64_t>> moved_;
+  // Redemptions allowed offline: member and store-local day.
+  std::map<std::string, std::pair<std::string, std::int64_t>> offline_by_receipt_;
   std::vector<std::vector<std::string>> sales_ = std::vector<std::vector<std::string>>(kTills);
   // Sales returned or voided: the take-backs of each, in the order made.
   std::map<std::string, std::vector<std::string>> takebacks_;
@@ -516,9 +636,10 @@ class Sim : public SimDice {
   std::map<std::pair<int, std::int64_t>, std::int64_t> by_terminal_;
   std::map<std::tuple<int, std::string, std::int64_t>, std::int64_t> by_member_;
   bool republished_ = false, ingested_ = false, crash_pending_ = false;
+  std::int64_t republished_at_ = 0;  // the second version's effective time
   std::int64_t lost_ = 0, duplicated_ = 0, crashes_ = 0, hq_restarts_ = 0, redeemed_ = 0,
                offline_redeemed_ = 0, refused_offline_ = 0, replays_ = 0, reversals_ = 0,
-               double_takebacks_ = 0, cross_store_ = 0;
+               double_takebacks_ = 0, cross_store_ = 0, backups_ = 0, restores_ = 0, forgotten_ = 0;
 };
 
 core::Result<platform::ClientResponse> SimLink::request(platform::http::verb method,
