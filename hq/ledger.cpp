@@ -540,6 +540,16 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
   track_return(r, member, flags_out);
 }
 
+namespace {
+
+// One ledger entry as the resend check compares it.
+std::string entry_line(const std::string& id, const std::string& debit, const std::string& credit,
+                       std::int64_t amount, const std::string& unit) {
+  return id + " " + debit + " " + credit + " " + std::to_string(amount) + " " + unit;
+}
+
+}  // namespace
+
 std::string HqLedger::entries_key(std::vector<std::string> lines) {
   std::sort(lines.begin(), lines.end());
   std::string key;
@@ -550,8 +560,7 @@ std::string HqLedger::entries_key(std::vector<std::string> lines) {
 std::string HqLedger::entries_key(const std::vector<core::Entry>& entries) {
   std::vector<std::string> lines;
   for (const auto& e : entries)
-    lines.push_back(e.id + " " + e.debit + " " + e.credit + " " + std::to_string(e.amount) + " " +
-                    e.unit);
+    lines.push_back(entry_line(e.id, e.debit, e.credit, e.amount, e.unit));
   return entries_key(std::move(lines));
 }
 
@@ -570,25 +579,11 @@ std::map<std::string, HqLedger::Accepted> HqLedger::accepted(const sync::Batch& 
   std::map<std::string, std::vector<std::string>> lines;
   for (const auto& row : query_ids(
            db_, "SELECT txn_id, id, debit, credit, amount, unit FROM entries WHERE txn_id IN", ids))
-    lines[row.text(0)].push_back(row.text(1) + " " + row.text(2) + " " + row.text(3) + " " +
-                                 std::to_string(row.integer(4)) + " " + row.text(5));
+    lines[row.text(0)].push_back(
+        entry_line(row.text(1), row.text(2), row.text(3), row.integer(4), row.text(5)));
   for (auto& [id, l] : lines) seen[id].entries = entries_key(std::move(l));
   return seen;
 }
-
-namespace {
-
-// The receipt number in a terminal's transaction id (`S001-T01-00000042`:
-// 42), 0 when the id does not end in one.
-std::int64_t receipt_in(const std::string& txn_id) {
-  const auto digits = txn_id.substr(txn_id.rfind('-') + 1);
-  if (digits.empty() || digits.size() > 18 ||
-      digits.find_first_not_of("0123456789") != std::string::npos)
-    return 0;
-  return std::stoll(digits);
-}
-
-}  // namespace
 
 std::int64_t HqLedger::last_receipt(const std::string& store, const std::string& terminal) {
   // Receipt numbers are handed out before the sequence (in commit order),
@@ -598,7 +593,7 @@ std::int64_t HqLedger::last_receipt(const std::string& store, const std::string&
        db_.query("SELECT txn_id FROM transactions WHERE store_id = ?1 AND terminal_id = ?2 "
                  "ORDER BY seq DESC LIMIT 64",
                  {store, terminal}))
-    last = std::max(last, receipt_in(row.text(0)));
+    last = std::max(last, sync::receipt_number(row.text(0)));
   return last;
 }
 
@@ -711,7 +706,7 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
         apply(r, prepared[i], store, terminal, now, flags);
         seen.emplace(r.txn_id, Accepted{prepared[i].hash, r.committed_at, r.member_id, r.kind,
                                         entries_key(r.entries)});
-        receipt = std::max(receipt, receipt_in(r.txn_id));
+        receipt = std::max(receipt, sync::receipt_number(r.txn_id));
         res["status"] = "accepted";
         if (!flags.empty()) res["flags"] = flags;
         ++next;

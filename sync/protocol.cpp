@@ -337,6 +337,16 @@ std::optional<std::string_view> member_text(std::string_view object, std::string
   return found;
 }
 
+std::int64_t receipt_number(std::string_view txn_id) {
+  const auto digits = txn_id.substr(txn_id.rfind('-') + 1);
+  if (digits.empty() || digits.size() > 18 ||
+      digits.find_first_not_of("0123456789") != std::string_view::npos)
+    return 0;
+  std::int64_t n = 0;
+  for (const char c : digits) n = n * 10 + (c - '0');
+  return n;
+}
+
 core::Result<Batch> batch_from_json(Json j) {
   std::size_t count = 0;
   auto b = batch_head(j, count);

@@ -81,6 +81,10 @@ struct Batch {
 
 inline constexpr std::size_t kMaxBatchRecords = 1000;
 
+// The receipt number in a terminal's transaction id (`S001-T01-00000042`:
+// 42): the digits after the last '-', 0 when there are none.
+std::int64_t receipt_number(std::string_view txn_id);
+
 Json batch_to_json(const Batch& b);
 [[nodiscard]] core::Result<Batch> batch_from_json(Json j);
 // The same from the upload's text, without building one document for the

@@ -108,10 +108,6 @@ bool Checkout::offline(Db& db) {
   return sync_get(db, "online").value_or("0") != "1";
 }
 
-std::int64_t Checkout::receipt_number(const std::string& txn_id) {
-  return std::stoll(txn_id.substr(txn_id.rfind('-') + 1));
-}
-
 void Checkout::raise_receipts_to(std::int64_t last) {
   auto cur = next_receipt_.load();
   while (cur < last && !next_receipt_.compare_exchange_weak(cur, last)) {

@@ -156,7 +156,6 @@ class Checkout {
   // Runs inside a write transaction; `refusal` is set when it says no.
   core::Result<Reply> commit_in(platform::Db& db, CommitCtx& c, std::optional<ApiError>& refusal,
                                 std::optional<Worked> early = std::nullopt);
-  static std::int64_t receipt_number(const std::string& txn_id);
   ApiResult commit_request(const Json& body, const std::string& idem_key, const std::string& kind,
                            const std::string& hash_scope);
   // `uncounted` are points of a transaction not inserted yet.

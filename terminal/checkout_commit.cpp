@@ -5,6 +5,7 @@
 #include "core/ledger.h"
 #include "core/member_delta.h"
 #include "core/return_basis.h"
+#include "sync/protocol.h"
 #include "terminal/checkout.h"
 #include "terminal/checkout_util.h"
 
@@ -194,7 +195,7 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   t.delta = core::delta_to_json(core::diff_member(m->state, w.after)).dump();
   if (w.outcome.earn_expires_on)
     t.points_expire_on = core::format_local_date(*w.outcome.earn_expires_on);
-  note_receipt(db, receipt_number(c.req.txn_id));
+  note_receipt(db, sync::receipt_number(c.req.txn_id));
   m->state = std::move(w.after);
   return record(db, t, std::move(j), *m, program, w.committed.entries);
 }

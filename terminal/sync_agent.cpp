@@ -201,6 +201,15 @@ core::Result<sync::BatchAnswer> SyncAgent::send_batch(HqLink& link, const sync::
 
 core::Status SyncAgent::catch_up_numbering(const sync::BatchAnswer& answer) {
   if (!answer.next_seq && !answer.last_receipt) return {};  // an HQ older than this
+  if (answer.last_receipt) checkout_.raise_receipts_to(*answer.last_receipt);
+  // Almost always this database is ahead of HQ: a read, not a write per batch.
+  const auto behind = store_.read<bool>([&](Db& db) -> core::Result<bool> {
+    return (answer.next_seq &&
+            *answer.next_seq - 1 > std::stoll(meta_get(db, "last_seq").value_or("0"))) ||
+           (answer.last_receipt && *answer.last_receipt > last_receipt(db));
+  });
+  if (!behind) return std::unexpected(behind.error());
+  if (!*behind) return {};
   const auto now = clock_();
   auto note = store_.write<std::string>([&](Db& db) -> core::Result<std::string> {
     const auto seq = std::stoll(meta_get(db, "last_seq").value_or("0"));
@@ -220,7 +229,6 @@ core::Status SyncAgent::catch_up_numbering(const sync::BatchAnswer& answer) {
     return what;
   });
   if (!note) return std::unexpected(note.error());
-  if (answer.last_receipt) checkout_.raise_receipts_to(*answer.last_receipt);
   if (!note->empty())
     platform::log_error(
         "this terminal's database is behind HQ, which already has later transactions from it "
