@@ -585,6 +585,39 @@ std::map<std::string, HqLedger::Accepted> HqLedger::accepted(const sync::Batch& 
   return seen;
 }
 
+std::multimap<std::string, HqLedger::Refusal> HqLedger::refusals(const std::string& store,
+                                                                 const std::string& terminal) {
+  std::multimap<std::string, Refusal> out;
+  for (const auto& row :
+       db_.query("SELECT txn_id, record_hash, reason FROM refused_txns WHERE store_id = ?1 AND "
+                 "terminal_id = ?2",
+                 {store, terminal}))
+    out.emplace(row.text(0), Refusal{row.text(1), row.text(2)});
+  return out;
+}
+
+void HqLedger::refuse(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
+                      const std::string& terminal, const std::string& reason, std::int64_t now) {
+  const auto earned = r.totals.value("points_earned", std::int64_t{0});
+  const auto redeemed = r.totals.value("points_redeemed", std::int64_t{0});
+  db_.defer(
+      "INSERT INTO refused_txns(txn_id, record_hash, store_id, terminal_id, seq, kind, "
+      "member_id, return_of, points_earned, points_redeemed, reason, record, received_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+      {r.txn_id, prep.hash, store, terminal, r.seq, r.kind, r.member_id,
+       r.return_of ? SqlParam(*r.return_of) : SqlParam(nullptr), earned, redeemed, reason,
+       prep.text, now});
+  // Nothing of it is booked: someone settles it (an adjustment) and
+  // resolves the flag; until then every store shows it on the member.
+  Json unused = Json::array();
+  flag(r.txn_id, r.member_id, "refused",
+       r.kind + " " + r.txn_id + " from " + store + "/" + terminal +
+           " was refused and is not booked (points earned " + std::to_string(earned) +
+           ", redeemed " + std::to_string(redeemed) + "): " + reason +
+           ". Settle it with an adjustment, then resolve this flag",
+       unused);
+}
+
 std::int64_t HqLedger::last_receipt(const std::string& store, const std::string& terminal) {
   // Receipt numbers are handed out before the sequence (in commit order),
   // so concurrent lanes can swap neighbours: the newest few cover it.
@@ -661,12 +694,32 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       ~ClearOnExit() { p = nullptr; }
     } clear{batch_};
     auto seen = accepted(batch);
+    auto refused_before = refusals(store, terminal);
+    // The same refused record again (a resend): the same answer.
+    const auto refused_again = [&](const sync::TxnRecord& r, const Prepared& p) {
+      for (auto [it, end] = refused_before.equal_range(r.txn_id); it != end; ++it)
+        if (it->second.hash == p.hash) return std::optional<std::string>(it->second.reason);
+      return std::optional<std::string>();
+    };
+    const auto conflict = [&](const sync::TxnRecord& r, const Prepared& p, Json& res,
+                              std::string reason) {
+      // It takes its place at the expected sequence (nothing applied), so
+      // the terminal's later records are not held up behind it.
+      if (r.seq == next) ++next;
+      res["status"] = "conflict";
+      res["reason"] = reason;
+      refuse(r, p, store, terminal, reason, now);
+      refused_before.emplace(r.txn_id, Refusal{p.hash, std::move(reason)});
+    };
     auto receipt = last_receipt(store, terminal);
     prefetch_members(batch);
     for (const auto i : order) {
       const auto& r = batch.records[i];
       Json res{{"txn_id", r.txn_id}, {"seq", r.seq}};
-      if (const auto have = seen.find(r.txn_id); have != seen.end()) {
+      if (const auto again = refused_again(r, prepared[i])) {
+        res["status"] = "conflict";
+        res["reason"] = *again;
+      } else if (const auto have = seen.find(r.txn_id); have != seen.end()) {
         const auto& a = have->second;
         // The same transaction resent carries the same ledger entries; a
         // new sale numbered from a restored database has its own.
@@ -678,16 +731,13 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
           res["status"] = "gap";
           res["expected_seq"] = *gap;
         } else if (other) {
-          // Another sale under a used id: never taken for a resend. At the
-          // expected sequence it takes its place (nothing applied), so the
-          // terminal's later records are not held up behind it.
-          if (r.seq == next) ++next;
-          res["status"] = "conflict";
-          res["reason"] = r.txn_id + " already names another transaction at HQ (" + a.kind +
-                          " of member " + a.member_id + ", committed at " +
-                          std::to_string(a.committed_at) +
-                          "): this terminal numbered it from a database behind HQ's, as after "
-                          "a restore from an older backup; not applied";
+          // Another sale under a used id: never taken for a resend.
+          conflict(r, prepared[i], res,
+                   r.txn_id + " already names another transaction at HQ (" + a.kind +
+                       " of member " + a.member_id + ", committed at " +
+                       std::to_string(a.committed_at) +
+                       "): this terminal numbered it from a database behind HQ's, as after a "
+                       "restore from an older backup; not applied");
         } else {
           // Accepted before: the same answer, whatever the terminal resends.
           res["status"] = "duplicate";
@@ -701,6 +751,13 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       } else if (r.seq < next) {
         res["status"] = "rejected";
         res["reason"] = "sequence " + std::to_string(r.seq) + " already holds another transaction";
+      } else if (r.return_of && refused_before.contains(*r.return_of)) {
+        // This terminal's own sale under that id, which HQ refused: the
+        // take-back is of it, not of HQ's transaction of the same id.
+        conflict(r, prepared[i], res,
+                 r.txn_id + " takes back " + *r.return_of +
+                     ", a sale of this terminal HQ refused (its id names another transaction "
+                     "at HQ); not applied");
       } else {
         Json flags = Json::array();
         apply(r, prepared[i], store, terminal, now, flags);

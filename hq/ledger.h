@@ -188,6 +188,16 @@ class HqLedger {
   static std::string entries_key(std::vector<std::string> lines);
   static std::string entries_key(const std::vector<core::Entry>& entries);
   std::map<std::string, Accepted> accepted(const sync::Batch& batch);
+  // What HQ refused from `store`/`terminal` before, by id: each record's
+  // hash and the reason it was given (usually none: only after a restore).
+  struct Refusal {
+    std::string hash, reason;
+  };
+  std::multimap<std::string, Refusal> refusals(const std::string& store,
+                                               const std::string& terminal);
+  // Keeps a refused record and flags it for whoever settles it at HQ.
+  void refuse(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
+              const std::string& terminal, const std::string& reason, std::int64_t now);
   // The highest receipt number among the transactions HQ has from
   // `store`/`terminal` (the number after the id's last '-'), 0 for none.
   std::int64_t last_receipt(const std::string& store, const std::string& terminal);

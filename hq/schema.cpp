@@ -92,6 +92,20 @@ std::vector<std::string> step(const SqlConn& db, int version) {
           "ALTER TABLE changes ADD COLUMN member_id TEXT",
           "UPDATE changes SET member_id = key WHERE kind IN ('member', 'block')",
           "CREATE INDEX changes_member ON changes(member_id, kind, cursor)"};
+    case 8:
+      // v8: what HQ refused as a conflict (a sale numbered by a terminal
+      // restored from an older backup under an id HQ has, or a return of
+      // such a sale): kept with its record for whoever settles it, and so
+      // that a resend gets the same answer and a later return of it is
+      // refused too.
+      return {
+          "CREATE TABLE refused_txns(txn_id TEXT NOT NULL, record_hash TEXT NOT NULL, "
+          "store_id TEXT NOT NULL, terminal_id TEXT NOT NULL, seq BIGINT NOT NULL, "
+          "kind TEXT NOT NULL, member_id TEXT NOT NULL, return_of TEXT, "
+          "points_earned BIGINT NOT NULL, points_redeemed BIGINT NOT NULL, "
+          "reason TEXT NOT NULL, record TEXT NOT NULL, received_at BIGINT NOT NULL, "
+          "PRIMARY KEY(txn_id, record_hash))",
+          "CREATE INDEX refused_terminal ON refused_txns(store_id, terminal_id)"};
     default: return {};
   }
 }

@@ -66,6 +66,22 @@ struct Hq {
   }
 };
 
+// `sale` sold again `later` seconds after it under the same id, as a
+// terminal restored from an older backup does, at sequence `seq`.
+sync::TxnRecord sold_again(sync::TxnRecord sale, std::int64_t later, std::int64_t seq) {
+  sale.text.clear();
+  sale.committed_at += later;
+  sale.seq = seq;
+  return sale;
+}
+
+// The test case runs once on each backend (`backend` names it) with a
+// fresh HQ named `hq`.
+#define ON_EACH_BACKEND(hq)                                               \
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres"); \
+  INFO("backend " << backend);                                            \
+  Hq hq(backend)
+
 std::int64_t count(hq::SqlConn& db, const std::string& table) {
   return db.query("SELECT COUNT(*) FROM " + table)[0].integer(0);
 }
@@ -74,9 +90,7 @@ std::int64_t count(hq::SqlConn& db, const std::string& table) {
 
 TEST_CASE("HQ accepts each transaction exactly once, whatever the terminal resends",
           "[hq][ledger]") {
-  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
-  INFO("backend " << backend);
-  Hq hq(backend);
+  ON_EACH_BACKEND(hq);
   auto a = hq.terminal("S001");
   const auto sales = Hq::sold(a, 5);
 
@@ -102,9 +116,7 @@ TEST_CASE("HQ accepts each transaction exactly once, whatever the terminal resen
 
 TEST_CASE("a large batch resent whole, a record twice in one batch, and a changed resend",
           "[hq][ledger]") {
-  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
-  INFO("backend " << backend);
-  Hq hq(backend);
+  ON_EACH_BACKEND(hq);
   auto a = hq.terminal("S001");
   const auto sales = Hq::sold(a, 250);
   const std::vector<sync::TxnRecord> first_half(sales.begin(), sales.begin() + 130);
@@ -135,9 +147,7 @@ TEST_CASE("a large batch resent whole, a record twice in one batch, and a change
 
 TEST_CASE("a new sale under an id HQ has from a restored terminal is a conflict and not applied",
           "[hq][ledger]") {
-  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
-  INFO("backend " << backend);
-  Hq hq(backend);
+  ON_EACH_BACKEND(hq);
   auto a = hq.terminal("S001");
   const auto sales = Hq::sold(a, 5);
   hq.ingest(a, sales);
@@ -151,9 +161,7 @@ TEST_CASE("a new sale under an id HQ has from a restored terminal is a conflict 
 
   // The terminal's database went back to the third sale: its next sale
   // reuses the fourth's id and sequence, an hour later.
-  auto reused = sales[3];
-  reused.text.clear();
-  reused.committed_at += 3600;
+  const auto reused = sold_again(sales[3], 3600, sales[3].seq);
   // And one under a new id but a sequence HQ holds.
   auto renumbered = sales[4];
   renumbered.text.clear();
@@ -178,15 +186,7 @@ TEST_CASE("a new sale under an id HQ has from a restored terminal is a conflict 
   // A reused id at the sequence HQ expects takes that place, so the
   // terminal's later records are not held up behind a sale it will never
   // resend; one beyond a gap waits for its turn like any other.
-  auto at_next = sales[2];
-  at_next.text.clear();
-  at_next.committed_at += 7200;
-  at_next.seq = 6;
-  auto beyond = sales[1];
-  beyond.text.clear();
-  beyond.committed_at += 7200;
-  beyond.seq = 9;
-  const auto slot = hq.ingest(a, {at_next, beyond});
+  const auto slot = hq.ingest(a, {sold_again(sales[2], 7200, 6), sold_again(sales[1], 7200, 9)});
   REQUIRE(slot["results"].size() == 2);
   CHECK(slot["results"][0]["status"] == "conflict");
   CHECK(slot["results"][1]["status"] == "gap");
@@ -196,11 +196,80 @@ TEST_CASE("a new sale under an id HQ has from a restored terminal is a conflict 
   hq.verified();
 }
 
+TEST_CASE("a return of a sale HQ refused as a conflict is refused too and kept for settling",
+          "[hq][ledger]") {
+  ON_EACH_BACKEND(hq);
+  auto a = hq.terminal("S001");
+  const auto sales = Hq::sold(a, 5);
+  const auto receipts = hq.ingest(a, sales)["results"].size();
+  const auto before = hq.ledger->member("M1001");
+  REQUIRE(before);
+  // Restored from an older backup while offline: a new sale under the
+  // fourth sale's id, then, before the till has heard back, a coffee of it
+  // brought back under a receipt id HQ has never seen.
+  const auto reused = sold_again(sales[3], 3600, 6);
+  auto back = reused;
+  back.txn_id = "S001-T01-100006";
+  back.seq = 7;
+  back.kind = "return";
+  back.return_of = reused.txn_id;
+  back.committed_at += 60;
+  back.request = Json{{"receipt_id", reused.txn_id}, {"lines", {{{"line", 0}, {"quantity", 2}}}}};
+  back.return_basis = Json();
+  back.entries.clear();
+  for (const auto& e : reused.entries)
+    back.entries.push_back({back.txn_id + "/" + std::to_string(back.entries.size() + 1),
+                            back.txn_id, e.credit, e.debit, e.amount, e.unit, e.lot, "returned"});
+  const auto first = hq.ingest(a, {reused});
+  CHECK(first["results"][0]["status"] == "conflict");
+  // In a later batch: HQ remembers what it refused, so the take-back is
+  // not applied to HQ's own sale of that id.
+  const auto second = hq.ingest(a, {back});
+  REQUIRE(second["results"].size() == 1);
+  CHECK(second["results"][0]["status"] == "conflict");
+  CHECK(second["results"][0]
+            .value("reason", std::string())
+            .find("takes back S001-T01-100004, a sale of this terminal HQ refused") !=
+        std::string::npos);
+  CHECK(second["next_seq"] == 8);
+  CHECK(count(*hq.db, "transactions") == 5);
+  // HQ's own sale under that id keeps its receipt as sold.
+  CHECK(count(*hq.db, "changes WHERE kind = 'receipt'") == static_cast<std::int64_t>(receipts));
+  const auto after = hq.ledger->member("M1001");
+  REQUIRE(after);
+  CHECK((*after)["balance"] == (*before)["balance"]);
+  // Both kept with their records, each flagged for whoever settles it.
+  CHECK(count(*hq.db, "refused_txns") == 2);
+  const auto flags = hq.ledger->flags(true);
+  REQUIRE(flags);
+  std::set<std::string> refused;
+  for (const auto& f : (*flags)["flags"])
+    if (f["kind"] == "refused") refused.insert(f["txn_id"].get<std::string>());
+  CHECK(refused == std::set<std::string>{reused.txn_id, back.txn_id});
+
+  // Both sent again in one batch (the answers were lost): the same answers,
+  // nothing new kept or flagged.
+  const auto again = hq.ingest(a, {reused, back});
+  REQUIRE(again["results"].size() == 2);
+  for (const auto& r : again["results"]) CHECK(r["status"] == "conflict");
+  CHECK(again["results"][1]["reason"] == second["results"][0]["reason"]);
+  CHECK(again["next_seq"] == 8);
+  CHECK(count(*hq.db, "refused_txns") == 2);
+  CHECK(count(*hq.db, "flags WHERE kind = 'refused'") == 2);
+  // The terminal's next sale lands.
+  auto next = a.sell("M1001", kBasket);
+  next.seq = 8;
+  next.txn_id = "S001-T01-100008";
+  for (auto& e : next.entries) e.id = next.txn_id + e.id.substr(e.id.find('/'));
+  for (auto& e : next.entries) e.txn_id = next.txn_id;
+  next.text.clear();
+  CHECK(hq.ingest(a, {next})["results"][0]["status"] == "accepted");
+  hq.verified();
+}
+
 TEST_CASE("a batch the database refuses midway leaves nothing, and the next one lands",
           "[hq][ledger]") {
-  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
-  INFO("backend " << backend);
-  Hq hq(backend);
+  ON_EACH_BACKEND(hq);
   auto a = hq.terminal("S001");
   auto sales = Hq::sold(a, 40);
   // The 31st record repeats its entry's id: the database's unique key
@@ -225,9 +294,7 @@ TEST_CASE("a batch the database refuses midway leaves nothing, and the next one 
 
 TEST_CASE("ingest sees what another connection wrote to a member between its batches",
           "[hq][ledger]") {
-  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
-  INFO("backend " << backend);
-  Hq hq(backend);
+  ON_EACH_BACKEND(hq);
   auto a = hq.terminal("S001");
   hq.sales(a, 3);
   // An operator's adjustment through another connection (the CLI, or

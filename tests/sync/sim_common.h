@@ -72,6 +72,7 @@ struct SeedRun {
   std::int64_t transactions = 0, faults = 0;
   std::int64_t disk_faults = 0, refused = 0;               // HQ's disk
   std::int64_t offline_redeemed = 0, refused_offline = 0;  // the offline allowances
+  std::int64_t reused = 0, refused_backs = 0;  // restored tills: sales and take-backs HQ refused
   std::string summary;
 };
 

@@ -11,7 +11,8 @@
 // then an operator copies a till's database aside and, later, puts that
 // older copy back: what the till acknowledged since and HQ does not hold is
 // gone with it, and until it reaches HQ it sells under receipt ids HQ
-// already has, each of which HQ must refuse and the till list as refused.
+// already has, each of which HQ must refuse and the till list as refused,
+// as it must a take-back of such a sale made at that till before it heard.
 //
 // Members redeem rewards at every till, so the same points are spent at two
 // offline stores, and bring coffees back: returns at any store, voids on
@@ -185,7 +186,9 @@ class Sim : public SimDice {
       const auto status = till.checkout->status();
       for (const auto& r : status["hq_refused"]) refused.insert(r["receipt_id"].get<std::string>());
     }
-    CHECK(refused == reused_);
+    auto expected = reused_;
+    expected.insert(refused_backs_.begin(), refused_backs_.end());
+    CHECK(refused == expected);
     for (int m = 0; m < kMembers; ++m) {
       const auto id = "M" + std::to_string(m);
       INFO("member " << id);
@@ -266,7 +269,8 @@ class Sim : public SimDice {
            std::to_string(vfs_.injected()) + " HQ disk faults, " + std::to_string(backups_) +
            " till backups, " + std::to_string(restores_) + " restores (" +
            std::to_string(forgotten_) + " transactions gone with them, " +
-           std::to_string(reused_.size()) + " sales under an id HQ had, refused)";
+           std::to_string(reused_.size()) + " sales under an id HQ had, refused, and " +
+           std::to_string(refused_backs_.size()) + " take-backs of them, refused with them)";
   }
   SeedRun figures() const {
     SeedRun f;
@@ -276,6 +280,8 @@ class Sim : public SimDice {
     f.disk_faults = vfs_.injected();
     f.offline_redeemed = offline_redeemed_;
     f.refused_offline = refused_offline_;
+    f.reused = static_cast<std::int64_t>(reused_.size());
+    f.refused_backs = static_cast<std::int64_t>(refused_backs_.size());
     f.summary = summary();
     return f;
   }
@@ -354,7 +360,13 @@ class Sim : public SimDice {
         by_member_[{t, o->second.first, o->second.second}] -= kReward;
         offline_by_receipt_.erase(o);
       }
-      if (reused_.erase(receipt) > 0) continue;  // the second sale under it is gone
+      if (reused_.erase(receipt) > 0) {
+        // The second sale under it is gone: at this till the id now finds
+        // HQ's sale of it, a take-back HQ would refuse (docs/sync.md).
+        unreturnable_.insert(receipt);
+        continue;
+      }
+      if (refused_backs_.erase(receipt) > 0) continue;  // never booked
       if (db_->query("SELECT 1 FROM transactions WHERE txn_id = ?1", {receipt}).empty())
         forget(t, receipt);
     }
@@ -490,30 +502,46 @@ class Sim : public SimDice {
     auto sale = commit(t, Json{{"member_id", member}, {"basket", kLatte}});
     INFO((sale ? "" : sale.error().detail));
     REQUIRE(sale);  // a sale never waits on the network
-    sales_[static_cast<std::size_t>(t)].push_back(sale->body["receipt_id"].get<std::string>());
+    const auto sold = sale->body["receipt_id"].get<std::string>();
+    sales_[static_cast<std::size_t>(t)].push_back(sold);
     // Now and then a coffee comes back: at its own till or at another
     // store (once HQ's feed has brought the receipt there), or voided the
     // same day at its till.
-    if (chance(0.1)) {
+    // A restored till's sale under a reused id often comes right back,
+    // before the till hears that HQ refused it.
+    const bool bring_back = reused_.contains(sold) && chance(0.5);
+    if (bring_back || chance(0.1)) {
       // Sometimes the customer tries again with a coffee already taken back.
-      const bool again = !takebacks_.empty() && chance(0.3);
+      const bool again = !bring_back && !takebacks_.empty() && chance(0.3);
       const int from = chance(0.5) ? t : pick(0, kTills - 1);
       const auto& at = sales_[static_cast<std::size_t>(from)];
       if (!again && at.empty()) return;
       auto it = takebacks_.begin();
       if (again) std::advance(it, pick(0, static_cast<int>(takebacks_.size()) - 1));
       const auto receipt =
-          again ? it->first
-                : at[static_cast<std::size_t>(pick(0, static_cast<int>(at.size()) - 1))];
-      // A sale under a reused id is not taken back here: HQ would apply
-      // that to its own sale of the id (docs/sync.md, "Not yet").
-      if (reused_.contains(receipt)) return;
+          again        ? it->first
+          : bring_back ? sold
+                       : at[static_cast<std::size_t>(pick(0, static_cast<int>(at.size()) - 1))];
       const bool own = receipt.starts_with(tills_[static_cast<std::size_t>(t)].store + "-");
+      // A sale under a reused id is the till's own there; at another store
+      // the id finds HQ's sale of it. At a till that lost its own to a
+      // second restore, the id finds HQ's sale, and HQ refuses that
+      // take-back (docs/sync.md, "Not yet").
+      if (reused_.contains(receipt) ? !own : own && unreturnable_.contains(receipt)) return;
       auto r = take_back(t, receipt, own && chance(0.3));
       if (r) {
-        // One under an id HQ has (a restored till's) never reaches HQ.
         const auto back = r->body["receipt_id"].get<std::string>();
-        if (!reused_.contains(back)) takebacks_[receipt].push_back(back);
+        if (reused_.contains(receipt) && !reused_.contains(back)) {
+          // Made before the till heard HQ refused the sale: HQ refuses the
+          // take-back with it, so nothing of it is booked.
+          REQUIRE(refused_backs_.insert(back).second);
+          committed_.erase(back);
+          for (const auto& [who, delta] : moved_[back]) points_[who] -= delta;
+          moved_.erase(back);
+        } else if (!reused_.contains(back)) {
+          // One under an id HQ has (a restored till's) never reaches HQ.
+          takebacks_[receipt].push_back(back);
+        }
         ++reversals_;
         cross_store_ += own ? 0 : 1;
       } else {
@@ -624,6 +652,10 @@ class Sim : public SimDice {
   std::vector<Late> late_;
   std::set<std::string> committed_;
   std::set<std::string> reused_;  // acknowledged twice: a restored till's second sale under an id
+  // Take-backs, at its till, of a sale in reused_: refused by HQ with it.
+  std::set<std::string> refused_backs_;
+  // Sales in reused_ a later restore took away: the id is HQ's sale's only.
+  std::set<std::string> unreturnable_;
   // The points each acknowledged transaction moved, per member.
   std::map<std::string, std::map<std::string, std::int64_t>> moved_;
   // Redemptions allowed offline: member and store-local day.
@@ -666,7 +698,7 @@ TEST_CASE("simulated tills running loyaltyd's own checkout and sync code lose an
   QuietLogs quiet;
   const auto first = sim_env("LOYALTY_SIM_FIRST", 1);
   const auto seeds = sim_env("LOYALTY_SIM_TILL_SEEDS", 20);
-  std::int64_t transactions = 0, faults = 0, offline = 0, refused = 0;
+  std::int64_t transactions = 0, faults = 0, offline = 0, refused = 0, reused = 0, backs = 0;
   for (auto seed = first; seed < first + seeds; ++seed) {
     INFO("replay: LOYALTY_SIM_FIRST=" << seed
                                       << " LOYALTY_SIM_TILL_SEEDS=1 hq_tests '[sim-terminal]'");
@@ -675,6 +707,8 @@ TEST_CASE("simulated tills running loyaltyd's own checkout and sync code lose an
     faults += run.faults;
     offline += run.offline_redeemed;
     refused += run.refused_offline;
+    reused += run.reused;
+    backs += run.refused_backs;
     if (seed == first) WARN("seed " << seed << ": " << run.summary);
   }
   // The allowances were put to the test, not just never reached.
@@ -682,7 +716,8 @@ TEST_CASE("simulated tills running loyaltyd's own checkout and sync code lose an
   CHECK(refused > 0);
   WARN(seeds << " seeds with loyaltyd's code: " << transactions << " transactions, " << faults
              << " faults injected, " << offline << " redemptions while offline, " << refused
-             << " refused by the offline allowances, every invariant held");
+             << " refused by the offline allowances, " << reused << " sales under a reused id and "
+             << backs << " take-backs of them refused by HQ, every invariant held");
 }
 
 TEST_CASE("a till simulation seed gives the same trace twice", "[sim-terminal]") {
