@@ -607,13 +607,19 @@ void HqLedger::refuse(const sync::TxnRecord& r, const Prepared& prep, const std:
       {r.txn_id, prep.hash, store, terminal, r.seq, r.kind, r.member_id,
        r.return_of ? SqlParam(*r.return_of) : SqlParam(nullptr), earned, redeemed, reason,
        prep.text, now});
+  // What it would have moved for the member: what settling it gives.
+  std::int64_t net = 0;
+  const auto account = core::member_account(r.member_id);
+  for (const auto& e : r.entries)
+    if (e.unit == "pts")
+      net += (e.credit == account ? e.amount : 0) - (e.debit == account ? e.amount : 0);
   // Nothing of it is booked: someone settles it (an adjustment) and
   // resolves the flag; until then every store shows it on the member.
   Json unused = Json::array();
   flag(r.txn_id, r.member_id, "refused",
        r.kind + " " + r.txn_id + " from " + store + "/" + terminal +
-           " was refused and is not booked (points earned " + std::to_string(earned) +
-           ", redeemed " + std::to_string(redeemed) + "): " + reason +
+           " was refused and is not booked (it would have moved " + (net > 0 ? "+" : "") +
+           std::to_string(net) + " points for " + r.member_id + "): " + reason +
            ". Settle it with an adjustment, then resolve this flag",
        unused);
 }

@@ -43,8 +43,9 @@ Json Checkout::status() {
     platform::Stmt f(db, "SELECT COUNT(*), COUNT(DISTINCT member_id) FROM hq_flags");
     f.step();
     j["hq_flags"] = {{"count", f.integer(0)}, {"members", f.integer(1)}};
-    // Sales HQ refused because their receipt id names another transaction
-    // there (a database restored from an older backup): they stay queued.
+    // What HQ refused: sales whose receipt id names another transaction
+    // there (a database restored from an older backup), and take-backs of
+    // them. Kept here, no longer uploaded.
     Json refused = Json::array();
     platform::Stmt h(db,
                      "SELECT txn_id, refused FROM outbox WHERE refused IS NOT NULL ORDER BY seq");

@@ -13,6 +13,28 @@ Json sale(int qty) {
   return latte_sale("M-A", qty);
 }
 
+// A stopped terminal's database copied to `to`, or put back from there
+// (as an operator restores a backup: the file with its -wal and -shm).
+void copy_db(const fs::path& from_db, const fs::path& to_db) {
+  for (const auto* suffix : {"", "-wal", "-shm"}) {
+    fs::remove(to_db.string() + suffix);
+    if (fs::exists(from_db.string() + suffix))
+      fs::copy_file(from_db.string() + suffix, to_db.string() + suffix);
+  }
+}
+
+// Every committed transaction of `d` reached HQ (its outbox is empty).
+bool synced(Daemon& d) {
+  return eventually([&] { return d.get("/v1/status").body["outbox"]["depth"] == 0; });
+}
+
+// The receipt ids HQ refused, as the terminal's status lists them.
+std::vector<std::string> refused_ids(const Json& status) {
+  std::vector<std::string> ids;
+  for (const auto& r : status["hq_refused"]) ids.push_back(r["receipt_id"]);
+  return ids;
+}
+
 }  // namespace
 
 TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconnection",
@@ -527,9 +549,6 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
   auto d = w.terminal("S001");
   w.hq.start(w.port);
   REQUIRE(d->start());
-  const auto synced = [&] {
-    return eventually([&] { return d->get("/v1/status").body["outbox"]["depth"] == 0; });
-  };
   std::int64_t earned = 0;
   const auto sale_of = [&](int qty, const std::string& key) {
     auto r = sell(*d, latte_sale("M-A", qty), key);
@@ -538,29 +557,22 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
     return r.body["receipt_id"].get<std::string>();
   };
   for (int i = 1; i <= 3; ++i) sale_of(1, "before-backup-" + std::to_string(i));
-  REQUIRE(synced());
+  REQUIRE(synced(*d));
 
   // A backup taken with the daemon stopped, then two more sales HQ gets.
-  const auto backup = w.dir / "backup";
-  fs::create_directories(backup);
+  const auto backup = w.dir / "backup.db";
   d->stop();
-  for (const auto* suffix : {"", "-wal", "-shm"})
-    if (fs::exists(d->db().string() + suffix))
-      fs::copy_file(d->db().string() + suffix, backup / ("loyaltyd.db" + std::string(suffix)));
+  copy_db(d->db(), backup);
   REQUIRE(d->start());
   sale_of(1, "lost-timeline-4");
   CHECK(sale_of(1, "lost-timeline-5") == "S001-T01-00000005");
-  REQUIRE(synced());
+  REQUIRE(synced(*d));
   d->stop();
 
   // The terminal is restored from that backup while HQ is out of reach, and
   // sells: its next receipt is the fourth's again.
   w.hq.stop();
-  for (const auto* suffix : {"", "-wal", "-shm"}) {
-    fs::remove(d->db().string() + suffix);
-    if (fs::exists(backup / ("loyaltyd.db" + std::string(suffix))))
-      fs::copy_file(backup / ("loyaltyd.db" + std::string(suffix)), d->db().string() + suffix);
-  }
+  copy_db(backup, d->db());
   REQUIRE(d->start());
   auto collided = sell(*d, latte_sale("M-A", 2), "after-restore-1");
   REQUIRE(sold(collided));
@@ -577,7 +589,7 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
   INFO(st.dump());
   INFO(d->log());
   REQUIRE(refused);
-  CHECK(st["hq_refused"][0]["receipt_id"] == "S001-T01-00000004");
+  CHECK(refused_ids(st) == std::vector<std::string>{"S001-T01-00000004"});
   CHECK(st["numbering_caught_up"].is_object());
   // Kept in the database, no longer pending: the member's view here is
   // HQ's again, without the refused sale's points.
@@ -613,5 +625,74 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
   CHECK(w.count("transactions") == 6);
   const auto member = hq_json(w.hq.cli("member M-A"));
   CHECK(member["balance"] == 1000 + earned);
+  CHECK(w.hq.cli("verify").code == 0);
+}
+
+TEST_CASE("a restored terminal's return of a sale HQ refused is refused too and kept for settling",
+          "[sync][e2e]") {
+  SyncWorld w("restore-return");
+  auto d = w.terminal("S001");
+  w.hq.start(w.port);
+  REQUIRE(d->start());
+  REQUIRE(sold(sell(*d, sale(1), "before-backup")));
+  REQUIRE(synced(*d));
+  const auto backup = w.dir / "backup.db";
+  d->stop();
+  copy_db(d->db(), backup);
+  // HQ gets a second sale; then the till goes back to the backup while HQ
+  // is out of reach, sells under that second id, and takes a coffee of it
+  // back before it hears from HQ, under an id HQ has never seen.
+  REQUIRE(d->start());
+  auto hq_sale = sell(*d, sale(1), "lost-timeline-2");
+  REQUIRE(sold(hq_sale));
+  REQUIRE(synced(*d));
+  d->stop();
+  w.hq.stop();
+  copy_db(backup, d->db());
+  REQUIRE(d->start());
+  auto collided = sell(*d, sale(2), "after-restore");
+  REQUIRE(sold(collided));
+  CHECK(collided.body["receipt_id"] == "S001-T01-00000002");
+  const auto back = d->post(
+      "/v1/returns",
+      Json{{"receipt_id", "S001-T01-00000002"}, {"lines", {{{"line", 0}, {"quantity", 1}}}}},
+      "return-before-contact");
+  INFO(back.body.dump());
+  REQUIRE(back.status == 201);
+  CHECK(back.body["receipt_id"] == "S001-T01-00000003");
+
+  // Back in touch: both refused (HQ would otherwise take the return from
+  // its own second sale), both kept at the till, the outbox empty.
+  w.hq.start(w.port);
+  Json st;
+  REQUIRE(eventually([&] {
+    st = d->get("/v1/status").body;
+    return st["online"] == true && st["outbox"]["depth"] == 0;
+  }));
+  INFO(st.dump());
+  CHECK(refused_ids(st) == std::vector<std::string>{"S001-T01-00000002", "S001-T01-00000003"});
+  // The member's view there is HQ's: both HQ sales, nothing taken back.
+  const auto earned = [](const HttpResult& r) {
+    return r.body["outcome"]["totals"]["points_earned"].get<std::int64_t>();
+  };
+  const auto first = 1000 + 2 * earned(hq_sale);
+  REQUIRE(eventually([&] {
+    const auto p = d->get("/v1/members/M-A").body["points"];
+    return p["pending_sync"] == 0 && p["available"] == first;
+  }));
+  w.hq.stop();
+  CHECK(w.count("transactions") == 2);
+  CHECK(hq_json(w.hq.cli("member M-A"))["balance"] == first);
+  // HQ keeps both records, each flagged for whoever settles it, with the
+  // points it would have moved for the member.
+  const auto flags = hq_json(w.hq.cli("flags --open"));
+  std::map<std::string, std::string> refused;
+  for (const auto& f : flags["flags"])
+    if (f["kind"] == "refused") refused[f["txn_id"]] = f["detail"];
+  REQUIRE(refused.size() == 2);
+  CHECK(refused["S001-T01-00000002"].find("+" + std::to_string(earned(collided)) + " points") !=
+        std::string::npos);
+  CHECK(refused["S001-T01-00000003"].find("takes back S001-T01-00000002") != std::string::npos);
+  CHECK(w.count("refused_txns") == 2);
   CHECK(w.hq.cli("verify").code == 0);
 }
