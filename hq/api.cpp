@@ -165,7 +165,12 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
       return problem(404, "not-found", "No such flag", "a flag id is a number, not " + id_text);
     if (!body.contains("reason") || !body["reason"].is_string())
       return problem(422, "invalid", "Reason missing", "send {\"reason\": \"...\"}", "reason");
-    return reply(ledger_.resolve_flag(*id, body["reason"].get<std::string>(), "admin-api"));
+    if (body.contains("settle") && !body["settle"].is_boolean())
+      return problem(422, "invalid", "Settle is true or false",
+                     "\"settle\": true books a refused record's points with the resolution",
+                     "settle");
+    return reply(ledger_.resolve_flag(*id, body["reason"].get<std::string>(), "admin-api",
+                                      body.value("settle", false)));
   }
   if (req.method() == http::verb::get && path == "/v1/admin/terminals")
     return reply(ledger_.terminals());

@@ -76,8 +76,10 @@ void usage(std::ostream& out) {
          "                                       QUANTITY more of a reward for a store's counter;\n"
          "                                       a retry with the same NOTE allocates nothing\n"
          "  flags [--open] | member ID          flags (only unresolved with --open); a member\n"
-         "  resolve-flag ID --reason TEXT        mark a flag looked into (audited); stores drop "
-         "it\n"
+         "  resolve-flag ID --reason TEXT [--settle]\n"
+         "                                       mark a flag looked into (audited); stores drop "
+         "it;\n"
+         "                                       --settle books a refused record's points\n"
          "\nThe default database is sqlite:STATE_DIR/hq.db.\n";
 }
 
@@ -310,8 +312,9 @@ int run(Ctx& c, const std::string& command) {
       std::cerr << "loyalty-hq: resolve-flag: ID must be a flag's number, not " << c.pos[0] << "\n";
       return kUsage;
     }
-    return print(ledger.resolve_flag(
-        *id, c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));
+    return print(ledger.resolve_flag(*id,
+                                     c.flags.contains("--reason") ? c.flags.at("--reason") : "",
+                                     "cli", c.flags.contains("--settle")));
   }
   if (command == "member" && c.pos.size() == 1) return print(ledger.member(c.pos[0]));
   if (command == "expire" && c.pos.size() == 1) return print(ledger.expire(c.pos[0]));

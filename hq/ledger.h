@@ -151,9 +151,11 @@ class HqLedger {
   // Every flag, oldest first; `open_only` leaves out resolved ones.
   [[nodiscard]] core::Result<Json> flags(bool open_only = false);
   // Marks a flag looked into, with a reason (audited). Terminals drop it
-  // from the member's summary once the change reaches them.
+  // from the member's summary once the change reaches them. `settle`, for
+  // a `refused` flag only: in the same transaction, an adjustment gives the
+  // member the points the refused record would have moved.
   [[nodiscard]] core::Result<Json> resolve_flag(std::int64_t id, const std::string& reason,
-                                                const std::string& actor);
+                                                const std::string& actor, bool settle = false);
   // Every terminal: revoked or not, next sequence, when it last uploaded and
   // how far its clock was from HQ's then (`clock_ok` false beyond 2 minutes).
   [[nodiscard]] core::Result<Json> terminals();
@@ -164,6 +166,9 @@ class HqLedger {
   [[nodiscard]] core::Result<Json> verify();
 
  private:
+  // adjust()'s work, with the lock and a transaction held.
+  core::Result<Json> book_adjustment(const std::string& member_id, std::int64_t points,
+                                     const std::string& reason, const std::string& actor);
   // An enrollment's card number, phone and name onto HQ's member row.
   void record_identity(const sync::TxnRecord& r, Json& flags_out);
   // What HQ works out from a record alone, before it takes the lock, so

@@ -54,38 +54,41 @@ core::Result<Json> HqLedger::adjust(const std::string& member_id, std::int64_t p
     return core::invalid("reason", "an adjustment needs a reason a finance team can audit");
   if (points == 0) return core::invalid("points", "must not be zero");
   std::lock_guard lock(mutex_);
-  return in_transaction(db_, [&]() -> core::Result<Json> {
-    auto m = load_member(member_id);
-    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
-    auto prog = db_.query("SELECT program_id FROM programs ORDER BY published_at DESC LIMIT 1");
-    const std::string pid = prog.empty() ? "hq" : prog[0].text(0);
-    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
-             {actor, "adjust", member_id + " " + std::to_string(points) + ": " + reason, clock_()});
-    const auto n = db_.query("SELECT MAX(id) FROM audit")[0].integer(0);
-    const std::string txn = "HQ-ADJ-" + std::to_string(n);
-    const auto acct = core::member_account(member_id);
-    const auto adj = core::program_account(pid, "adjustment");
-    core::Entry e{txn + "/1",
-                  txn,
-                  points > 0 ? adj : acct,
-                  points > 0 ? acct : adj,
-                  points > 0 ? points : -points,
-                  "pts",
-                  points > 0 ? txn + "/lot" : "",
-                  "adjustment: " + reason};
-    post({e});
-    Json flags = Json::array();
-    const auto today = core::LocalDays(std::chrono::floor<std::chrono::days>(
-                                           std::chrono::sys_seconds(std::chrono::seconds(clock_())))
-                                           .time_since_epoch());
-    for (const auto& c : core::apply_point_entries(*m, {e}, today, std::nullopt))
-      flag(txn, member_id, c.kind, c.detail, flags);
-    save_member(*m);
-    return Json{{"adjustment", txn},
-                {"member_id", member_id},
-                {"points", points},
-                {"balance", m->available(today)}};
-  });
+  return in_transaction(db_, [&] { return book_adjustment(member_id, points, reason, actor); });
+}
+
+core::Result<Json> HqLedger::book_adjustment(const std::string& member_id, std::int64_t points,
+                                             const std::string& reason, const std::string& actor) {
+  auto m = load_member(member_id);
+  if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+  auto prog = db_.query("SELECT program_id FROM programs ORDER BY published_at DESC LIMIT 1");
+  const std::string pid = prog.empty() ? "hq" : prog[0].text(0);
+  db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+           {actor, "adjust", member_id + " " + std::to_string(points) + ": " + reason, clock_()});
+  const auto n = db_.query("SELECT MAX(id) FROM audit")[0].integer(0);
+  const std::string txn = "HQ-ADJ-" + std::to_string(n);
+  const auto acct = core::member_account(member_id);
+  const auto adj = core::program_account(pid, "adjustment");
+  core::Entry e{txn + "/1",
+                txn,
+                points > 0 ? adj : acct,
+                points > 0 ? acct : adj,
+                points > 0 ? points : -points,
+                "pts",
+                points > 0 ? txn + "/lot" : "",
+                "adjustment: " + reason};
+  post({e});
+  Json flags = Json::array();
+  const auto today = core::LocalDays(std::chrono::floor<std::chrono::days>(
+                                         std::chrono::sys_seconds(std::chrono::seconds(clock_())))
+                                         .time_since_epoch());
+  for (const auto& c : core::apply_point_entries(*m, {e}, today, std::nullopt))
+    flag(txn, member_id, c.kind, c.detail, flags);
+  save_member(*m);
+  return Json{{"adjustment", txn},
+              {"member_id", member_id},
+              {"points", points},
+              {"balance", m->available(today)}};
 }
 
 core::Result<Json> HqLedger::issue_vouchers(const std::string& template_id,
@@ -357,7 +360,7 @@ core::Result<Json> HqLedger::flags(bool open_only) {
 }
 
 core::Result<Json> HqLedger::resolve_flag(std::int64_t id, const std::string& reason,
-                                          const std::string& actor) {
+                                          const std::string& actor, bool settle) {
   if (reason.size() < 5)
     return core::invalid("reason", "resolving a flag needs a reason that can be audited");
   std::lock_guard lock(mutex_);
@@ -370,10 +373,39 @@ core::Result<Json> HqLedger::resolve_flag(std::int64_t id, const std::string& re
       return core::fail(core::ErrorCode::kConflict, "flag " + std::to_string(id) +
                                                         " was resolved by " + rows[0].text(7) +
                                                         ": " + rows[0].text(8));
+    Json flag = flag_json(rows[0]);
+    const auto txn = flag["txn_id"].get<std::string>();
+    const auto member = flag["member_id"].get<std::string>();
+    Json settled;
+    if (settle) {
+      if (flag["kind"] != "refused")
+        return core::invalid("settle", "only a refused flag is settled; flag " +
+                                           std::to_string(id) + " is " +
+                                           flag["kind"].get<std::string>() +
+                                           " (resolve it, with an adjust first where needed)");
+      const auto refused = db_.query(
+          "SELECT kind, store_id, terminal_id, member_points FROM refused_txns WHERE txn_id = ?1 "
+          "AND member_id = ?2",
+          {txn, member});
+      if (refused.size() != 1)
+        return core::fail(core::ErrorCode::kConflict,
+                          std::to_string(refused.size()) + " refused records of " + member +
+                              " under " + txn + "; settle them with adjust, then resolve the flag");
+      const auto& r = refused[0];
+      const auto points = r.integer(3);
+      if (points != 0) {
+        auto adjusted =
+            book_adjustment(member, points,
+                            "settles refused " + r.text(0) + " " + txn + " from " + r.text(1) +
+                                "/" + r.text(2) + " (flag " + std::to_string(id) + "): " + reason,
+                            actor);
+        if (!adjusted) return adjusted;
+        settled = std::move(*adjusted);
+      }
+    }
     const auto now = clock_();
     db_.exec("UPDATE flags SET resolved_at = ?2, resolved_by = ?3, resolution = ?4 WHERE id = ?1",
              {id, now, actor, reason});
-    Json flag = flag_json(rows[0]);
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, "resolve-flag",
               "flag " + std::to_string(id) + " (" + flag["kind"].get<std::string>() + " on " +
@@ -388,6 +420,7 @@ core::Result<Json> HqLedger::resolve_flag(std::int64_t id, const std::string& re
     flag["resolved_at"] = now;
     flag["resolved_by"] = actor;
     flag["resolution"] = reason;
+    if (!settled.is_null()) flag["settled_by"] = settled;
     return flag;
   });
 }

@@ -217,9 +217,10 @@ TEST_CASE("a return of a sale HQ refused as a conflict is refused too and kept f
   back.request = Json{{"receipt_id", reused.txn_id}, {"lines", {{{"line", 0}, {"quantity", 2}}}}};
   back.return_basis = Json();
   back.entries.clear();
-  for (const auto& e : reused.entries)
+  for (const auto& e : reused.entries)  // one of the two lattes: about half the points
     back.entries.push_back({back.txn_id + "/" + std::to_string(back.entries.size() + 1),
-                            back.txn_id, e.credit, e.debit, e.amount, e.unit, e.lot, "returned"});
+                            back.txn_id, e.credit, e.debit, e.amount / 2, e.unit, e.lot,
+                            "returned"});
   const auto first = hq.ingest(a, {reused});
   CHECK(first["results"][0]["status"] == "conflict");
   // In a later batch: HQ remembers what it refused, so the take-back is
@@ -242,10 +243,12 @@ TEST_CASE("a return of a sale HQ refused as a conflict is refused too and kept f
   CHECK(count(*hq.db, "refused_txns") == 2);
   const auto flags = hq.ledger->flags(true);
   REQUIRE(flags);
-  std::set<std::string> refused;
+  std::map<std::string, std::int64_t> flag_of;
   for (const auto& f : (*flags)["flags"])
-    if (f["kind"] == "refused") refused.insert(f["txn_id"].get<std::string>());
-  CHECK(refused == std::set<std::string>{reused.txn_id, back.txn_id});
+    if (f["kind"] == "refused") flag_of[f["txn_id"]] = f["id"];
+  REQUIRE(flag_of.size() == 2);
+  CHECK(flag_of.contains(reused.txn_id));
+  CHECK(flag_of.contains(back.txn_id));
 
   // Both sent again in one batch (the answers were lost): the same answers,
   // nothing new kept or flagged.
@@ -264,6 +267,38 @@ TEST_CASE("a return of a sale HQ refused as a conflict is refused too and kept f
   for (auto& e : next.entries) e.txn_id = next.txn_id;
   next.text.clear();
   CHECK(hq.ingest(a, {next})["results"][0]["status"] == "accepted");
+  const auto landed = hq.ledger->member("M1001");
+  REQUIRE(landed);
+
+  // Settling: each flag resolved with `settle` gives the member what its
+  // refused record would have moved, in an audited adjustment.
+  const auto moved = [](const sync::TxnRecord& r) {
+    std::int64_t n = 0;
+    for (const auto& e : r.entries)
+      n += (e.credit == "member:M1001" ? e.amount : 0) - (e.debit == "member:M1001" ? e.amount : 0);
+    return n;
+  };
+  REQUIRE(moved(reused) > 0);
+  const auto sale =
+      hq.ledger->resolve_flag(flag_of[reused.txn_id], "the member kept the sale", "test", true);
+  REQUIRE(sale);
+  CHECK((*sale)["resolved"] == true);
+  CHECK((*sale)["settled_by"]["points"] == moved(reused));
+  const auto ret =
+      hq.ledger->resolve_flag(flag_of[back.txn_id], "one latte came back", "test", true);
+  REQUIRE(ret);
+  CHECK((*ret)["settled_by"]["points"] == moved(back));
+  CHECK(moved(back) < 0);
+  const auto settled = hq.ledger->member("M1001");
+  REQUIRE(settled);
+  CHECK((*settled)["balance"] ==
+        (*landed)["balance"].get<std::int64_t>() + moved(reused) + moved(back));
+  // Once only: a settled flag is resolved.
+  const auto twice =
+      hq.ledger->resolve_flag(flag_of[back.txn_id], "one latte came back", "test", true);
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().code == core::ErrorCode::kConflict);
+  CHECK(count(*hq.db, "audit WHERE action = 'adjust'") == 2);
   hq.verified();
 }
 
@@ -357,6 +392,10 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
   const auto first = (*flags)["flags"][0];
   const auto before = (*hq.ledger->changes(0, 1000, "S001"))["next_cursor"].get<std::int64_t>();
   CHECK_FALSE(hq.ledger->resolve_flag(first["id"], "ok", "test"));  // a reason is required
+  // Only a refused record's flag is settled by booking its points.
+  const auto unsettled = hq.ledger->resolve_flag(first["id"], "book it for me", "test", true);
+  REQUIRE_FALSE(unsettled);
+  CHECK(unsettled.error().code == core::ErrorCode::kInvalidArgument);
   auto resolved = hq.ledger->resolve_flag(first["id"], "member repaid at the service desk", "test");
   REQUIRE(resolved);
   CHECK((*resolved)["resolved"] == true);

@@ -160,6 +160,15 @@ TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from register
   auto not_text = post_stock(delivery);
   CHECK(not_text->status == 422);
   CHECK(Json::parse(not_text->body)["field"] == "delivery_id");
+  // Resolving a flag: `settle` is true or false, and the flag must exist.
+  const auto resolve = [&](const std::string& id, const Json& b) {
+    return admin.request(verb::post, "/v1/admin/flags/" + id + "/resolve", b.dump(),
+                         {{"Authorization", "Bearer " + token}});
+  };
+  auto vague = resolve("1", {{"reason", "looked into it"}, {"settle", "yes"}});
+  CHECK(vague->status == 422);
+  CHECK(Json::parse(vague->body)["field"] == "settle");
+  CHECK(resolve("99999", {{"reason", "looked into it"}, {"settle", true}})->status == 404);
 
   // A revoked terminal is refused from its next request on.
   REQUIRE(hq.cli("terminals revoke S001 T01").code == 0);

@@ -687,12 +687,32 @@ TEST_CASE("a restored terminal's return of a sale HQ refused is refused too and 
   // points it would have moved for the member.
   const auto flags = hq_json(w.hq.cli("flags --open"));
   std::map<std::string, std::string> refused;
-  for (const auto& f : flags["flags"])
-    if (f["kind"] == "refused") refused[f["txn_id"]] = f["detail"];
+  std::vector<std::int64_t> ids;
+  for (const auto& f : flags["flags"]) {
+    if (f["kind"] != "refused") continue;
+    refused[f["txn_id"]] = f["detail"];
+    ids.push_back(f["id"]);
+  }
   REQUIRE(refused.size() == 2);
   CHECK(refused["S001-T01-00000002"].find("+" + std::to_string(earned(collided)) + " points") !=
         std::string::npos);
   CHECK(refused["S001-T01-00000003"].find("takes back S001-T01-00000002") != std::string::npos);
   CHECK(w.count("refused_txns") == 2);
+
+  // Finance settles both: the member gets what the till gave them (the
+  // second sale's points less the latte taken back), and the till follows.
+  for (const auto id : ids)
+    CHECK(w.hq.cli("resolve-flag " + std::to_string(id) +
+                   " --reason 'restored till, settled with the member' --settle")
+              .code == 0);
+  const auto settled =
+      first + earned(collided) - back.body["outcome"]["points_reversed"].get<std::int64_t>();
+  CHECK(hq_json(w.hq.cli("member M-A"))["balance"] == settled);
+  CHECK(hq_json(w.hq.cli("flags --open"))["flags"].empty());
   CHECK(w.hq.cli("verify").code == 0);
+  w.hq.start(w.port);
+  CHECK(eventually([&] {
+    const auto p = d->get("/v1/members/M-A").body["points"];
+    return p["available"] == settled && d->get("/v1/members/M-A").body["hq_flags"].empty();
+  }));
 }
