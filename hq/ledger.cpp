@@ -6,6 +6,7 @@
 
 #include "core/engine.h"
 #include "core/io_json.h"
+#include "core/member_delta.h"
 #include "core/program_loader.h"
 #include "core/return_basis.h"
 #include "platform/log.h"
@@ -598,22 +599,14 @@ std::multimap<std::string, HqLedger::Refusal> HqLedger::refusals(const std::stri
 
 void HqLedger::refuse(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
                       const std::string& terminal, const std::string& reason, std::int64_t now) {
-  const auto earned = r.totals.value("points_earned", std::int64_t{0});
-  const auto redeemed = r.totals.value("points_redeemed", std::int64_t{0});
   // What it would have moved for the member: what settling it gives.
-  std::int64_t net = 0;
-  const auto account = core::member_account(r.member_id);
-  for (const auto& e : r.entries)
-    if (e.unit == "pts")
-      net += (e.credit == account ? e.amount : 0) - (e.debit == account ? e.amount : 0);
+  const auto net = core::member_points_delta(r.member_id, r.entries);
   db_.defer(
       "INSERT INTO refused_txns(txn_id, record_hash, store_id, terminal_id, seq, kind, "
-      "member_id, return_of, points_earned, points_redeemed, member_points, reason, record, "
-      "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
-      "ON CONFLICT DO NOTHING",
+      "member_id, return_of, member_points, reason, record, received_at) VALUES (?1, ?2, ?3, "
+      "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
       {r.txn_id, prep.hash, store, terminal, r.seq, r.kind, r.member_id,
-       r.return_of ? SqlParam(*r.return_of) : SqlParam(nullptr), earned, redeemed, net, reason,
-       prep.text, now});
+       r.return_of ? SqlParam(*r.return_of) : SqlParam(nullptr), net, reason, prep.text, now});
   // Nothing of it is booked: someone settles it (an adjustment) and
   // resolves the flag; until then every store shows it on the member.
   Json unused = Json::array();

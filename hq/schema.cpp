@@ -102,7 +102,6 @@ std::vector<std::string> step(const SqlConn& db, int version) {
           "CREATE TABLE refused_txns(txn_id TEXT NOT NULL, record_hash TEXT NOT NULL, "
           "store_id TEXT NOT NULL, terminal_id TEXT NOT NULL, seq BIGINT NOT NULL, "
           "kind TEXT NOT NULL, member_id TEXT NOT NULL, return_of TEXT, "
-          "points_earned BIGINT NOT NULL, points_redeemed BIGINT NOT NULL, "
           "member_points BIGINT NOT NULL, reason TEXT NOT NULL, record TEXT NOT NULL, received_at "
           "BIGINT NOT NULL, "
           "PRIMARY KEY(txn_id, record_hash))",

@@ -202,14 +202,8 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
 
 Reply Checkout::record(Db& db, TxnRow& t, Json answer, const MemberRow& m, const core::Program& p,
                        const std::vector<core::Entry>& entries) {
-  const auto account = core::member_account(m.id);
-  std::int64_t delta = 0;
-  for (const auto& e : entries) {
-    if (e.unit != "pts") continue;
-    if (e.credit == account) delta += e.amount;
-    if (e.debit == account) delta -= e.amount;
-  }
-  answer["member"] = member_summary(db, m, p, t.committed_at, delta);
+  answer["member"] =
+      member_summary(db, m, p, t.committed_at, core::member_points_delta(m.id, entries));
   // The receipt moves to the top, completed with the member's lines.
   Json receipt = std::move(answer["outcome"]["receipt"]);
   answer["outcome"].erase("receipt");

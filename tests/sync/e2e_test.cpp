@@ -28,6 +28,30 @@ bool synced(Daemon& d) {
   return eventually([&] { return d.get("/v1/status").body["outbox"]["depth"] == 0; });
 }
 
+// HQ and store S001's till, running; an operator backs the till's
+// database up and later puts that copy back while HQ is out of reach.
+struct BackedUpTill {
+  SyncWorld w;
+  std::unique_ptr<Daemon> d;
+  fs::path backup;
+  explicit BackedUpTill(const std::string& name)
+      : w(name), d(w.terminal("S001")), backup(w.dir / "backup.db") {
+    w.hq.start(w.port);
+    REQUIRE(d->start());
+  }
+  void back_up() {
+    d->stop();
+    copy_db(d->db(), backup);
+    REQUIRE(d->start());
+  }
+  void restore_with_hq_down() {
+    d->stop();
+    w.hq.stop();
+    copy_db(backup, d->db());
+    REQUIRE(d->start());
+  }
+};
+
 // The receipt ids HQ refused, as the terminal's status lists them.
 std::vector<std::string> refused_ids(const Json& status) {
   std::vector<std::string> ids;
@@ -545,10 +569,9 @@ TEST_CASE("with the visited member feed a store fetches a member on first sight 
 
 TEST_CASE("a terminal restored from an older backup numbers after HQ and loses no sale",
           "[sync][e2e]") {
-  SyncWorld w("restore");
-  auto d = w.terminal("S001");
-  w.hq.start(w.port);
-  REQUIRE(d->start());
+  BackedUpTill till("restore");
+  auto& w = till.w;
+  auto& d = till.d;
   std::int64_t earned = 0;
   const auto sale_of = [&](int qty, const std::string& key) {
     auto r = sell(*d, latte_sale("M-A", qty), key);
@@ -560,20 +583,14 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
   REQUIRE(synced(*d));
 
   // A backup taken with the daemon stopped, then two more sales HQ gets.
-  const auto backup = w.dir / "backup.db";
-  d->stop();
-  copy_db(d->db(), backup);
-  REQUIRE(d->start());
+  till.back_up();
   sale_of(1, "lost-timeline-4");
   CHECK(sale_of(1, "lost-timeline-5") == "S001-T01-00000005");
   REQUIRE(synced(*d));
-  d->stop();
 
   // The terminal is restored from that backup while HQ is out of reach, and
   // sells: its next receipt is the fourth's again.
-  w.hq.stop();
-  copy_db(backup, d->db());
-  REQUIRE(d->start());
+  till.restore_with_hq_down();
   auto collided = sell(*d, latte_sale("M-A", 2), "after-restore-1");
   REQUIRE(sold(collided));
   CHECK(collided.body["receipt_id"] == "S001-T01-00000004");
@@ -630,26 +647,19 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
 
 TEST_CASE("a restored terminal's return of a sale HQ refused is refused too and kept for settling",
           "[sync][e2e]") {
-  SyncWorld w("restore-return");
-  auto d = w.terminal("S001");
-  w.hq.start(w.port);
-  REQUIRE(d->start());
+  BackedUpTill till("restore-return");
+  auto& w = till.w;
+  auto& d = till.d;
   REQUIRE(sold(sell(*d, sale(1), "before-backup")));
   REQUIRE(synced(*d));
-  const auto backup = w.dir / "backup.db";
-  d->stop();
-  copy_db(d->db(), backup);
+  till.back_up();
   // HQ gets a second sale; then the till goes back to the backup while HQ
   // is out of reach, sells under that second id, and takes a coffee of it
   // back before it hears from HQ, under an id HQ has never seen.
-  REQUIRE(d->start());
   auto hq_sale = sell(*d, sale(1), "lost-timeline-2");
   REQUIRE(sold(hq_sale));
   REQUIRE(synced(*d));
-  d->stop();
-  w.hq.stop();
-  copy_db(backup, d->db());
-  REQUIRE(d->start());
+  till.restore_with_hq_down();
   auto collided = sell(*d, sale(2), "after-restore");
   REQUIRE(sold(collided));
   CHECK(collided.body["receipt_id"] == "S001-T01-00000002");
