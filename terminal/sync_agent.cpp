@@ -469,7 +469,15 @@ bool SyncAgent::apply_change(Db& db, const sync::Change& ch) {
   } else if (kind == "receipt") {
     const auto id = d.value("txn_id", "");
     const auto basis = d.value("return_basis", Json::object()).dump();
-    if (find_txn(db, id)) {
+    if (auto mine = find_txn(db, id)) {
+      // The same id at HQ is another sale unless HQ has acknowledged ours
+      // and it is the same member's: a database restored from an older
+      // backup sold under an id HQ already had, and HQ refused that sale.
+      // The till keeps the receipt as it sold it.
+      platform::Stmt a(db, "SELECT acked_at IS NOT NULL FROM outbox WHERE txn_id = ?1");
+      a.bind(1, id);
+      if (mine->member_id != d.value("member_id", "") || !a.step() || a.integer(0) == 0)
+        return false;
       // This store's own sale: HQ's view counts what was taken back
       // at every store. It replaces ours unless a return of it made
       // here has not reached HQ yet (a later change will bring it).

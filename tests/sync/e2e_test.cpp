@@ -725,4 +725,13 @@ TEST_CASE("a restored terminal's return of a sale HQ refused is refused too and 
     const auto p = d->get("/v1/members/M-A").body["points"];
     return p["available"] == settled && d->get("/v1/members/M-A").body["hq_flags"].empty();
   }));
+  // HQ's receipt of its own second sale, pulled with the feed, is not
+  // taken for the till's: the till's record of what it sold and took
+  // back under that id stays as it was.
+  const auto till_sale = [&](const std::string& path) {
+    return sql_int(d->db(), "SELECT json_extract(return_basis, '$." + path +
+                                "') FROM transactions WHERE txn_id = 'S001-T01-00000002'");
+  };
+  CHECK(till_sale("lines[0].quantity") == 2);
+  CHECK(till_sale("returned_qty[0]") == 1);
 }
