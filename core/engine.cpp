@@ -13,6 +13,10 @@ namespace {
 constexpr std::size_t kMaxLines = 500;
 constexpr std::int64_t kMaxQuantity = 100'000;
 constexpr std::int64_t kMaxUnitPrice = 100'000'000'000;  // 1e9 major units
+// A basket, and a top-up, come to at most this much: every amount and
+// point derived from it then stays far inside what a member's state holds.
+constexpr std::int64_t kMaxBasketTotal = kMaxUnitPrice;
+constexpr std::int64_t kMaxStoredValue = 1'000'000'000'000'000;  // what a state holds
 
 Status validate_basket(const Program& program, const Request& r) {
   const auto& b = r.basket;
@@ -21,6 +25,7 @@ Status validate_basket(const Program& program, const Request& r) {
                                           " runs in " + program.currency.code);
   if (b.lines.empty()) return invalid("basket.lines", "must have at least one line");
   if (b.lines.size() > kMaxLines) return invalid("basket.lines", "must have at most 500 lines");
+  std::int64_t total = 0;
   for (std::size_t i = 0; i < b.lines.size(); ++i) {
     const auto& l = b.lines[i];
     const auto path = "basket.lines[" + std::to_string(i) + "]";
@@ -30,6 +35,11 @@ Status validate_basket(const Program& program, const Request& r) {
                      "must be a whole number from 1 to 100000 (returns use the return request)");
     if (l.unit_price < 0 || l.unit_price > kMaxUnitPrice)
       return invalid(path + ".unit_price", "must be a non-negative amount in minor units");
+    total += l.quantity * l.unit_price;  // both bounded above: no overflow
+    if (total > kMaxBasketTotal)
+      return invalid(path + ".quantity", "the basket comes to more than " +
+                                             format_amount(kMaxBasketTotal, program.currency) +
+                                             " by this line; split it into several sales");
   }
   if (b.redeem_points < 0) return invalid("basket.redeem_points", "must not be negative");
   if (b.stored_value < 0) return invalid("basket.stored_value", "must not be negative");
@@ -115,6 +125,9 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
   }
   if (request.trigger == Trigger::kTopUp && request.top_up_amount <= 0)
     return invalid("amount", "a top-up needs a positive amount in minor units");
+  if (request.trigger == Trigger::kTopUp && request.top_up_amount > kMaxBasketTotal)
+    return invalid("amount",
+                   "a top-up is at most " + format_amount(kMaxBasketTotal, program.currency));
 
   Outcome out;
   out.program_id = program.id;
@@ -165,6 +178,10 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
   detail::compute_points(ctx, fired);
   out.amount_due =
       out.list_total - out.discount_total - out.points_value - out.sv_base_used - out.sv_bonus_used;
+  if (member.sv_base > kMaxStoredValue - out.sv_base_added ||
+      member.sv_bonus > kMaxStoredValue - out.sv_bonus_added)
+    return invalid("amount", "the member's stored value would pass the most a member can hold (" +
+                                 format_amount(kMaxStoredValue, program.currency) + ")");
   if (request.trigger == Trigger::kPurchase) detail::evaluate_tier_upgrade(ctx);
   detail::build_receipt(ctx);
   return out;

@@ -47,6 +47,30 @@ HttpResponse reply(const core::Result<Json>& r) {
   return platform::json_response(http::status::ok, *r);
 }
 
+enum class Want { kString, kBool, kInteger };
+
+// The first of `fields` that `body` has with another JSON type than the one
+// wanted, as a 422 naming it; nullopt when every present one fits (missing
+// ones are for the caller to require).
+std::optional<HttpResponse> mistyped(const Json& body,
+                                     std::initializer_list<std::pair<const char*, Want>> fields) {
+  for (const auto& [name, want] : fields) {
+    const auto it = body.find(name);
+    if (it == body.end()) continue;
+    const bool fits = want == Want::kString ? it->is_string()
+                      : want == Want::kBool ? it->is_boolean()
+                                            : it->is_number_integer();
+    if (!fits)
+      return problem(422, "invalid", "Wrong type",
+                     std::string(name) + " must be " +
+                         (want == Want::kString ? "a string"
+                          : want == Want::kBool ? "true or false"
+                                                : "a whole number"),
+                     name);
+  }
+  return std::nullopt;
+}
+
 std::string path_of(const platform::HttpRequest& req) {
   std::string t(req.target());
   return t.substr(0, t.find('?'));
@@ -154,6 +178,24 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
   const Json body = req.body().empty() ? Json::object() : Json::parse(req.body(), nullptr, false);
   if (body.is_discarded())
     return problem(400, "malformed-json", "Body is not JSON", "the request body is not valid JSON");
+  if (!body.is_object())
+    return problem(400, "malformed-json", "Body must be a JSON object",
+                   "send the fields as one JSON object");
+  constexpr auto kStr = Want::kString;
+  if (auto bad = mistyped(body, {{"reason", kStr},
+                                 {"member_id", kStr},
+                                 {"code", kStr},
+                                 {"date", kStr},
+                                 {"store_id", kStr},
+                                 {"terminal_id", kStr},
+                                 {"reward_id", kStr},
+                                 {"delivery_id", kStr},
+                                 {"blocked", Want::kBool},
+                                 {"settle", Want::kBool},
+                                 {"points", Want::kInteger},
+                                 {"quantity", Want::kInteger},
+                                 {"effective_from", Want::kInteger}}))
+    return *bad;
   if (req.method() == http::verb::get && path == "/v1/admin/verify") return reply(ledger_.verify());
   if (req.method() == http::verb::get && path == "/v1/admin/flags")
     return reply(ledger_.flags(std::string(req.target()).find("open=true") != std::string::npos));
@@ -165,10 +207,6 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
       return problem(404, "not-found", "No such flag", "a flag id is a number, not " + id_text);
     if (!body.contains("reason") || !body["reason"].is_string())
       return problem(422, "invalid", "Reason missing", "send {\"reason\": \"...\"}", "reason");
-    if (body.contains("settle") && !body["settle"].is_boolean())
-      return problem(422, "invalid", "Settle is true or false",
-                     "\"settle\": true books a refused record's points with the resolution",
-                     "settle");
     return reply(ledger_.resolve_flag(*id, body["reason"].get<std::string>(), "admin-api",
                                       body.value("settle", false)));
   }
@@ -197,8 +235,8 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
                      "send {\"program\": {...}, "
                      "\"effective_from\": UNIX}",
                      "program");
-    return reply(ledger_.publish_program(body["program"].dump(2), body.value("effective_from", 0),
-                                         key_, "admin-api"));
+    return reply(ledger_.publish_program(
+        body["program"].dump(2), body.value("effective_from", std::int64_t{0}), key_, "admin-api"));
   }
   if (req.method() == http::verb::post && path == "/v1/admin/blocks") {
     if (!body.contains("member_id") || !body["member_id"].is_string())
@@ -230,9 +268,6 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
       return problem(422, "invalid", "Allocation incomplete",
                      "send {\"store_id\", \"terminal_id\", \"reward_id\", \"quantity\"}",
                      "quantity");
-    if (body.contains("delivery_id") && !body["delivery_id"].is_string())
-      return problem(422, "invalid", "Delivery id not a string",
-                     "send the delivery note's number as a string", "delivery_id");
     return reply(ledger_.allocate_stock(
         body.value("store_id", ""), body.value("terminal_id", ""), body.value("reward_id", ""),
         body["quantity"].get<std::int64_t>(), "admin-api", body.value("delivery_id", "")));

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -81,6 +82,45 @@ void usage(std::ostream& out) {
          "it;\n"
          "                                       --settle books a refused record's points\n"
          "\nThe default database is sqlite:STATE_DIR/hq.db.\n";
+}
+
+// Each command's options besides --dir and --db.
+const std::map<std::string, std::vector<std::string_view>>& command_options() {
+  static const std::map<std::string, std::vector<std::string_view>> options = {
+      {"init", {"--server-name"}},
+      {"terminals", {"--out", "--url", "--server-name"}},
+      {"serve", {"--listen", "--port", "--admin-port", "--port-file", "--member-feed"}},
+      {"publish", {"--effective-from"}},
+      {"verify", {}},
+      {"report", {"--csv"}},
+      {"issue-vouchers", {}},
+      {"revoke-voucher", {"--reason"}},
+      {"run-jobs", {}},
+      {"adjust", {"--reason"}},
+      {"expire", {}},
+      {"import-members", {}},
+      {"block", {"--reason"}},
+      {"unblock", {"--reason"}},
+      {"block-code", {"--reason"}},
+      {"unblock-code", {"--reason"}},
+      {"stock", {"--delivery"}},
+      {"flags", {"--open"}},
+      {"member", {}},
+      {"resolve-flag", {"--reason", "--settle"}}};
+  return options;
+}
+
+// `text` as a whole number from `min` to `max`, or a message naming `what`
+// on stderr.
+std::optional<std::int64_t> number_arg(const std::string& what, const std::string& text,
+                                       std::int64_t min, std::int64_t max) {
+  const auto n = platform::whole_number(text);
+  if (!n || *n < min || *n > max) {
+    std::cerr << "loyalty-hq: " << what << " must be a whole number from " << min << " to " << max
+              << ", not '" << text << "'\n";
+    return std::nullopt;
+  }
+  return n;
 }
 
 struct Ctx {
@@ -157,6 +197,21 @@ std::optional<std::unique_ptr<hq::SqlConn>> open_db(const Ctx& c) {
   return std::move(*db);
 }
 
+// HQ's address for a bundle: https://HOST:PORT, the host an IP address or
+// a name, the port 1 to 65535.
+core::Status valid_hq_url(const std::string& url) {
+  if (!url.starts_with("https://"))
+    return core::invalid("url", "must start with https:// (terminals talk to HQ over TLS)");
+  const auto rest = url.substr(8);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || rest.find('/') != std::string::npos)
+    return core::invalid("url", "must be https://HOST:PORT, nothing after the port");
+  const auto port = platform::whole_number(rest.substr(colon + 1));
+  if (!port || *port < 1 || *port > 65535)
+    return core::invalid("url", "the port must be a number from 1 to 65535");
+  return {};
+}
+
 int cmd_terminals(const Ctx& c, hq::HqLedger& ledger) {
   if (c.pos.size() == 1 && c.pos[0] == "list") return print(ledger.terminals());
   if (c.pos.size() != 3 || (c.pos[0] != "add" && c.pos[0] != "revoke")) {
@@ -187,24 +242,37 @@ int cmd_terminals(const Ctx& c, hq::HqLedger& ledger) {
     std::cerr << "loyalty-hq: terminals add needs --out BUNDLE_FILE\n";
     return kUsage;
   }
+  const auto& out = c.flags.at("--out");
+  if (fs::exists(out)) {
+    std::cerr << "loyalty-hq: " << out
+              << " exists (another terminal's bundle?); give the new bundle its own file\n";
+    return kFailed;
+  }
+  const auto url = c.flags.contains("--url") ? c.flags.at("--url") : "https://127.0.0.1:8443";
+  if (auto ok = valid_hq_url(url); !ok) {
+    std::cerr << "loyalty-hq: --url " << url << ": " << ok.error().message << "\n";
+    return kUsage;
+  }
   const platform::CertKey ca{read_or_die(c.dir / "ca.pem"), read_or_die(c.dir / "ca.key")};
   auto cert = platform::issue_cert(ca, store + "/" + terminal, false, {}, {}, 825);
   auto fp = platform::cert_fingerprint(cert->cert_pem);
-  if (auto s = ledger.add_terminal(store, terminal, *fp); !s) {
+  const Json bundle{{"hq_url", url},
+                    {"server_name",
+                     c.flags.contains("--server-name") ? c.flags.at("--server-name") : "localhost"},
+                    {"store_id", store},
+                    {"terminal_id", terminal},
+                    {"ca_pem", ca.cert_pem},
+                    {"cert_pem", cert->cert_pem},
+                    {"key_pem", cert->key_pem},
+                    {"hq_public_key_pem", read_or_die(c.dir / "signing.pub")}};
+  // The bundle is written first: a terminal registered without one could
+  // never be provisioned, and its id not be given again.
+  if (auto s = platform::write_private_file(out, bundle.dump(2) + "\n", 0600); !s) {
     std::cerr << "loyalty-hq: " << s.error().message << "\n";
     return kFailed;
   }
-  const Json bundle{
-      {"hq_url", c.flags.contains("--url") ? c.flags.at("--url") : "https://127.0.0.1:8443"},
-      {"server_name",
-       c.flags.contains("--server-name") ? c.flags.at("--server-name") : "localhost"},
-      {"store_id", store},
-      {"terminal_id", terminal},
-      {"ca_pem", ca.cert_pem},
-      {"cert_pem", cert->cert_pem},
-      {"key_pem", cert->key_pem},
-      {"hq_public_key_pem", read_or_die(c.dir / "signing.pub")}};
-  if (auto s = platform::write_private_file(c.flags.at("--out"), bundle.dump(2) + "\n", 0600); !s) {
+  if (auto s = ledger.add_terminal(store, terminal, *fp); !s) {
+    fs::remove(out);
     std::cerr << "loyalty-hq: " << s.error().message << "\n";
     return kFailed;
   }
@@ -245,8 +313,13 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
   hq::HqApi api(ledger, *key, token);
   platform::HttpServerOptions sync_opts;
   sync_opts.address = c.flags.contains("--listen") ? c.flags.at("--listen") : "127.0.0.1";
-  sync_opts.port = static_cast<std::uint16_t>(
-      std::stoi(c.flags.contains("--port") ? c.flags.at("--port") : "8443"));
+  const auto port =
+      number_arg("--port", c.flags.contains("--port") ? c.flags.at("--port") : "8443", 0, 65535);
+  const auto admin_port =
+      number_arg("--admin-port",
+                 c.flags.contains("--admin-port") ? c.flags.at("--admin-port") : "8444", 0, 65535);
+  if (!port || !admin_port) return kUsage;
+  sync_opts.port = static_cast<std::uint16_t>(*port);
   sync_opts.body_limit = 16 << 20;
   sync_opts.handler_timeout = std::chrono::seconds(30);
   sync_opts.problem_base = hq::kHqProblemBase;
@@ -259,8 +332,7 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
   admin_opts.tls = nullptr;
   admin_opts.address = "127.0.0.1";
   admin_opts.body_limit = 4 << 20;
-  admin_opts.port = static_cast<std::uint16_t>(
-      std::stoi(c.flags.contains("--admin-port") ? c.flags.at("--admin-port") : "8444"));
+  admin_opts.port = static_cast<std::uint16_t>(*admin_port);
   platform::HttpServer admin_server(io, admin_opts,
                                     [&api](platform::HttpRequest&& r, platform::Responder d) {
                                       api.admin(std::move(r), std::move(d));
@@ -322,9 +394,11 @@ int run(Ctx& c, const std::string& command) {
     auto key = platform::SigningKey::from_file((c.dir / "signing.key").string());
     if (!key) return print(std::unexpected(key.error()));
     const auto from = c.flags.contains("--effective-from")
-                          ? std::stoll(c.flags.at("--effective-from"))
+                          ? number_arg("--effective-from", c.flags.at("--effective-from"), 0,
+                                       std::numeric_limits<std::int64_t>::max())
                           : unix_now();
-    return print(ledger.publish_program(read_or_die(c.pos[0]), from, *key, "cli"));
+    if (!from) return kUsage;
+    return print(ledger.publish_program(read_or_die(c.pos[0]), *from, *key, "cli"));
   }
   if (command == "stock" && c.pos.size() == 4) {
     const auto n = platform::whole_number(c.pos[3]);
@@ -369,7 +443,14 @@ int run(Ctx& c, const std::string& command) {
     return (*r)["rejected"].get<std::int64_t>() > 0 ? kInvalid : kOk;
   }
   if (command == "adjust" && c.pos.size() == 2) {
-    return print(ledger.adjust(c.pos[0], std::stoll(c.pos[1]),
+    const auto points = platform::whole_number(c.pos[1]);
+    if (!points) {
+      std::cerr << "loyalty-hq: adjust: POINTS must be a whole number of points (negative to "
+                   "take some away), not '"
+                << c.pos[1] << "'\n";
+      return kUsage;
+    }
+    return print(ledger.adjust(c.pos[0], *points,
                                c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));
   }
   if (command == "run-jobs" && c.pos.size() == 1) return print(ledger.run_jobs(c.pos[0]));
@@ -380,18 +461,26 @@ int run(Ctx& c, const std::string& command) {
       return kFailed;
     }
     std::vector<std::string> members;
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) members.push_back(line.substr(0, line.find_first_of(",\r")));
-    return print(ledger.issue_vouchers(c.pos[0], members, today_utc(), "cli"));
+    for (std::string line; std::getline(in, line);) {
+      line = line.substr(0, line.find_first_of(",\r"));
+      const auto b = line.find_first_not_of(" \t");
+      if (b != std::string::npos)
+        members.push_back(line.substr(b, line.find_last_not_of(" \t") - b + 1));
+    }
+    auto r = ledger.issue_vouchers(c.pos[0], members, today_utc(), "cli");
+    const int rc = print(r);
+    return rc == kOk && !(*r)["unknown_members"].empty() ? kInvalid : rc;
   }
   if (command == "report" && c.pos.size() == 3 && c.pos[0] == "sales") {
     auto r = ledger.report(c.pos[1], c.pos[2]);
     if (!r || !c.flags.contains("--csv")) return print(r);
-    std::cout << "store_id,business_day,transactions,members,sales,points_earned,points_redeemed\n";
+    std::cout << "store_id,business_day,transactions,members,sales,points_earned,points_redeemed,"
+                 "points_taken_back,points_given_back\n";
     for (const auto& d : (*r)["per_store_day"])
       std::cout << d["store_id"].get<std::string>() << "," << d["business_day"].get<std::string>()
                 << "," << d["transactions"] << "," << d["members"] << "," << d["sales"] << ","
-                << d["points_earned"] << "," << d["points_redeemed"] << "\n";
+                << d["points_earned"] << "," << d["points_redeemed"] << ","
+                << d["points_taken_back"] << "," << d["points_given_back"] << "\n";
     std::cout << "\nmetric,value\n";
     for (const auto& [k, v] : (*r)["metrics"].items()) std::cout << k << "," << v.dump() << "\n";
     return kOk;
@@ -420,6 +509,23 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   Ctx c;
   c.flags = platform::parse_cli_flags(args, c.pos);
+  const auto options = command_options().find(command);
+  if (options == command_options().end()) {
+    std::cerr << "loyalty-hq: unknown command '" << command << "'\n";
+    usage(std::cerr);
+    return kUsage;
+  }
+  auto known = options->second;
+  known.insert(known.end(), {"--dir", "--db", "--help"});
+  if (const auto bad = platform::unknown_option(c.flags, known)) {
+    std::cerr << "loyalty-hq " << command << ": unknown option " << *bad
+              << " (loyalty-hq --help lists each command's options)\n";
+    return kUsage;
+  }
+  if (c.flags.contains("--help")) {
+    usage(std::cout);
+    return kOk;
+  }
   if (!c.flags.contains("--dir")) {
     std::cerr << "loyalty-hq: --dir STATE_DIR is required\n";
     return kUsage;

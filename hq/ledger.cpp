@@ -282,15 +282,18 @@ std::shared_ptr<const core::Program> HqLedger::program(const std::string& id,
   return shared;
 }
 
-core::Result<std::shared_ptr<const core::Program>> HqLedger::latest_program() {
-  auto rows =
-      db_.query("SELECT program_id, version FROM programs ORDER BY published_at DESC LIMIT 1");
+core::Result<std::shared_ptr<const core::Program>> HqLedger::program_in_force() {
+  auto rows = db_.query(
+      "SELECT program_id, version FROM programs WHERE effective_from <= ?1 "
+      "ORDER BY effective_from DESC, version DESC LIMIT 1",
+      {clock_()});
   if (rows.empty())
-    return core::fail(core::ErrorCode::kFailedPrecondition, "no program published yet");
+    return core::fail(core::ErrorCode::kFailedPrecondition,
+                      "no program is in force yet (publish one, or wait for its effective time)");
   auto p = program(rows[0].text(0), rows[0].integer(1));
   if (!p)
     return core::fail(core::ErrorCode::kUnavailable,
-                      "the newest program " + rows[0].text(0) + " does not load");
+                      "the program in force, " + rows[0].text(0) + ", does not load");
   return p;
 }
 

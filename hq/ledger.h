@@ -236,8 +236,11 @@ class HqLedger {
   // Writes the state and its feed change; the row's new version.
   std::int64_t write_member(const core::MemberState& m);
   std::shared_ptr<const core::Program> program(const std::string& id, std::int64_t version);
-  // The most recently published version; kFailedPrecondition before any.
-  core::Result<std::shared_ptr<const core::Program>> latest_program();
+  // kInvalidArgument naming `text` when `day` has begun nowhere yet.
+  core::Status day_has_come(core::LocalDays day, const std::string& text) const;
+  // The version in force now (a later one may be published for a future
+  // time); kFailedPrecondition before any is.
+  core::Result<std::shared_ptr<const core::Program>> program_in_force();
   void job_transaction(const core::Program& p, core::MemberState& m, core::Trigger trigger,
                        const std::string& txn_id, const std::string& day, Json& summary);
 

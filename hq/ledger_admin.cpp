@@ -1,5 +1,6 @@
 // HqLedger's administration, scheduled work, reports and invariant check.
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "core/io_json.h"
@@ -16,11 +17,23 @@ core::Result<Json> db_failure(const SqlError& e) {
   return core::fail(core::ErrorCode::kUnavailable, std::string("HQ database: ") + e.what());
 }
 
+// A reason someone can audit later: five characters or more besides spaces.
+constexpr std::int64_t kLastUnixTime = 253'402'300'799;  // 9999-12-31T23:59:59Z
+
+bool auditable(const std::string& reason) {
+  return std::count_if(reason.begin(), reason.end(),
+                       [](unsigned char c) { return std::isspace(c) == 0; }) >= 5;
+}
+
 }  // namespace
 
 core::Result<Json> HqLedger::publish_program(const std::string& body, std::int64_t effective_from,
                                              const platform::SigningKey& key,
                                              const std::string& actor) {
+  if (effective_from < 0 || effective_from > kLastUnixTime)
+    return core::invalid("effective_from",
+                         "must be a Unix time in seconds, from 0 (in force at once) to " +
+                             std::to_string(kLastUnixTime));
   auto p = core::load_program_text(body);
   if (!p) return std::unexpected(p.error());
   std::lock_guard lock(mutex_);
@@ -50,9 +63,15 @@ core::Result<Json> HqLedger::publish_program(const std::string& body, std::int64
 
 core::Result<Json> HqLedger::adjust(const std::string& member_id, std::int64_t points,
                                     const std::string& reason, const std::string& actor) {
-  if (reason.size() < 5)
+  if (!auditable(reason))
     return core::invalid("reason", "an adjustment needs a reason a finance team can audit");
-  if (points == 0) return core::invalid("points", "must not be zero");
+  // A billion points either way is past any real correction, and keeps a
+  // member's balance far inside what its state can hold.
+  constexpr std::int64_t kMaxAdjustment = 1'000'000'000;
+  if (points == 0 || points > kMaxAdjustment || points < -kMaxAdjustment)
+    return core::invalid("points",
+                         "must be a whole number of points from -1000000000 to "
+                         "1000000000, not zero");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&] { return book_adjustment(member_id, points, reason, actor); });
 }
@@ -99,20 +118,19 @@ core::Result<Json> HqLedger::issue_vouchers(const std::string& template_id,
   if (!today) return core::invalid("today", "must be YYYY-MM-DD");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
-    auto prog =
-        db_.query("SELECT program_id, version FROM programs ORDER BY published_at DESC LIMIT 1");
-    if (prog.empty())
-      return core::fail(core::ErrorCode::kFailedPrecondition, "no program published");
-    auto p = program(prog[0].text(0), prog[0].integer(1));
-    const auto* t = p ? p->find_voucher(template_id) : nullptr;
+    auto p = program_in_force();
+    if (!p) return std::unexpected(p.error());
+    const auto* t = (*p)->find_voucher(template_id);
     if (t == nullptr)
-      return core::invalid("template", "program " + prog[0].text(0) + " has no voucher template '" +
-                                           template_id + "'");
+      return core::invalid("template",
+                           "program " + (*p)->id + " v" + std::to_string((*p)->version) +
+                               ", in force, has no voucher template '" + template_id + "'");
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, std::string("issue-vouchers"),
               template_id + " to " + std::to_string(members.size()) + " members", clock_()});
     const auto run = db_.query("SELECT MAX(id) FROM audit")[0].integer(0);
     Json unknown = Json::array();
+    Json codes = Json::object();
     std::int64_t issued = 0;
     for (const auto& id : members) {
       auto m = load_member(id);
@@ -120,17 +138,25 @@ core::Result<Json> HqLedger::issue_vouchers(const std::string& template_id,
         unknown.push_back(id);
         continue;
       }
-      m->vouchers.push_back({"HQ-V" + std::to_string(run) + "-" + std::to_string(++issued),
-                             template_id, *today + date::days(t->valid_days)});
+      const auto code = "HQ-V" + std::to_string(run) + "-" + std::to_string(++issued);
+      m->vouchers.push_back({code, template_id, *today + date::days(t->valid_days)});
       save_member(*m);
+      codes[id] = code;
     }
-    return Json{{"template", template_id}, {"issued", issued}, {"unknown_members", unknown}};
+    // The audit row says what was done, not what was asked.
+    db_.exec("UPDATE audit SET detail = ?2 WHERE id = ?1",
+             {run, template_id + " to " + std::to_string(issued) + " members (" +
+                       std::to_string(unknown.size()) + " unknown ids skipped)"});
+    return Json{{"template", template_id},
+                {"issued", issued},
+                {"codes", codes},
+                {"unknown_members", unknown}};
   });
 }
 
 core::Result<Json> HqLedger::revoke_voucher(const std::string& member_id, const std::string& code,
                                             const std::string& reason, const std::string& actor) {
-  if (reason.size() < 5)
+  if (!auditable(reason))
     return core::invalid("reason", "revoking a voucher needs a reason that can be audited");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
@@ -159,13 +185,17 @@ core::Result<Json> HqLedger::revoke_voucher(const std::string& member_id, const 
 
 core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool blocked,
                                          const std::string& reason, const std::string& actor) {
-  if (reason.size() < 5)
+  if (!auditable(reason))
     return core::invalid("reason", "blocking needs a reason that can be audited");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
-    if (db_.exec("UPDATE members SET blocked = ?2 WHERE id = ?1",
-                 {member_id, std::int64_t{blocked}}) != 1)
+    auto now = db_.query("SELECT blocked FROM members WHERE id = ?1", {member_id});
+    if (now.empty())
       return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+    if (!blocked && now[0].integer(0) == 0)
+      return core::fail(core::ErrorCode::kFailedPrecondition,
+                        "member " + member_id + " is not blocked; nothing to unblock");
+    db_.exec("UPDATE members SET blocked = ?2 WHERE id = ?1", {member_id, std::int64_t{blocked}});
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, blocked ? "block" : "unblock", member_id + ": " + reason, clock_()});
     change("block", member_id, Json{{"member_id", member_id}, {"blocked", blocked}}, "", member_id);
@@ -175,7 +205,7 @@ core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool bloc
 
 core::Result<Json> HqLedger::set_code_blocked(const std::string& code, bool blocked,
                                               const std::string& reason, const std::string& actor) {
-  if (reason.size() < 5)
+  if (!auditable(reason))
     return core::invalid("reason", "blocking needs a reason that can be audited");
   const bool card = core::valid_card_number(code);
   if (!card && !(code.starts_with("LM1:") && code.size() > 4))
@@ -249,13 +279,18 @@ core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std:
           "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
           {delivery_id, store, terminal, reward_id, quantity, clock_()});
     }
-    if (db_.query("SELECT 1 FROM terminals WHERE store_id = ?1 AND terminal_id = ?2",
-                  {store, terminal})
-            .empty())
+    const auto reg =
+        db_.query("SELECT revoked FROM terminals WHERE store_id = ?1 AND terminal_id = ?2",
+                  {store, terminal});
+    if (reg.empty())
       return core::fail(core::ErrorCode::kNotFound,
                         "no terminal " + store + "/" + terminal + " is registered at HQ");
-    // The reward must be in the catalog of the newest published version.
-    auto latest = latest_program();
+    if (reg[0].integer(0) != 0)
+      return core::fail(core::ErrorCode::kFailedPrecondition,
+                        "terminal " + store + "/" + terminal +
+                            " is revoked; allocate to the store's counter that replaced it");
+    // The reward must be in the catalog of the version in force.
+    auto latest = program_in_force();
     if (!latest) return std::unexpected(latest.error());
     const auto& program = *latest;
     const bool known = std::any_of(program->rewards.begin(), program->rewards.end(),
@@ -279,9 +314,10 @@ core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std:
 core::Result<Json> HqLedger::expire(const std::string& today_text) {
   const auto today = core::parse_local_date(today_text);
   if (!today) return core::invalid("date", "must be YYYY-MM-DD");
+  if (auto ok = day_has_come(*today, today_text); !ok) return std::unexpected(ok.error());
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
-    auto latest = latest_program();
+    auto latest = program_in_force();
     if (!latest) return std::unexpected(latest.error());
     const auto& program = *latest;
     std::int64_t members = 0, points = 0;
@@ -361,7 +397,7 @@ core::Result<Json> HqLedger::flags(bool open_only) {
 
 core::Result<Json> HqLedger::resolve_flag(std::int64_t id, const std::string& reason,
                                           const std::string& actor, bool settle) {
-  if (reason.size() < 5)
+  if (!auditable(reason))
     return core::invalid("reason", "resolving a flag needs a reason that can be audited");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {

@@ -6,6 +6,7 @@
 #include "core/io_json.h"
 #include "core/member_number.h"
 #include "hq/ledger.h"
+#include "platform/cli.h"
 
 namespace loyalty::hq {
 
@@ -36,6 +37,8 @@ std::vector<std::string> split_csv(const std::string& line) {
   }
   return out;
 }
+
+constexpr std::int64_t kMaxOpeningPoints = 1'000'000'000;
 
 const std::vector<std::string> kColumns = {"member_id", "phone", "card_number", "name",
                                            "birthday",  "tier",  "points",      "points_expire_on"};
@@ -69,6 +72,9 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);)
     if (!line.empty() && line != "\r") lines.push_back(line);
+  // A byte-order mark (spreadsheets save UTF-8 CSV with one) is not part
+  // of the first column's name.
+  if (!lines.empty() && lines[0].starts_with("\xEF\xBB\xBF")) lines[0].erase(0, 3);
   auto header = lines.empty() ? std::vector<std::string>{} : split_csv(lines[0]);
   const bool with_stores = !header.empty() && header.back() == kStoresColumn;
   if (with_stores) header.pop_back();
@@ -86,7 +92,10 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
     ++rejected;
     if (problems.size() < 200) problems.push_back("line " + std::to_string(row + 1) + ": " + why);
   };
+  std::vector<std::string> tiers;  // the program in force's, when one is
   auto prog = in_transaction(db_, [&]() -> core::Result<std::string> {
+    if (auto p = program_in_force(); p && (*p)->tiers)
+      for (const auto& t : (*p)->tiers->levels) tiers.push_back(t.id);
     auto rows = db_.query("SELECT program_id FROM programs ORDER BY published_at DESC LIMIT 1");
     return rows.empty() ? std::string("hq") : rows[0].text(0);
   });
@@ -110,19 +119,20 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
         if (!f[4].empty()) state["birthday"] = f[4];
         if (!f[5].empty()) state["tier"] = f[5];
         state["enrolled_on"] = today;
-        std::int64_t pts = 0;
-        try {
-          pts = f[6].empty() ? 0 : std::stoll(f[6]);
-        } catch (const std::exception&) {
-          pts = -1;
+        const auto pts =
+            f[6].empty() ? std::optional<std::int64_t>(0) : platform::whole_number(f[6]);
+        if (!pts || *pts < 0 || *pts > kMaxOpeningPoints) {
+          reject(i, "points: must be a whole number of points from 0 to 1000000000, not '" + f[6] +
+                        "'");
+          continue;
         }
-        if (pts < 0) {
-          reject(i, "points: must be a whole number of points, 0 or more");
+        if (!f[5].empty() && std::ranges::find(tiers, f[5]) == tiers.end()) {
+          reject(i, "tier: " + f[5] + " is not a tier of the program in force");
           continue;
         }
         const std::string lot = "IMPORT-" + f[0] + "/lot";
-        if (pts > 0) {
-          Json l{{"id", lot}, {"earned_on", today}, {"points", pts}};
+        if (*pts > 0) {
+          Json l{{"id", lot}, {"earned_on", today}, {"points", *pts}};
           if (!f[7].empty()) l["expires_on"] = f[7];
           state["lots"] = Json::array({l});
         }
@@ -144,16 +154,32 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
           reject(i, "member_id: " + f[0] + " already exists at HQ");
           continue;
         }
+        // A card or phone number finds one member at the till, so it
+        // belongs to one member only.
+        const auto holder = [&](const char* column, const std::string& value) {
+          if (value.empty()) return std::string();
+          auto rows =
+              db_.query(std::string("SELECT id FROM members WHERE ") + column + " = ?1", {value});
+          return rows.empty() ? std::string() : rows[0].text(0);
+        };
+        if (const auto other = holder("card_number", f[2]); !other.empty()) {
+          reject(i, "card_number: " + f[2] + " already belongs to " + other);
+          continue;
+        }
+        if (const auto other = holder("phone", f[1]); !other.empty()) {
+          reject(i, "phone: " + f[1] + " already belongs to " + other);
+          continue;
+        }
         const auto text = core::member_to_json(*m).dump();
         db_.exec(
             "INSERT INTO members(id, card_number, phone, name, state, version) "
             "VALUES (?1, ?2, ?3, ?4, ?5, 1)",
             {f[0], f[2].empty() ? SqlParam(nullptr) : SqlParam(f[2]),
              f[1].empty() ? SqlParam(nullptr) : SqlParam(f[1]), f[3], text});
-        if (pts > 0)
+        if (*pts > 0)
           post({core::Entry{"IMPORT-" + f[0] + "/1", "IMPORT-" + f[0],
-                            core::program_account(*prog, "issued"), core::member_account(f[0]), pts,
-                            "pts", lot, "imported opening balance"}});
+                            core::program_account(*prog, "issued"), core::member_account(f[0]),
+                            *pts, "pts", lot, "imported opening balance"}});
         // Held by these stores from the start: the visited feed sends them
         // the member before a first visit, which may come while offline.
         for (const auto& store : *stores)
@@ -163,7 +189,7 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
               {f[0], store, clock_()});
         change_text("member", m->id, std::string(kMemberFromRow), "", m->id);
         ++added;
-        points += pts;
+        points += *pts;
       }
       return true;
     });

@@ -20,6 +20,20 @@ bool first_of_month(core::LocalDays d) {
 
 }  // namespace
 
+core::Status HqLedger::day_has_come(core::LocalDays day, const std::string& text) const {
+  // A day has come once it has begun in some store: up to a day ahead of
+  // UTC (the zones east of it).
+  const auto now = std::chrono::sys_seconds(std::chrono::seconds(clock_()));
+  const auto today = core::LocalDays(std::chrono::floor<std::chrono::days>(now).time_since_epoch());
+  if (day > today + date::days(1))
+    return core::invalid("date", text + " has not come yet (today is " +
+                                     core::format_local_date(today) +
+                                     " UTC); scheduled work runs for days that have begun");
+  return {};
+}
+
+namespace {}  // namespace
+
 void HqLedger::job_transaction(const core::Program& p, core::MemberState& m, core::Trigger trigger,
                                const std::string& txn_id, const std::string& day_text,
                                Json& summary) {
@@ -53,16 +67,12 @@ void HqLedger::job_transaction(const core::Program& p, core::MemberState& m, cor
 core::Result<Json> HqLedger::run_jobs(const std::string& day_text) {
   const auto day = core::parse_local_date(day_text);
   if (!day) return core::invalid("date", "must be YYYY-MM-DD");
+  if (auto ok = day_has_come(*day, day_text); !ok) return std::unexpected(ok.error());
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
-    auto prog = db_.query(
-        "SELECT program_id, version FROM programs WHERE effective_from <= ?1 "
-        "ORDER BY effective_from DESC, version DESC LIMIT 1",
-        {clock_()});
-    if (prog.empty())
-      return core::fail(core::ErrorCode::kFailedPrecondition, "no program in force yet");
-    auto p = program(prog[0].text(0), prog[0].integer(1));
-    if (!p) return core::fail(core::ErrorCode::kInternal, "the program in force does not load");
+    auto in_force = program_in_force();
+    if (!in_force) return std::unexpected(in_force.error());
+    const auto& p = *in_force;
     Json summary{{"date", day_text}, {"tier_changes", 0}};
     const auto ymd = date::year_month_day{*day};
     const auto month = core::format_local_date(*day).substr(0, 7);

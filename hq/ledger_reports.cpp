@@ -4,17 +4,20 @@
 #include <set>
 
 #include "core/io_json.h"
+#include "core/ledger.h"
 #include "hq/ledger.h"
 
 namespace loyalty::hq {
 
 core::Result<Json> HqLedger::report(const std::string& from, const std::string& to) {
-  if (!core::parse_local_date(from) || !core::parse_local_date(to))
-    return core::invalid("from", "dates must be YYYY-MM-DD");
+  if (!core::parse_local_date(from)) return core::invalid("from", "must be a date, YYYY-MM-DD");
+  if (!core::parse_local_date(to)) return core::invalid("to", "must be a date, YYYY-MM-DD");
+  if (to < from) return core::invalid("to", "must not be before from (" + from + ")");
   std::lock_guard lock(mutex_);
   try {
     struct Day {
       std::int64_t transactions = 0, sales = 0, points_earned = 0, points_redeemed = 0;
+      std::int64_t points_reversed = 0, points_restored = 0;  // by returns and voids
       std::set<std::string> members;
     };
     std::map<std::pair<std::string, std::string>, Day> days;
@@ -32,17 +35,31 @@ core::Result<Json> HqLedger::report(const std::string& from, const std::string& 
       d.points_redeemed += row.integer(5);
       earned += row.integer(4);
       redeemed += row.integer(5);
+      // Sales: what the goods went for after discounts and points paid,
+      // whatever the tender (cash, card or stored value); returns and
+      // voids take back what they refund.
       if (row.text(3) == "purchase") {
         const auto rec = Json::parse(row.text(6));
-        const auto due = rec["totals"].value("amount_due", std::int64_t{0});
-        d.sales += due;
-        sales += due;
+        const auto& t = rec["totals"];
+        const auto sold =
+            t.value("amount_due", std::int64_t{0}) + t.value("stored_value_used", std::int64_t{0});
+        d.sales += sold;
+        sales += sold;
         ++purchases_by_member[row.text(2)];
       } else if (row.text(3) == "return" || row.text(3) == "void") {
         const auto rec = Json::parse(row.text(6));
         const auto due = rec["totals"].value("amount_due", std::int64_t{0});  // negative
         d.sales += due;
         sales += due;
+        // The member's points it moves: earned ones taken back, redeemed
+        // ones given back.
+        const auto account = core::member_account(row.text(2));
+        for (const auto& e : rec.value("entries", Json::array())) {
+          if (e.value("unit", "") != "pts") continue;
+          const auto amount = e.value("amount", std::int64_t{0});
+          if (e.value("debit", "") == account) d.points_reversed += amount;
+          if (e.value("credit", "") == account) d.points_restored += amount;
+        }
       }
     }
     Json per_day = Json::array();
@@ -53,7 +70,9 @@ core::Result<Json> HqLedger::report(const std::string& from, const std::string& 
                          {"members", static_cast<std::int64_t>(d.members.size())},
                          {"sales", d.sales},
                          {"points_earned", d.points_earned},
-                         {"points_redeemed", d.points_redeemed}});
+                         {"points_redeemed", d.points_redeemed},
+                         {"points_taken_back", d.points_reversed},
+                         {"points_given_back", d.points_restored}});
     std::int64_t repeaters = 0;
     for (const auto& [m, n] : purchases_by_member) repeaters += n >= 2 ? 1 : 0;
     // Referral conversion: referred members (enrolled in the period) who
@@ -73,14 +92,9 @@ core::Result<Json> HqLedger::report(const std::string& from, const std::string& 
     // What a point costs: the program's points-as-payment rate when it has
     // one (value of `points` points in minor units).
     Json cost = nullptr;
-    auto prog =
-        db_.query("SELECT program_id, version FROM programs ORDER BY published_at DESC LIMIT 1");
-    if (!prog.empty()) {
-      auto p = program(prog[0].text(0), prog[0].integer(1));
-      if (p && p->points_tender && sales > 0)
-        cost = static_cast<double>(earned) * static_cast<double>(p->points_tender->value) /
-               static_cast<double>(p->points_tender->points) / static_cast<double>(sales);
-    }
+    if (auto p = program_in_force(); p && (*p)->points_tender && sales > 0)
+      cost = static_cast<double>(earned) * static_cast<double>((*p)->points_tender->value) /
+             static_cast<double>((*p)->points_tender->points) / static_cast<double>(sales);
     const auto active = static_cast<std::int64_t>(purchases_by_member.size());
     return Json{{"from", from},
                 {"to", to},

@@ -106,6 +106,12 @@ std::vector<std::string> step(const SqlConn& db, int version) {
           "BIGINT NOT NULL, "
           "PRIMARY KEY(txn_id, record_hash))",
           "CREATE INDEX refused_terminal ON refused_txns(store_id, terminal_id)"};
+    case 9:
+      // v9: a member found by card or phone number (a lookup from a store,
+      // a blocked code, an import checking the number is nobody else's)
+      // without reading every member.
+      return {"CREATE INDEX members_card ON members(card_number)",
+              "CREATE INDEX members_phone ON members(phone)"};
     default: return {};
   }
 }

@@ -1,5 +1,6 @@
 #include "platform/cli.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace loyalty::platform {
@@ -20,6 +21,13 @@ std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string
     }
   }
   return flags;
+}
+
+std::optional<std::string> unknown_option(const std::map<std::string, std::string>& flags,
+                                          const std::vector<std::string_view>& known) {
+  for (const auto& [name, value] : flags)
+    if (std::find(known.begin(), known.end(), name) == known.end()) return name;
+  return std::nullopt;
 }
 
 std::optional<std::int64_t> whole_number(std::string_view text) {

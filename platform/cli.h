@@ -17,6 +17,12 @@ namespace loyalty::platform {
 std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string>& args,
                                                    std::vector<std::string>& positional);
 
+// The first option in `flags` that is not one of `known`; nullopt when
+// every one is. A misspelt option must not be ignored, nor eat the next
+// argument unnoticed.
+std::optional<std::string> unknown_option(const std::map<std::string, std::string>& flags,
+                                          const std::vector<std::string_view>& known);
+
 // `text` as a whole number when all of it is one (no sign but '-', no
 // spaces, no trailing characters); nullopt otherwise.
 std::optional<std::int64_t> whole_number(std::string_view text);

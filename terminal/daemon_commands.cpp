@@ -153,6 +153,18 @@ std::optional<Json> sale_body(std::map<std::string, std::string>& flags, std::os
   Json body{{"member_id", flags["--member"]}};
   if (flags.contains("--event")) {
     body["event"] = flags["--event"];
+    // A top-up's amount (minor units) and an activity's name.
+    if (flags.contains("--amount")) {
+      const auto amount = platform::whole_number(flags["--amount"]);
+      if (!amount) {
+        err << "loyaltyctl: --amount must be a whole number of minor units (10000 is 100.00), "
+               "not '"
+            << flags["--amount"] << "'\n";
+        return std::nullopt;
+      }
+      body["amount"] = *amount;
+    }
+    if (flags.contains("--activity")) body["activity"] = flags["--activity"];
     return body;
   }
   auto basket = read_json_file(flags["--basket"], err);
@@ -171,6 +183,13 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
                        std::ostream& out, std::ostream& err) {
   std::vector<std::string> pos;
   auto flags = parse_cli_flags(args, pos);
+  if (const auto bad = platform::unknown_option(
+          flags, {"--url", "--token-file", "--json", "--key", "--member", "--basket", "--event",
+                  "--amount", "--activity", "--phone", "--birthday", "--reward", "--limit"})) {
+    err << "loyaltyctl " << command << ": unknown option " << *bad
+        << " (loyaltyctl --help lists the options)\n";
+    return kExitUsage;
+  }
   const bool json = flags.contains("--json");
   Daemon d(flags, err);
   const auto key = flags.contains("--key") ? flags["--key"] : "ctl-" + platform::random_hex(8);

@@ -24,6 +24,8 @@ void usage(std::ostream& out) {
          "  enroll --phone NUMBER [--birthday YYYY-MM-DD]\n"
          "  quote  --member ID (--basket FILE | --event NAME)\n"
          "  commit --member ID (--basket FILE | --event NAME) [--key IDEMPOTENCY-KEY]\n"
+         "                          events: --amount MINOR_UNITS for top_up, --activity NAME\n"
+         "                          for activity\n"
          "  redeem --member ID --reward ID\n"
          "  return RECEIPT LINE:QTY...   void RECEIPT\n"
          "  outbox [--limit N]\n"

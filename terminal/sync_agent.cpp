@@ -5,6 +5,7 @@
 
 #include "core/io_json.h"
 #include "core/member_delta.h"
+#include "platform/cli.h"
 #include "platform/http_client.h"
 #include "platform/log.h"
 #include "platform/tls.h"
@@ -27,7 +28,10 @@ core::Result<HqBundle> load_bundle(const std::string& path) {
     if (scheme != 0 || colon == std::string::npos || colon < 8)
       return core::invalid(path + ".hq_url", "must be https://HOST:PORT");
     b.host = url.substr(8, colon - 8);
-    b.port = static_cast<std::uint16_t>(std::stoi(url.substr(colon + 1)));
+    const auto port = platform::whole_number(url.substr(colon + 1));
+    if (!port || *port < 1 || *port > 65535)
+      return core::invalid(path + ".hq_url", "the port must be a number from 1 to 65535");
+    b.port = static_cast<std::uint16_t>(*port);
     b.server_name = j.at("server_name");
     b.store_id = j.at("store_id");
     b.terminal_id = j.at("terminal_id");

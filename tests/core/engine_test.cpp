@@ -153,6 +153,34 @@ TEST_CASE("bad baskets are refused with the field named", "[core][engine]") {
   b = basket(100);
   b["lines"] = Json::array();
   check(b, "at least one line");
+  // Each line within its limits, the basket past what a sale may come to
+  // (a member's state could not hold what it would earn): refused, naming
+  // the line that tips it over.
+  b = basket(100'000'000'000, 100'000);
+  check(b, "basket.lines[0].quantity");
+  check(b, "split it into several sales");
+  b = basket(60'000'000'000);
+  b["lines"].push_back(b["lines"][0]);
+  check(b, "basket.lines[1].quantity");
+}
+
+TEST_CASE("a top-up is bounded and cannot overflow the member's stored value", "[core][engine]") {
+  const auto p = test::program_from(program_json("multiply"));
+  const auto top_up = [&](const core::MemberState& m, std::int64_t amount) {
+    return core::evaluate(
+        p, m, test::request_at("2026-11-23T12:00:00", {{"event", "top_up"}, {"amount", amount}}));
+  };
+  auto m = member("bean");
+  auto fine = top_up(m, 100'000);
+  REQUIRE(fine);
+  CHECK(fine->sv_base_added == 100'000);
+  auto huge = top_up(m, 1'000'000'000'000'000);
+  REQUIRE_FALSE(huge);
+  CHECK(huge.error().problems.front().path == "amount");
+  m.sv_base = 999'999'999'999'999;
+  auto full = top_up(m, 100'000);
+  REQUIRE_FALSE(full);
+  CHECK(full.error().message.find("most a member can hold") != std::string::npos);
 }
 
 TEST_CASE("a next-day upgrade applies from the following day", "[core][engine]") {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -24,9 +25,10 @@ struct Hq {
   std::unique_ptr<hq::SqlConn> db;
   std::unique_ptr<hq::HqLedger> ledger;
   platform::SigningKey key = platform::SigningKey::generate();
+  std::int64_t now = 1'795'300'100;  // HQ's clock: 2026-11-21 22:28 UTC
   explicit Hq(const std::string& backend)
       : target(fresh_hq_target(backend)), db(open_hq_db(target)) {
-    ledger = std::make_unique<hq::HqLedger>(*db, [] { return std::int64_t{1'795'300'100}; });
+    ledger = std::make_unique<hq::HqLedger>(*db, [this] { return now; });
     REQUIRE(ledger->publish_program(read_all(hq_source("examples/programs/coffee-chain.json")), 0,
                                     key, "test"));
   }
@@ -548,6 +550,11 @@ TEST_CASE("expiry takes dead lots by date and the liability report follows", "[h
   REQUIRE(before);
   CHECK((*before)["by_expiry_month"][0]["expires"] == "2026-12");
   CHECK((*before)["by_expiry_month"][0]["points"] == 120);
+  // Expiry runs for a day that has come, never ahead.
+  auto early = hq.ledger->expire("2026-11-30");
+  REQUIRE_FALSE(early);
+  CHECK(early.error().message.find("has not come yet") != std::string::npos);
+  hq.now += 10 * 86'400;  // 2026-12-01
   auto none = hq.ledger->expire("2026-11-30");
   CHECK((*none)["points_expired"] == 0);
   auto run = hq.ledger->expire("2026-12-01");
@@ -578,9 +585,21 @@ TEST_CASE("admin changes are validated and audited", "[hq][ledger]") {
   hq.ingest(a, {a.sell("M1001", kBasket)});
   CHECK_FALSE(hq.ledger->adjust("M1001", 100, "", "ops"));
   CHECK_FALSE(hq.ledger->adjust("M-NOBODY", 100, "goodwill for a late order", "ops"));
+  CHECK_FALSE(hq.ledger->adjust("M1001", 100, "      ", "ops"));  // spaces are no reason
+  // Past any real correction: refused, so no balance can overflow.
+  for (const auto points : {INT64_C(1'000'000'001), INT64_C(-1'000'000'001),
+                            std::numeric_limits<std::int64_t>::max()}) {
+    auto huge = hq.ledger->adjust("M1001", points, "goodwill for a late order", "ops");
+    REQUIRE_FALSE(huge);
+    CHECK(huge.error().problems.front().path == "points");
+  }
   auto adj = hq.ledger->adjust("M1001", -50, "duplicate welcome gift reversed", "ops");
   REQUIRE(adj);
   CHECK_FALSE(hq.ledger->set_blocked("M1001", true, "", "ops"));
+  // Unblocking someone who is not blocked is a mistake worth saying.
+  auto not_blocked = hq.ledger->set_blocked("M1001", false, "card found again", "ops");
+  REQUIRE_FALSE(not_blocked);
+  CHECK(not_blocked.error().message.find("not blocked") != std::string::npos);
   REQUIRE(hq.ledger->set_blocked("M1001", true, "card reported stolen", "ops"));
   CHECK(count(*hq.db, "audit") == 3);  // publish, adjust, block
   auto feed = hq.ledger->changes(0, 1000, "S001");
@@ -600,6 +619,20 @@ TEST_CASE("admin changes are validated and audited", "[hq][ledger]") {
   const auto last = (*feed)["changes"].back();
   CHECK(last["kind"] == "code");
   CHECK(last["data"] == Json{{"code", "LM1:M1001"}, {"member_id", "M1001"}, {"blocked", true}});
+  // A program published for later is not in force: stock and campaigns
+  // follow the version the stores run now.
+  auto later = Json::parse(read_all(hq_source("examples/programs/coffee-chain.json")));
+  later["version"] = 2;
+  later["rewards"][0]["id"] = "mug";
+  REQUIRE(hq.ledger->publish_program(later.dump(), 4'102'444'800, hq.key, "ops"));  // 2100
+  CHECK(hq.ledger->allocate_stock("S001", "T01", "voucher-10", 2, "ops", ""));
+  CHECK_FALSE(hq.ledger->allocate_stock("S001", "T01", "mug", 2, "ops", ""));
+  // Nor to a terminal that is revoked.
+  REQUIRE(hq.ledger->revoke_terminal("S001", "T01"));
+  auto revoked = hq.ledger->allocate_stock("S001", "T01", "voucher-10", 2, "ops", "");
+  REQUIRE_FALSE(revoked);
+  CHECK(revoked.error().message.find("revoked") != std::string::npos);
+  CHECK_FALSE(hq.ledger->publish_program(later.dump(), -1, hq.key, "ops"));
   hq.verified();
 }
 
@@ -607,8 +640,9 @@ TEST_CASE("members import from CSV: bad rows are listed with their reason, the r
           "[hq][ledger][import]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   Hq hq(backend);
+  // Saved by a spreadsheet: with a byte-order mark.
   std::istringstream csv(
-      "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
+      "\xEF\xBB\xBFmember_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
       "M2001,13900000001,9000000000010018,\"Wang, Fang\",1990-05-17,daily,1200,2027-06-30\n"
       "M2002,13900000002,,Li Wei,,,0,\n"
       "M2003,12ab,,Bad Phone,,,10,\n"
@@ -616,15 +650,19 @@ TEST_CASE("members import from CSV: bad rows are listed with their reason, the r
       "M2001,13900000005,,Same Id,,,10,\n"
       "M2006,13900000006,,Negative,,,-5,\n"
       "M2007,13900000007,,Short Row\n"
-      "M2008,13900000008,,Bad Date,1990-13-40,,10,\n");
+      "M2008,13900000008,,Bad Date,1990-13-40,,10,\n"
+      "M2009,13900000002,,Same Phone,,,10,\n"
+      "M2010,13900000010,9000000000010018,Same Card,,,10,\n"
+      "M2011,13900000011,,Odd Tier,,platinum,10,\n"
+      "M2012,13900000012,,Half Point,,,1.5,\n");
   std::vector<std::int64_t> progress;
   auto r = hq.ledger->import_members(
       csv, "2026-11-22", [&](std::int64_t done, std::int64_t) { progress.push_back(done); });
   REQUIRE(r);
   INFO(r->dump(2));
-  CHECK((*r)["rows"] == 8);
+  CHECK((*r)["rows"] == 12);
   CHECK((*r)["added"] == 2);
-  CHECK((*r)["rejected"] == 6);
+  CHECK((*r)["rejected"] == 10);
   CHECK((*r)["opening_points"] == 1200);
   const auto problems = (*r)["problems"].dump();
   CHECK(problems.find("line 4: phone") != std::string::npos);
@@ -633,7 +671,13 @@ TEST_CASE("members import from CSV: bad rows are listed with their reason, the r
   CHECK(problems.find("line 7: points") != std::string::npos);
   CHECK(problems.find("line 8: has 4 fields") != std::string::npos);
   CHECK(problems.find("line 9:") != std::string::npos);
-  CHECK(progress.back() == 8);
+  // A card or phone finds one member at the till: never given twice.
+  CHECK(problems.find("line 10: phone: 13900000002 already belongs to M2002") != std::string::npos);
+  CHECK(problems.find("line 11: card_number: 9000000000010018 already belongs to M2001") !=
+        std::string::npos);
+  CHECK(problems.find("line 12: tier: platinum is not a tier") != std::string::npos);
+  CHECK(problems.find("line 13: points") != std::string::npos);
+  CHECK(progress.back() == 12);
   auto m = hq.ledger->member("M2001");
   REQUIRE(m);
   CHECK((*m)["balance"] == 1200);
@@ -681,6 +725,8 @@ TEST_CASE("scheduled jobs give birthday rewards once, and reports count sales an
   CHECK((*jobs)["birthday"] == 1);
   CHECK(hq.ledger->run_jobs("2026-11-01"));
   CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 1);
+  CHECK_FALSE(hq.ledger->run_jobs("2026-12-01"));  // not yet: nothing runs ahead of its day
+  hq.now += 10 * 86'400;
   CHECK(hq.ledger->run_jobs("2026-12-01"));  // not the birthday month: no gift
   CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 1);
 
@@ -701,6 +747,11 @@ TEST_CASE("scheduled jobs give birthday rewards once, and reports count sales an
   REQUIRE(campaign);
   CHECK((*campaign)["issued"] == 1);
   CHECK((*campaign)["unknown_members"][0] == "M-NOBODY");
+  CHECK((*campaign)["codes"]["M1001"].get<std::string>().starts_with("HQ-V"));
+  // The audit says what was done, not what was asked.
+  const auto audited = hq.db->query("SELECT detail FROM audit WHERE action = 'issue-vouchers'");
+  REQUIRE(audited.size() == 1);
+  CHECK(audited[0].text(0) == "bakery-9 to 1 members (1 unknown ids skipped)");
   CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 2);
   CHECK_FALSE(hq.ledger->issue_vouchers("no-such-template", {"M1001"}, "2026-11-22", "ops"));
   hq.verified();

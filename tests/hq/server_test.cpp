@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <limits>
 #include <thread>
+#include <tuple>
 
 #include "platform/http_client.h"
 #include "platform/tls.h"
@@ -180,4 +182,101 @@ TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from register
   INFO(verify.out);
   CHECK(verify.code == 0);
   CHECK(verify.out.find("\"ok\": true") != std::string::npos);
+}
+
+TEST_CASE("loyalty-hq's command line and admin API refuse bad numbers, types and options",
+          "[hq][server]") {
+  const auto dir = scratch_dir("hq-bad-input");
+  HqProcess hq(dir, fresh_hq_target("sqlite", dir));
+  REQUIRE(hq.cli("init").code == 0);
+  const auto program = hq_source("examples/programs/coffee-chain.json");
+  REQUIRE(hq.cli("publish " + program + " --effective-from 0").code == 0);
+  REQUIRE(hq.cli("import-members " + hq_source("examples/members/demo-members.csv")).code == 0);
+  const auto balance = [&] {
+    const auto m = hq.cli("member M1001");
+    REQUIRE(m.code == 0);
+    return Json::parse(m.out.substr(m.out.find('{')))["balance"].get<std::int64_t>();
+  };
+  const auto before = balance();
+  // Numbers are whole numbers, all of the text; an option nobody knows is
+  // refused, never ignored, nor allowed to swallow the next argument.
+  for (const auto* args :
+       {"adjust M1001 1.5 --reason 'typo check'", "adjust M1001 10abc --reason 'typo check'",
+        "adjust M1001 5 --reason 'typo check' --dry-run",
+        "report sales 2026-11-01 2026-11-30 --cvs", "publish PROGRAM --effective-from 1.5e9"}) {
+    std::string line = args;
+    if (const auto at = line.find("PROGRAM"); at != std::string::npos) line.replace(at, 7, program);
+    const auto r = hq.cli(line);
+    INFO(line << " -> " << r.out);
+    CHECK(r.code == 2);
+  }
+  CHECK(hq.cli("adjust M1001 5 --reason 'typo check' --dry-run")
+            .out.find("unknown option --dry-run") != std::string::npos);
+  auto huge = hq.cli("adjust M1001 9223372036854775807 --reason 'goodwill gone wrong'");
+  CHECK(huge.code == 3);
+  CHECK(huge.out.find("points") != std::string::npos);
+  CHECK(balance() == before);  // nothing booked
+  // A bundle that cannot be written registers nothing; one that exists is
+  // never overwritten; HQ's address must be usable.
+  CHECK(hq.cli("terminals add S010 T01 --out /nonexistent/dir/s010.json").code == 4);
+  CHECK(hq.cli("terminals list").out.find("S010") == std::string::npos);
+  REQUIRE(hq.cli("terminals add S010 T01 --out " + (dir / "s010.json").string()).code == 0);
+  const auto bundle = read_all((dir / "s010.json").string());
+  CHECK(hq.cli("terminals add S011 T01 --out " + (dir / "s010.json").string()).code == 4);
+  CHECK(read_all((dir / "s010.json").string()) == bundle);
+  CHECK(hq.cli("terminals list").out.find("S011") == std::string::npos);
+  for (const auto* url : {"https://127.0.0.1:99999", "http://127.0.0.1:8443", "https://hq"})
+    CHECK(hq.cli(std::string("terminals add S012 T01 --out ") + (dir / "s012.json").string() +
+                 " --url " + url)
+              .code == 2);
+  // A campaign list with an unknown id: the others get theirs, the exit
+  // code says not everyone did.
+  write_file(dir / "campaign.txt", "M1001\n  M1002  \nM-NOBODY\n");
+  auto campaign = hq.cli("issue-vouchers bakery-9 " + (dir / "campaign.txt").string());
+  INFO(campaign.out);
+  CHECK(campaign.code == 3);
+  const auto issued = Json::parse(campaign.out.substr(campaign.out.find('{')));
+  CHECK(issued["issued"] == 2);
+  CHECK(issued["codes"].contains("M1002"));
+  CHECK(issued["unknown_members"] == Json::array({"M-NOBODY"}));
+
+  // The admin API: a wrong type is a 422 naming the field, never a 500.
+  hq.start();
+  platform::HttpClient admin("127.0.0.1", static_cast<std::uint16_t>(hq.admin_port));
+  std::string token = read_all((dir / "admin-token").string());
+  token.pop_back();
+  const auto post = [&](const std::string& path, const std::string& body) {
+    auto r = admin.request(verb::post, path, body, {{"Authorization", "Bearer " + token}});
+    REQUIRE(r);
+    return *r;
+  };
+  const std::vector<std::tuple<std::string, Json, std::string>> mistyped = {
+      {"/v1/admin/blocks",
+       {{"member_id", "M1001"}, {"blocked", "no"}, {"reason", "mistake"}},
+       "blocked"},
+      {"/v1/admin/programs",
+       {{"program", Json::parse(read_all(program))}, {"effective_from", "soon"}},
+       "effective_from"},
+      {"/v1/admin/adjustments",
+       {{"member_id", "M1001"}, {"points", 10}, {"reason", Json::array()}},
+       "reason"},
+      {"/v1/admin/adjustments",
+       {{"member_id", "M1001"},
+        {"points", std::numeric_limits<std::int64_t>::max()},
+        {"reason", "goodwill gone wrong"}},
+       "points"}};
+  for (const auto& [path, body, field] : mistyped) {
+    const auto r = post(path, body.dump());
+    INFO(path << " " << r.body);
+    CHECK(r.status == 422);
+    CHECK(Json::parse(r.body)["field"] == field);
+  }
+  CHECK(post("/v1/admin/blocks", "[1]").status == 400);
+  auto no_to = admin.request(verb::get, "/v1/admin/reports/sales?from=2026-11-01", "",
+                             {{"Authorization", "Bearer " + token}});
+  CHECK(no_to->status == 422);
+  CHECK(Json::parse(no_to->body)["field"] == "to");
+  hq.stop();
+  CHECK(balance() == before);
+  CHECK(hq.cli("verify").code == 0);
 }

@@ -188,8 +188,10 @@ TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconne
   auto txns = hq.cli("report sales 2026-01-01 2099-12-31");
   const auto days = Json::parse(txns.out.substr(txns.out.find('{')))["per_store_day"];
   REQUIRE(days.size() == 2);
-  CHECK(days[0]["transactions"] == 6);  // S001
-  CHECK(days[1]["transactions"] == 1);  // S002's return
+  CHECK(days[0]["transactions"] == 6);                                     // S001
+  CHECK(days[1]["transactions"] == 1);                                     // S002's return
+  CHECK(days[1]["sales"] == ret.body["outcome"]["totals"]["amount_due"]);  // the refund
+  CHECK(days[1]["points_taken_back"] == reversed);
 }
 
 TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a flag everywhere",

@@ -379,6 +379,18 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
   auto ret = run_ctl("return S001-T01-00000001 0:1 " + conn);
   CHECK(ret.code == 0);
   CHECK(ret.out.find("Points taken back: 28") != std::string::npos);
+  // A top-up from the command line, with its amount.
+  const auto base = d.get("/v1/members/M-A").body["stored_value"]["base"].get<std::int64_t>();
+  auto top_up = run_ctl("commit --member M-A --event top_up --amount 10000 --key ctl-2 " + conn);
+  INFO(top_up.out);
+  CHECK(top_up.code == 0);
+  CHECK(d.get("/v1/members/M-A").body["stored_value"]["base"] == base + 10000);
+  CHECK(run_ctl("commit --member M-A --event top_up --amount 100.00 " + conn).code == 3);
+  // A misspelt option is refused, not ignored; nothing is committed.
+  auto typo = run_ctl("commit --member M-A --event top_up --amout 10000 " + conn);
+  CHECK(typo.code == 2);
+  CHECK(typo.out.find("unknown option --amout") != std::string::npos);
+  CHECK(d.get("/v1/members/M-A").body["stored_value"]["base"] == base + 10000);
   auto unknown = run_ctl("scan LM1:M-NOBODY " + conn);
   CHECK(unknown.code == 4);
   CHECK(unknown.out.find("Unknown member") != std::string::npos);
