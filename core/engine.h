@@ -136,6 +136,10 @@ struct Outcome {
   std::vector<std::int64_t> returned_qty;  // per original line, this return
   std::int64_t points_reversed = 0;
   std::int64_t points_restored = 0;
+  // What the sale paid with stored value goes back there, not in cash;
+  // amount_due is the cash refund only.
+  std::int64_t sv_returned = 0;
+  std::int64_t sv_bonus_returned = 0;  // of sv_returned, bonus stored value
   bool full_return = false;
 
   std::vector<std::string> receipt;

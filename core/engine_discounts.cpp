@@ -312,14 +312,18 @@ Status apply_stored_value(EvalCtx& ctx) {
                    "is more than the " + format_amount(due, ctx.program.currency) + " left to pay");
   // Bonus value pays first, and only for the items it is restricted to, so a
   // member's bonus is never stranded; base value pays for the rest.
-  const auto bonus = std::min({ctx.member.sv_bonus, restricted_due, want});
+  // An overdrawn balance (spent at two offline stores) pays nothing.
+  const auto bonus =
+      std::max<std::int64_t>(0, std::min({ctx.member.sv_bonus, restricted_due, want}));
   const auto base = want - bonus;
   if (base > ctx.member.sv_base)
-    return std::unexpected(Error{
-        ErrorCode::kFailedPrecondition,
-        "basket.stored_value: the member's stored value covers only " +
-            format_amount(ctx.member.sv_base + bonus, ctx.program.currency) + " of this basket",
-        {{"basket.stored_value", "more than the balance"}}});
+    return std::unexpected(
+        Error{ErrorCode::kFailedPrecondition,
+              "basket.stored_value: the member's stored value covers only " +
+                  format_amount(std::max<std::int64_t>(0, ctx.member.sv_base) + bonus,
+                                ctx.program.currency) +
+                  " of this basket",
+              {{"basket.stored_value", "more than the balance"}}});
   ctx.out.sv_bonus_used = bonus;
   ctx.out.sv_base_used = base;
   return {};

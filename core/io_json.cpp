@@ -67,8 +67,11 @@ Result<MemberState> member_from_json(const Json& j) {
         r.integer("streak_days", false, 0, 100000).value_or(m.last_purchase_on ? 1 : 0));
     if (const Json* sv = r.get("stored_value")) {
       ObjectReader sr(*sv, r.path("stored_value"), problems);
-      m.sv_base = sr.integer("base").value_or(0);
-      m.sv_bonus = sr.integer("bonus").value_or(0);
+      // Negative after the same value was spent at two offline stores (HQ
+      // flags it `stored-value-overdrawn`): the member owes it.
+      constexpr auto kMax = INT64_C(1'000'000'000'000'000);
+      m.sv_base = sr.integer("base", false, -kMax, kMax).value_or(0);
+      m.sv_bonus = sr.integer("bonus", false, -kMax, kMax).value_or(0);
     }
     each(r, "vouchers", [&](const Json& v, const std::string& path) {
       ObjectReader vr(v, path, problems);
@@ -262,6 +265,7 @@ Json outcome_to_json(const Outcome& o, const Program& p) {
     j["return_of"] = o.return_of;
     j["points_reversed"] = o.points_reversed;
     j["points_restored"] = o.points_restored;
+    j["stored_value_returned"] = o.sv_returned;
   }
   j["notes"] = o.notes;
   j["receipt"] = o.receipt;

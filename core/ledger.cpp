@@ -205,6 +205,14 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
     for (const auto& l : orig.lines) w.push_back(l.points_value);
     return detail::spread(orig.points_redeemed, w);
   }();
+  // Stored value paid, spread over the lines by what each cost in money.
+  const auto sv_used = orig.sv_base_used + orig.sv_bonus_used;
+  const auto sv_by_line = [&] {
+    std::vector<std::int64_t> w;
+    for (const auto& l : orig.lines)
+      w.push_back(std::max<std::int64_t>(0, l.net() - l.points_value));
+    return detail::spread(sv_used, w);
+  }();
   bool full = true;
   std::int64_t paid_back = 0, items = 0;
   for (std::size_t i = 0; i < orig.lines.size(); ++i) {
@@ -215,6 +223,7 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
     out.points_reversed += share(l.points, before, now, qty);
     out.points_restored += share(redeemed_by_line[i], before, now, qty);
     paid_back += share(l.net() - l.points_value, before, now, qty);
+    out.sv_returned += share(sv_by_line[i], before, now, qty);
     items += now;
     if (before + now < qty) full = false;
   }
@@ -224,6 +233,7 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
     // last returned unit.
     out.points_reversed = orig.points_earned - original.points_reversed;
     out.points_restored = orig.points_redeemed - original.points_restored;
+    out.sv_returned = sv_used - original.sv_restored;
     for (const auto& d : orig.metrics) {
       if (d.on == Recipient::kMember && d.metric != "spend" && d.metric != "items" &&
           d.metric != "points" && d.metric != "bonus_points")
@@ -233,9 +243,17 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
   out.metrics.push_back({"spend", -paid_back, Recipient::kMember});
   out.metrics.push_back({"items", -items, Recipient::kMember});
   out.metrics.push_back({"points", -out.points_reversed, Recipient::kMember});
-  out.amount_due = -paid_back;
+  // Bonus stored value goes back in the share it was spent, counted over
+  // all returns so that the last one leaves nothing behind.
+  if (sv_used > 0)
+    out.sv_bonus_returned = narrow(static_cast<i128>(orig.sv_bonus_used) *
+                                   (original.sv_restored + out.sv_returned) / sv_used) -
+                            original.sv_bonus_restored;
+  out.amount_due = -(paid_back - out.sv_returned);
   out.receipt.push_back("Return of " + out.return_of);
-  out.receipt.push_back("Refund: " + format_amount(paid_back, p.currency));
+  out.receipt.push_back("Refund: " + format_amount(paid_back - out.sv_returned, p.currency));
+  if (out.sv_returned > 0)
+    out.receipt.push_back("Stored value given back: " + format_amount(out.sv_returned, p.currency));
   out.receipt.push_back("Points taken back: " + std::to_string(out.points_reversed));
   if (out.points_restored > 0)
     out.receipt.push_back("Points given back: " + std::to_string(out.points_restored));
@@ -285,6 +303,14 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
     grant(p, m, poster, restore, today, ret.request.txn_id + "/restore-lot", c,
           "return restores spent points");
   }
+  // Stored value the sale spent goes back to the member.
+  const auto& cur = p.currency.code;
+  const auto base_back = ret.sv_returned - ret.sv_bonus_returned;
+  poster.post("store:sv-spent", "sv:" + m.id, base_back, cur, "", "return gives back stored value");
+  poster.post("store:sv-spent", "sv-bonus:" + m.id, ret.sv_bonus_returned, cur, "",
+              "return gives back bonus stored value");
+  m.sv_base += base_back;
+  m.sv_bonus += ret.sv_bonus_returned;
   apply_metrics(m, ret, today, +1);
   if (ret.full_return) {
     for (std::size_t i = 0; i < original.outcome.vouchers_issued.size(); ++i) {
@@ -296,6 +322,8 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
     original.returned_qty[i] += ret.returned_qty[i];
   original.points_reversed += ret.points_reversed;
   original.points_restored += ret.points_restored;
+  original.sv_restored += ret.sv_returned;
+  original.sv_bonus_restored += ret.sv_bonus_returned;
   m.counters.prune();
   return c;
 }

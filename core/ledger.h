@@ -46,6 +46,8 @@ struct Committed {
   std::vector<std::int64_t> returned_qty;  // per line, all returns so far
   std::int64_t points_reversed = 0;        // all returns so far
   std::int64_t points_restored = 0;
+  std::int64_t sv_restored = 0;        // stored value given back by all returns so far
+  std::int64_t sv_bonus_restored = 0;  // of which bonus stored value
 };
 
 struct ReturnLine {

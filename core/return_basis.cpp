@@ -21,18 +21,27 @@ Json return_basis_to_json(const Committed& c) {
     if (m.on == Recipient::kMember) metrics.push_back({{"metric", m.metric}, {"delta", m.delta}});
   Json draws = Json::array();
   for (const auto& d : c.draws) draws.push_back({{"lot", d.lot}, {"points", d.points}});
-  return {{"txn_id", o.request.txn_id},
-          {"currency", o.request.basket.currency},
-          {"lines", lines},
-          {"points_earned", o.points_earned},
-          {"points_redeemed", o.points_redeemed},
-          {"metrics", metrics},
-          {"vouchers_issued", o.vouchers_issued.size()},
-          {"earned_lot", c.earned_lot},
-          {"draws", draws},
-          {"returned_qty", c.returned_qty},
-          {"points_reversed", c.points_reversed},
-          {"points_restored", c.points_restored}};
+  Json j{{"txn_id", o.request.txn_id},
+         {"currency", o.request.basket.currency},
+         {"lines", lines},
+         {"points_earned", o.points_earned},
+         {"points_redeemed", o.points_redeemed},
+         {"metrics", metrics},
+         {"vouchers_issued", o.vouchers_issued.size()},
+         {"earned_lot", c.earned_lot},
+         {"draws", draws},
+         {"returned_qty", c.returned_qty},
+         {"points_reversed", c.points_reversed},
+         {"points_restored", c.points_restored}};
+  // Only a sale paid (partly) with stored value carries these: what it
+  // spent, and what returns gave back so far.
+  if (o.sv_base_used + o.sv_bonus_used > 0) {
+    j["sv_base_used"] = o.sv_base_used;
+    j["sv_bonus_used"] = o.sv_bonus_used;
+    j["sv_restored"] = c.sv_restored;
+    j["sv_bonus_restored"] = c.sv_bonus_restored;
+  }
+  return j;
 }
 
 namespace {
@@ -106,6 +115,12 @@ Result<Committed> return_basis_from_json(const Json& j) {
     }
     c.points_reversed = r.integer("points_reversed", true, 0).value_or(0);
     c.points_restored = r.integer("points_restored", true, 0).value_or(0);
+    o.sv_base_used = r.integer("sv_base_used", false, 0).value_or(0);
+    o.sv_bonus_used = r.integer("sv_bonus_used", false, 0).value_or(0);
+    c.sv_restored = r.integer("sv_restored", false, 0).value_or(0);
+    c.sv_bonus_restored = r.integer("sv_bonus_restored", false, 0).value_or(0);
+    if (c.sv_restored > o.sv_base_used + o.sv_bonus_used || c.sv_bonus_restored > c.sv_restored)
+      r.problem("sv_restored", "more stored value given back than the sale spent");
   }
   if (!problems.empty()) {
     Error e{ErrorCode::kInvalidArgument, problems.front().to_string(), problems};

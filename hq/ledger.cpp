@@ -310,7 +310,8 @@ HqLedger::Prepared HqLedger::prepare(const sync::TxnRecord& r, const core::Progr
       const auto it = b.find(k);
       return it != b.end() && it->is_number_integer() && it->get<std::int64_t>() == 0;
     };
-    bool as_sold = zero("points_reversed") && zero("points_restored");
+    bool as_sold = zero("points_reversed") && zero("points_restored") &&
+                   (!b.contains("sv_restored") || zero("sv_restored"));
     if (const auto q = b.find("returned_qty"); q != b.end() && q->is_array())
       for (const auto& n : *q) as_sold = as_sold && n.is_number_integer() && n == 0;
     // A terminal uploads a purchase as sold, so its own text usually is the
@@ -325,6 +326,8 @@ HqLedger::Prepared HqLedger::prepare(const sync::TxnRecord& r, const core::Progr
         for (auto& q : basis["returned_qty"]) q = 0;
       basis["points_reversed"] = 0;
       basis["points_restored"] = 0;
+      if (basis.contains("sv_restored")) basis["sv_restored"] = 0;
+      if (basis.contains("sv_bonus_restored")) basis["sv_bonus_restored"] = 0;
       out.receipt =
           Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", basis}}.dump();
     }
@@ -475,6 +478,24 @@ core::MemberState HqLedger::first_sight(const sync::TxnRecord& r) {
                   "",
                   "opening balance"};
     post({e});
+  }
+  // Stored value the member brought (topped up before HQ knew them): base
+  // value was paid in at a store, bonus value was the program's gift.
+  if (member->sv_base != 0 || member->sv_bonus != 0) {
+    const std::string id = "OPEN-" + r.member_id;
+    const auto p = program(r.program_id, r.program_version);
+    const std::string currency = p ? p->currency.code : "";
+    std::vector<core::Entry> sv;
+    const auto open = [&](std::int64_t amount, std::string from, std::string to, const char* n) {
+      if (amount == 0) return;
+      if (amount < 0) std::swap(from, to);
+      sv.push_back({id + n, id, from, to, amount < 0 ? -amount : amount, currency, "",
+                    "opening stored value"});
+    };
+    open(member->sv_base, "store:sv-cash", "sv:" + r.member_id, "/2");
+    open(member->sv_bonus, core::program_account(r.program_id, "sv-bonus"),
+         "sv-bonus:" + r.member_id, "/3");
+    post(sv);
   }
   return std::move(*member);
 }

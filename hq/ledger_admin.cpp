@@ -523,6 +523,7 @@ core::Result<Json> HqLedger::verify() {
     }
     std::int64_t accounts = 0;
     std::map<std::string, std::int64_t> member_pts;
+    std::map<std::string, std::int64_t> member_sv;  // by account: sv:<id>, sv-bonus:<id>
     for (const auto& a : db_.query("SELECT account, unit, balance FROM accounts")) {
       ++accounts;
       if (from_entries[{a.text(0), a.text(1)}] != a.integer(2))
@@ -531,6 +532,8 @@ core::Result<Json> HqLedger::verify() {
                            std::to_string(from_entries[{a.text(0), a.text(1)}]));
       if (a.text(1) == "pts" && a.text(0).starts_with("member:"))
         member_pts[a.text(0).substr(7)] = a.integer(2);
+      if (a.text(0).starts_with("sv:") || a.text(0).starts_with("sv-bonus:"))
+        member_sv[a.text(0)] = a.integer(2);
     }
     std::int64_t members = 0;
     for (const auto& row : db_.query("SELECT id FROM members")) {
@@ -542,6 +545,12 @@ core::Result<Json> HqLedger::verify() {
         problems.push_back("member " + m->id + ": lots " + std::to_string(lots) + " minus debt " +
                            std::to_string(m->debt) + " but the ledger says " +
                            std::to_string(member_pts[m->id]));
+      // Stored value: the member's base and bonus equal their accounts.
+      if (m->sv_base != member_sv["sv:" + m->id] || m->sv_bonus != member_sv["sv-bonus:" + m->id])
+        problems.push_back("member " + m->id + ": stored value " + std::to_string(m->sv_base) +
+                           " + bonus " + std::to_string(m->sv_bonus) + " but the ledger says " +
+                           std::to_string(member_sv["sv:" + m->id]) + " + " +
+                           std::to_string(member_sv["sv-bonus:" + m->id]));
     }
     return Json{{"ok", problems.empty()},
                 {"accounts", accounts},

@@ -46,6 +46,7 @@ class SimDice {
 // HQ's books must balance after every step that reached it.
 inline void require_balanced_books(hq::HqLedger& ledger) {
   auto v = ledger.verify();
+  INFO((v ? std::string() : v.error().message));
   REQUIRE(v);
   INFO(v->dump(2));
   REQUIRE((*v)["ok"] == true);

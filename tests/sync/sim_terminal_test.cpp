@@ -117,6 +117,7 @@ class Sim : public SimDice {
       base.id = "M" + std::to_string(m);
       members.push_back({{"state", core::member_to_json(base)}});
       opening_ = base.available(core::day_of(*core::parse_local_datetime("2026-11-23T08:00:00")));
+      opening_sv_ = base.sv_base + base.sv_bonus;
     }
     for (int t = 0; t < kTills; ++t) {
       Till till;
@@ -196,6 +197,13 @@ class Sim : public SimDice {
       REQUIRE(hq);
       const auto balance = (*hq)["balance"].get<std::int64_t>();
       CHECK(balance == opening_ + points_[id]);
+      // Stored value: every top-up, payment and return the tills
+      // acknowledged, once.
+      const auto sv_at = [](const Json& stored) {
+        return stored["base"].get<std::int64_t>() + stored["bonus"].get<std::int64_t>();
+      };
+      const auto stored = sv_at((*hq)["member"]["stored_value"]);
+      CHECK(stored == opening_sv_ + points_["sv:" + id]);
       for (auto& till : tills_) {
         INFO("till " << till.store);
         auto local = till.checkout->member(id);
@@ -204,6 +212,7 @@ class Sim : public SimDice {
         CHECK(p["available"] == balance);
         CHECK(p["pending_sync"] == 0);
         CHECK(p["debt"] == (*hq)["debt"]);
+        CHECK(sv_at(local->body["stored_value"]) == stored);
       }
     }
     // The newest program in force by each till's own clock (one running
@@ -262,13 +271,14 @@ class Sim : public SimDice {
            std::to_string(refused_offline_) + " refused by the offline allowances, " +
            std::to_string(reversals_) + " returns and voids (" + std::to_string(cross_store_) +
            " at another store, " + std::to_string(double_takebacks_) +
-           " of a sale already taken back elsewhere), " + std::to_string(replays_) +
-           " POS retries), " + std::to_string(lost_) + " messages lost, " +
-           std::to_string(duplicated_) + " delivered late, " + std::to_string(crashes_) +
-           " till crashes, " + std::to_string(hq_restarts_) + " HQ restarts, " +
-           std::to_string(vfs_.injected()) + " HQ disk faults, " + std::to_string(backups_) +
-           " till backups, " + std::to_string(restores_) + " restores (" +
-           std::to_string(forgotten_) + " transactions gone with them, " +
+           " of a sale already taken back elsewhere), " + std::to_string(top_ups_) + " top-ups, " +
+           std::to_string(paid_with_sv_) + " sales paid with stored value, " +
+           std::to_string(replays_) + " POS retries), " + std::to_string(lost_) +
+           " messages lost, " + std::to_string(duplicated_) + " delivered late, " +
+           std::to_string(crashes_) + " till crashes, " + std::to_string(hq_restarts_) +
+           " HQ restarts, " + std::to_string(vfs_.injected()) + " HQ disk faults, " +
+           std::to_string(backups_) + " till backups, " + std::to_string(restores_) +
+           " restores (" + std::to_string(forgotten_) + " transactions gone with them, " +
            std::to_string(reused_.size()) + " sales under an id HQ had, refused, and " +
            std::to_string(refused_backs_.size()) + " take-backs of them, refused with them)";
   }
@@ -499,7 +509,26 @@ class Sim : public SimDice {
         if (!till.online) check_offline_redemption(t, member, r->body["receipt_id"]);
       }
     }
-    auto sale = commit(t, Json{{"member_id", member}, {"basket", kLatte}});
+    // Now and then a top-up, and a coffee paid partly with stored value
+    // (in cash after all when the till's view of it does not cover that).
+    if (chance(0.1)) {
+      auto top_up = commit(
+          t, Json{{"member_id", member}, {"event", "top_up"}, {"amount", pick(1, 2) * 5000}});
+      INFO((top_up ? "" : top_up.error().detail));
+      REQUIRE(top_up);
+      ++top_ups_;
+    }
+    auto basket = kLatte;
+    if (chance(0.3)) basket["stored_value"] = 1000;
+    auto sale = commit(t, Json{{"member_id", member}, {"basket", basket}});
+    if (!sale && basket.contains("stored_value")) {
+      INFO(sale.error().detail);
+      CHECK(sale.error().status == 409);
+      basket.erase("stored_value");
+      sale = commit(t, Json{{"member_id", member}, {"basket", basket}});
+    } else if (sale && basket.contains("stored_value")) {
+      ++paid_with_sv_;
+    }
     INFO((sale ? "" : sale.error().detail));
     REQUIRE(sale);  // a sale never waits on the network
     const auto sold = sale->body["receipt_id"].get<std::string>();
@@ -605,14 +634,19 @@ class Sim : public SimDice {
       trace(-6);
       return r;
     }
+    // Points by member id; stored value (base and bonus together) under
+    // "sv:<member>".
     for (const auto& e : r->body["entries"]) {
-      if (e["unit"] != "pts") continue;
       const auto amount = e["amount"].get<std::int64_t>();
       for (const auto& [side, sign] : {std::pair{"credit", 1}, std::pair{"debit", -1}}) {
         const std::string account = e[side];
-        if (!account.starts_with("member:")) continue;
-        points_[account.substr(7)] += sign * amount;
-        moved_[receipt][account.substr(7)] += sign * amount;
+        std::string key;
+        if (e["unit"] == "pts" && account.starts_with("member:")) key = account.substr(7);
+        if (e["unit"] != "pts" && account.starts_with("sv:")) key = account;
+        if (e["unit"] != "pts" && account.starts_with("sv-bonus:")) key = "sv:" + account.substr(9);
+        if (key.empty()) continue;
+        points_[key] += sign * amount;
+        moved_[receipt][key] += sign * amount;
       }
     }
     trace(static_cast<std::int64_t>(committed_.size()));
@@ -664,14 +698,15 @@ class Sim : public SimDice {
   // Sales returned or voided: the take-backs of each, in the order made.
   std::map<std::string, std::vector<std::string>> takebacks_;
   std::map<std::string, std::int64_t> points_;  // per member, from acknowledged commits
-  std::int64_t opening_ = 0;
+  std::int64_t opening_ = 0, opening_sv_ = 0;  // each member's, points and stored value
   std::map<std::pair<int, std::int64_t>, std::int64_t> by_terminal_;
   std::map<std::tuple<int, std::string, std::int64_t>, std::int64_t> by_member_;
   bool republished_ = false, ingested_ = false, crash_pending_ = false;
   std::int64_t republished_at_ = 0;  // the second version's effective time
   std::int64_t lost_ = 0, duplicated_ = 0, crashes_ = 0, hq_restarts_ = 0, redeemed_ = 0,
                offline_redeemed_ = 0, refused_offline_ = 0, replays_ = 0, reversals_ = 0,
-               double_takebacks_ = 0, cross_store_ = 0, backups_ = 0, restores_ = 0, forgotten_ = 0;
+               double_takebacks_ = 0, cross_store_ = 0, backups_ = 0, restores_ = 0, forgotten_ = 0,
+               top_ups_ = 0, paid_with_sv_ = 0;
 };
 
 core::Result<platform::ClientResponse> SimLink::request(platform::http::verb method,

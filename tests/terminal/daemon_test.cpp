@@ -139,6 +139,73 @@ TEST_CASE("a return reverses the points of the returned lines and a void cancels
             .type() == "receipt-not-found");
 }
 
+TEST_CASE("stored value a sale spent goes back to stored value on a return or void, not in cash",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("return-sv");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  const auto stored = [&] {
+    const auto sv = d.get("/v1/members/M-A").body["stored_value"];
+    return std::pair{sv["base"].get<std::int64_t>(), sv["bonus"].get<std::int64_t>()};
+  };
+  REQUIRE(d.post("/v1/transactions", {{"member_id", "M-A"}, {"event", "top_up"}, {"amount", 10000}},
+                 "top-up")
+              .status == 201);
+  const auto [base0, bonus0] = stored();
+  REQUIRE(bonus0 == 500);  // the program's "top up 100, get 5"
+  // 68.00 of coffee and bakery, 40.00 of it from stored value: the bonus
+  // first, then base value; the rest in cash.
+  auto paid = basket("M-A");
+  paid["basket"]["stored_value"] = 4000;
+  auto sale = d.post("/v1/transactions", paid, "sale");
+  INFO(sale.body.dump());
+  REQUIRE(sale.status == 201);
+  const auto cash = sale.body["outcome"]["totals"]["amount_due"].get<std::int64_t>();
+  CHECK(stored() == std::pair{base0 - 3500, std::int64_t{0}});
+  const auto receipt = sale.body["receipt_id"].get<std::string>();
+
+  // One latte back: its share of the stored value goes back there, the
+  // rest of its price in cash; nothing is refunded twice over.
+  auto ret =
+      d.post("/v1/returns", {{"receipt_id", receipt}, {"lines", {{{"line", 0}, {"quantity", 1}}}}},
+             "ret-1");
+  INFO(ret.body.dump());
+  REQUIRE(ret.status == 201);
+  const auto sv_back = ret.body["outcome"]["stored_value_returned"].get<std::int64_t>();
+  const auto cash_back = -ret.body["outcome"]["totals"]["amount_due"].get<std::int64_t>();
+  CHECK(sv_back > 0);
+  CHECK(cash_back > 0);
+  CHECK(sv_back + cash_back == 2800);  // the latte's price: no discount on this basket
+  const auto [base1, bonus1] = stored();
+  CHECK(base1 + bonus1 == base0 + bonus0 - 4000 + sv_back);
+  CHECK(ret.body["receipt"].dump().find("Stored value given back") != std::string::npos);
+
+  // The rest back: everything the sale took from stored value is there
+  // again, in the share of bonus and base it was spent, and the cash
+  // refunds add up to the cash paid.
+  auto rest = d.post("/v1/returns",
+                     {{"receipt_id", receipt},
+                      {"lines", {{{"line", 0}, {"quantity", 1}}, {{"line", 1}, {"quantity", 1}}}}},
+                     "ret-2");
+  INFO(rest.body.dump());
+  REQUIRE(rest.status == 201);
+  CHECK(stored() == std::pair{base0, bonus0});
+  CHECK(cash_back - rest.body["outcome"]["totals"]["amount_due"].get<std::int64_t>() == cash);
+
+  // A sale paid wholly with stored value, voided: no cash goes out.
+  auto all_sv = basket("M-A", 1);
+  all_sv["basket"]["stored_value"] = 4000;
+  auto sale2 = d.post("/v1/transactions", all_sv, "sale-2");
+  REQUIRE(sale2.status == 201);
+  REQUIRE(sale2.body["outcome"]["totals"]["amount_due"] == 0);
+  auto v = d.post("/v1/transactions/" + sale2.body["receipt_id"].get<std::string>() + "/void",
+                  nullptr, "void-2");
+  INFO(v.body.dump());
+  REQUIRE(v.status == 201);
+  CHECK(v.body["outcome"]["totals"]["amount_due"] == 0);
+  CHECK(stored() == std::pair{base0, bonus0});
+}
+
 TEST_CASE("a restart with the same file loses nothing", "[terminal][daemon]") {
   const auto dir = scratch_dir("restart");
   Daemon d(dir, standalone_args(dir));
