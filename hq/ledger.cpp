@@ -358,6 +358,17 @@ HqLedger::Prepared HqLedger::prepare(const sync::TxnRecord& r, const core::Progr
   auto outcome = core::evaluate(*program, *member, req);
   if (!outcome)
     return mismatch("HQ's engine refuses the recorded inputs: " + outcome.error().message);
+  if (member->referrer) {
+    for (const auto& v : outcome->vouchers_issued)
+      if (v.to == core::Recipient::kReferrer) {
+        const auto* t = program->find_voucher(v.template_id);
+        out.referrer_vouchers.emplace_back(v.template_id, t ? t->valid_days : 30);
+      }
+    for (const auto& m : outcome->metrics)
+      if (m.on == core::Recipient::kReferrer) out.referrer_metrics.push_back(m);
+    if (!out.referrer_vouchers.empty() || !out.referrer_metrics.empty())
+      out.referrer = member->referrer->id;
+  }
   const Json mine = core::outcome_totals_to_json(*outcome);
   std::string diffs;
   for (const char* k : {"points_earned", "points_redeemed", "discount", "amount_due"}) {
@@ -463,6 +474,7 @@ core::MemberState HqLedger::first_sight(const sync::TxnRecord& r) {
   auto member = before_of(r);
   if (!member) throw SqlError("transaction " + r.txn_id + " has an unreadable member_before");
   member->id = r.member_id;
+  member->referrer.reset();  // the till's view of the referrer, for its engine only
   std::int64_t opening = -member->debt;
   for (const auto& l : member->lots) opening += l.points;
   if (opening != 0) {
@@ -545,6 +557,30 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
     }
     auto c = core::apply_point_entries(at->second, r.entries, day, expires);
     conflicts.insert(conflicts.end(), c.begin(), c.end());
+  }
+  // A referral's vouchers and counted uses go to the referrer HQ has; every
+  // store gets them with the referrer's next feed change.
+  if (!prep.referrer.empty() && prep.referrer != r.member_id) {
+    auto at = touched.find(prep.referrer);
+    if (at == touched.end())
+      if (auto other = load_member(prep.referrer))
+        at = touched.emplace(prep.referrer, std::move(*other)).first;
+    if (at != touched.end()) {
+      auto& referrer = at->second;
+      for (const auto& m : prep.referrer_metrics) referrer.counters.add(m.metric, day, m.delta);
+      for (std::size_t i = 0; i < prep.referrer_vouchers.size(); ++i)
+        referrer.vouchers.push_back({r.txn_id + "/r" + std::to_string(i + 1),
+                                     prep.referrer_vouchers[i].first,
+                                     day + date::days(prep.referrer_vouchers[i].second)});
+    } else if (!prep.referrer_vouchers.empty()) {
+      std::string templates;
+      for (const auto& [t, days] : prep.referrer_vouchers)
+        templates += (templates.empty() ? "" : ", ") + t;
+      flag(r.txn_id, r.member_id, "referral-unpaid",
+           "the referrer " + prep.referrer + " is not at HQ yet (no store has uploaded them), so " +
+               "their voucher(s) " + templates + " were not given; give them with issue-vouchers",
+           flags_out);
+    }
   }
   auto more = core::apply_delta(member, r.delta);
   for (auto& c : more) {

@@ -180,6 +180,12 @@ class HqLedger {
     // The replay's verdict: a flag kind and its detail, when it disagrees.
     std::optional<std::pair<std::string, std::string>> replay;
     std::string receipt;  // purchases: the receipt change's payload as sold
+    // A referral's rewards for the referrer, from the replay: vouchers
+    // (template, days valid) and what its limits count. The referrer's
+    // points come with the record's entries.
+    std::string referrer;
+    std::vector<std::pair<std::string, int>> referrer_vouchers;
+    std::vector<core::MetricDelta> referrer_metrics;
   };
   // What HQ has of the batch's transactions it accepted before, by id: the
   // record's hash, and what makes it that transaction and no other (a

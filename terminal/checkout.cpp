@@ -215,6 +215,7 @@ ApiResult Checkout::quote(const Json& body) {
   auto r = store_.read<Reply>([&](Db& db) -> core::Result<Reply> {
     auto m = find_member(db, MemberKey::kId, *member_id);
     if (!m) return core::fail(core::ErrorCode::kNotFound, "member");
+    attach_referrer(db, m->state, core::day_of(*local));
     auto outcome = core::evaluate(*program, m->state, *req);
     if (!outcome) return std::unexpected(outcome.error());
     Json j = core::outcome_to_json(*outcome, *program);

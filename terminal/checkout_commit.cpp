@@ -90,7 +90,11 @@ core::Result<Checkout::Worked> Checkout::work_out(const core::Program& program, 
   // the size); one HQ may not have yet goes whole, as HQ starts from it.
   w.before_text = m.known_at_hq
                       ? core::member_to_json(core::with_counters(m.state, reads.keys())).dump()
-                      : m.state_text;
+                  : m.state.referrer ? core::member_to_json(m.state).dump()
+                                     : m.state_text;
+  // The referrer's view was for the engine; the member is saved without it
+  // (the referrer's rewards reach them through HQ).
+  w.after.referrer.reset();
   w.after_text = core::member_to_json(w.after).dump();
   w.outcome_json = core::outcome_to_json(*outcome, program);
   w.entries_json = core::entries_to_json(committed->entries);
@@ -105,7 +109,9 @@ std::optional<Checkout::Worked> Checkout::work_out_early(const CommitCtx& c) {
   auto m =
       store_.read<std::optional<MemberRow>>([&](Db& db) -> core::Result<std::optional<MemberRow>> {
         if (find_txn_by_key(db, c.idem_key)) return std::nullopt;  // a replay: nothing to do
-        return find_member(db, MemberKey::kId, c.member_id);
+        auto found = find_member(db, MemberKey::kId, c.member_id);
+        if (found) attach_referrer(db, found->state, core::day_of(c.req.at));
+        return found;
       });
   if (!m || !*m || (*m)->blocked) return std::nullopt;
   auto w = work_out(*c.program, **m, c.req);
@@ -126,6 +132,7 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   }
   auto m = find_member(db, MemberKey::kId, c.member_id);
   if (!m) return refuse(unknown_member(c.member_id));
+  attach_referrer(db, m->state, core::day_of(c.req.at));
   if (m->blocked)
     return refuse(problem(403, "member-blocked", "Member blocked",
                           "this membership is blocked; the sale can go ahead without loyalty, "

@@ -85,6 +85,13 @@ std::optional<std::string> opt(const std::string& s) {
 
 }  // namespace
 
+void attach_referrer(Db& db, core::MemberState& m, core::LocalDays day) {
+  if (m.referred_by.empty() || m.referrer) return;
+  auto r = find_member(db, MemberKey::kId, m.referred_by);
+  if (!r) return;
+  m.referrer = core::ReferrerView{r->state.id, r->state.tier_on(day), r->state.counters};
+}
+
 std::optional<MemberRow> find_member(Db& db, MemberKey key, const std::string& value) {
   static constexpr const char* kSql[] = {
       "SELECT id, card_number, phone, name, blocked, state, hq_state IS NOT NULL FROM members "

@@ -372,6 +372,59 @@ TEST_CASE("a member who enrolls at one store is found by card and phone at anoth
   CHECK(w.hq.cli("verify").code == 0);
 }
 
+TEST_CASE("a friend's first order rewards both, and the referrer's voucher reaches every store",
+          "[sync][e2e]") {
+  SyncWorld w("referral");
+  w.hq.start(w.port);
+  auto a = w.terminal("S001");
+  auto b = w.terminal("S002");
+  for (auto* d : {a.get(), b.get()}) {
+    REQUIRE(d->start());
+    REQUIRE(eventually([&] { return d->get("/v1/members/M-A").status == 200; }));
+  }
+  const auto drinks = [](const Json& member) {
+    int n = 0;
+    for (const auto& v : member["vouchers"]) n += v["template"] == "drink-10" ? 1 : 0;
+    return n;
+  };
+  // M-A shops at S001 first, so HQ has her.
+  REQUIRE(sold(sell(*a, latte_sale("M-A", 1), "referrer-sale")));
+  REQUIRE(synced(*a));
+  REQUIRE(drinks(b->get("/v1/members/M-A").body) == 0);
+  // M-A brings a friend, who enrolls at S001 and buys a 28.00 latte: the
+  // program's "friend's first order" gives the friend a welcome voucher
+  // and M-A a drink voucher.
+  auto friend_ = a->post("/v1/members", {{"phone", "13800138111"}, {"referred_by", "M-A"}}, "e-1");
+  REQUIRE(friend_.status == 201);
+  const auto id = friend_.body["member"]["member_id"].get<std::string>();
+  auto sale = sell(*a, latte_sale(id, 1), "first-order");
+  INFO(sale.body.dump());
+  REQUIRE(sold(sale));
+  std::map<std::string, std::string> issued;
+  for (const auto& v : sale.body["outcome"]["vouchers_issued"]) issued[v["to"]] = v["template"];
+  CHECK(issued ==
+        std::map<std::string, std::string>{{"member", "welcome-5"}, {"referrer", "drink-10"}});
+  const auto friend_now = a->get("/v1/members/" + id).body;
+  INFO(friend_now.dump());
+  bool welcome = false;
+  for (const auto& v : friend_now["vouchers"]) welcome = welcome || v["template"] == "welcome-5";
+  CHECK(welcome);
+  // HQ replays the sale, agrees, and gives M-A the voucher; both stores
+  // have it with the feed.
+  for (auto* d : {a.get(), b.get()})
+    CHECK(eventually([&] { return drinks(d->get("/v1/members/M-A").body) == 1; }, 30));
+  // A second order is not a first one: nothing more for anyone.
+  auto again = sell(*a, latte_sale(id, 1), "second-order");
+  REQUIRE(sold(again));
+  CHECK(again.body["outcome"]["vouchers_issued"].empty());
+  REQUIRE(synced(*a));
+  w.hq.stop();
+  const auto hq_member = hq_json(w.hq.cli("member M-A"));
+  CHECK(drinks(hq_member["member"]) == 1);
+  CHECK(hq_json(w.hq.cli("flags"))["flags"].empty());  // the replay agreed
+  CHECK(w.hq.cli("verify").code == 0);
+}
+
 TEST_CASE("a voucher revoked at HQ is refused at the till once the store has the feed",
           "[sync][e2e]") {
   SyncWorld w("revoke");

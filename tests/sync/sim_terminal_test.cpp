@@ -698,7 +698,7 @@ class Sim : public SimDice {
   // Sales returned or voided: the take-backs of each, in the order made.
   std::map<std::string, std::vector<std::string>> takebacks_;
   std::map<std::string, std::int64_t> points_;  // per member, from acknowledged commits
-  std::int64_t opening_ = 0, opening_sv_ = 0;  // each member's, points and stored value
+  std::int64_t opening_ = 0, opening_sv_ = 0;   // each member's, points and stored value
   std::map<std::pair<int, std::int64_t>, std::int64_t> by_terminal_;
   std::map<std::tuple<int, std::string, std::int64_t>, std::int64_t> by_member_;
   bool republished_ = false, ingested_ = false, crash_pending_ = false;
