@@ -18,32 +18,45 @@ constexpr std::int64_t kMaxUnitPrice = 100'000'000'000;  // 1e9 major units
 constexpr std::int64_t kMaxBasketTotal = kMaxUnitPrice;
 constexpr std::int64_t kMaxStoredValue = 1'000'000'000'000'000;  // what a state holds
 
+// Every problem of the basket, each with its path; the message is the first.
 Status validate_basket(const Program& program, const Request& r) {
   const auto& b = r.basket;
+  std::vector<Problem> problems;
+  const auto bad = [&](std::string path, std::string message) {
+    problems.push_back({std::move(path), std::move(message)});
+  };
   if (b.currency != program.currency.code)
-    return invalid("basket.currency", "is '" + b.currency + "' but program " + program.id +
-                                          " runs in " + program.currency.code);
-  if (b.lines.empty()) return invalid("basket.lines", "must have at least one line");
-  if (b.lines.size() > kMaxLines) return invalid("basket.lines", "must have at most 500 lines");
+    bad("basket.currency",
+        "is '" + b.currency + "' but program " + program.id + " runs in " + program.currency.code);
+  if (b.lines.empty()) bad("basket.lines", "must have at least one line");
+  if (b.lines.size() > kMaxLines) bad("basket.lines", "must have at most 500 lines");
   std::int64_t total = 0;
-  for (std::size_t i = 0; i < b.lines.size(); ++i) {
+  bool over = false;
+  for (std::size_t i = 0; i < b.lines.size() && i < kMaxLines; ++i) {
     const auto& l = b.lines[i];
     const auto path = "basket.lines[" + std::to_string(i) + "]";
-    if (l.sku.empty()) return invalid(path + ".sku", "is required");
-    if (l.quantity < 1 || l.quantity > kMaxQuantity)
-      return invalid(path + ".quantity",
-                     "must be a whole number from 1 to 100000 (returns use the return request)");
-    if (l.unit_price < 0 || l.unit_price > kMaxUnitPrice)
-      return invalid(path + ".unit_price", "must be a non-negative amount in minor units");
+    if (l.sku.empty()) bad(path + ".sku", "is required");
+    const bool qty_ok = l.quantity >= 1 && l.quantity <= kMaxQuantity;
+    const bool price_ok = l.unit_price >= 0 && l.unit_price <= kMaxUnitPrice;
+    if (!qty_ok)
+      bad(path + ".quantity",
+          "must be a whole number from 1 to 100000 (returns use the return request)");
+    if (!price_ok)
+      bad(path + ".unit_price", "must be an amount in minor units from 0 to 100000000000");
+    if (!qty_ok || !price_ok || over) continue;
     total += l.quantity * l.unit_price;  // both bounded above: no overflow
-    if (total > kMaxBasketTotal)
-      return invalid(path + ".quantity", "the basket comes to more than " +
-                                             format_amount(kMaxBasketTotal, program.currency) +
-                                             " by this line; split it into several sales");
+    if (total > kMaxBasketTotal) {
+      over = true;
+      bad(path + ".quantity", "the basket comes to more than " +
+                                  format_amount(kMaxBasketTotal, program.currency) +
+                                  " by this line; split it into several sales");
+    }
   }
-  if (b.redeem_points < 0) return invalid("basket.redeem_points", "must not be negative");
-  if (b.stored_value < 0) return invalid("basket.stored_value", "must not be negative");
-  return {};
+  if (b.redeem_points < 0) bad("basket.redeem_points", "must not be negative");
+  if (b.stored_value < 0) bad("basket.stored_value", "must not be negative");
+  if (problems.empty()) return {};
+  Error e{ErrorCode::kInvalidArgument, problems.front().to_string(), problems};
+  return std::unexpected(std::move(e));
 }
 
 void compute_streak(detail::EvalCtx& ctx) {

@@ -161,7 +161,11 @@ Status request_from_json(const Json& j, Request& req) {
         r.choice("event", {"purchase", "enrollment", "review", "referral", "check_in", "survey",
                            "activity", "top_up", "birthday", "period_end", "redeem"});
     req.trigger = ev ? *parse_trigger(*ev) : Trigger::kPurchase;
-    if (req.trigger == Trigger::kActivity) req.activity = r.string("activity", true).value_or("");
+    if (req.trigger == Trigger::kActivity) {
+      const auto activity = r.string("activity", true);
+      if (activity && activity->empty()) r.problem("activity", "must name the activity");
+      req.activity = activity.value_or("");
+    }
     if (req.trigger == Trigger::kTopUp)
       req.top_up_amount = r.integer("amount", true, 1).value_or(0);
     if (req.trigger == Trigger::kRedeem) req.reward_id = r.id("reward", true).value_or("");
@@ -178,6 +182,8 @@ Status request_from_json(const Json& j, Request& req) {
           l.name = lr.string("name").value_or("");
           l.categories = lr.strings("categories");
           l.tags = lr.strings("tags");
+          // Whole numbers; their ranges are the engine's to check (a
+          // negative quantity is told to use the return request).
           l.quantity = lr.integer("quantity", true, INT64_C(-1'000'000'000), INT64_C(1'000'000'000))
                            .value_or(0);
           l.unit_price =

@@ -5,7 +5,7 @@
 namespace loyalty::core {
 
 std::string join_path(const std::string& base, const std::string& key) {
-  return base.empty() ? key : base + "." + key;
+  return base.empty() ? key : key.empty() ? base : base + "." + key;
 }
 
 std::string index_path(const std::string& base, std::size_t i) {
@@ -91,7 +91,9 @@ std::optional<std::int64_t> ObjectReader::integer(const std::string& key, bool r
   const Json* v = get(key, required);
   if (v == nullptr) return std::nullopt;
   if (!v->is_number_integer()) {
-    problem(key, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    const auto text = v->dump();
+    problem(key, "must be a whole number, not " +
+                     (text.size() > 40 ? text.substr(0, 40) + "..." : text));
     return std::nullopt;
   }
   std::int64_t n = 0;

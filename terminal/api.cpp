@@ -185,7 +185,10 @@ HttpResponse LocalApi::route(const platform::HttpRequest& req) {
   if (is(http::verb::post, {"v1", "transactions", "*", "void"}))
     return reply_of(checkout_.void_transaction(parts[2], key));
   // POST /v1/redeem: a catalog reward at the counter.
-  if (!body.is_object() || !body.contains("reward"))
+  if (!body.is_object())
+    return problem_of(simple(400, "invalid-request", "Body must be a JSON object",
+                             "send {\"member_id\", \"reward\"}", ""));
+  if (!body.contains("reward"))
     return problem_of(simple(422, "invalid-request", "Reward missing",
                              "send {\"member_id\", \"reward\"}", "reward"));
   Json event = body;

@@ -145,6 +145,12 @@ ApiResult Checkout::scan(const Json& body) {
     code = *parsed;
     key = code->kind == CodeKind::kCard ? MemberKey::kCard : MemberKey::kId;
     value = code->value;
+  } else if (body.contains("phone") || body.contains("code")) {
+    // Numbers lose leading zeros and digits past 2^53 in JSON: both are text.
+    const char* field = body.contains("phone") ? "phone" : "code";
+    return std::unexpected(problem(422, "invalid-request", "Code is text",
+                                   std::string(field) + " must be a string, as scanned or typed",
+                                   field));
   } else {
     return std::unexpected(problem(422, "invalid-request", "No code",
                                    "send the scanned code as \"code\", or a \"phone\"", "code"));
@@ -280,9 +286,18 @@ ApiResult Checkout::enroll(const Json& body, const std::string& idem_key) {
     if (birthday)
       m.state.birth_month = static_cast<unsigned>(date::year_month_day{*birthday}.month());
     if (!referred_by.empty()) {
-      if (!find_member(db, MemberKey::kId, referred_by)) {
+      const auto referrer = find_member(db, MemberKey::kId, referred_by);
+      if (!referrer) {
         refusal = problem(422, "unknown-referrer", "Unknown referrer",
                           "no member " + referred_by + " to credit the referral to", "referred_by");
+        return core::fail(core::ErrorCode::kNotFound, "referrer");
+      }
+      if (referrer->blocked) {
+        refusal = problem(422, "unknown-referrer", "Referrer blocked",
+                          "member " + referred_by +
+                              " is blocked and cannot be credited with a referral; enroll "
+                              "without it",
+                          "referred_by");
         return core::fail(core::ErrorCode::kNotFound, "referrer");
       }
       m.state.referred_by = referred_by;

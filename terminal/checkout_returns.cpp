@@ -135,6 +135,14 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
         return refuse(
             problem(409, "void-not-allowed", "Void is for the same day",
                     receipt_id + " was made on " + orig->business_day + "; use a return instead"));
+      bool all_back = !basis->returned_qty.empty();
+      for (std::size_t i = 0; i < basis->returned_qty.size(); ++i)
+        all_back =
+            all_back && basis->returned_qty[i] >= basis->outcome.request.basket.lines[i].quantity;
+      if (all_back)
+        return refuse(problem(409, "void-not-allowed", "Returned in full",
+                              receipt_id + " has been returned in full already; nothing is left "
+                                           "to void"));
       for (std::size_t i = 0; i < basis->returned_qty.size(); ++i) {
         if (basis->returned_qty[i] != 0)
           return refuse(problem(409, "void-not-allowed", "Partly returned",

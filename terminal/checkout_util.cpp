@@ -19,7 +19,9 @@ ApiError from_error(const core::Error& e) {
   for (const auto& p : e.problems) problems.push_back({{"path", p.path}, {"message", p.message}});
   Json extra{{"problems", problems}};
   if (e.code == core::ErrorCode::kUnavailable) return storage_problem(e);
-  if (field == "basket.currency")
+  // Another currency than the program's (not a missing or malformed one).
+  if (field == "basket.currency" &&
+      e.problems.front().message.find(" runs in ") != std::string::npos)
     return problem(422, "wrong-currency", "Wrong currency", e.message, field, extra);
   if (e.code == core::ErrorCode::kFailedPrecondition &&
       (field == "basket.redeem_points" || field == "reward"))
@@ -37,7 +39,11 @@ std::expected<std::string, ApiError> read_member_id(const Json& body) {
     return std::unexpected(
         problem(400, "invalid-request", "Body must be a JSON object", "send a JSON object", ""));
   const auto it = body.find("member_id");
-  if (it == body.end() || !it->is_string() || it->get<std::string>().empty())
+  if (it != body.end() && !it->is_string())
+    return std::unexpected(problem(422, "invalid-request", "Member id is text",
+                                   "member_id must be a string: the id the scan answered with",
+                                   "member_id"));
+  if (it == body.end() || it->get<std::string>().empty())
     return std::unexpected(problem(422, "invalid-request", "Member missing",
                                    "member_id is required: scan the member's code first",
                                    "member_id"));

@@ -191,6 +191,10 @@ TEST_CASE("stored value a sale spent goes back to stored value on a return or vo
   REQUIRE(rest.status == 201);
   CHECK(stored() == std::pair{base0, bonus0});
   CHECK(cash_back - rest.body["outcome"]["totals"]["amount_due"].get<std::int64_t>() == cash);
+  // Nothing is left of it to void, and the till says so.
+  auto late_void = d.post("/v1/transactions/" + receipt + "/void", nullptr, "void-1");
+  CHECK(late_void.status == 409);
+  CHECK(late_void.body["title"] == "Returned in full");
 
   // A sale paid wholly with stored value, voided: no cash goes out.
   auto all_sv = basket("M-A", 1);
@@ -310,6 +314,37 @@ TEST_CASE("bad input is refused with its problem type and nothing is written",
   extra["discount"] = 100;
   refused(d.post("/v1/transactions", extra, "x11"), 422, "invalid-request", "discount");
   refused(d.post("/v1/members", {{"phone", ""}}, "e3"), 422, "invalid-request", "phone");
+  // Wrong types are named as such, at the field that has them.
+  refused(d.post("/v1/members/scan", {{"phone", 13800138002}}), 422, "invalid-request", "phone");
+  refused(
+      d.post("/v1/transactions", {{"member_id", 5}, {"basket", basket("M-A")["basket"]}}, "x12"),
+      422, "invalid-request", "member_id");
+  refused(d.post("/v1/transactions", {{"member_id", "M-A"}, {"basket", "x"}}, "x13"), 422,
+          "invalid-request", "basket");
+  auto half = basket("M-A");
+  half["basket"]["lines"][0]["quantity"] = 1.5;
+  auto half_r = d.post("/v1/transactions", half, "x14");
+  refused(half_r, 422, "invalid-request", "basket.lines[0].quantity");
+  CHECK(half_r.body["detail"].get<std::string>().find("whole number, not 1.5") !=
+        std::string::npos);
+  auto no_currency = basket("M-A");
+  no_currency["basket"].erase("currency");
+  refused(d.post("/v1/transactions", no_currency, "x15"), 422, "invalid-request",
+          "basket.currency");
+  // Every problem of the basket is listed, not only the first.
+  auto many = basket("M-A");
+  many["basket"]["currency"] = "USD";
+  many["basket"]["lines"][0]["sku"] = "";
+  many["basket"]["lines"][0]["quantity"] = 0;
+  many["basket"]["lines"][1]["unit_price"] = -1;
+  auto many_r = d.post("/v1/transactions", many, "x16");
+  INFO(many_r.body.dump());
+  CHECK(many_r.status == 422);
+  CHECK(many_r.body["problems"].size() == 4);
+  refused(d.post("/v1/redeem", Json::array({1}), "x17"), 400, "invalid-request");
+  refused(d.post("/v1/transactions",
+                 {{"member_id", "M-A"}, {"event", "activity"}, {"activity", ""}}, "x18"),
+          422, "invalid-request", "activity");
   refused(d.get("/v1/members/M-NOBODY"), 404, "unknown-member", "member_id");
 
   CHECK(outbox_depth(d) == 0);
