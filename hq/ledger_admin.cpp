@@ -101,8 +101,14 @@ core::Result<Json> HqLedger::book_adjustment(const std::string& member_id, std::
   const auto today = core::LocalDays(std::chrono::floor<std::chrono::days>(
                                          std::chrono::sys_seconds(std::chrono::seconds(clock_())))
                                          .time_since_epoch());
+  const auto debt_before = m->debt;
   for (const auto& c : core::apply_point_entries(*m, {e}, today, std::nullopt))
-    flag(txn, member_id, c.kind, c.detail, flags);
+    flag(txn, member_id, c.kind,
+         c.kind == "points-overdrawn"
+             ? std::to_string(m->debt - debt_before) + " of the " + std::to_string(-points) +
+                   " points this adjustment takes were not there; recorded as debt"
+             : c.detail,
+         flags);
   save_member(*m);
   return Json{{"adjustment", txn},
               {"member_id", member_id},
@@ -340,27 +346,6 @@ core::Result<Json> HqLedger::expire(const std::string& today_text) {
   });
 }
 
-core::Result<Json> HqLedger::member(const std::string& member_id) {
-  std::lock_guard lock(mutex_);
-  try {
-    auto m = load_member(member_id);
-    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
-    Json flags = Json::array();
-    for (const auto& f :
-         db_.query("SELECT txn_id, kind, detail FROM flags WHERE member_id = ?1 ORDER BY id",
-                   {member_id}))
-      flags.push_back({{"txn_id", f.text(0)}, {"kind", f.text(1)}, {"detail", f.text(2)}});
-    std::int64_t lots = 0;
-    for (const auto& l : m->lots) lots += l.points;
-    return Json{{"member", core::member_to_json(*m)},
-                {"balance", lots - m->debt},
-                {"debt", m->debt},
-                {"flags", flags}};
-  } catch (const SqlError& e) {
-    return db_failure(e);
-  }
-}
-
 namespace {
 
 Json flag_json(const SqlRow& f) {
@@ -380,6 +365,27 @@ constexpr const char* kFlagColumns =
     "resolution FROM flags";
 
 }  // namespace
+
+core::Result<Json> HqLedger::member(const std::string& member_id) {
+  std::lock_guard lock(mutex_);
+  try {
+    auto m = load_member(member_id);
+    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+    // As `flags` lists them: with the id resolve-flag takes.
+    Json flags = Json::array();
+    for (const auto& f :
+         db_.query(std::string(kFlagColumns) + " WHERE member_id = ?1 ORDER BY id", {member_id}))
+      flags.push_back(flag_json(f));
+    std::int64_t lots = 0;
+    for (const auto& l : m->lots) lots += l.points;
+    return Json{{"member", core::member_to_json(*m)},
+                {"balance", lots - m->debt},
+                {"debt", m->debt},
+                {"flags", flags}};
+  } catch (const SqlError& e) {
+    return db_failure(e);
+  }
+}
 
 core::Result<Json> HqLedger::flags(bool open_only) {
   std::lock_guard lock(mutex_);

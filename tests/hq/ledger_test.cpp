@@ -633,6 +633,15 @@ TEST_CASE("admin changes are validated and audited", "[hq][ledger]") {
   REQUIRE_FALSE(revoked);
   CHECK(revoked.error().message.find("revoked") != std::string::npos);
   CHECK_FALSE(hq.ledger->publish_program(later.dump(), -1, hq.key, "ops"));
+  // Taking back more than the member has: debt, and a flag that says an
+  // adjustment did it, listed with the member under the id resolve-flag takes.
+  REQUIRE(hq.ledger->adjust("M1001", -100'000, "fraudulent points reversed", "ops"));
+  const auto held = *hq.ledger->member("M1001");
+  REQUIRE(held["flags"].size() == 1);
+  CHECK(held["flags"][0]["kind"] == "points-overdrawn");
+  CHECK(held["flags"][0]["detail"].get<std::string>().find("this adjustment takes") !=
+        std::string::npos);
+  CHECK(hq.ledger->resolve_flag(held["flags"][0]["id"], "member agreed to repay", "ops", false));
   hq.verified();
 }
 
