@@ -209,23 +209,10 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
   if (earning.round_per_line) {
     for (auto& a : awards) a.points = round_award(a, earning);
   } else {
-    i128 exact_total = 0;
-    std::int64_t floors = 0;
-    std::vector<std::pair<i128, std::size_t>> fractions;
-    for (std::size_t k = 0; k < awards.size(); ++k) {
-      auto& a = awards[k];
+    for (auto& a : awards) {
       const i128 sum = std::accumulate(a.exact.begin(), a.exact.end(), i128{0});
-      a.points = narrow(round_div(sum, kPointScale, Rounding::kFloor));
-      if (a.to != Recipient::kMember) continue;
-      exact_total += sum;
-      floors += a.points;
-      fractions.emplace_back(sum - static_cast<i128>(a.points) * kPointScale, k);
+      a.points = narrow(round_div(sum, kPointScale, earning.rounding));
     }
-    std::stable_sort(fractions.begin(), fractions.end(),
-                     [](const auto& x, const auto& y) { return x.first > y.first; });
-    auto extra = narrow(round_div(exact_total, kPointScale, earning.rounding)) - floors;
-    for (std::size_t i = 0; extra > 0 && i < fractions.size(); ++i, --extra)
-      awards[fractions[i].second].points += 1;
   }
   // Apply rule limits, and book.
   std::vector<i128> line_weight(lines.size(), 0);

@@ -60,28 +60,39 @@ std::int64_t award(const core::Outcome& o, const std::string& rule) {
 TEST_CASE("how multipliers combine is the program's choice", "[core][engine]") {
   // 88.50 yuan on Wednesday 2026-11-25 by an Elite member: base 88.5.
   const auto req = test::request_at("2026-11-25T12:00:00", basket(8850));
-  SECTION("multiply: 88.5 x 2 x 2 = 354") {
+  SECTION("multiply: 88.5 x 2 x 2") {
     auto o = core::evaluate(test::program_from(program_json("multiply")), member("elite"), req);
     REQUIRE(o);
-    // Exact awards 88.5 + 88.5 + 177 = 354, rounded once; the point left
-    // after rounding each down goes to the first largest fraction.
-    CHECK(award(*o, "base") == 89);
+    // Exact awards 88.5 + 88.5 + 177, each rounded once (floor): a bonus
+    // never rounds up past what its own share is worth.
+    CHECK(award(*o, "base") == 88);
     CHECK(award(*o, "elite-2x") == 88);
     CHECK(award(*o, "wed-double") == 177);
-    CHECK(o->points_earned == 354);
+    CHECK(o->points_earned == 353);
   }
-  SECTION("add: 88.5 x (1 + 1 + 1) = 265.5") {
+  SECTION("add: 88.5 x (1 + 1 + 1)") {
     auto o = core::evaluate(test::program_from(program_json("add")), member("elite"), req);
     REQUIRE(o);
-    CHECK(o->points_earned == 265);  // floor(265.5)
-    CHECK(award(*o, "base") + award(*o, "elite-2x") + award(*o, "wed-double") == 265);
+    CHECK(o->points_earned == 264);  // 88 + 88 + 88
+    CHECK(award(*o, "base") + award(*o, "elite-2x") + award(*o, "wed-double") == 264);
   }
   SECTION("best: only the larger of two 2x applies, the first listed on a tie") {
     auto o = core::evaluate(test::program_from(program_json("best")), member("elite"), req);
     REQUIRE(o);
     CHECK(award(*o, "wed-double") == 0);
-    CHECK(o->points_earned == 177);  // 88.5 x 2
+    CHECK(o->points_earned == 176);  // 88 + 88
   }
+}
+
+TEST_CASE("double points are twice the base whatever the fraction of a yuan", "[core][engine]") {
+  // 39.99 yuan on a Wednesday: 39 base points, doubled is 78, not
+  // floor(79.98) = 79 (light-meal's 每消费1元积1积分 ... 每周三消费积分双倍).
+  const auto o = core::evaluate(test::program_from(program_json("multiply")), member("bean"),
+                                test::request_at("2026-11-25T12:00:00", basket(3999)));
+  REQUIRE(o);
+  CHECK(award(*o, "base") == 39);
+  CHECK(award(*o, "wed-double") == 39);
+  CHECK(o->points_earned == 78);
 }
 
 TEST_CASE("rounding per line and per transaction give different totals", "[core][engine]") {
