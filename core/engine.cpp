@@ -195,7 +195,9 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
       member.sv_bonus > kMaxStoredValue - out.sv_bonus_added)
     return invalid("amount", "the member's stored value would pass the most a member can hold (" +
                                  format_amount(kMaxStoredValue, program.currency) + ")");
-  if (request.trigger == Trigger::kPurchase) detail::evaluate_tier_upgrade(ctx);
+  // A tier is reached by whatever counts towards it: a purchase, or an event
+  // (a check-in, a review, points from an activity) that completes it.
+  detail::evaluate_tier_upgrade(ctx);
   detail::build_receipt(ctx);
   return out;
 }

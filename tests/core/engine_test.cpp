@@ -194,6 +194,22 @@ TEST_CASE("a top-up is bounded and cannot overflow the member's stored value", "
   CHECK(full.error().message.find("most a member can hold") != std::string::npos);
 }
 
+TEST_CASE("an event that completes a tier's threshold upgrades at once", "[core][engine]") {
+  // four-tier: silver at 10 interactions a year (达标自动升级). The tenth is
+  // a check-in, not a purchase: silver from that moment, so the next
+  // purchase already gets silver's price.
+  const auto p = test::example_program("four-tier-generic.json");
+  auto m = member("regular");
+  m.counters.add("interactions", *core::parse_local_date("2026-11-01"), 9);
+  auto o = core::evaluate(p, m,
+                          test::request_at("2026-11-23T12:00:00", {{"event", "check_in"}}));
+  REQUIRE(o);
+  CHECK(o->tier_after == "silver");
+  auto c = core::commit(p, m, *o);
+  REQUIRE(c);
+  CHECK(m.tier_on(*core::parse_local_date("2026-11-23")) == "silver");
+}
+
 TEST_CASE("a next-day upgrade applies from the following day", "[core][engine]") {
   const auto p = test::program_from(program_json("multiply"));
   auto m = member("bean");
