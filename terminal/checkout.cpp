@@ -103,6 +103,14 @@ std::shared_ptr<const core::Program> Checkout::program_at(std::int64_t now) {
   return best;
 }
 
+std::optional<std::pair<std::int64_t, std::shared_ptr<const core::Program>>>
+Checkout::program_after(std::int64_t now) {
+  std::lock_guard lock(programs_mutex_);
+  for (const auto& [from, p] : programs_)
+    if (from > now) return std::pair{from, p};
+  return std::nullopt;
+}
+
 bool Checkout::offline(Db& db) {
   if (settings_.standalone) return false;
   return sync_get(db, "online").value_or("0") != "1";
@@ -137,6 +145,21 @@ std::optional<ApiError> Checkout::check_offline_allowance(
   const std::int64_t since = last ? std::stoll(*last) : -1;
   const auto sell_anyway = " The sale can go ahead without redeeming points.";
   const std::string field = redeem_field;
+  // A clock behind this terminal's own last sync or sale (set back, or a
+  // dead RTC battery) would open a new "day" of allowances and hide how long
+  // the terminal has been offline: no offline redemption until it is right.
+  constexpr std::int64_t kClockSlack = 300;
+  platform::Stmt newest(db, "SELECT committed_at FROM transactions ORDER BY seq DESC LIMIT 1");
+  const auto last_sale = newest.step() ? newest.integer(0) : -1;
+  if (const auto seen = std::max(since, last_sale); seen > now + kClockSlack) {
+    counters_.refused_offline++;
+    return problem(409, "clock-behind", "Redemption paused: terminal clock behind",
+                   "this terminal's clock is " + std::to_string((seen - now + 59) / 60) +
+                       " minutes behind its last sync or sale; correct the clock (or wait for "
+                       "HQ) before redeeming offline." +
+                       sell_anyway,
+                   field);
+  }
   if (since < 0 || now - since > max_hours * 3600) {
     counters_.refused_offline++;
     return problem(409, "offline-too-long", "Redemption paused: offline too long",

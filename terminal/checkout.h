@@ -135,6 +135,9 @@ class Checkout {
     std::optional<core::Result<LiveMember>> live;
   };
   std::shared_ptr<const core::Program> program_at(std::int64_t now);
+  // The first installed version that takes effect after `now`, with its time.
+  std::optional<std::pair<std::int64_t, std::shared_ptr<const core::Program>>> program_after(
+      std::int64_t now);
   ApiResult reverse(const std::string& receipt_id, std::vector<core::ReturnLine> lines,
                     bool is_void, const Json& body, const std::string& idem_key);
   std::optional<ApiError> prepare(const Json& body, CommitCtx& c, bool internal = false);

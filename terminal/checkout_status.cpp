@@ -37,6 +37,12 @@ Json Checkout::status() {
     j["program"] =
         program ? Json{{"id", program->id}, {"version", program->version}, {"name", program->name}}
                 : Json(nullptr);
+    // A version installed for later: the operator can see it arrived.
+    const auto next = program_after(now);
+    j["program_next"] = next ? Json{{"id", next->second->id},
+                                    {"version", next->second->version},
+                                    {"effective_from", next->first}}
+                             : Json(nullptr);
     platform::Stmt s(db, "SELECT COUNT(*) FROM members");
     s.step();
     j["members_cached"] = s.integer(0);

@@ -1,6 +1,7 @@
 #include "terminal/daemon_commands.h"
 
 #include <cstdlib>
+#include <ctime>
 #include <iomanip>
 #include <set>
 
@@ -12,6 +13,16 @@
 namespace loyalty::terminal {
 
 namespace {
+
+// A Unix time as an operator reads it, with the number for scripts.
+std::string utc_time(std::int64_t t) {
+  const auto tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return std::string(buf) + " (" + std::to_string(t) + ")";
+}
 
 using core::Json;
 using verb = platform::http::verb;
@@ -205,11 +216,17 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
       if (s["program"].is_object())
         out << "program     " << s["program"].value("id", "") << " v"
             << s["program"].value("version", 0) << "\n";
+      if (s.contains("program_next") && s["program_next"].is_object())
+        out << "next        " << s["program_next"].value("id", "") << " v"
+            << s["program_next"].value("version", 0) << " from "
+            << utc_time(s["program_next"].value("effective_from", std::int64_t{0})) << "\n";
       out << "outbox      " << s["outbox"].value("depth", 0) << " waiting";
       if (s["outbox"]["oldest_age_seconds"].is_number())
         out << ", oldest " << s["outbox"]["oldest_age_seconds"].get<std::int64_t>() << " s";
+      if (s["offline_since"].is_number())
+        out << "\noffline     since " << utc_time(s["offline_since"].get<std::int64_t>());
       out << "\nlast sync   "
-          << (s["last_sync_at"].is_number() ? std::to_string(s["last_sync_at"].get<std::int64_t>())
+          << (s["last_sync_at"].is_number() ? utc_time(s["last_sync_at"].get<std::int64_t>())
                                             : std::string("never"))
           << "\nmembers     " << s.value("members_cached", 0) << " cached\n";
       if (s.contains("feed") && s["feed"].value("catching_up", false))

@@ -201,8 +201,7 @@ TEST_CASE("an event that completes a tier's threshold upgrades at once", "[core]
   const auto p = test::example_program("four-tier-generic.json");
   auto m = member("regular");
   m.counters.add("interactions", *core::parse_local_date("2026-11-01"), 9);
-  auto o = core::evaluate(p, m,
-                          test::request_at("2026-11-23T12:00:00", {{"event", "check_in"}}));
+  auto o = core::evaluate(p, m, test::request_at("2026-11-23T12:00:00", {{"event", "check_in"}}));
   REQUIRE(o);
   CHECK(o->tier_after == "silver");
   auto c = core::commit(p, m, *o);

@@ -153,7 +153,12 @@ TEST_CASE(
               .code == 0);
   // The terminal has it before it applies, and keeps using v1 until then.
   REQUIRE(eventually([&] { return sql_int(d->db(), "SELECT COUNT(*) FROM programs") == 2; }));
-  if (now() < effective - 1) CHECK(d->get("/v1/status").body["program"]["version"] == 1);
+  if (const auto st = d->get("/v1/status").body; now() < effective - 1) {
+    // Status shows both: the version in force and the one waiting.
+    CHECK(st["program"]["version"] == 1);
+    CHECK(st["program_next"]["version"] == 2);
+    CHECK(st["program_next"]["effective_from"] == effective);
+  }
   REQUIRE(eventually([&] { return d->get("/v1/status").body["program"]["version"] == 2; }));
   CHECK(now() >= effective);
   CHECK(d->get("/v1/status").body["program"]["name"] == "Coffee chain, winter");

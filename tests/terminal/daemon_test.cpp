@@ -398,6 +398,21 @@ TEST_CASE("offline, redemptions stay within the program's allowances and sales g
     CHECK(available(d, "M-A") == 4000);
     CHECK(d.get("/metrics").status == 200);
   }
+  SECTION("a clock set back behind the last sync: no offline redemption, sales go on") {
+    // The last sync was "tomorrow" by this clock: someone set it back a
+    // day, which would open a fresh day of allowances.
+    d.stop();
+    sql_exec(d.db(), "INSERT INTO sync_state(key, value) VALUES ('last_sync_at', '" +
+                         std::to_string(std::time(nullptr) + 30 * 3600) + "')");
+    REQUIRE(d.start());
+    auto r = d.post("/v1/redeem", redeem, "r-back");
+    INFO(r.body.dump());
+    CHECK(r.status == 409);
+    CHECK(r.type() == "clock-behind");
+    CHECK(r.body["field"] == "reward");
+    CHECK(d.post("/v1/transactions", basket("M-A"), "s-back").status == 201);
+    CHECK(available(d, "M-A") == 5068);
+  }
 }
 
 TEST_CASE("counter redemptions respect the store's reward stock", "[terminal][daemon]") {
