@@ -145,6 +145,15 @@ std::optional<ApiError> Checkout::check_offline_allowance(
   const std::int64_t since = last ? std::stoll(*last) : -1;
   const auto sell_anyway = " The sale can go ahead without redeeming points.";
   const std::string field = redeem_field;
+  if (const auto refused = sync_get(db, "hq_refused_terminal")) {
+    counters_.refused_offline++;
+    return problem(409, "terminal-refused-by-hq", "Redemption stopped: HQ refuses this terminal",
+                   "HQ refuses this terminal (" + *refused +
+                       "): it was revoked or is not registered, so nothing it does reaches HQ; "
+                       "provision it again." +
+                       sell_anyway,
+                   field);
+  }
   // A clock behind this terminal's own last sync or sale (set back, or a
   // dead RTC battery) would open a new "day" of allowances and hide how long
   // the terminal has been offline: no offline redemption until it is right.

@@ -31,6 +31,9 @@ Json Checkout::status() {
     j["offline_since"] = (!settings_.standalone && offline(db))
                              ? (since ? Json(std::stoll(*since)) : Json(started_at_))
                              : Json(nullptr);
+    // Not an outage: HQ answered and refuses this terminal (revoked).
+    const auto refuses = sync_get(db, "hq_refused_terminal");
+    j["hq_refuses_terminal"] = refuses ? Json(*refuses) : Json(nullptr);
     const auto cursor = sync_get(db, "feed_cursor");
     j["feed"] = {{"cursor", cursor ? std::stoll(*cursor) : 0},
                  {"catching_up", sync_get(db, "feed_more").value_or("0") == "1"}};

@@ -223,6 +223,9 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
       out << "outbox      " << s["outbox"].value("depth", 0) << " waiting";
       if (s["outbox"]["oldest_age_seconds"].is_number())
         out << ", oldest " << s["outbox"]["oldest_age_seconds"].get<std::int64_t>() << " s";
+      if (s.contains("hq_refuses_terminal") && s["hq_refuses_terminal"].is_string())
+        out << "HQ REFUSES  this terminal (" << s["hq_refuses_terminal"].get<std::string>()
+            << "): revoked or not registered, not an outage; provision it again\n";
       if (s["offline_since"].is_number())
         out << "\noffline     since " << utc_time(s["offline_since"].get<std::int64_t>());
       out << "\nlast sync   "

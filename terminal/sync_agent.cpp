@@ -94,6 +94,8 @@ void SyncAgent::set_online(bool online) {
     sync_set(db, "online", online ? "1" : "0");
     if (online) {
       sync_set(db, "last_sync_at", std::to_string(now));
+      platform::Stmt clear(db, "DELETE FROM sync_state WHERE key = 'hq_refused_terminal'");
+      clear.exec();
     } else if (was || !sync_get(db, "offline_since")) {
       sync_set(db, "offline_since", std::to_string(now));
     }
@@ -188,11 +190,27 @@ core::MemberState local_view(Db& db, const core::MemberState& hq) {
 
 }  // namespace
 
+void SyncAgent::note_access(const platform::ClientResponse& res) {
+  if (res.status != 403 || res.body.find("terminal-refused") == std::string::npos) return;
+  const Json body = Json::parse(res.body, nullptr, false);
+  const auto detail = body.is_object() && body.contains("detail") && body["detail"].is_string()
+                          ? body["detail"].get<std::string>()
+                          : std::string("HQ refuses this terminal");
+  (void)store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    sync_set(db, "hq_refused_terminal", detail.substr(0, 300));
+    return true;
+  });
+  platform::log_error("HQ refuses this terminal (" + detail.substr(0, 300) +
+                      "): revoked or not registered; sales are kept here, redemptions stop, "
+                      "provision it again (docs/operations.md)");
+}
+
 core::Result<sync::BatchAnswer> SyncAgent::send_batch(HqLink& link, const sync::Batch& batch) {
   auto res = link.request(platform::http::verb::post, "/v1/sync/batches",
                           sync::batch_to_json(batch).dump());
   if (!res || res->status != 200) batch_limit_ = kProbeRecords;
   if (!res) return std::unexpected(res.error());
+  note_access(*res);
   if (res->status != 200)
     return core::fail(
         core::ErrorCode::kUnavailable,
@@ -520,9 +538,11 @@ core::Result<int> SyncAgent::pull(HqLink& link) {
     auto res = link.request(platform::http::verb::get,
                             "/v1/sync/changes?after=" + std::to_string(*cursor) + "&limit=500", {});
     if (!res) return std::unexpected(res.error());
+    note_access(*res);
     if (res->status != 200)
-      return core::fail(core::ErrorCode::kUnavailable,
-                        "HQ's change feed answered " + std::to_string(res->status));
+      return core::fail(core::ErrorCode::kUnavailable, "HQ's change feed answered " +
+                                                           std::to_string(res->status) + ": " +
+                                                           res->body.substr(0, 300));
     auto page = sync::parse_feed_page(res->body, *cursor);
     if (!page) return std::unexpected(page.error());
     // Programs first, each verified against HQ's key; a bad one is refused

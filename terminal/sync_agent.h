@@ -97,6 +97,10 @@ class SyncAgent {
   // views here go back to HQ's plus what is still pending.
   core::Status note_refused(const std::map<std::string, std::string>& refused);
   core::Result<int> pull(HqLink& link);
+  // HQ refuses this terminal itself (revoked, or not registered): kept in
+  // sync_state until a round succeeds, so status and the offline
+  // allowances can tell it from a network outage.
+  void note_access(const platform::ClientResponse& res);
   // Applies one change of the feed (or of a lookup) other than a program;
   // false when it was skipped.
   bool apply_change(platform::Db& db, const sync::Change& ch);

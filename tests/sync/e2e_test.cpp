@@ -425,6 +425,35 @@ TEST_CASE("a friend's first order rewards both, and the referrer's voucher reach
   CHECK(w.hq.cli("verify").code == 0);
 }
 
+TEST_CASE("a revoked terminal says so, not 'offline', and stops redeeming while sales go on",
+          "[sync][e2e]") {
+  SyncWorld w("revoked-till");
+  w.hq.start(w.port);
+  auto d = w.terminal("S001");
+  REQUIRE(d->start());
+  REQUIRE(eventually([&] { return d->get("/v1/status").body["online"] == true; }));
+  CHECK(d->get("/v1/status").body["hq_refuses_terminal"].is_null());
+  REQUIRE(w.hq.cli("terminals revoke S001 T01").code == 0);
+  REQUIRE(d->post("/v1/sync", Json::object()).status == 202);
+  Json st;
+  REQUIRE(eventually([&] {
+    st = d->get("/v1/status").body;
+    return st["hq_refuses_terminal"].is_string();
+  }));
+  INFO(st.dump());
+  CHECK(st["online"] == false);
+  // No redemption: nothing this terminal does reaches HQ any more.
+  auto r = d->post("/v1/redeem", {{"member_id", "M-A"}, {"reward", "voucher-10"}}, "r-revoked");
+  INFO(r.body.dump());
+  CHECK(r.status == 409);
+  CHECK(r.type() == "terminal-refused-by-hq");
+  // The sale goes ahead, kept here.
+  CHECK(sold(sell(*d, latte_sale("M-A", 1), "s-revoked")));
+  auto out = run_ctl("status --url 127.0.0.1:" + std::to_string(d->port()) + " --token-file " +
+                     (d->dir() / "token").string());
+  CHECK(out.out.find("HQ REFUSES") != std::string::npos);
+}
+
 TEST_CASE("a voucher revoked at HQ is refused at the till once the store has the feed",
           "[sync][e2e]") {
   SyncWorld w("revoke");
