@@ -311,16 +311,36 @@ core::Status SyncAgent::note_refused(const std::map<std::string, std::string>& r
   return {};
 }
 
+core::Status SyncAgent::note_skew(std::int64_t skew) {
+  // HQ's measure of this terminal's clock: shown in status, warned about.
+  if (skew > sync::kClockToleranceSeconds || skew < -sync::kClockToleranceSeconds)
+    platform::log_warn("this terminal's clock is " + std::to_string(skew) +
+                       " s off HQ's; check its time synchronisation (NTP)");
+  auto ok = store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    if (sync_get(db, "hq_clock_skew") != std::to_string(skew))
+      sync_set(db, "hq_clock_skew", std::to_string(skew));
+    return true;
+  });
+  if (!ok) return std::unexpected(ok.error());
+  return {};
+}
+
 core::Result<int> SyncAgent::upload(HqLink& link) {
   int acked = 0, moves = 0;
-  if (!numbering_known_) {
-    // Before the first upload since start: where HQ's numbering of this
-    // terminal stands (an empty batch), so a database restored from an
-    // older backup does not hand out receipt numbers HQ already has.
-    auto hello = send_batch(link, {bundle_.store_id, bundle_.terminal_id, clock_(), {}});
-    if (!hello) return std::unexpected(hello.error());
-    numbering_known_ = true;
-  }
+  // An empty batch: where HQ's numbering of this terminal stands, and HQ's
+  // measure of its clock. Sent before the first upload since start (so a
+  // database restored from an older backup does not hand out receipt
+  // numbers HQ already has), and in a round with nothing to upload (so HQ's
+  // last_seen and both sides' clock skew stay current while idle).
+  bool spoke = false;
+  const auto hello = [&]() -> core::Status {
+    auto answer = send_batch(link, {bundle_.store_id, bundle_.terminal_id, clock_(), {}});
+    if (!answer) return std::unexpected(answer.error());
+    numbering_known_ = spoke = true;
+    return note_skew(answer->clock_skew_seconds);
+  };
+  if (!numbering_known_)
+    if (auto ok = hello(); !ok) return std::unexpected(ok.error());
   for (;;) {
     {
       // A long drain must not hold up a shutdown: stop between batches.
@@ -351,7 +371,12 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
       return b;
     });
     if (!batch) return std::unexpected(batch.error());
-    if (batch->records.empty()) return acked;
+    if (batch->records.empty()) {
+      if (!spoke)
+        if (auto ok = hello(); !ok) return std::unexpected(ok.error());
+      return acked;
+    }
+    spoke = true;
     auto answer = send_batch(link, *batch);
     if (!answer) return std::unexpected(answer.error());
     batch_limit_ = kBatchRecords;
@@ -391,14 +416,9 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
     if (auto ok = note_refused(refused); !ok) return std::unexpected(ok.error());
     if (done.empty() && moved.empty() && refused.empty())
       return core::fail(core::ErrorCode::kUnavailable, "HQ took nothing from the batch");
-    // HQ's measure of this terminal's clock: shown in status, warned about.
-    const auto skew = answer->clock_skew_seconds;
-    if (skew > sync::kClockToleranceSeconds || skew < -sync::kClockToleranceSeconds)
-      platform::log_warn("this terminal's clock is " + std::to_string(skew) +
-                         " s off HQ's; check its time synchronisation (NTP)");
+    if (auto s = note_skew(answer->clock_skew_seconds); !s) return std::unexpected(s.error());
     const auto now = clock_();
     auto ok = store_.write<bool>([&](Db& db) -> core::Result<bool> {
-      sync_set(db, "hq_clock_skew", std::to_string(skew));
       platform::Stmt u(db,
                        "UPDATE outbox SET acked_at = ?2 WHERE txn_id = ?1 AND acked_at IS NULL");
       for (const auto& id : done) {

@@ -83,6 +83,8 @@ class SyncAgent {
 
  private:
   core::Result<int> upload(HqLink& link);
+  // Keeps HQ's measure of this terminal's clock (from any batch answer).
+  core::Status note_skew(std::int64_t skew);
   // Sends `batch` and reads HQ's answer; numbering HQ is ahead of is
   // caught up with before anything else reads the answer.
   core::Result<sync::BatchAnswer> send_batch(HqLink& link, const sync::Batch& batch);
