@@ -169,7 +169,8 @@ Status apply_vouchers(EvalCtx& ctx) {
       amount = narrow(round_div(static_cast<i128>(base) * t->percent.units, 100 * Decimal4::kScale,
                                 Rounding::kHalfUp));
     std::vector<std::int64_t> parts(lines.size(), 0);
-    if (t->kind == VoucherKind::kFreeItem) {
+    if (t->kind == VoucherKind::kFreeItem || t->kind == VoucherKind::kItemPrice) {
+      // The cheapest unit it covers: free, or down to the voucher's price.
       std::size_t cheapest = lines.size();
       std::int64_t price = 0;
       for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -177,7 +178,10 @@ Status apply_vouchers(EvalCtx& ctx) {
         const auto unit = nets[i] / lines[i].quantity;
         if (cheapest == lines.size() || unit < price) cheapest = i, price = unit;
       }
-      if (cheapest < lines.size()) parts[cheapest] = price;
+      if (cheapest < lines.size())
+        parts[cheapest] = t->kind == VoucherKind::kFreeItem
+                              ? price
+                              : std::max<std::int64_t>(0, price - t->value);
     } else {
       if (t->max_share_percent)
         amount =

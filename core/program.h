@@ -210,12 +210,14 @@ struct TierPolicy {
   int rank_of(std::string_view tier) const;  // -1 when unknown
 };
 
-enum class VoucherKind { kAmount, kPercent, kFreeItem };
+// kItemPrice: one unit of the items it covers sells at `value` (an add-on
+// purchase, "designated pastry for 9 yuan").
+enum class VoucherKind { kAmount, kPercent, kFreeItem, kItemPrice };
 struct VoucherTemplate {
   std::string id;
   std::string name;
   VoucherKind kind = VoucherKind::kAmount;
-  std::int64_t value = 0;
+  std::int64_t value = 0;  // kAmount: off; kItemPrice: the unit's price
   Decimal4 percent;
   std::int64_t min_spend = 0;
   Selector applies_to;

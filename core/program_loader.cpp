@@ -185,11 +185,14 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
     t.id = r.id("id", true).value_or("");
     if (!voucher_ids.insert(t.id).second) r.problem("id", "duplicates an earlier voucher");
     t.name = r.string("name", true).value_or(t.id);
-    auto kind = r.choice("kind", {"amount", "percent", "free_item"}, true).value_or("amount");
-    t.kind = kind == "percent"     ? VoucherKind::kPercent
-             : kind == "free_item" ? VoucherKind::kFreeItem
-                                   : VoucherKind::kAmount;
+    auto kind =
+        r.choice("kind", {"amount", "percent", "free_item", "item_price"}, true).value_or("amount");
+    t.kind = kind == "percent"      ? VoucherKind::kPercent
+             : kind == "free_item"  ? VoucherKind::kFreeItem
+             : kind == "item_price" ? VoucherKind::kItemPrice
+                                    : VoucherKind::kAmount;
     if (t.kind == VoucherKind::kAmount) t.value = r.integer("value", true, 1).value_or(0);
+    if (t.kind == VoucherKind::kItemPrice) t.value = r.integer("price", true, 0).value_or(0);
     if (t.kind == VoucherKind::kPercent)
       t.percent = r.decimal("percent", true, kZero, kHundred, true).value_or(kZero);
     t.min_spend = r.integer("min_spend").value_or(0);
