@@ -156,8 +156,10 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
       p.push_back({at, "must be the name of a calendar"});
     else
       refs.add(at, "calendar", c.name = value.get<std::string>());
-  } else if (key == "tier" || key == "activity") {
-    c.kind = key == "tier" ? ConditionKind::kTier : ConditionKind::kActivity;
+  } else if (key == "tier" || key == "activity" || key == "referrer_tier") {
+    c.kind = key == "tier"            ? ConditionKind::kTier
+             : key == "referrer_tier" ? ConditionKind::kReferrerTier
+                                      : ConditionKind::kActivity;
     if (!value.is_array() || value.empty())
       p.push_back({at, "must be a non-empty array of names"});
     else
@@ -167,7 +169,7 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
           continue;
         }
         c.names.push_back(value[i].get<std::string>());
-        if (key == "tier") refs.add(index_path(at, i), "tier", c.names.back());
+        if (key != "activity") refs.add(index_path(at, i), "tier", c.names.back());
       }
   } else if (key == "tier_at_least") {
     c.kind = ConditionKind::kTierAtLeast;

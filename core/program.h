@@ -61,6 +61,7 @@ enum class ConditionKind {
   kCalendar,
   kTier,
   kTierAtLeast,
+  kReferrerTier,  // the referrer's tier is one of `names` (false without a referrer)
   kBasketAmount,
   kItemCount,
   kContains,
