@@ -118,8 +118,8 @@ bool holds(const Condition& c, EvalCtx& ctx) {
     case ConditionKind::kTier:
       return std::find(c.names.begin(), c.names.end(), ctx.tier) != c.names.end();
     case ConditionKind::kReferrerTier:
-      return ctx.member.referrer && std::find(c.names.begin(), c.names.end(),
-                                              ctx.member.referrer->tier) != c.names.end();
+      return ctx.member.referrer &&
+             std::find(c.names.begin(), c.names.end(), ctx.member.referrer->tier) != c.names.end();
     case ConditionKind::kTierAtLeast:
       return ctx.program.tiers &&
              ctx.program.tiers->rank_of(ctx.tier) >= ctx.program.tiers->rank_of(c.name);

@@ -108,11 +108,14 @@ Status redeem_reward(detail::EvalCtx& ctx) {
         {{"reward", "tier too low"}}});
   const auto available = ctx.member.available(ctx.today);
   if (reward->points > available)
-    return std::unexpected(Error{ErrorCode::kFailedPrecondition,
-                                 "reward: " + reward->name + " needs " +
-                                     std::to_string(reward->points) + " points; the member has " +
-                                     std::to_string(std::max<std::int64_t>(available, 0)),
-                                 {{"reward", "not enough points"}}});
+    return std::unexpected(Error{
+        ErrorCode::kFailedPrecondition,
+        "reward: " + reward->name + " needs " + std::to_string(reward->points) +
+            " points; the member has " + std::to_string(std::max<std::int64_t>(available, 0)) +
+            (ctx.member.debt > 0
+                 ? " (and owes " + std::to_string(ctx.member.debt) + " points, spent twice offline)"
+                 : ""),
+        {{"reward", "not enough points"}}});
   auto& out = ctx.out;
   out.points_redeemed = reward->points;
   out.amount_due = reward->cash;

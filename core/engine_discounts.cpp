@@ -179,9 +179,8 @@ Status apply_vouchers(EvalCtx& ctx) {
         if (cheapest == lines.size() || unit < price) cheapest = i, price = unit;
       }
       if (cheapest < lines.size())
-        parts[cheapest] = t->kind == VoucherKind::kFreeItem
-                              ? price
-                              : std::max<std::int64_t>(0, price - t->value);
+        parts[cheapest] =
+            t->kind == VoucherKind::kFreeItem ? price : std::max<std::int64_t>(0, price - t->value);
     } else {
       if (t->max_share_percent)
         amount =
@@ -261,11 +260,14 @@ Status apply_points_tender(EvalCtx& ctx) {
                    "must be a multiple of " + std::to_string(t->step) + " points");
   const auto available = ctx.member.available(ctx.today);
   if (points > available)
-    return std::unexpected(Error{ErrorCode::kFailedPrecondition,
-                                 "basket.redeem_points: the member has only " +
-                                     std::to_string(std::max<std::int64_t>(available, 0)) +
-                                     " points available",
-                                 {{"basket.redeem_points", "more than the balance"}}});
+    return std::unexpected(Error{
+        ErrorCode::kFailedPrecondition,
+        "basket.redeem_points: the member has only " +
+            std::to_string(std::max<std::int64_t>(available, 0)) + " points available" +
+            (ctx.member.debt > 0
+                 ? " (and owes " + std::to_string(ctx.member.debt) + " points, spent twice offline)"
+                 : ""),
+        {{"basket.redeem_points", "more than the balance"}}});
   const auto& lines = ctx.request.basket.lines;
   std::vector<std::int64_t> nets(lines.size(), 0);
   std::int64_t base = 0;

@@ -209,6 +209,17 @@ TEST_CASE("an event that completes a tier's threshold upgrades at once", "[core]
   CHECK(m.tier_on(*core::parse_local_date("2026-11-23")) == "silver");
 }
 
+TEST_CASE("a member in debt is told so when a redemption is refused", "[core][engine]") {
+  const auto p = test::example_program("coffee-chain.json");
+  auto m = member("bean");
+  m.debt = 810;  // spent at two offline stores
+  auto o = core::evaluate(
+      p, m,
+      test::request_at("2026-11-23T12:00:00", {{"event", "redeem"}, {"reward", "voucher-10"}}));
+  REQUIRE_FALSE(o);
+  CHECK(o.error().message.find("has 0 (and owes 810 points") != std::string::npos);
+}
+
 TEST_CASE("a next-day upgrade applies from the following day", "[core][engine]") {
   const auto p = test::program_from(program_json("multiply"));
   auto m = member("bean");
