@@ -243,6 +243,10 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
   out.metrics.push_back({"spend", -paid_back, Recipient::kMember});
   out.metrics.push_back({"items", -items, Recipient::kMember});
   out.metrics.push_back({"points", -out.points_reversed, Recipient::kMember});
+  // Never more back to stored value than this return pays back at all
+  // (per-unit rounding of the two shares could otherwise leave cash -1).
+  out.sv_returned =
+      std::clamp<std::int64_t>(out.sv_returned, 0, std::max<std::int64_t>(0, paid_back));
   // Bonus stored value goes back in the share it was spent, counted over
   // all returns so that the last one leaves nothing behind.
   if (sv_used > 0)

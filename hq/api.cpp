@@ -58,8 +58,11 @@ std::optional<HttpResponse> mistyped(const Json& body,
     const auto it = body.find(name);
     if (it == body.end()) continue;
     const bool fits = want == Want::kString ? it->is_string()
-                      : want == Want::kBool ? it->is_boolean()
-                                            : it->is_number_integer();
+                      : want == Want::kBool
+                          ? it->is_boolean()
+                          : it->is_number_integer() &&
+                                (!it->is_number_unsigned() ||
+                                 it->get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX));
     if (!fits)
       return problem(422, "invalid", "Wrong type",
                      std::string(name) + " must be " +
@@ -122,6 +125,8 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
                    "the client certificate does not name a STORE/TERMINAL");
   const auto store = cn.substr(0, slash), terminal = cn.substr(slash + 1);
   if (auto ok = ledger_.check_terminal(store, terminal, fingerprint); !ok) {
+    // HQ's database failing is not a refusal of the terminal.
+    if (ok.error().code == core::ErrorCode::kUnavailable) return from_error(ok.error());
     platform::log_warn("refused terminal " + cn + ": " + ok.error().message);
     return problem(403, "terminal-refused", "Terminal refused", ok.error().message);
   }

@@ -92,10 +92,15 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
     ++rejected;
     if (problems.size() < 200) problems.push_back("line " + std::to_string(row + 1) + ": " + why);
   };
-  std::vector<std::string> tiers;  // the program in force's, when one is
+  // The program in force's tiers; without a program in force (members
+  // loaded before go-live) tiers are not checked.
+  std::optional<std::vector<std::string>> tiers;
   auto prog = in_transaction(db_, [&]() -> core::Result<std::string> {
-    if (auto p = program_in_force(); p && (*p)->tiers)
-      for (const auto& t : (*p)->tiers->levels) tiers.push_back(t.id);
+    if (auto p = program_in_force()) {
+      tiers.emplace();
+      if ((*p)->tiers)
+        for (const auto& t : (*p)->tiers->levels) tiers->push_back(t.id);
+    }
     auto rows = db_.query("SELECT program_id FROM programs ORDER BY published_at DESC LIMIT 1");
     return rows.empty() ? std::string("hq") : rows[0].text(0);
   });
@@ -126,7 +131,7 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
                         "'");
           continue;
         }
-        if (!f[5].empty() && std::ranges::find(tiers, f[5]) == tiers.end()) {
+        if (!f[5].empty() && tiers && std::ranges::find(*tiers, f[5]) == tiers->end()) {
           reject(i, "tier: " + f[5] + " is not a tier of the program in force");
           continue;
         }

@@ -51,14 +51,22 @@ core::Result<Json> HqLedger::report(const std::string& from, const std::string& 
         const auto due = rec["totals"].value("amount_due", std::int64_t{0});  // negative
         d.sales += due;
         sales += due;
-        // The member's points it moves: earned ones taken back, redeemed
-        // ones given back.
+        // The member's points it moves (earned ones taken back, redeemed
+        // ones given back), and the stored value it gives back, which is
+        // a refund too (amount_due is the cash part only).
         const auto account = core::member_account(row.text(2));
         for (const auto& e : rec.value("entries", Json::array())) {
-          if (e.value("unit", "") != "pts") continue;
           const auto amount = e.value("amount", std::int64_t{0});
+          const auto credit = e.value("credit", "");
+          if (e.value("unit", "") != "pts") {
+            if (credit == "sv:" + row.text(2) || credit == "sv-bonus:" + row.text(2)) {
+              d.sales -= amount;
+              sales -= amount;
+            }
+            continue;
+          }
           if (e.value("debit", "") == account) d.points_reversed += amount;
-          if (e.value("credit", "") == account) d.points_restored += amount;
+          if (credit == account) d.points_restored += amount;
         }
       }
     }

@@ -158,8 +158,12 @@ std::optional<ApiError> Checkout::check_offline_allowance(
   // dead RTC battery) would open a new "day" of allowances and hide how long
   // the terminal has been offline: no offline redemption until it is right.
   constexpr std::int64_t kClockSlack = 300;
-  platform::Stmt newest(db, "SELECT committed_at FROM transactions ORDER BY seq DESC LIMIT 1");
-  const auto last_sale = newest.step() ? newest.integer(0) : -1;
+  // Sales HQ has acknowledged are left out: one dated by a clock that ran
+  // fast, since corrected, must not pause redemptions for as long.
+  platform::Stmt newest(db,
+                        "SELECT MAX(t.committed_at) FROM transactions t JOIN outbox o ON o.txn_id "
+                        "= t.txn_id WHERE o.acked_at IS NULL");
+  const auto last_sale = newest.step() && !newest.is_null(0) ? newest.integer(0) : -1;
   if (const auto seen = std::max(since, last_sale); seen > now + kClockSlack) {
     counters_.refused_offline++;
     return problem(409, "clock-behind", "Redemption paused: terminal clock behind",
@@ -247,7 +251,7 @@ ApiResult Checkout::quote(const Json& body) {
   auto r = store_.read<Reply>([&](Db& db) -> core::Result<Reply> {
     auto m = find_member(db, MemberKey::kId, *member_id);
     if (!m) return core::fail(core::ErrorCode::kNotFound, "member");
-    attach_referrer(db, m->state, core::day_of(*local));
+    attach_referrer(db, m->state, core::day_of(*local), settings_.standalone);
     auto outcome = core::evaluate(*program, m->state, *req);
     if (!outcome) return std::unexpected(outcome.error());
     Json j = core::outcome_to_json(*outcome, *program);

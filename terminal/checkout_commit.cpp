@@ -110,7 +110,7 @@ std::optional<Checkout::Worked> Checkout::work_out_early(const CommitCtx& c) {
       store_.read<std::optional<MemberRow>>([&](Db& db) -> core::Result<std::optional<MemberRow>> {
         if (find_txn_by_key(db, c.idem_key)) return std::nullopt;  // a replay: nothing to do
         auto found = find_member(db, MemberKey::kId, c.member_id);
-        if (found) attach_referrer(db, found->state, core::day_of(c.req.at));
+        if (found) attach_referrer(db, found->state, core::day_of(c.req.at), settings_.standalone);
         return found;
       });
   if (!m || !*m || (*m)->blocked) return std::nullopt;
@@ -132,7 +132,7 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   }
   auto m = find_member(db, MemberKey::kId, c.member_id);
   if (!m) return refuse(unknown_member(c.member_id));
-  attach_referrer(db, m->state, core::day_of(c.req.at));
+  attach_referrer(db, m->state, core::day_of(c.req.at), settings_.standalone);
   if (m->blocked)
     return refuse(problem(403, "member-blocked", "Member blocked",
                           "this membership is blocked; the sale can go ahead without loyalty, "

@@ -85,10 +85,12 @@ std::optional<std::string> opt(const std::string& s) {
 
 }  // namespace
 
-void attach_referrer(Db& db, core::MemberState& m, core::LocalDays day) {
-  if (m.referred_by.empty() || m.referrer) return;
+void attach_referrer(Db& db, core::MemberState& m, core::LocalDays day, bool standalone) {
+  if (m.referred_by.empty() || m.referrer || m.referred_by == m.id) return;
   auto r = find_member(db, MemberKey::kId, m.referred_by);
-  if (!r) return;
+  // Synced, only a referrer HQ has: points for one it lacks would start a
+  // member at HQ without their opening balance.
+  if (!r || (!standalone && !r->known_at_hq)) return;
   m.referrer = core::ReferrerView{r->state.id, r->state.tier_on(day), r->state.counters};
 }
 

@@ -126,7 +126,7 @@ void insert_member(platform::Db& db, const MemberRow& m, std::int64_t now);
 // Gives a referred member's state the view of their referrer this till
 // holds (id, tier on `day`, counters), which referral rules read. Without
 // the referrer here, rules that need them do not fire.
-void attach_referrer(platform::Db& db, core::MemberState& m, core::LocalDays day);
+void attach_referrer(platform::Db& db, core::MemberState& m, core::LocalDays day, bool standalone);
 void save_member_state(platform::Db& db, const std::string& id, const std::string& state_json,
                        std::int64_t now);
 

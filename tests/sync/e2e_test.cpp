@@ -387,9 +387,13 @@ TEST_CASE("a friend's first order rewards both, and the referrer's voucher reach
     for (const auto& v : member["vouchers"]) n += v["template"] == "drink-10" ? 1 : 0;
     return n;
   };
-  // M-A shops at S001 first, so HQ has her.
+  // M-A shops at S001 first, so HQ has her, and S001 hears that it does
+  // (a till credits only a referrer HQ has).
   REQUIRE(sold(sell(*a, latte_sale("M-A", 1), "referrer-sale")));
   REQUIRE(synced(*a));
+  const auto synced_at = a->get("/v1/status").body["last_sync_at"];
+  REQUIRE(a->post("/v1/sync", Json::object()).status == 202);
+  REQUIRE(eventually([&] { return a->get("/v1/status").body["last_sync_at"] != synced_at; }, 30));
   REQUIRE(drinks(b->get("/v1/members/M-A").body) == 0);
   // M-A brings a friend, who enrolls at S001 and buys a 28.00 latte: the
   // program's "friend's first order" gives the friend a welcome voucher
