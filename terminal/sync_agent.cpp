@@ -312,16 +312,19 @@ core::Status SyncAgent::note_refused(const std::map<std::string, std::string>& r
 }
 
 core::Status SyncAgent::note_skew(std::int64_t skew) {
+  // Every round answers with it: written and warned about when it changes,
+  // not at each idle round.
+  if (skew == noted_skew_) return {};
   // HQ's measure of this terminal's clock: shown in status, warned about.
   if (skew > sync::kClockToleranceSeconds || skew < -sync::kClockToleranceSeconds)
     platform::log_warn("this terminal's clock is " + std::to_string(skew) +
                        " s off HQ's; check its time synchronisation (NTP)");
   auto ok = store_.write<bool>([&](Db& db) -> core::Result<bool> {
-    if (sync_get(db, "hq_clock_skew") != std::to_string(skew))
-      sync_set(db, "hq_clock_skew", std::to_string(skew));
+    sync_set(db, "hq_clock_skew", std::to_string(skew));
     return true;
   });
   if (!ok) return std::unexpected(ok.error());
+  noted_skew_ = skew;
   return {};
 }
 

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -125,6 +126,7 @@ class SyncAgent {
   bool feed_behind_ = false;  // the last round left feed pages for the next (sync thread only)
   // HQ's numbering of this terminal was read since start (sync thread only).
   bool numbering_known_ = false;
+  std::optional<std::int64_t> noted_skew_;  // the skew last written, this run
   // Records in the next upload (sync thread only). After a failure, or at
   // start, one record probes the link: a terminal that cannot reach HQ does
   // not build a 500-record batch at every retry. Once HQ answers, the same
