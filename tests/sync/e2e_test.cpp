@@ -23,6 +23,14 @@ void copy_db(const fs::path& from_db, const fs::path& to_db) {
   }
 }
 
+// `d` ran a whole sync round (upload, then the feed) after this call: one
+// is asked for, and its last_sync_at moves on.
+bool round_done(Daemon& d, int seconds = 20) {
+  const auto before = d.get("/v1/status").body["last_sync_at"];
+  if (d.post("/v1/sync", Json::object()).status != 202) return false;
+  return eventually([&] { return d.get("/v1/status").body["last_sync_at"] != before; }, seconds);
+}
+
 // Every committed transaction of `d` reached HQ (its outbox is empty).
 bool synced(Daemon& d) {
   return eventually([&] { return d.get("/v1/status").body["outbox"]["depth"] == 0; });
@@ -391,9 +399,7 @@ TEST_CASE("a friend's first order rewards both, and the referrer's voucher reach
   // (a till credits only a referrer HQ has).
   REQUIRE(sold(sell(*a, latte_sale("M-A", 1), "referrer-sale")));
   REQUIRE(synced(*a));
-  const auto synced_at = a->get("/v1/status").body["last_sync_at"];
-  REQUIRE(a->post("/v1/sync", Json::object()).status == 202);
-  REQUIRE(eventually([&] { return a->get("/v1/status").body["last_sync_at"] != synced_at; }, 30));
+  REQUIRE(round_done(*a, 30));
   REQUIRE(drinks(b->get("/v1/members/M-A").body) == 0);
   // M-A brings a friend, who enrolls at S001 and buys a 28.00 latte: the
   // program's "friend's first order" gives the friend a welcome voucher
@@ -626,9 +632,7 @@ TEST_CASE("with the visited member feed a store fetches a member on first sight 
   const auto earned = sale.body["outcome"]["totals"]["points_earned"].get<int>();
   REQUIRE(eventually([&] { return a->get("/v1/status").body["outbox"]["depth"] == 0; }));
   // S002 syncs and still holds nobody but its own: her sale went to S001.
-  REQUIRE(b->post("/v1/sync", Json::object()).status == 202);
-  const auto synced = b->get("/v1/status").body["last_sync_at"];
-  REQUIRE(eventually([&] { return b->get("/v1/status").body["last_sync_at"] != synced; }));
+  REQUIRE(round_done(*b));
   CHECK(b->get("/v1/members/M-B").status == 404);
   // She comes to S002 with her static QR: fetched with her balance and
   // her receipts, so S002 can take a return of what she bought at S001.
