@@ -70,6 +70,15 @@ dpkg-query -W -f='${Depends}\n' loyalty-terminal | grep -q libsqlite3 ||
 step "systemd-analyze verify"
 systemd-analyze verify /lib/systemd/system/loyaltyd.service /lib/systemd/system/loyalty-hq.service
 
+step "systemd-analyze security: each unit's exposure 2.0 or better"
+for u in loyaltyd loyalty-hq; do
+  line="$(systemd-analyze security --offline=true /lib/systemd/system/$u.service | tail -n 1)"
+  echo "$line"
+  level="$(grep -oE 'level for [^:]+: [0-9.]+' <<<"$line" | grep -oE '[0-9.]+$')"
+  [[ -n "$level" ]] || fail "no exposure level for $u.service"
+  awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' || fail "$u.service exposure $level is over 2.0"
+done
+
 step "run the installed binaries with the installed config"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 hq_port="$(free_port)"
