@@ -70,16 +70,18 @@ TEST_CASE("an old terminal database upgrades to the current schema", "[terminal]
     auto v = (*store)->read<int>(
         [](platform::Db& db) -> core::Result<int> { return db.user_version(); });
     CHECK(*v == terminal::terminal_migrations().back().version);  // upgraded to the newest
-    // v2 makes ledger entries append-only in the database itself.
-    auto refused = (*store)->write<int>([](platform::Db& db) -> core::Result<int> {
-      db.exec(
-          "INSERT INTO entries(id, txn_id, debit, credit, amount, unit) "
-          "SELECT 'e', 't', 'a', 'b', 1, 'pts' WHERE 0");
-      db.exec("UPDATE entries SET amount = 2");
-      db.exec("DELETE FROM entries");
-      return 0;
-    });
-    CHECK(refused);  // no rows: the triggers do not fire on nothing
+    // v2 makes ledger entries append-only in the database itself: triggers
+    // refuse any UPDATE or DELETE of an entry (on a real sale: daemon_test).
+    auto triggers =
+        (*store)->read<std::int64_t>([](platform::Db& db) -> core::Result<std::int64_t> {
+          platform::Stmt s(db,
+                           "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN "
+                           "('entries_append_only_update', 'entries_append_only_delete')");
+          s.step();
+          return s.integer(0);
+        });
+    REQUIRE(triggers);
+    CHECK(*triggers == 2);
   }
   std::filesystem::remove(path);
   std::filesystem::remove(path.string() + "-wal");
