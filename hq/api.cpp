@@ -2,10 +2,13 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 #include "hq/json_fast.h"
 #include "platform/cli.h"
+#include "platform/crypto.h"
 #include "platform/log.h"
 
 namespace loyalty::hq {
@@ -172,10 +175,14 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
   return problem(404, "not-found", "No such endpoint", path + " is not part of the sync API");
 }
 
-HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
+bool HqApi::admin_authorized(const platform::HttpRequest& req) const {
   const auto auth = req[http::field::authorization];
   const std::string want = "Bearer " + admin_token_;
-  if (auth.size() != want.size() || CRYPTO_memcmp(auth.data(), want.data(), want.size()) != 0)
+  return auth.size() == want.size() && CRYPTO_memcmp(auth.data(), want.data(), want.size()) == 0;
+}
+
+HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
+  if (!admin_authorized(req))
     return problem(401, "unauthorized", "Admin token required",
                    "send Authorization: Bearer <admin token> (terminal credentials do not work "
                    "here)");
@@ -186,6 +193,36 @@ HttpResponse HqApi::route_admin(const platform::HttpRequest& req) {
   if (!body.is_object())
     return problem(400, "malformed-json", "Body must be a JSON object",
                    "send the fields as one JSON object");
+  if (req.method() != http::verb::post) return admin_route(req, path, body);
+  const auto key = req["Idempotency-Key"];
+  if (key.empty()) return admin_route(req, path, body);
+  if (key.size() > 128 ||
+      !std::all_of(key.begin(), key.end(), [](char ch) { return ch > 32 && ch < 127; }))
+    return problem(400, "idempotency-key-invalid", "Idempotency-Key not usable",
+                   "an Idempotency-Key is 1 to 128 printable characters without spaces",
+                   "Idempotency-Key");
+  // What the key stands for: a retry must be the same request.
+  const auto fingerprint = platform::sha256_hex("POST " + path + "\n" + body.dump());
+  HttpResponse fresh;
+  auto answer = ledger_.once(std::string(key), fingerprint, [&] {
+    fresh = admin_route(req, path, body);
+    return HqLedger::Answer{static_cast<int>(fresh.result_int()), fresh.body()};
+  });
+  if (!answer) {
+    if (answer.error().code == core::ErrorCode::kConflict)
+      return problem(409, "idempotency-conflict", "Idempotency-Key already used",
+                     answer.error().message, "Idempotency-Key");
+    return from_error(answer.error());
+  }
+  if (!answer->replayed) return fresh;
+  auto res =
+      platform::json_response(static_cast<http::status>(answer->status), nullptr, answer->body);
+  res.set("Idempotent-Replayed", "true");
+  return res;
+}
+
+HttpResponse HqApi::admin_route(const platform::HttpRequest& req, const std::string& path,
+                                const Json& body) {
   constexpr auto kStr = Want::kString;
   if (auto bad = mistyped(body, {{"reason", kStr},
                                  {"member_id", kStr},

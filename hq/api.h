@@ -23,11 +23,17 @@ class HqApi {
   ~HqApi();
   void terminal(platform::HttpRequest&& req, platform::Responder respond);
   void admin(platform::HttpRequest&& req, platform::Responder respond);
+  // Whether a request head carries the admin token.
+  bool admin_authorized(const platform::HttpRequest& req) const;
   void join() { pool_.join(); }
 
  private:
   platform::HttpResponse route_terminal(const platform::HttpRequest& req);
   platform::HttpResponse route_admin(const platform::HttpRequest& req);
+  // An authenticated admin request with its parsed body; route_admin runs
+  // writes sent with an Idempotency-Key through HqLedger::once.
+  platform::HttpResponse admin_route(const platform::HttpRequest& req, const std::string& path,
+                                     const Json& body);
 
   HqLedger& ledger_;
   platform::SigningKey key_;

@@ -1,5 +1,6 @@
 // loyalty-hq: headquarters' ledger. Wiring and the command line (usage()
 // lists every command).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -324,6 +325,11 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
   sync_opts.handler_timeout = std::chrono::seconds(30);
   sync_opts.problem_base = hq::kHqProblemBase;
   sync_opts.tls = *tls;
+  // Terminals are trusted once their certificate verifies; before that a
+  // connection waits in a pool of its own, at most 64 from one address, so
+  // strangers cannot take the terminals' slots (docs/reliability.md).
+  sync_opts.admission = {.unproven_max = 1024, .unproven_per_peer = 64, .trusted_max = 512};
+  sync_opts.head_timeout = std::chrono::seconds(5);
   platform::HttpServer sync_server(io, sync_opts,
                                    [&api](platform::HttpRequest&& r, platform::Responder d) {
                                      api.terminal(std::move(r), std::move(d));
@@ -333,6 +339,8 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
   admin_opts.address = "127.0.0.1";
   admin_opts.body_limit = 4 << 20;
   admin_opts.port = static_cast<std::uint16_t>(*admin_port);
+  admin_opts.admission = {.unproven_max = 128, .unproven_per_peer = 128, .trusted_max = 64};
+  admin_opts.authorize = [&api](const platform::HttpRequest& r) { return api.admin_authorized(r); };
   platform::HttpServer admin_server(io, admin_opts,
                                     [&api](platform::HttpRequest&& r, platform::Responder d) {
                                       api.admin(std::move(r), std::move(d));
@@ -500,6 +508,10 @@ int run(Ctx& c, const std::string& command) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Everything this process creates (the SQLite database with its -wal and
+  // -shm files, tokens, keys) is for its own user only, under systemd
+  // (UMask=0077) or not.
+  ::umask(0077);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "help") {
     usage(args.empty() ? std::cerr : std::cout);

@@ -6,6 +6,7 @@
 
 #include "core/engine.h"
 #include "core/io_json.h"
+#include "core/local_time.h"
 #include "core/member_delta.h"
 #include "core/program_loader.h"
 #include "core/return_basis.h"
@@ -512,6 +513,40 @@ core::MemberState HqLedger::first_sight(const sync::TxnRecord& r) {
   return std::move(*member);
 }
 
+void HqLedger::defend_dates(const sync::TxnRecord& r, std::int64_t now, core::LocalDays& day,
+                            std::optional<core::LocalDays>& expires, Json& flags_out) {
+  // HQ cannot vouch for a time after it received the record: the record is
+  // a fact and is booked as sold (the replay reads its own time), but its
+  // points are dated from HQ's date of receipt, so a till whose clock ran a
+  // year ahead cannot make its lots live a year too long.
+  if (r.committed_at > now + kClockToleranceSeconds) {
+    const auto local = core::to_local(std::chrono::sys_seconds(std::chrono::seconds(now)), r.zone);
+    if (!local) return;  // a zone the engine accepted; cannot happen
+    const auto shift = core::day_of(*local) - day;
+    day += shift;
+    if (expires) *expires += shift;
+    flag(r.txn_id, r.member_id, "clock-ahead",
+         "the till's clock dated this " + r.kind + " " + r.local_time + " (" + r.zone + "), " +
+             std::to_string((r.committed_at - now) / 3600) +
+             " hours after HQ received it; its points are dated " + core::format_local_date(day) +
+             (expires ? ", expiring " + core::format_local_date(*expires) : std::string()) +
+             ", by HQ's clock; check the till's time synchronisation",
+         flags_out);
+    return;
+  }
+  // Before its terminal was registered: a clock that is behind (a dead RTC
+  // battery), or a till that sold standalone before it was provisioned.
+  // Flagged for a person to tell which; the dates stay as recorded.
+  if (r.committed_at < batch_->registered_at - kClockToleranceSeconds)
+    flag(r.txn_id, r.member_id, "clock-behind",
+         "the till's clock dated this " + r.kind + " " + r.local_time + " (" + r.zone + "), " +
+             std::to_string((batch_->registered_at - r.committed_at) / 3600) +
+             " hours before its terminal was registered; its points are dated as recorded; "
+             "check the till's time synchronisation (or it sold standalone before it was "
+             "provisioned)",
+         flags_out);
+}
+
 void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
                      const std::string& terminal, std::int64_t now, Json& flags_out) {
   db_.defer(
@@ -535,9 +570,10 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
   batch_->visitors.insert(r.member_id);
   post(r.entries);
   if (r.kind == "enrollment" && r.identity.is_object()) record_identity(r, flags_out);
-  const auto day = core::parse_local_date(r.business_day).value();
+  auto day = core::parse_local_date(r.business_day).value();
   std::optional<core::LocalDays> expires;
   if (r.points_expire_on) expires = core::parse_local_date(*r.points_expire_on);
+  defend_dates(r, now, day, expires, flags_out);
   auto conflicts = core::apply_point_entries(member, r.entries, day, expires);
   // Points for another member (a referrer's bonus) go to that member's lots.
   std::set<std::string> others;
@@ -738,7 +774,7 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
   pending_visits_.clear();
   auto out = in_transaction(db_, [&]() -> core::Result<Json> {
     auto t = db_.query(
-        "SELECT next_seq, revoked FROM terminals WHERE store_id = ?1 AND "
+        "SELECT next_seq, revoked, created_at FROM terminals WHERE store_id = ?1 AND "
         "terminal_id = ?2",
         {store, terminal});
     if (t.empty() || t[0].integer(1) != 0)
@@ -748,6 +784,7 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
     Json results = Json::array();
     std::optional<std::int64_t> gap;
     BatchWork work;
+    work.registered_at = t[0].integer(2);
     batch_ = &work;
     struct ClearOnExit {
       BatchWork*& p;

@@ -165,6 +165,21 @@ class HqLedger {
   // their lots minus debt; every balance equals the sum of its entries.
   [[nodiscard]] core::Result<Json> verify();
 
+  // An admin write's answer: an HTTP status and body.
+  struct Answer {
+    int status = 200;
+    std::string body;
+    bool replayed = false;  // the stored answer of an earlier request
+  };
+  // Runs `write` once per `key`, forever: its answer, when it succeeded
+  // (2xx), is stored in the same transaction as what it wrote, so a retry
+  // after a timeout or a crash is answered with it and writes nothing. An
+  // answer that is not 2xx rolls back whatever `write` did and is not
+  // stored (nothing was done; a retry tries again). The same key with
+  // another `fingerprint` (method, path and body) is kConflict.
+  [[nodiscard]] core::Result<Answer> once(const std::string& key, const std::string& fingerprint,
+                                          const std::function<Answer()>& write);
+
  private:
   // adjust()'s work, with the lock and a transaction held.
   core::Result<Json> book_adjustment(const std::string& member_id, std::int64_t points,
@@ -216,6 +231,10 @@ class HqLedger {
   // A member HQ has no row for, as the record's terminal saw it, with its
   // opening balance booked.
   core::MemberState first_sight(const sync::TxnRecord& r);
+  // Moves a record's point dates (`day`, `expires`) into what HQ can vouch
+  // for, flagging it, when the till's clock put it outside (docs/sync.md).
+  void defend_dates(const sync::TxnRecord& r, std::int64_t now, core::LocalDays& day,
+                    std::optional<core::LocalDays>& expires, Json& flags_out);
   void apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
              const std::string& terminal, std::int64_t now, Json& flags_out);
   using AccountDeltas = std::map<std::pair<std::string, std::string>, std::int64_t>;
@@ -260,6 +279,7 @@ class HqLedger {
     // (nullopt: none), read 100 at a time up front.
     std::unordered_map<std::string, std::optional<MemberRow>> rows;
     std::set<std::string> visitors;  // members of the batch's transactions
+    std::int64_t registered_at = 0;  // the terminal's, HQ's clock
   };
   BatchWork* batch_ = nullptr;
   void prefetch_members(const sync::Batch& batch);
@@ -280,7 +300,8 @@ class HqLedger {
   static constexpr std::size_t kMemberCacheSize = 50'000;
   std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<const core::Program>> programs_;
   Clock clock_;
-  std::mutex mutex_;
+  // Recursive: once() holds it around a write that takes it again.
+  std::recursive_mutex mutex_;
   std::atomic<MemberFeed> member_feed_{MemberFeed::kAll};
   // "member\nstore" pairs known to be in member_stores (committed), so an
   // ingest writes a visit once, not per batch; bounded.

@@ -480,8 +480,11 @@ core::Result<Json> HqLedger::terminals() {
              {"uploaded", t.integer(3) - 1},
              {"last_seen", t.is_null(4) ? Json(nullptr) : Json(t.integer(4))},
              {"clock_skew_seconds", t.is_null(5) ? Json(nullptr) : Json(t.integer(5))}};
-      const auto skew = t.is_null(5) ? 0 : t.integer(5);
-      j["clock_ok"] = skew >= -kClockToleranceSeconds && skew <= kClockToleranceSeconds;
+      // Never measured (it never reached HQ): unknown, not "ok".
+      const auto skew = t.integer(5);
+      j["clock_ok"] = t.is_null(5)
+                          ? Json(nullptr)
+                          : Json(skew >= -kClockToleranceSeconds && skew <= kClockToleranceSeconds);
       out.push_back(j);
     }
     return Json{{"terminals", out}};
@@ -565,6 +568,41 @@ core::Result<Json> HqLedger::verify() {
   } catch (const SqlError& e) {
     return db_failure(e);
   }
+}
+
+}  // namespace loyalty::hq
+
+namespace loyalty::hq {
+
+core::Result<HqLedger::Answer> HqLedger::once(const std::string& key,
+                                              const std::string& fingerprint,
+                                              const std::function<Answer()>& write) {
+  std::lock_guard lock(mutex_);
+  std::optional<Answer> undone;  // a refusal: rolled back, handed back as it is
+  auto r = in_transaction(db_, [&]() -> core::Result<Answer> {
+    auto seen = db_.query(
+        "SELECT fingerprint, status, answer FROM admin_requests WHERE idem_key = ?1", {key});
+    if (!seen.empty()) {
+      if (seen[0].text(0) != fingerprint)
+        return core::fail(core::ErrorCode::kConflict,
+                          "Idempotency-Key " + key +
+                              " was used for another request (another endpoint or body); "
+                              "use a new key for a new request");
+      return Answer{static_cast<int>(seen[0].integer(1)), seen[0].text(2), true};
+    }
+    Answer a = write();
+    if (a.status < 200 || a.status > 299) {
+      undone = std::move(a);
+      return core::fail(core::ErrorCode::kFailedPrecondition, "not done");
+    }
+    db_.exec(
+        "INSERT INTO admin_requests(idem_key, fingerprint, status, answer, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)",
+        {key, fingerprint, std::int64_t{a.status}, a.body, clock_()});
+    return a;
+  });
+  if (!r && undone) return std::move(*undone);
+  return r;
 }
 
 }  // namespace loyalty::hq

@@ -112,6 +112,12 @@ std::vector<std::string> step(const SqlConn& db, int version) {
       // without reading every member.
       return {"CREATE INDEX members_card ON members(card_number)",
               "CREATE INDEX members_phone ON members(phone)"};
+    case 10:
+      // v10: each admin write sent with an Idempotency-Key, stored with what
+      // it wrote, so a retried request is answered, not done twice.
+      return {
+          "CREATE TABLE admin_requests(idem_key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+          "status BIGINT NOT NULL, answer TEXT NOT NULL, created_at BIGINT NOT NULL)"};
     default: return {};
   }
 }

@@ -58,16 +58,30 @@ class SqlConn {
   virtual std::string backend() const = 0;  // "sqlite" or "postgres"
   // DDL differs a little between the two (autoincrement keys).
   virtual std::string autoincrement_key() const = 0;
+  // in_transaction()s open on this connection (more than one when nested).
+  int transaction_depth = 0;
 };
 
 // "sqlite:PATH" or "postgres:CONNINFO" (libpq key=value or URI).
 [[nodiscard]] core::Result<std::unique_ptr<SqlConn>> open_sql(const std::string& target);
 
 // Runs `f` in a transaction; commits when it returns a value, rolls back on
-// an error or an SqlError (which becomes kUnavailable).
+// an error or an SqlError (which becomes kUnavailable). Called inside
+// another, `f` joins the outer transaction: it commits or rolls back with
+// it (an idempotent admin write stores its answer with what it wrote).
 template <typename F>
 auto in_transaction(SqlConn& db, F&& f) -> decltype(f()) {
+  struct Depth {
+    SqlConn& db;
+    explicit Depth(SqlConn& c) : db(c) { ++db.transaction_depth; }
+    ~Depth() { --db.transaction_depth; }
+  };
+  if (db.transaction_depth > 0) {
+    Depth nested(db);
+    return f();  // an error or exception rolls the outer one back
+  }
   try {
+    Depth depth(db);
     db.begin();
     auto r = f();
     if (r) {

@@ -1,5 +1,7 @@
 #include "platform/cli.h"
 
+#include <ctime>
+
 #include <algorithm>
 #include <charconv>
 
@@ -12,7 +14,8 @@ std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string
     const auto& a = args[i];
     if (!a.starts_with("--")) {
       positional.push_back(a);
-    } else if (a == "--json" || a == "--csv" || a == "--help" || a == "--open" || a == "--settle") {
+    } else if (a == "--json" || a == "--csv" || a == "--help" || a == "--open" || a == "--settle" ||
+               a == "--retry") {
       flags[a] = "1";
     } else if (i + 1 < args.size()) {
       flags[a] = args[++i];
@@ -35,6 +38,15 @@ std::optional<std::int64_t> whole_number(std::string_view text) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return n;
+}
+
+std::string utc_text(std::int64_t unix_seconds) {
+  const auto tt = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
 }
 
 }  // namespace loyalty::platform

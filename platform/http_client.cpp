@@ -77,6 +77,24 @@ core::Status HttpClient::connect() {
                                  [&](beast::error_code e) { ec = e; });
     io_.restart();
     io_.run();
+    time_problem_.reset();
+    if (ec) {
+      const auto verify = SSL_get_verify_result(tls_stream_->native_handle());
+      if (verify == X509_V_ERR_CERT_NOT_YET_VALID)
+        time_problem_ =
+            "the server's certificate is not valid yet by this machine's clock: "
+            "the clock is probably behind by days";
+      else if (verify == X509_V_ERR_CERT_HAS_EXPIRED)
+        time_problem_ =
+            "the server's certificate has expired by this machine's clock: the "
+            "clock is probably ahead, or the certificate is out of date";
+      if (time_problem_) {
+        drop();
+        return core::fail(
+            core::ErrorCode::kUnavailable,
+            "cannot connect to " + host_ + ":" + std::to_string(port_) + ": " + *time_problem_);
+      }
+    }
   }
   if (ec) {
     drop();

@@ -42,6 +42,10 @@ class HttpClient {
   [[nodiscard]] core::Result<ClientResponse> request(
       http::verb method, const std::string& target, const std::string& body = {},
       const std::map<std::string, std::string>& headers = {});
+  // Set when the last TLS handshake failed because the server's certificate
+  // is not yet valid or has expired by this machine's clock: almost always a
+  // clock that is wrong by days, which the caller should report as such.
+  const std::optional<std::string>& certificate_time_problem() const { return time_problem_; }
 
  private:
   core::Result<ClientResponse> attempt(const http::request<http::string_body>& req);
@@ -59,6 +63,7 @@ class HttpClient {
   std::string server_name_;
   std::optional<boost::beast::tcp_stream> stream_;
   std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_stream_;
+  std::optional<std::string> time_problem_;
 };
 
 }  // namespace loyalty::platform

@@ -1,8 +1,9 @@
 // An async HTTP/1.1 server on Boost.Beast: one session per connection kept
 // alive by shared_from_this, a deadline before every read and write, a body
-// limit, a cap on open connections and a deadline on each handler's answer.
-// The handler is called on the I/O thread and may answer later from any
-// thread through its Responder.
+// limit, a deadline on each handler's answer, and connection slots that an
+// unauthenticated or idle client cannot hold against an authenticated one
+// (platform/admission.h). The handler is called on the I/O thread and may
+// answer later from any thread through its Responder.
 //
 // Thread-safety: run the io_context on one thread; stop() must be called on
 // that thread (post it there).
@@ -12,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdint>
@@ -21,6 +23,7 @@
 
 #include "core/json_reader.h"
 #include "core/result.h"
+#include "platform/admission.h"
 
 namespace loyalty::platform {
 
@@ -34,13 +37,25 @@ struct HttpServerOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;  // 0 picks a free port
   std::size_t body_limit = 256 * 1024;
+  // An authenticated client's wait for its next request (keep-alive) and
+  // whole request; any request's body.
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds write_timeout{10'000};
   std::chrono::milliseconds handler_timeout{5'000};
-  std::size_t max_connections = 64;
+  // An unauthenticated connection's TLS handshake plus request head, from
+  // the moment it is accepted (nginx's client_header_timeout, Envoy's
+  // request_headers_timeout): a client that drips bytes is cut off here.
+  std::chrono::milliseconds head_timeout{5'000};
+  AdmissionLimits admission;
   std::string problem_base = "urn:loyalty:problem:";
+  // Whether a request head carries credentials (a bearer token, a session):
+  // its connection then moves to the trusted slots. Asked before the body is
+  // read; the handler still checks the request itself.
+  std::function<bool(const HttpRequest&)> authorize;
   // HTTPS when set; the handler then finds the verified client certificate's
   // common name and SHA-256 fingerprint in X-Peer-CN and X-Peer-Fingerprint.
+  // A connection with a verified client certificate is trusted from its
+  // handshake on.
   std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
@@ -68,14 +83,19 @@ class HttpServer {
   // are answered 503 shutting-down and their connections closed.
   void stop();
   std::size_t open_connections() const { return *open_; }
+  AdmissionCounts admission() const { return admission_->counts(); }
 
  private:
   void do_accept();
+  // After a failed accept (out of file descriptors): wait, then go on.
+  void accept_later();
 
   boost::asio::io_context& io_;
   HttpServerOptions options_;
   Handler handler_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  std::shared_ptr<Admission> admission_;
+  std::unique_ptr<boost::asio::steady_timer> accept_pause_;
   std::shared_ptr<std::atomic<std::size_t>> open_;
   std::shared_ptr<std::atomic<bool>> stopping_;
   std::uint16_t port_ = 0;

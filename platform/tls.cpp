@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 
 #include <memory>
+#include <stdexcept>
 
 #include "platform/crypto.h"
 
@@ -57,6 +58,8 @@ void add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
   }
 }
 
+constexpr long kNotBeforeBackdateSeconds = 60L * 86400;
+
 CertPtr new_cert(EVP_PKEY* key, const std::string& cn, int days) {
   CertPtr cert(X509_new(), X509_free);
   X509_set_version(cert.get(), 2);
@@ -65,7 +68,10 @@ CertPtr new_cert(EVP_PKEY* key, const std::string& cn, int days) {
   BN_set_bit(bn, 127);  // positive, full length
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
   BN_free(bn);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  // Valid from well before now: a till whose clock is days behind (a dead
+  // RTC battery, a wrong manual setting) must still accept HQ's freshly
+  // issued certificate, or it could never sync to be told its clock is off.
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -kNotBeforeBackdateSeconds);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(days) * 86400);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
@@ -83,7 +89,8 @@ CertKey make_ca(const std::string& cn, int days) {
   add_ext(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
   add_ext(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
   add_ext(cert.get(), cert.get(), NID_subject_key_identifier, "hash");
-  X509_sign(cert.get(), key.get(), EVP_sha256());
+  if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0)
+    throw std::runtime_error("cannot sign the CA certificate (OpenSSL X509_sign failed)");
   return {pem_of(cert.get()), pem_of(key.get())};
 }
 
@@ -104,7 +111,8 @@ core::Result<CertKey> issue_cert(const CertKey& ca, const std::string& cn, bool 
   for (const auto& d : dns) san += (san.empty() ? "" : ",") + std::string("DNS:") + d;
   for (const auto& i : ips) san += (san.empty() ? "" : ",") + std::string("IP:") + i;
   if (!san.empty()) add_ext(cert.get(), ca_cert.get(), NID_subject_alt_name, san);
-  X509_sign(cert.get(), ca_key.get(), EVP_sha256());
+  if (X509_sign(cert.get(), ca_key.get(), EVP_sha256()) <= 0)
+    return core::fail(core::ErrorCode::kInternal, "cannot sign the certificate for " + cn);
   return CertKey{pem_of(cert.get()), pem_of(key.get())};
 }
 

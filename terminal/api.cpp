@@ -72,6 +72,12 @@ void LocalApi::join() {
   pool_.join();
 }
 
+bool LocalApi::authorized(const platform::HttpRequest& req) const {
+  const auto auth = req[http::field::authorization];
+  return auth.size() >= 7 && auth.substr(0, 7) == "Bearer " &&
+         token_matches(std::string_view(auth.data() + 7, auth.size() - 7), token_);
+}
+
 void LocalApi::handle(platform::HttpRequest&& req, platform::Responder respond) {
   if (++inflight_ > max_inflight_) {
     --inflight_;
@@ -115,9 +121,7 @@ HttpResponse LocalApi::route(const platform::HttpRequest& req) {
   if (is(http::verb::get, {"v1", "health"}))
     return platform::json_response(http::status::ok, Json{{"status", "ok"}});
 
-  const auto auth = req[http::field::authorization];
-  if (auth.size() < 7 || auth.substr(0, 7) != "Bearer " ||
-      !token_matches(std::string_view(auth.data() + 7, auth.size() - 7), token_)) {
+  if (!authorized(req)) {
     platform::log_warn("refused a request without the right token: " + std::string(target));
     return problem_of(simple(401, "unauthorized", "Missing or wrong token",
                              "send Authorization: Bearer <token>; the token is in " + token_file_));

@@ -25,6 +25,9 @@ class LocalApi {
            std::size_t threads);
   ~LocalApi();
   void handle(platform::HttpRequest&& req, platform::Responder respond);
+  // Whether a request head carries this terminal's token (its connection is
+  // then served ahead of unauthenticated ones).
+  bool authorized(const platform::HttpRequest& req) const;
   std::size_t inflight() const { return inflight_; }
   // Waits for the queued work to finish.
   void join();

@@ -111,9 +111,52 @@ Checkout::program_after(std::int64_t now) {
   return std::nullopt;
 }
 
+void Checkout::note_contact(Db& db, std::int64_t now, std::int64_t skew) {
+  const auto up = uptime_();
+  sync_set(
+      db, "contact",
+      Json{{"at", now}, {"hq_at", now - skew}, {"boot", up.boot_id}, {"uptime_ms", up.ms}}.dump());
+}
+
+std::optional<Checkout::Contact> Checkout::last_contact(Db& db) {
+  const auto text = sync_get(db, "contact");
+  if (!text) return std::nullopt;
+  const auto j = Json::parse(*text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  return Contact{j.value("at", std::int64_t{0}), j.value("hq_at", std::int64_t{0}),
+                 j.value("boot", ""), j.value("uptime_ms", std::int64_t{0})};
+}
+
+Checkout::AllowanceClock Checkout::allowance_clock(Db& db, std::int64_t wall_now) {
+  AllowanceClock c;
+  const auto contact = last_contact(db);
+  const auto up = uptime_();
+  if (contact && contact->boot == up.boot_id && up.ms >= contact->uptime_ms) {
+    c.now = contact->hq_at + (up.ms - contact->uptime_ms) / 1000;
+    c.since = contact->hq_at;
+    c.measured = true;
+  } else {
+    // Restarted the machine since (or never reached HQ): nothing measured
+    // the time in between, so the wall clock it is; the clock-behind check
+    // and the maximum offline age bound what that allows.
+    c.now = wall_now;
+    if (const auto last = sync_get(db, "last_sync_at")) c.since = std::stoll(*last);
+  }
+  const auto local =
+      core::to_local(std::chrono::sys_seconds(std::chrono::seconds(c.now)), settings_.zone);
+  c.day = local ? core::format_local_date(core::day_of(*local)) : std::string();
+  return c;
+}
+
 bool Checkout::offline(Db& db) {
   if (settings_.standalone) return false;
-  return sync_get(db, "online").value_or("0") != "1";
+  if (sync_get(db, "online").value_or("0") != "1") return true;  // the last round failed
+  // The last round succeeded, but how long ago? A round that hangs (HQ
+  // half-up) must not keep the till "online" while it waits.
+  const auto contact = last_contact(db);
+  const auto up = uptime_();
+  return !contact || contact->boot != up.boot_id || up.ms < contact->uptime_ms ||
+         up.ms - contact->uptime_ms > settings_.online_freshness_ms;
 }
 
 void Checkout::raise_receipts_to(std::int64_t last) {
@@ -130,7 +173,7 @@ std::string Checkout::new_txn_id(std::int64_t seq) const {
 
 std::optional<ApiError> Checkout::check_offline_allowance(
     Db& db, const core::Program& p, const std::string& member_id, std::int64_t points,
-    const std::string& day, std::int64_t now, const char* redeem_field, bool assume_offline) {
+    const AllowanceClock& clock, std::int64_t now, const char* redeem_field, bool assume_offline) {
   if (points <= 0 || (!assume_offline && !offline(db))) return std::nullopt;
   const auto pick = [](std::int64_t program, std::int64_t fallback) {
     return program > 0 ? program : fallback;
@@ -141,8 +184,7 @@ std::optional<ApiError> Checkout::check_offline_allowance(
       pick(p.offline.max_points_per_member_per_day, d.max_points_per_member_per_day);
   const auto per_terminal =
       pick(p.offline.max_points_per_terminal_per_day, d.max_points_per_terminal_per_day);
-  const auto last = sync_get(db, "last_sync_at");
-  const std::int64_t since = last ? std::stoll(*last) : -1;
+  const std::int64_t since = clock.since.value_or(-1);
   const auto sell_anyway = " The sale can go ahead without redeeming points.";
   const std::string field = redeem_field;
   if (const auto refused = sync_get(db, "hq_refused_terminal")) {
@@ -164,7 +206,9 @@ std::optional<ApiError> Checkout::check_offline_allowance(
                         "SELECT MAX(t.committed_at) FROM transactions t JOIN outbox o ON o.txn_id "
                         "= t.txn_id WHERE o.acked_at IS NULL");
   const auto last_sale = newest.step() && !newest.is_null(0) ? newest.integer(0) : -1;
-  if (const auto seen = std::max(since, last_sale); seen > now + kClockSlack) {
+  const auto last = sync_get(db, "last_sync_at");
+  const std::int64_t synced_at = last ? std::stoll(*last) : -1;
+  if (const auto seen = std::max(synced_at, last_sale); seen > now + kClockSlack) {
     counters_.refused_offline++;
     return problem(409, "clock-behind", "Redemption paused: terminal clock behind",
                    "this terminal's clock is " + std::to_string((seen - now + 59) / 60) +
@@ -173,18 +217,18 @@ std::optional<ApiError> Checkout::check_offline_allowance(
                        sell_anyway,
                    field);
   }
-  if (since < 0 || now - since > max_hours * 3600) {
+  if (since < 0 || clock.now - since > max_hours * 3600) {
     counters_.refused_offline++;
     return problem(409, "offline-too-long", "Redemption paused: offline too long",
                    (since < 0 ? std::string("this terminal has not synced with HQ yet")
                               : "this terminal last synced with HQ " +
-                                    std::to_string((now - since) / 3600) + " hours ago") +
+                                    std::to_string((clock.now - since) / 3600) + " hours ago") +
                        "; offline redemptions need a sync within the last " +
                        std::to_string(max_hours) + " hours." + sell_anyway,
                    field);
   }
-  const auto member_used = offline_points_redeemed(db, day, member_id);
-  const auto terminal_used = offline_points_redeemed(db, day, "");
+  const auto member_used = offline_points_redeemed(db, clock.day, member_id);
+  const auto terminal_used = offline_points_redeemed(db, clock.day, "");
   const auto member_left = std::max<std::int64_t>(0, per_member - member_used);
   const auto terminal_left = std::max<std::int64_t>(0, per_terminal - terminal_used);
   if (points > member_left || points > terminal_left) {
@@ -247,7 +291,6 @@ ApiResult Checkout::quote(const Json& body) {
   req->at = *local;
   req->zone = settings_.zone;
   req->txn_id = "quote";
-  const auto day = core::format_local_date(core::day_of(*local));
   auto r = store_.read<Reply>([&](Db& db) -> core::Result<Reply> {
     auto m = find_member(db, MemberKey::kId, *member_id);
     if (!m) return core::fail(core::ErrorCode::kNotFound, "member");
@@ -259,7 +302,7 @@ ApiResult Checkout::quote(const Json& body) {
     const auto available = m->state.available(core::day_of(*local));
     Json redemption{{"available_points", std::max<std::int64_t>(0, available)}};
     if (auto refusal = check_offline_allowance(
-            db, *program, m->id, outcome->points_redeemed, day, now,
+            db, *program, m->id, outcome->points_redeemed, allowance_clock(db, now), now,
             req->trigger == core::Trigger::kRedeem ? "reward" : "basket.redeem_points"))
       redemption["refused"] = {{"type", refusal->type}, {"detail", refusal->detail}};
     j["redemption"] = redemption;

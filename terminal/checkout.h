@@ -22,6 +22,7 @@
 #include "core/ledger.h"
 #include "core/program.h"
 #include "platform/crypto.h"
+#include "platform/uptime.h"
 #include "sync/feed.h"
 #include "terminal/store.h"
 
@@ -43,6 +44,11 @@ struct TerminalSettings {
   // offline allowances decide, as if the terminal were offline.
   std::int64_t live_check_points = 0;
   int live_check_timeout_ms = 1500;
+  // HQ counts as reachable for this long after the last sync round that
+  // succeeded, measured on the monotonic clock; after it, redemptions count
+  // against the offline allowances even before a round has failed (HQ may
+  // hang rather than refuse).
+  std::int64_t online_freshness_ms = 5000;
 };
 
 using sync::LiveMember;
@@ -120,8 +126,35 @@ class Checkout {
   // after it.
   void raise_receipts_to(std::int64_t last);
   const TerminalSettings& settings() const { return settings_; }
+  // The monotonic clock the offline allowances trust (platform::uptime_now
+  // unless a test or the simulator sets its own); set before use.
+  using UptimeClock = std::function<platform::Uptime()>;
+  void set_uptime(UptimeClock f) { uptime_ = std::move(f); }
+  // A sync round succeeded at `now` (this terminal's wall clock), with
+  // HQ's clock `skew` seconds behind it: recorded with the monotonic clock,
+  // inside the caller's write transaction.
+  void note_contact(platform::Db& db, std::int64_t now, std::int64_t skew);
 
  private:
+  // The last successful contact with HQ, as note_contact() kept it.
+  struct Contact {
+    std::int64_t at = 0;     // this terminal's wall clock then
+    std::int64_t hq_at = 0;  // HQ's clock then
+    std::string boot;
+    std::int64_t uptime_ms = 0;
+  };
+  std::optional<Contact> last_contact(platform::Db& db);
+  // The time the offline allowances go by. Since the last contact, in this
+  // boot: HQ's time then plus the monotonic time since, whatever the wall
+  // clock says (setting it forward opens no new day of allowances, setting
+  // it back hides no hours offline). Without such a contact: the wall clock.
+  struct AllowanceClock {
+    std::int64_t now = 0;
+    std::optional<std::int64_t> since;  // the last contact on the same scale
+    bool measured = false;              // from the monotonic clock
+    std::string day;                    // store-local date of `now`
+  };
+  AllowanceClock allowance_clock(platform::Db& db, std::int64_t wall_now);
   // A commit being made: parsed inputs and where it will be recorded.
   struct CommitCtx {
     std::string member_id;
@@ -170,7 +203,7 @@ class Checkout {
                const std::vector<core::Entry>& entries);
   std::optional<ApiError> check_offline_allowance(platform::Db& db, const core::Program& p,
                                                   const std::string& member_id, std::int64_t points,
-                                                  const std::string& day, std::int64_t now,
+                                                  const AllowanceClock& clock, std::int64_t now,
                                                   const char* redeem_field,
                                                   bool assume_offline = false);
   // A redemption of `points` against HQ's answer: refused when HQ blocked
@@ -185,6 +218,7 @@ class Checkout {
   TerminalSettings settings_;
   std::optional<platform::SigningKey> hq_key_;
   Clock clock_;
+  UptimeClock uptime_ = platform::uptime_now;
   std::mutex programs_mutex_;
   std::vector<std::pair<std::int64_t, std::shared_ptr<const core::Program>>> programs_;
   CheckoutCounters counters_;

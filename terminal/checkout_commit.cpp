@@ -155,11 +155,12 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   const bool live_answered = c.live && c.live->has_value();
   const bool live_unanswered = c.live && !live_answered;
   if (live_unanswered) counters_.live_unanswered++;
+  const auto allowance = allowance_clock(db, c.now);
   if (auto no = live_answered
                     ? check_live(db, **c.live, m->id, w.outcome.points_redeemed,
                                  core::day_of(c.req.at), redeem_field)
-                    : check_offline_allowance(db, program, m->id, w.outcome.points_redeemed, c.day,
-                                              c.now, redeem_field, live_unanswered))
+                    : check_offline_allowance(db, program, m->id, w.outcome.points_redeemed,
+                                              allowance, c.now, redeem_field, live_unanswered))
     return refuse(*no);
   if (c.req.trigger == core::Trigger::kRedeem) {
     const auto stock = reward_stock(db, c.req.reward_id);
@@ -187,6 +188,7 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   t.kind = c.kind;
   t.member_id = m->id;
   t.business_day = c.day;
+  t.allowance_day = allowance.day;
   t.local_time = core::format_local_datetime(c.req.at);
   t.zone = settings_.zone;
   t.committed_at = c.now;

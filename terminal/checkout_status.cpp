@@ -25,6 +25,19 @@ Json Checkout::status() {
                     out.oldest_queued_at ? Json(now - *out.oldest_queued_at) : Json(nullptr)}};
     const auto skew = sync_get(db, "hq_clock_skew");
     j["clock_skew_seconds"] = skew ? Json(std::stoll(*skew)) : Json(nullptr);
+    // HQ's certificate out of its validity by this clock: a clock wrong by
+    // days, which no skew measure can show (nothing reaches HQ).
+    const auto clock_error = sync_get(db, "clock_error");
+    j["clock_error"] = clock_error ? Json(*clock_error) : Json(nullptr);
+    // When the offline allowances last knew HQ's time, by the monotonic clock.
+    if (!settings_.standalone) {
+      const auto allowance = allowance_clock(db, now);
+      j["offline_allowance"] = {{"day", allowance.day},
+                                {"trusted_time", allowance.measured},
+                                {"contact_age_seconds", allowance.since && allowance.measured
+                                                            ? Json(allowance.now - *allowance.since)
+                                                            : Json(nullptr)}};
+    }
     const auto last = sync_get(db, "last_sync_at");
     j["last_sync_at"] = last ? Json(std::stoll(*last)) : Json(nullptr);
     const auto since = sync_get(db, "offline_since");
@@ -182,6 +195,12 @@ std::string Checkout::metrics_text() {
           counters_.errors);
   gauge("loyaltyd_online", "1 when HQ is reachable or the terminal is standalone.",
         st.value("online", false) ? 1 : 0);
+  gauge("loyaltyd_clock_skew_seconds",
+        "This terminal's clock minus HQ's, as HQ measured it at the last sync.",
+        st.contains("clock_skew_seconds") ? st["clock_skew_seconds"] : Json(nullptr));
+  gauge("loyaltyd_clock_error",
+        "1 when HQ cannot be reached because this terminal's clock is wrong by days.",
+        st.contains("clock_error") && st["clock_error"].is_string() ? 1 : 0);
   gauge("loyaltyd_outbox_depth", "Transactions not yet acknowledged by HQ.",
         st.contains("outbox") ? st["outbox"]["depth"] : Json(nullptr));
   gauge("loyaltyd_outbox_oldest_age_seconds", "Age of the oldest unacknowledged transaction.",

@@ -2,10 +2,12 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <iomanip>
 #include <set>
 
 #include "core/json_reader.h"
+#include "platform/cli.h"
 #include "platform/crypto.h"
 #include "platform/http_client.h"
 #include "terminal/offline_commands.h"
@@ -16,12 +18,7 @@ namespace {
 
 // A Unix time as an operator reads it, with the number for scripts.
 std::string utc_time(std::int64_t t) {
-  const auto tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return std::string(buf) + " (" + std::to_string(t) + ")";
+  return platform::utc_text(t) + " (" + std::to_string(t) + ")";
 }
 
 using core::Json;
@@ -29,6 +26,8 @@ using verb = platform::http::verb;
 
 const std::set<std::string> kCommands = {"status", "scan",   "member", "enroll", "quote", "commit",
                                          "redeem", "return", "void",   "outbox", "sync"};
+// Commands that record something: each is sent with an Idempotency-Key.
+const std::set<std::string> kWrites = {"enroll", "commit", "redeem", "return", "void"};
 
 std::string env_or(const char* name, const char* dflt) {
   const char* v = std::getenv(name);
@@ -184,6 +183,87 @@ std::optional<Json> sale_body(std::map<std::string, std::string>& flags, std::os
   return body;
 }
 
+// Where the last write's key is kept for --retry: $LOYALTYCTL_STATE_DIR, else
+// $XDG_STATE_HOME/loyaltyctl, else ~/.local/state/loyaltyctl; empty if none.
+std::string last_write_path() {
+  std::string dir = env_or("LOYALTYCTL_STATE_DIR", "");
+  if (dir.empty() && !env_or("XDG_STATE_HOME", "").empty())
+    dir = env_or("XDG_STATE_HOME", "") + "/loyaltyctl";
+  if (dir.empty() && !env_or("HOME", "").empty())
+    dir = env_or("HOME", "") + "/.local/state/loyaltyctl";
+  return dir.empty() ? dir : dir + "/last-write.json";
+}
+
+// The command line a write stands for, without the options that do not
+// change what it records (output, key, where loyaltyd is).
+Json write_args(const std::string& command, const std::vector<std::string>& args) {
+  Json j = Json::array({command});
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--retry" || args[i] == "--json") continue;
+    if (args[i] == "--idempotency-key" || args[i] == "--key" || args[i] == "--url" ||
+        args[i] == "--token-file") {
+      ++i;
+      continue;
+    }
+    j.push_back(args[i]);
+  }
+  return j;
+}
+
+std::string shown(const Json& args) {
+  std::string s = "loyaltyctl";
+  for (const auto& a : args) s += " " + a.get<std::string>();
+  return s;
+}
+
+// The Idempotency-Key of a write: --idempotency-key, the last write's with
+// --retry, or a new one. Written down before the request is sent, so a
+// clerk whose command timed out can resend it with --retry and learn the
+// outcome without recording the sale twice. Empty (exit code set) on error.
+std::string write_key(const std::string& command, const std::vector<std::string>& args,
+                      std::map<std::string, std::string>& flags, std::ostream& err, int& exit) {
+  const auto path = last_write_path();
+  const Json me = write_args(command, args);
+  std::string key = flags.contains("--idempotency-key") ? flags["--idempotency-key"]
+                    : flags.contains("--key")           ? flags["--key"]
+                                                        : std::string();
+  if (flags.contains("--retry")) {
+    if (!key.empty()) {
+      err << "loyaltyctl: --retry resends the last write's key; do not give a key as well\n";
+      exit = kExitUsage;
+      return {};
+    }
+    Json last;
+    if (!path.empty())
+      if (auto text = platform::read_text_file(path, 1 << 16))
+        last = Json::parse(*text, nullptr, false);
+    if (!last.is_object() || !last.contains("key") || !last.contains("args")) {
+      err << "loyaltyctl: --retry: no earlier write is recorded"
+          << (path.empty() ? std::string(" (no HOME or LOYALTYCTL_STATE_DIR)") : " in " + path)
+          << "; give its key with --idempotency-key KEY\n";
+      exit = kExitUsage;
+      return {};
+    }
+    if (last["args"] != me) {
+      err << "loyaltyctl: --retry resends the last write, which was\n  " << shown(last["args"])
+          << "\nrun exactly that again with --retry, or give another command its own key\n";
+      exit = kExitUsage;
+      return {};
+    }
+    key = last["key"].get<std::string>();
+  }
+  if (key.empty()) key = "ctl-" + platform::random_hex(8);
+  if (!path.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    const Json record{{"key", key}, {"args", me}};
+    if (auto ok = platform::write_private_file(path, record.dump() + "\n", 0600); !ok)
+      err << "loyaltyctl: warning: cannot keep the key for --retry: " << ok.error().message << "\n";
+  }
+  err << "idempotency key " << key << "\n";
+  return key;
+}
+
 }  // namespace
 
 bool is_daemon_command(const std::string& command) {
@@ -195,15 +275,26 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
   std::vector<std::string> pos;
   auto flags = parse_cli_flags(args, pos);
   if (const auto bad = platform::unknown_option(
-          flags, {"--url", "--token-file", "--json", "--key", "--member", "--basket", "--event",
-                  "--amount", "--activity", "--phone", "--birthday", "--reward", "--limit"})) {
+          flags, {"--url", "--token-file", "--json", "--key", "--idempotency-key", "--retry",
+                  "--member", "--basket", "--event", "--amount", "--activity", "--phone",
+                  "--birthday", "--reward", "--limit"})) {
     err << "loyaltyctl " << command << ": unknown option " << *bad
         << " (loyaltyctl --help lists the options)\n";
     return kExitUsage;
   }
   const bool json = flags.contains("--json");
   Daemon d(flags, err);
-  const auto key = flags.contains("--key") ? flags["--key"] : "ctl-" + platform::random_hex(8);
+  const bool writes = kWrites.contains(command);
+  std::string key;
+  if (writes) {
+    int exit = 0;
+    key = write_key(command, args, flags, err, exit);
+    if (key.empty()) return exit;
+  } else if (flags.contains("--retry") || flags.contains("--idempotency-key")) {
+    err << "loyaltyctl " << command << ": records nothing; --retry and --idempotency-key are for "
+        << "enroll, commit, redeem, return and void\n";
+    return kExitUsage;
+  }
   Call c;
   if (command == "status") {
     c = d.call(verb::get, "/v1/status");
@@ -224,14 +315,22 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
       if (s["outbox"]["oldest_age_seconds"].is_number())
         out << ", oldest " << s["outbox"]["oldest_age_seconds"].get<std::int64_t>() << " s";
       if (s.contains("hq_refuses_terminal") && s["hq_refuses_terminal"].is_string())
-        out << "HQ REFUSES  this terminal (" << s["hq_refuses_terminal"].get<std::string>()
-            << "): revoked or not registered, not an outage; provision it again\n";
+        out << "\nHQ REFUSES  this terminal (" << s["hq_refuses_terminal"].get<std::string>()
+            << "): revoked or not registered, not an outage; provision it again";
       if (s["offline_since"].is_number())
         out << "\noffline     since " << utc_time(s["offline_since"].get<std::int64_t>());
       out << "\nlast sync   "
           << (s["last_sync_at"].is_number() ? utc_time(s["last_sync_at"].get<std::int64_t>())
                                             : std::string("never"))
           << "\nmembers     " << s.value("members_cached", 0) << " cached\n";
+      if (s.contains("clock_error") && s["clock_error"].is_string())
+        out << "CLOCK WRONG " << s["clock_error"].get<std::string>() << "\n";
+      if (s.contains("clock_skew_seconds") && s["clock_skew_seconds"].is_number()) {
+        const auto skew = s["clock_skew_seconds"].get<std::int64_t>();
+        if (skew > 120 || skew < -120)
+          out << "CLOCK OFF   " << (skew > 0 ? "ahead of" : "behind") << " HQ's by "
+              << (skew > 0 ? skew : -skew) / 60 << " min; set it right (NTP)\n";
+      }
       if (s.contains("feed") && s["feed"].value("catching_up", false))
         out << "feed        catching up with HQ (at change " << s["feed"].value("cursor", 0)
             << "): members and balances may be behind\n";
@@ -322,6 +421,15 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
     }
   }
   if (c.exit == 0 && json) out << c.body.dump(2) << "\n";
+  // No answer, or loyaltyd's "no answer within the deadline" (503 timeout).
+  const bool unknown_outcome =
+      c.exit == kExitUnreachable ||
+      (c.exit != 0 && c.body.is_object() && c.body.contains("type") && c.body["type"].is_string() &&
+       c.body["type"].get<std::string>().ends_with("/timeout"));
+  if (writes && unknown_outcome)
+    err << "loyaltyctl: the outcome is not known. Once loyaltyd answers, run the same command "
+           "again with --retry (key "
+        << key << "): it is recorded once, never twice\n";
   return c.exit;
 }
 

@@ -32,7 +32,12 @@ std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit
       "api.body_limit", po::value(&c.body_limit)->default_value(c.body_limit),
       "largest request body in bytes")(
       "api.max_connections", po::value(&c.max_connections)->default_value(c.max_connections),
-      "open connections before new ones get 503")(
+      "connections of token holders before new ones get 503")(
+      "api.max_unauthenticated",
+      po::value(&c.max_unauthenticated)->default_value(c.max_unauthenticated),
+      "connections that have not shown the token yet; past it the oldest is closed")(
+      "api.head_timeout_ms", po::value(&c.head_timeout_ms)->default_value(c.head_timeout_ms),
+      "deadline for a connection without the token to send its request head")(
       "api.max_inflight", po::value(&c.max_inflight)->default_value(c.max_inflight),
       "requests in progress before new ones get 503")(
       "api.worker_threads", po::value(&c.worker_threads)->default_value(c.worker_threads),

@@ -18,7 +18,11 @@ struct DaemonConfig {
   std::string database = "/var/lib/loyaltyd/loyaltyd.db";
   std::string token_file = "/var/lib/loyaltyd/api-token";
   std::size_t body_limit = 256 * 1024;
-  std::size_t max_connections = 64;
+  std::size_t max_connections = 64;  // authenticated connections (token holders)
+  // Connections that have not shown the token yet, and the time they have
+  // to send a whole request head (docs/reliability.md).
+  std::size_t max_unauthenticated = 256;
+  int head_timeout_ms = 5000;
   std::size_t max_inflight = 32;
   std::size_t worker_threads = 8;
   int request_timeout_ms = 5000;

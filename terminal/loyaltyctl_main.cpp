@@ -23,13 +23,16 @@ void usage(std::ostream& out) {
          "  scan CODE | scan --phone NUMBER | member ID\n"
          "  enroll --phone NUMBER [--birthday YYYY-MM-DD]\n"
          "  quote  --member ID (--basket FILE | --event NAME)\n"
-         "  commit --member ID (--basket FILE | --event NAME) [--key IDEMPOTENCY-KEY]\n"
+         "  commit --member ID (--basket FILE | --event NAME)\n"
          "                          events: --amount MINOR_UNITS for top_up, --activity NAME\n"
          "                          for activity\n"
          "  redeem --member ID --reward ID\n"
          "  return RECEIPT LINE:QTY...   void RECEIPT\n"
          "  outbox [--limit N]\n"
          "  sync                    sync with HQ now (after an outage, without waiting)\n"
+         "\nwrites (enroll, commit, redeem, return, void) print the Idempotency-Key they send\n"
+         "and take --idempotency-key KEY to choose it, or --retry to resend the last write\n"
+         "with its key: after a timeout, --retry tells the outcome and never records twice.\n"
          "\nexit codes: 0 ok, 2 usage, 3 invalid input, 4 refused, 5 loyaltyd unreachable,\n"
          "6 wrong or missing token\n";
 }

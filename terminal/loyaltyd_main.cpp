@@ -3,6 +3,7 @@
 // the watchdog, and on SIGTERM stops accepting, finishes in-flight commits and
 // exits.
 #include <sys/stat.h>
+#include <algorithm>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -64,6 +65,10 @@ int fail(const std::string& what) {
 
 int main(int argc, char** argv) {
   int code = 0;
+  // Everything this process creates (the SQLite database with its -wal and
+  // -shm files, tokens, keys) is for its own user only, under systemd
+  // (UMask=0077) or not.
+  ::umask(0077);
   auto cfg = terminal::parse_daemon_config(argc, argv, code);
   if (!cfg) return code;
   platform::LogLevel level{};
@@ -94,6 +99,10 @@ int main(int argc, char** argv) {
     if (!k) return fail("hq.public_key: " + k.error().message);
     hq_key = std::move(*k);
   }
+  // Two idle rounds may pass (a round every sync_interval_ms) before HQ
+  // counts as out of reach; at least 5 s.
+  cfg->terminal.online_freshness_ms =
+      std::max<std::int64_t>(5000, 2 * std::int64_t{cfg->sync_interval_ms} + 1000);
   terminal::Checkout checkout(**store, cfg->terminal, hq_key, unix_now);
   if (auto s = checkout.load_programs(); !s)
     return fail("installed program no longer loads: " + s.error().message);
@@ -140,7 +149,11 @@ int main(int argc, char** argv) {
   opts.address = cfg->listen;
   opts.port = cfg->port;
   opts.body_limit = cfg->body_limit;
-  opts.max_connections = cfg->max_connections;
+  opts.admission.trusted_max = cfg->max_connections;
+  // Every local client shares the loopback address: one pool, no per-peer cap.
+  opts.admission.unproven_max = opts.admission.unproven_per_peer = cfg->max_unauthenticated;
+  opts.head_timeout = std::chrono::milliseconds(cfg->head_timeout_ms);
+  opts.authorize = [&api](const platform::HttpRequest& r) { return api.authorized(r); };
   opts.handler_timeout = std::chrono::milliseconds(cfg->request_timeout_ms);
   opts.read_timeout = opts.write_timeout = std::chrono::milliseconds(cfg->io_timeout_ms);
   opts.problem_base = terminal::kProblemBase;

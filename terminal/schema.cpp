@@ -132,8 +132,18 @@ constexpr const char* kV7 = R"sql(
 ALTER TABLE outbox ADD COLUMN refused TEXT;
 )sql";
 
+// v8: the offline allowances count by the day of the time they trust (HQ's
+// clock at the last contact plus monotonic time since), not the wall
+// clock's day: setting the clock forward opens no new day of allowances.
+constexpr const char* kV8 = R"sql(
+ALTER TABLE transactions ADD COLUMN allowance_day TEXT;
+UPDATE transactions SET allowance_day = business_day;
+CREATE INDEX transactions_offline_allowance ON transactions(allowance_day, member_id)
+  WHERE offline = 1 AND points_redeemed > 0;
+)sql";
+
 constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4},
-                                               {5, kV5}, {6, kV6}, {7, kV7}};
+                                               {5, kV5}, {6, kV6}, {7, kV7}, {8, kV8}};
 
 }  // namespace
 

@@ -196,9 +196,9 @@ void insert_txn(Db& db, const TxnRow& t, const std::vector<core::Entry>& entries
          "INSERT INTO transactions(txn_id, seq, idem_key, body_hash, kind, member_id, "
          "business_day, local_time, zone, committed_at, program_id, program_version, "
          "points_earned, points_redeemed, offline, request, member_before, response, "
-         "return_basis, return_of, voided_by, delta, points_expire_on) VALUES (?1, ?2, ?3, ?4, "
-         "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, NULL, ?21, "
-         "?22)");
+         "return_basis, return_of, voided_by, delta, points_expire_on, allowance_day) VALUES (?1, "
+         "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+         "NULL, ?21, ?22, ?23)");
   s.bind(1, t.txn_id)
       .bind(2, t.seq)
       .bind(3, t.idem_key)
@@ -220,7 +220,8 @@ void insert_txn(Db& db, const TxnRow& t, const std::vector<core::Entry>& entries
       .bind(19, t.return_basis)
       .bind(20, t.return_of)
       .bind(21, t.delta)
-      .bind(22, t.points_expire_on);
+      .bind(22, t.points_expire_on)
+      .bind(23, t.allowance_day.empty() ? t.business_day : t.allowance_day);
   s.exec();
   Stmt e(db,
          "INSERT INTO entries(id, txn_id, debit, credit, amount, unit, lot, memo) "
@@ -275,9 +276,9 @@ void note_receipt(Db& db, std::int64_t number) {
 
 std::int64_t offline_points_redeemed(Db& db, const std::string& day, const std::string& member_id) {
   Stmt s(db, member_id.empty() ? "SELECT COALESCE(SUM(points_redeemed), 0) FROM transactions "
-                                 "WHERE business_day = ?1 AND offline = 1 AND points_redeemed > 0"
+                                 "WHERE allowance_day = ?1 AND offline = 1 AND points_redeemed > 0"
                                : "SELECT COALESCE(SUM(points_redeemed), 0) FROM transactions "
-                                 "WHERE business_day = ?1 AND offline = 1 AND points_redeemed > 0 "
+                                 "WHERE allowance_day = ?1 AND offline = 1 AND points_redeemed > 0 "
                                  "AND member_id = ?2");
   s.bind(1, day);
   if (!member_id.empty()) s.bind(2, member_id);

@@ -147,6 +147,10 @@ struct TxnRow {
   std::string kind;
   std::string member_id;
   std::string business_day;
+  // The day whose offline allowances a redemption counts against, by the
+  // time the allowances trust (Checkout::allowance_clock); business_day
+  // when empty.
+  std::string allowance_day;
   std::string local_time;
   std::string zone;
   std::int64_t committed_at = 0;

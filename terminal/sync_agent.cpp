@@ -94,7 +94,11 @@ void SyncAgent::set_online(bool online) {
     sync_set(db, "online", online ? "1" : "0");
     if (online) {
       sync_set(db, "last_sync_at", std::to_string(now));
-      platform::Stmt clear(db, "DELETE FROM sync_state WHERE key = 'hq_refused_terminal'");
+      const auto skew = sync_get(db, "hq_clock_skew");
+      checkout_.note_contact(db, now, skew ? std::stoll(*skew) : 0);
+      platform::Stmt clear(db,
+                           "DELETE FROM sync_state WHERE key IN ('hq_refused_terminal', "
+                           "'clock_error')");
       clear.exec();
     } else if (was || !sync_get(db, "offline_since")) {
       sync_set(db, "offline_since", std::to_string(now));
@@ -617,7 +621,22 @@ core::Status SyncAgent::sync_once() {
     }
     platform::HttpClient& client;
   } https(client);
-  return sync_round(https);
+  auto ok = sync_round(https);
+  if (!ok && client.certificate_time_problem())
+    note_clock_error(*client.certificate_time_problem());
+  return ok;
+}
+
+void SyncAgent::note_clock_error(const std::string& problem) {
+  // HQ cannot measure a clock it never hears from: the terminal says it.
+  const auto now = clock_();
+  const auto text = "cannot reach HQ: " + problem + " (this terminal's clock says " +
+                    platform::utc_text(now) + "); set the clock right (NTP)";
+  platform::log_warn(text);
+  (void)store_.write<bool>([&](Db& db) -> core::Result<bool> {
+    sync_set(db, "clock_error", text);
+    return true;
+  });
 }
 
 core::Result<platform::ClientResponse> SyncAgent::ask(const std::string& target, const Json& body,
@@ -683,8 +702,9 @@ core::Status SyncAgent::sync_round(HqLink& link) {
 void SyncAgent::run() {
   std::mt19937 rng(std::random_device{}());
   std::chrono::milliseconds backoff(500);
-  // Offline until a round succeeds: a restart must not inherit "online".
-  set_online(false);
+  // A restart resumes what was known: online if a round succeeded within
+  // the freshness window (measured on the monotonic clock, so a restarted
+  // process still knows how long ago that was), offline otherwise.
   for (;;) {
     core::Status ok;
     try {

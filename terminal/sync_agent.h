@@ -112,6 +112,10 @@ class SyncAgent {
   core::Result<platform::ClientResponse> ask(const std::string& target, const Json& body,
                                              std::chrono::milliseconds timeout);
   void set_online(bool online);
+  // A handshake failed because HQ's certificate is outside its validity by
+  // this terminal's clock: kept in sync_state (status, metrics) until a
+  // round succeeds.
+  void note_clock_error(const std::string& problem);
   void run();
 
   Store& store_;

@@ -14,6 +14,7 @@
 
 #include "core/engine.h"
 #include "core/io_json.h"
+#include "core/local_time.h"
 #include "core/member_delta.h"
 #include "core/program_loader.h"
 #include "core/return_basis.h"
@@ -75,14 +76,23 @@ class FakeTerminal {
       : store_(std::move(store)), terminal_(std::move(terminal)), program_(program) {}
 
   void know(const core::MemberState& m) { members_[m.id] = m; }
+  // Sells at `unix` seconds on (its store-local time by default), not on
+  // 2026-11-23: for a real HQ process, whose clock is the machine's.
+  void dated_from(std::int64_t unix) {
+    base_ = unix;
+    const auto at =
+        core::to_local(std::chrono::sys_seconds(std::chrono::seconds(unix)), "Asia/Shanghai");
+    REQUIRE(at);
+    local_ = core::format_local_datetime(*at);
+  }
   const core::MemberState& view(const std::string& id) { return members_.at(id); }
 
   sync::TxnRecord sell(const std::string& member, const Json& request,
-                       const std::string& local = "2026-11-23T10:00:00") {
+                       const std::string& local = "") {
     auto& m = members_.at(member);
     core::Request req;
     REQUIRE(core::request_from_json(request, req));
-    req.at = *core::parse_local_datetime(local);
+    req.at = *core::parse_local_datetime(local.empty() ? local_ : local);
     req.zone = "Asia/Shanghai";
     ++seq_;
     req.txn_id = store_ + "-" + terminal_ + "-" + std::to_string(100000 + seq_);
@@ -91,13 +101,12 @@ class FakeTerminal {
     const auto before = m;
     auto c = core::commit(program_, m, *o);
     REQUIRE(c);
-    auto r =
-        sync::record_of_commit(program_, before, m, *o, *c, request, seq_, 1'795'300'000 + seq_);
+    auto r = sync::record_of_commit(program_, before, m, *o, *c, request, seq_, base_ + seq_);
     return r;
   }
 
   sync::Batch batch(std::vector<sync::TxnRecord> records) const {
-    return sync::Batch{store_, terminal_, 1'795'300'000, std::move(records)};
+    return sync::Batch{store_, terminal_, base_, std::move(records)};
   }
   const std::string& store() const { return store_; }
   const std::string& terminal() const { return terminal_; }
@@ -107,6 +116,8 @@ class FakeTerminal {
   const core::Program& program_;
   std::map<std::string, core::MemberState> members_;
   std::int64_t seq_ = 0;
+  std::int64_t base_ = 1'795'300'000;  // committed_at is base_ + its sequence
+  std::string local_ = "2026-11-23T10:00:00";
 };
 
 inline core::Program coffee_program() {

@@ -53,6 +53,7 @@ class HqProcess {
     REQUIRE(sync_port != 0);
   }
   // SIGTERM by default; SIGKILL for a crash.
+  pid_t pid() const { return pid_; }
   void stop(int sig = SIGTERM) {
     if (pid_ <= 0) return;
     ::kill(pid_, sig);

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <limits>
 #include <thread>
 #include <tuple>
@@ -29,6 +30,13 @@ platform::HttpClient terminal_client(const Json& bundle, int port) {
                               bundle["server_name"]);
 }
 
+// M1001's balance at HQ, as `loyalty-hq member` prints it.
+std::int64_t m1001_balance(HqProcess& hq) {
+  const auto m = hq.cli("member M1001");
+  REQUIRE(m.code == 0);
+  return Json::parse(m.out.substr(m.out.find('{')))["balance"].get<std::int64_t>();
+}
+
 }  // namespace
 
 TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from registered terminals",
@@ -51,6 +59,7 @@ TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from register
 
   const auto program = coffee_program();
   FakeTerminal a("S001", "T01", program);
+  a.dated_from(std::time(nullptr));  // HQ checks record times against its clock
   a.know(demo_member_state());
   std::vector<sync::TxnRecord> sales;
   for (int i = 0; i < 3; ++i)
@@ -192,11 +201,7 @@ TEST_CASE("loyalty-hq's command line and admin API refuse bad numbers, types and
   const auto program = hq_source("examples/programs/coffee-chain.json");
   REQUIRE(hq.cli("publish " + program + " --effective-from 0").code == 0);
   REQUIRE(hq.cli("import-members " + hq_source("examples/members/demo-members.csv")).code == 0);
-  const auto balance = [&] {
-    const auto m = hq.cli("member M1001");
-    REQUIRE(m.code == 0);
-    return Json::parse(m.out.substr(m.out.find('{')))["balance"].get<std::int64_t>();
-  };
+  const auto balance = [&] { return m1001_balance(hq); };
   const auto before = balance();
   // Numbers are whole numbers, all of the text; an option nobody knows is
   // refused, never ignored, nor allowed to swallow the next argument.
@@ -279,4 +284,73 @@ TEST_CASE("loyalty-hq's command line and admin API refuse bad numbers, types and
   hq.stop();
   CHECK(balance() == before);
   CHECK(hq.cli("verify").code == 0);
+}
+
+TEST_CASE("an admin write retried with its Idempotency-Key is done once, even after a restart",
+          "[hq][server][idempotency]") {
+  const auto dir = scratch_dir("hq-idem");
+  HqProcess hq(dir, fresh_hq_target("sqlite", dir));
+  REQUIRE(hq.cli("init").code == 0);
+  REQUIRE(
+      hq.cli("publish " + hq_source("examples/programs/coffee-chain.json") + " --effective-from 0")
+          .code == 0);
+  REQUIRE(hq.cli("import-members " + hq_source("examples/members/demo-members.csv")).code == 0);
+  const auto balance = [&] { return m1001_balance(hq); };
+  const auto before = balance();
+  std::string token = read_all((dir / "admin-token").string());
+  token.pop_back();
+  const Json goodwill{{"member_id", "M1001"}, {"points", 50}, {"reason", "late delivery"}};
+  const auto adjust = [&](const Json& body, const std::string& key) {
+    platform::HttpClient admin("127.0.0.1", static_cast<std::uint16_t>(hq.admin_port));
+    std::map<std::string, std::string> h{{"Authorization", "Bearer " + token}};
+    if (!key.empty()) h["Idempotency-Key"] = key;
+    auto r = admin.request(verb::post, "/v1/admin/adjustments", body.dump(), h);
+    REQUIRE(r);
+    return *r;
+  };
+  hq.start();
+  auto first = adjust(goodwill, "ticket-4711");
+  INFO(first.body);
+  REQUIRE(first.status == 200);
+  CHECK_FALSE(first.headers.contains("idempotent-replayed"));
+  // The operator's request timed out and they send it again: the same answer,
+  // the same adjustment, nothing booked twice.
+  auto again = adjust(goodwill, "ticket-4711");
+  CHECK(again.status == 200);
+  CHECK(again.body == first.body);
+  CHECK(again.headers["idempotent-replayed"] == "true");
+  // The key is kept for good, not for the life of the process.
+  hq.stop();
+  hq.start();
+  auto after_restart = adjust(goodwill, "ticket-4711");
+  CHECK(after_restart.body == first.body);
+  CHECK(after_restart.headers["idempotent-replayed"] == "true");
+  // Another request under that key is refused, and writes nothing.
+  auto other = adjust(Json{{"member_id", "M1001"}, {"points", 500}, {"reason", "late delivery"}},
+                      "ticket-4711");
+  CHECK(other.status == 409);
+  CHECK(Json::parse(other.body)["type"].get<std::string>().ends_with("/idempotency-conflict"));
+  // A refused request is not remembered: fixed and resent, it is done.
+  auto nobody = adjust(Json{{"member_id", "M-NOBODY"}, {"points", 5}, {"reason", "wrong member"}},
+                       "ticket-4712");
+  CHECK(nobody.status == 404);
+  auto fixed = adjust(Json{{"member_id", "M1001"}, {"points", 5}, {"reason", "wrong member"}},
+                      "ticket-4712");
+  CHECK(fixed.status == 200);
+  // Without a key each request is its own.
+  CHECK(adjust(goodwill, "").status == 200);
+  hq.stop();
+  CHECK(balance() == before + 50 + 5 + 50);
+  CHECK(hq.cli("verify").code == 0);
+  // HQ's database and secrets are its user's alone, outside systemd too.
+  int checked = 0;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    const auto name = f.path().filename().string();
+    if (!name.ends_with(".db") && name != "admin-token" && !name.ends_with(".key")) continue;
+    INFO(name);
+    ++checked;
+    CHECK((fs::status(f.path()).permissions() & (fs::perms::group_all | fs::perms::others_all)) ==
+          fs::perms::none);
+  }
+  CHECK(checked >= 5);  // the database, the token and three keys
 }

@@ -99,6 +99,34 @@ struct SyncWorld {
   }
 };
 
+// libfaketime from Debian's package (scripts/install-deps.sh installs it).
+inline std::string libfaketime() {
+  for (const auto& dir : fs::directory_iterator("/usr/lib"))
+    if (fs::exists(dir.path() / "faketime" / "libfaketime.so.1"))
+      return (dir.path() / "faketime" / "libfaketime.so.1").string();
+  FAIL("libfaketime.so.1 not found; install Debian's libfaketime package");
+  return {};
+}
+
+// A wall clock for a daemon that a test can move while it runs: libfaketime
+// reading the offset ("+1d", "-2d") from a file each time; the monotonic
+// clocks stay real, as when someone sets a machine's clock.
+struct MovableClock {
+  fs::path file;
+  explicit MovableClock(fs::path f, const std::string& offset = "+0") : file(std::move(f)) {
+    set(offset);
+  }
+  void set(const std::string& offset) {
+    std::ofstream(file.string() + ".tmp") << offset << "\n";
+    fs::rename(file.string() + ".tmp", file);
+  }
+  std::vector<std::string> env() const {
+    return {"LD_PRELOAD=" + libfaketime(), "FAKETIME_TIMESTAMP_FILE=" + file.string(),
+            "FAKETIME_NO_CACHE=1",         "FAKETIME_DONT_FAKE_MONOTONIC=1",
+            "FAKETIME_DONT_RESET=1",       kAsanWithPreload};
+  }
+};
+
 // The JSON a successful loyalty-hq command printed.
 inline Json hq_json(const CtlRun& r) {
   INFO(r.out);

@@ -1,5 +1,6 @@
 // loyaltyd end to end: the real binary on loopback, driven like a POS app.
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "core/io_json.h"
 #include "platform/crypto.h"
@@ -521,4 +522,90 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
   auto down = run_ctl("status " + conn);
   CHECK(down.code == 5);
   CHECK(down.out.find("cannot reach loyaltyd") != std::string::npos);
+}
+
+TEST_CASE("a clerk who re-runs a timed-out loyaltyctl write with --retry records it once",
+          "[terminal][daemon][loyaltyctl][idempotency]") {
+  const auto dir = scratch_dir("ctl-retry");
+  // The key is kept for --retry in the clerk's state directory.
+  ::setenv("LOYALTYCTL_STATE_DIR", (dir / "ctl-state").c_str(), 1);
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  // The daemon's address as it is now (a restart picks another port).
+  std::string conn;
+  std::string sale;
+  const auto reconnect = [&] {
+    conn =
+        "--url 127.0.0.1:" + std::to_string(d.port()) + " --token-file " + (dir / "token").string();
+    sale = "commit --member M-A --basket " + (dir / "basket.json").string() + " " + conn;
+  };
+  reconnect();
+  write_file(dir / "basket.json", basket("M-A")["basket"].dump());
+  const auto points = [&] {
+    return d.get("/v1/members/M-A").body["points"]["available"].get<std::int64_t>();
+  };
+  const auto before = points();
+
+  // loyaltyd is down when the clerk first tries: the outcome is unknown,
+  // and loyaltyctl says which key to resend.
+  d.stop();
+  auto lost = run_ctl(sale);
+  INFO(lost.out);
+  CHECK(lost.code == 5);
+  const auto at = lost.out.find("idempotency key ctl-");
+  REQUIRE(at != std::string::npos);
+  const auto key = lost.out.substr(at + 16, lost.out.find('\n', at) - at - 16);
+  CHECK(lost.out.find("--retry") != std::string::npos);
+  REQUIRE(d.start());
+  reconnect();
+
+  // --retry sends it with that key; a second --retry replays the same sale.
+  auto first = run_ctl(sale + " --retry");
+  INFO(first.out);
+  CHECK(first.code == 0);
+  CHECK(first.out.find("idempotency key " + key) != std::string::npos);
+  CHECK(first.out.find("receipt S001-T01-00000001") != std::string::npos);
+  const auto after_one = points();
+  CHECK(after_one > before);
+  auto again = run_ctl(sale + " --retry --json");
+  INFO(again.out);
+  CHECK(again.code == 0);
+  CHECK(again.out.find("S001-T01-00000001") != std::string::npos);
+  CHECK(points() == after_one);
+  CHECK(d.metric("loyaltyd_commits_total") == 1);
+  CHECK(d.metric("loyaltyd_replays_total") == 1);
+
+  // --retry resends the last write only, never another command's key.
+  auto other = run_ctl("commit --member M-A --event top_up --amount 5000 --retry " + conn);
+  CHECK(other.code == 2);
+  CHECK(other.out.find("the last write, which was") != std::string::npos);
+  // A key of the clerk's own choosing, sent twice, is one sale too.
+  CHECK(run_ctl(sale + " --idempotency-key till-7-0815").code == 0);
+  CHECK(run_ctl(sale + " --idempotency-key till-7-0815").code == 0);
+  CHECK(d.metric("loyaltyd_commits_total") == 2);
+  // Reads take no key.
+  CHECK(run_ctl("status --retry " + conn).code == 2);
+  ::unsetenv("LOYALTYCTL_STATE_DIR");
+}
+
+TEST_CASE("the database and the API token are the daemon user's alone, and entries stay as written",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("modes");
+  ::umask(0022);  // a shell's usual umask: files would be world-readable
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  REQUIRE(d.post("/v1/transactions", basket("M-A"), "modes-1").status == 201);
+  for (const auto* name : {"loyaltyd.db", "loyaltyd.db-wal", "token"}) {
+    INFO(name);
+    struct stat st {};
+    REQUIRE(::stat((dir / name).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0077) == 0);
+  }
+  // The sale's ledger entries cannot be changed or removed, even in the file.
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(d.db().c_str(), &h) == SQLITE_OK);
+  CHECK(sqlite3_exec(h, "UPDATE entries SET amount = amount + 1", nullptr, nullptr, nullptr) ==
+        SQLITE_CONSTRAINT);
+  CHECK(sqlite3_exec(h, "DELETE FROM entries", nullptr, nullptr, nullptr) == SQLITE_CONSTRAINT);
+  sqlite3_close(h);
 }
