@@ -328,7 +328,8 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
   // Terminals are trusted once their certificate verifies; before that a
   // connection waits in a pool of its own, at most 64 from one address, so
   // strangers cannot take the terminals' slots (docs/reliability.md).
-  sync_opts.admission = {.unproven_max = 1024, .unproven_per_peer = 64, .trusted_max = 512};
+  sync_opts.admission = {
+      .unproven_max = 1024, .unproven_per_peer = 64, .trusted_max = 512, .trusted_per_identity = 8};
   sync_opts.head_timeout = std::chrono::seconds(5);
   platform::HttpServer sync_server(io, sync_opts,
                                    [&api](platform::HttpRequest&& r, platform::Responder d) {
@@ -339,7 +340,8 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
   admin_opts.address = "127.0.0.1";
   admin_opts.body_limit = 4 << 20;
   admin_opts.port = static_cast<std::uint16_t>(*admin_port);
-  admin_opts.admission = {.unproven_max = 128, .unproven_per_peer = 128, .trusted_max = 64};
+  admin_opts.admission = {
+      .unproven_max = 128, .unproven_per_peer = 128, .trusted_max = 64, .trusted_per_identity = 64};
   admin_opts.authorize = [&api](const platform::HttpRequest& r) { return api.admin_authorized(r); };
   platform::HttpServer admin_server(io, admin_opts,
                                     [&api](platform::HttpRequest&& r, platform::Responder d) {

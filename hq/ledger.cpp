@@ -513,15 +513,15 @@ core::MemberState HqLedger::first_sight(const sync::TxnRecord& r) {
   return std::move(*member);
 }
 
-void HqLedger::defend_dates(const sync::TxnRecord& r, std::int64_t now, core::LocalDays& day,
-                            std::optional<core::LocalDays>& expires, Json& flags_out) {
+date::days HqLedger::defend_dates(const sync::TxnRecord& r, std::int64_t now, core::LocalDays day,
+                                  std::optional<core::LocalDays> expires, Json& flags_out) {
   // HQ cannot vouch for a time after it received the record: the record is
   // a fact and is booked as sold (the replay reads its own time), but its
   // points are dated from HQ's date of receipt, so a till whose clock ran a
   // year ahead cannot make its lots live a year too long.
   if (r.committed_at > now + kClockToleranceSeconds) {
     const auto local = core::to_local(std::chrono::sys_seconds(std::chrono::seconds(now)), r.zone);
-    if (!local) return;  // a zone the engine accepted; cannot happen
+    if (!local) return date::days{0};  // a zone the engine accepted; cannot happen
     const auto shift = core::day_of(*local) - day;
     day += shift;
     if (expires) *expires += shift;
@@ -530,9 +530,10 @@ void HqLedger::defend_dates(const sync::TxnRecord& r, std::int64_t now, core::Lo
              std::to_string((r.committed_at - now) / 3600) +
              " hours after HQ received it; its points are dated " + core::format_local_date(day) +
              (expires ? ", expiring " + core::format_local_date(*expires) : std::string()) +
-             ", by HQ's clock; check the till's time synchronisation",
+             ", and the vouchers and passes it gave moved as many days, by HQ's clock; check the "
+             "till's time synchronisation",
          flags_out);
-    return;
+    return shift;
   }
   // Before its terminal was registered: a clock that is behind (a dead RTC
   // battery), or a till that sold standalone before it was provisioned.
@@ -545,6 +546,7 @@ void HqLedger::defend_dates(const sync::TxnRecord& r, std::int64_t now, core::Lo
              "check the till's time synchronisation (or it sold standalone before it was "
              "provisioned)",
          flags_out);
+  return date::days{0};
 }
 
 void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
@@ -573,7 +575,9 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
   auto day = core::parse_local_date(r.business_day).value();
   std::optional<core::LocalDays> expires;
   if (r.points_expire_on) expires = core::parse_local_date(*r.points_expire_on);
-  defend_dates(r, now, day, expires, flags_out);
+  const auto shift = defend_dates(r, now, day, expires, flags_out);
+  day += shift;
+  if (expires) *expires += shift;
   auto conflicts = core::apply_point_entries(member, r.entries, day, expires);
   // Points for another member (a referrer's bonus) go to that member's lots.
   std::set<std::string> others;
@@ -618,7 +622,20 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
            flags_out);
     }
   }
-  auto more = core::apply_delta(member, r.delta);
+  // What the record gave with dates (vouchers, passes) moves with its points.
+  const core::MemberDelta* delta = &r.delta;
+  core::MemberDelta shifted;
+  if (shift != date::days{0}) {
+    shifted = r.delta;
+    for (auto& v : shifted.vouchers_added)
+      if (v.expires_on) *v.expires_on += shift;
+    for (auto& pass : shifted.passes_added) {
+      pass.valid_from += shift;
+      pass.valid_to += shift;
+    }
+    delta = &shifted;
+  }
+  auto more = core::apply_delta(member, *delta);
   for (auto& c : more) {
     // A voucher HQ revoked, used at a store that had not heard yet: booked,
     // and flagged as what it is rather than as a voucher used twice.

@@ -231,10 +231,11 @@ class HqLedger {
   // A member HQ has no row for, as the record's terminal saw it, with its
   // opening balance booked.
   core::MemberState first_sight(const sync::TxnRecord& r);
-  // Moves a record's point dates (`day`, `expires`) into what HQ can vouch
-  // for, flagging it, when the till's clock put it outside (docs/sync.md).
-  void defend_dates(const sync::TxnRecord& r, std::int64_t now, core::LocalDays& day,
-                    std::optional<core::LocalDays>& expires, Json& flags_out);
+  // How many days to move a record's point dates (`day`, `expires`) and
+  // what else it gave with a date, so that HQ can vouch for them, flagging
+  // it, when the till's clock put it outside (docs/sync.md); 0 when not.
+  date::days defend_dates(const sync::TxnRecord& r, std::int64_t now, core::LocalDays day,
+                          std::optional<core::LocalDays> expires, Json& flags_out);
   void apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
              const std::string& terminal, std::int64_t now, Json& flags_out);
   using AccountDeltas = std::map<std::pair<std::string, std::string>, std::int64_t>;

@@ -71,16 +71,25 @@ void Admission::heard(Id id) {
   c.peer_pos = std::prev(mine.end());
 }
 
-bool Admission::promote(Id id) {
+bool Admission::promote(Id id, const std::string& identity) {
   Evict victim;
   {
     std::lock_guard lock(mutex_);
     auto it = conns_.find(id);
     if (it == conns_.end()) return false;  // evicted meanwhile
     if (it->second.state == State::kTrusted) return true;
-    if (trusted_.size() >= limits_.trusted_max) {
+    // Room among the same identity's connections first, then in the pool:
+    // the oldest idle one gives up its slot.
+    std::size_t same = 0;
+    if (!identity.empty())
+      for (const auto t : trusted_)
+        if (conns_.at(t).identity == identity) ++same;
+    const bool per_identity = !identity.empty() && same >= limits_.trusted_per_identity;
+    if (per_identity || trusted_.size() >= limits_.trusted_max) {
       auto idle = trusted_.begin();
-      while (idle != trusted_.end() && conns_.at(*idle).busy) ++idle;
+      while (idle != trusted_.end() &&
+             (conns_.at(*idle).busy || (per_identity && conns_.at(*idle).identity != identity)))
+        ++idle;
       if (idle == trusted_.end()) {
         ++refused_;
         return false;
@@ -90,6 +99,7 @@ bool Admission::promote(Id id) {
     }
     Conn& c = it->second;
     unqueue(c);
+    c.identity = identity;
     c.state = State::kTrusted;
     trusted_.push_back(id);
     c.all_pos = std::prev(trusted_.end());
@@ -98,12 +108,15 @@ bool Admission::promote(Id id) {
   return true;
 }
 
-void Admission::set_busy(Id id, bool busy) {
+bool Admission::set_busy(Id id, bool busy) {
   std::lock_guard lock(mutex_);
   auto it = conns_.find(id);
-  if (it == conns_.end() || it->second.state != State::kTrusted || it->second.busy == busy) return;
-  it->second.busy = busy;
-  busy ? ++busy_ : --busy_;
+  if (it == conns_.end() || it->second.state != State::kTrusted) return false;
+  if (it->second.busy != busy) {
+    it->second.busy = busy;
+    busy ? ++busy_ : --busy_;
+  }
+  return true;
 }
 
 void Admission::release(Id id) {

@@ -39,6 +39,9 @@ struct AdmissionLimits {
   std::size_t unproven_max = 256;       // connections not yet authenticated, in all
   std::size_t unproven_per_peer = 256;  // ... from one peer address
   std::size_t trusted_max = 64;         // authenticated connections
+  // ... of one identity (a client certificate): one stolen or revoked
+  // certificate cannot take every slot of the terminals.
+  std::size_t trusted_per_identity = 64;
 };
 
 struct AdmissionCounts {
@@ -60,12 +63,14 @@ class Admission {
   Id admit(const std::string& peer, Evict evict);
   // Its first bytes arrived: no longer among the first to go.
   void heard(Id id);
-  // It showed credentials. False when every trusted slot is busy: answer it
-  // "busy" and close it.
-  [[nodiscard]] bool promote(Id id);
+  // It showed credentials (`identity`: who, when the server knows; its
+  // connections are capped at trusted_per_identity). False when every
+  // trusted slot it could take is busy: answer it "busy" and close it.
+  [[nodiscard]] bool promote(Id id, const std::string& identity = {});
   // A trusted connection starts (true) or finishes (false) a request; only
-  // one between requests can be displaced.
-  void set_busy(Id id, bool busy);
+  // one between requests can be displaced. False when it no longer holds a
+  // slot (displaced meanwhile): it should answer and close.
+  bool set_busy(Id id, bool busy);
   // The connection closed (or was evicted): its slot is free.
   void release(Id id);
 
@@ -84,6 +89,7 @@ class Admission {
   };
   struct Conn {
     std::string peer;
+    std::string identity;  // trusted: who
     State state = State::kSilent;
     bool busy = false;
     Evict evict;

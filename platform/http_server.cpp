@@ -165,9 +165,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if constexpr (std::is_same_v<Stream, TlsStream>) {
       peer_ = peer_of(stream_);
-      // A client certificate that verified against our CA proves the peer.
+      // A client certificate that verified against our CA proves the peer;
+      // its slots are counted by certificate.
       if (!peer_.fingerprint.empty() && SSL_get_verify_result(stream_.native_handle()) == X509_V_OK)
-        prove();
+        prove(peer_.fingerprint);
     }
     do_read();
   }
@@ -189,9 +190,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   // The client showed credentials: a trusted slot, or "busy" if none is free.
-  void prove() {
+  void prove(const std::string& identity = {}) {
     trusted_ = true;
-    if (!admission_->promote(id_)) refuse_ = true;
+    if (!admission_->promote(id_, identity)) refuse_ = true;
   }
 
   void do_read() {
@@ -211,7 +212,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void on_header(beast::error_code ec) {
     if (ec) return on_read(ec);
     if (!trusted_ && options_.authorize && options_.authorize(parser_->get())) prove();
-    if (trusted_ && !refuse_) admission_->set_busy(id_, true);
+    in_request_ = true;
+    // Displaced while this request was on its way (an idle kept-alive slot
+    // given to a newcomer): it is answered all the same, then closed.
+    if (trusted_ && !refuse_ && !admission_->set_busy(id_, true)) keep_alive_ = false;
     if (parser_->is_done()) return on_read({});
     beast::get_lowest_layer(stream_).expires_after(options_.read_timeout);
     http::async_read(
@@ -256,7 +260,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void dispatch(HttpRequest req) {
     ++served_;
-    keep_alive_ = req.keep_alive();
+    keep_alive_ = keep_alive_ && req.keep_alive();
     req.erase("X-Peer-CN");
     req.erase("X-Peer-Fingerprint");
     if constexpr (std::is_same_v<Stream, TlsStream>) {
@@ -301,16 +305,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     http::async_write(stream_, *res_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         self->res_.reset();
-                        if (self->trusted_) self->admission_->set_busy(self->id_, false);
+                        self->in_request_ = false;
+                        if (self->trusted_ && !self->admission_->set_busy(self->id_, false))
+                          self->keep_alive_ = false;  // displaced: its slot is gone
                         if (ec || !self->keep_alive_ || self->gone_) return self->close();
                         self->do_read();
                       });
   }
 
   // Lost its slot to a newer connection: close now; whatever it was
-  // waiting for ends with operation_aborted.
+  // waiting for ends with operation_aborted. A request already read is
+  // answered first (closing under it would leave its client guessing
+  // whether it was done); the connection closes after the answer.
   void evicted() {
     if (gone_) return;
+    if (in_request_) {
+      keep_alive_ = false;
+      return;
+    }
     abort();
   }
 
@@ -359,9 +371,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::shared_ptr<HttpResponse> res_;
   std::shared_ptr<std::atomic<bool>> answered_;
   bool keep_alive_ = true;
-  bool trusted_ = false;  // proved itself (holds a trusted slot unless refuse_)
-  bool refuse_ = false;   // proved itself but every trusted slot is busy
-  bool gone_ = false;     // closed or closing
+  bool in_request_ = false;  // from its head read until its answer is written
+  bool trusted_ = false;     // proved itself (holds a trusted slot unless refuse_)
+  bool refuse_ = false;      // proved itself but every trusted slot is busy
+  bool gone_ = false;        // closed or closing
   std::uint64_t served_ = 0;
 };
 

@@ -173,8 +173,8 @@ std::string Checkout::new_txn_id(std::int64_t seq) const {
 
 std::optional<ApiError> Checkout::check_offline_allowance(
     Db& db, const core::Program& p, const std::string& member_id, std::int64_t points,
-    const AllowanceClock& clock, std::int64_t now, const char* redeem_field, bool assume_offline) {
-  if (points <= 0 || (!assume_offline && !offline(db))) return std::nullopt;
+    const AllowanceClock& clock, std::int64_t now, const char* redeem_field, bool applies) {
+  if (points <= 0 || !applies) return std::nullopt;
   const auto pick = [](std::int64_t program, std::int64_t fallback) {
     return program > 0 ? program : fallback;
   };
@@ -298,12 +298,13 @@ ApiResult Checkout::quote(const Json& body) {
     auto outcome = core::evaluate(*program, m->state, *req);
     if (!outcome) return std::unexpected(outcome.error());
     Json j = core::outcome_to_json(*outcome, *program);
-    j["offline"] = offline(db);
+    const bool is_offline = offline(db);
+    j["offline"] = is_offline;
     const auto available = m->state.available(core::day_of(*local));
     Json redemption{{"available_points", std::max<std::int64_t>(0, available)}};
     if (auto refusal = check_offline_allowance(
             db, *program, m->id, outcome->points_redeemed, allowance_clock(db, now), now,
-            req->trigger == core::Trigger::kRedeem ? "reward" : "basket.redeem_points"))
+            req->trigger == core::Trigger::kRedeem ? "reward" : "basket.redeem_points", is_offline))
       redemption["refused"] = {{"type", refusal->type}, {"detail", refusal->detail}};
     j["redemption"] = redemption;
     j["member"] = member_summary(db, *m, *program, now);

@@ -201,11 +201,13 @@ class Checkout {
   // transaction, its entries and its outbox row, and returns it.
   Reply record(platform::Db& db, TxnRow& t, Json answer, const MemberRow& m, const core::Program& p,
                const std::vector<core::Entry>& entries);
+  // A redemption of `points` while the allowances apply (`applies`: the
+  // terminal is offline, or HQ did not answer a live check), read once by
+  // the caller so that the check and the recorded `offline` agree.
   std::optional<ApiError> check_offline_allowance(platform::Db& db, const core::Program& p,
                                                   const std::string& member_id, std::int64_t points,
                                                   const AllowanceClock& clock, std::int64_t now,
-                                                  const char* redeem_field,
-                                                  bool assume_offline = false);
+                                                  const char* redeem_field, bool applies);
   // A redemption of `points` against HQ's answer: refused when HQ blocked
   // the member or has fewer points for them than asked.
   std::optional<ApiError> check_live(platform::Db& db, const LiveMember& live,

@@ -156,11 +156,12 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   const bool live_unanswered = c.live && !live_answered;
   if (live_unanswered) counters_.live_unanswered++;
   const auto allowance = allowance_clock(db, c.now);
-  if (auto no = live_answered
-                    ? check_live(db, **c.live, m->id, w.outcome.points_redeemed,
-                                 core::day_of(c.req.at), redeem_field)
-                    : check_offline_allowance(db, program, m->id, w.outcome.points_redeemed,
-                                              allowance, c.now, redeem_field, live_unanswered))
+  const bool is_offline = offline(db);  // once: the check and the record agree
+  if (auto no = live_answered ? check_live(db, **c.live, m->id, w.outcome.points_redeemed,
+                                           core::day_of(c.req.at), redeem_field)
+                              : check_offline_allowance(
+                                    db, program, m->id, w.outcome.points_redeemed, allowance, c.now,
+                                    redeem_field, is_offline || live_unanswered))
     return refuse(*no);
   if (c.req.trigger == core::Trigger::kRedeem) {
     const auto stock = reward_stock(db, c.req.reward_id);
@@ -169,7 +170,6 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
                             "this store has none of this reward left; offer another", "reward"));
     if (stock) set_reward_stock(db, c.req.reward_id, *stock - 1);
   }
-  const bool is_offline = offline(db);
   Json j{{"receipt_id", c.req.txn_id},
          {"status", "committed"},
          {"offline", is_offline},

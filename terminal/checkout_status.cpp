@@ -40,10 +40,18 @@ Json Checkout::status() {
     }
     const auto last = sync_get(db, "last_sync_at");
     j["last_sync_at"] = last ? Json(std::stoll(*last)) : Json(nullptr);
-    const auto since = sync_get(db, "offline_since");
-    j["offline_since"] = (!settings_.standalone && offline(db))
-                             ? (since ? Json(std::stoll(*since)) : Json(started_at_))
-                             : Json(nullptr);
+    j["offline_since"] = nullptr;
+    if (!settings_.standalone && offline(db)) {
+      // The last round failed: since then (or since the last success before
+      // it). The last round succeeded but too long ago (HQ hangs): since the
+      // end of that success's window.
+      const auto since = sync_get(db, "offline_since");
+      const auto contact = last_contact(db);
+      if (sync_get(db, "online").value_or("0") == "1" && contact)
+        j["offline_since"] = contact->at + settings_.online_freshness_ms / 1000;
+      else
+        j["offline_since"] = since ? std::stoll(*since) : started_at_;
+    }
     // Not an outage: HQ answered and refuses this terminal (revoked).
     const auto refuses = sync_get(db, "hq_refused_terminal");
     j["hq_refuses_terminal"] = refuses ? Json(*refuses) : Json(nullptr);

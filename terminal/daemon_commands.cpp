@@ -217,9 +217,7 @@ std::string shown(const Json& args) {
 }
 
 // The Idempotency-Key of a write: --idempotency-key, the last write's with
-// --retry, or a new one. Written down before the request is sent, so a
-// clerk whose command timed out can resend it with --retry and learn the
-// outcome without recording the sale twice. Empty (exit code set) on error.
+// --retry, or a new one. Empty (exit code set) on error.
 std::string write_key(const std::string& command, const std::vector<std::string>& args,
                       std::map<std::string, std::string>& flags, std::ostream& err, int& exit) {
   const auto path = last_write_path();
@@ -253,15 +251,22 @@ std::string write_key(const std::string& command, const std::vector<std::string>
     key = last["key"].get<std::string>();
   }
   if (key.empty()) key = "ctl-" + platform::random_hex(8);
-  if (!path.empty()) {
+  return key;
+}
+
+// Writes down `key` for --retry and prints it, just before the write is
+// sent: a command refused here (a typo, a missing file) sent nothing, and
+// must not take the place of the write whose outcome is still unknown.
+void remember_write(const std::string& command, const std::vector<std::string>& args,
+                    const std::string& key, std::ostream& err) {
+  if (const auto path = last_write_path(); !path.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-    const Json record{{"key", key}, {"args", me}};
+    const Json record{{"key", key}, {"args", write_args(command, args)}};
     if (auto ok = platform::write_private_file(path, record.dump() + "\n", 0600); !ok)
       err << "loyaltyctl: warning: cannot keep the key for --retry: " << ok.error().message << "\n";
   }
   err << "idempotency key " << key << "\n";
-  return key;
 }
 
 }  // namespace
@@ -295,6 +300,11 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
         << "enroll, commit, redeem, return and void\n";
     return kExitUsage;
   }
+  // A write: its key written down and shown, then sent (see remember_write).
+  const auto send = [&](verb method, const std::string& target, const Json& body) {
+    remember_write(command, args, key, err);
+    return d.call(method, target, body, key);
+  };
   Call c;
   if (command == "status") {
     c = d.call(verb::get, "/v1/status");
@@ -360,7 +370,7 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
       return u;
     Json body{{"phone", flags["--phone"]}};
     if (flags.contains("--birthday")) body["birthday"] = flags["--birthday"];
-    c = d.call(verb::post, "/v1/members", body, key);
+    c = send(verb::post, "/v1/members", body);
     if (c.exit == 0 && !json) print_member(c.body["member"], out);
   } else if (command == "quote" || command == "commit") {
     if (!flags.contains("--event"))
@@ -370,13 +380,13 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
     auto body = sale_body(flags, err);
     if (!body) return kExitInvalidInput;
     c = command == "quote" ? d.call(verb::post, "/v1/quote", *body)
-                           : d.call(verb::post, "/v1/transactions", *body, key);
+                           : send(verb::post, "/v1/transactions", *body);
     if (c.exit == 0 && !json) print_receipt(c.body, out);
   } else if (command == "redeem") {
     if (int u = need(flags, {"--member", "--reward"}, "redeem --member ID --reward ID", err))
       return u;
-    c = d.call(verb::post, "/v1/redeem",
-               Json{{"member_id", flags["--member"]}, {"reward", flags["--reward"]}}, key);
+    c = send(verb::post, "/v1/redeem",
+             Json{{"member_id", flags["--member"]}, {"reward", flags["--reward"]}});
     if (c.exit == 0 && !json) print_receipt(c.body, out);
   } else if (command == "return" || command == "void") {
     if (pos.empty() || (command == "return" && pos.size() < 2)) {
@@ -384,7 +394,7 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
       return kExitUsage;
     }
     if (command == "void") {
-      c = d.call(verb::post, "/v1/transactions/" + pos[0] + "/void", nullptr, key);
+      c = send(verb::post, "/v1/transactions/" + pos[0] + "/void", nullptr);
     } else {
       Json lines = Json::array();
       for (std::size_t i = 1; i < pos.size(); ++i) {
@@ -397,7 +407,7 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
         lines.push_back({{"line", std::atoll(pos[i].c_str())},
                          {"quantity", std::atoll(pos[i].c_str() + colon + 1)}});
       }
-      c = d.call(verb::post, "/v1/returns", Json{{"receipt_id", pos[0]}, {"lines", lines}}, key);
+      c = send(verb::post, "/v1/returns", Json{{"receipt_id", pos[0]}, {"lines", lines}});
     }
     if (c.exit == 0 && !json) print_receipt(c.body, out);
   } else if (command == "sync") {

@@ -104,6 +104,38 @@ TEST_CASE("a full trusted pool gives up an idle connection, and says busy when n
   CHECK_FALSE(s.open(a));
 }
 
+TEST_CASE("one certificate holds only its share of the trusted slots", "[admission]") {
+  Server s(
+      {.unproven_max = 50, .unproven_per_peer = 50, .trusted_max = 10, .trusted_per_identity = 2});
+  // A stolen certificate opens connection after connection, each busy.
+  std::vector<Admission::Id> stolen;
+  for (int i = 0; i < 5; ++i) {
+    const auto c = s.connect("203.0.113.9");
+    if (s.admission.promote(c, "fingerprint-stolen")) {
+      s.admission.set_busy(c, true);
+      stolen.push_back(c);
+    }
+  }
+  CHECK(stolen.size() == 2);
+  // Real terminals still get slots.
+  for (int i = 0; i < 5; ++i) {
+    const auto c = s.connect("192.0.2." + std::to_string(i));
+    CHECK(s.admission.promote(c, "fingerprint-" + std::to_string(i)));
+  }
+  // A terminal over its share gives up its own oldest idle connection, and
+  // that connection learns it when its next request starts.
+  const auto first = s.connect("192.0.2.99");
+  const auto second = s.connect("192.0.2.99");
+  const auto third = s.connect("192.0.2.99");
+  REQUIRE(s.admission.promote(first, "fingerprint-99"));
+  REQUIRE(s.admission.promote(second, "fingerprint-99"));
+  CHECK(s.admission.promote(third, "fingerprint-99"));
+  CHECK_FALSE(s.open(first));
+  CHECK(s.open(second));
+  CHECK_FALSE(s.admission.set_busy(first, true));
+  CHECK(s.admission.set_busy(second, true));
+}
+
 TEST_CASE("a released connection frees its slot", "[admission]") {
   Server s({.unproven_max = 2, .unproven_per_peer = 2, .trusted_max = 1});
   const auto a = s.connect("127.0.0.1");

@@ -558,6 +558,11 @@ TEST_CASE("a clerk who re-runs a timed-out loyaltyctl write with --retry records
   CHECK(lost.out.find("--retry") != std::string::npos);
   REQUIRE(d.start());
   reconnect();
+  // A mistyped command in between sends nothing and keeps the lost write's
+  // key for --retry.
+  CHECK(
+      run_ctl("commit --member M-A --basket " + (dir / "no-such-basket.json").string() + " " + conn)
+          .code == 3);
 
   // --retry sends it with that key; a second --retry replays the same sale.
   auto first = run_ctl(sale + " --retry");
