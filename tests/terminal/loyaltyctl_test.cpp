@@ -1,6 +1,7 @@
 // loyaltyctl as a user runs it: the real binary, real files, exit codes.
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -23,11 +24,17 @@ std::string src(const std::string& rel) {
 }  // namespace
 
 TEST_CASE("check-program accepts every example and lists its decisions", "[terminal][loyaltyctl]") {
-  auto r = run("check-program " + src("examples/programs/coffee-chain.json"));
-  INFO(r.out);
-  CHECK(r.code == 0);
-  CHECK(r.out.find("ok: coffee-chain") != std::string::npos);
-  CHECK(r.out.find("decision:") != std::string::npos);
+  int checked = 0;
+  for (const auto& f : std::filesystem::directory_iterator(src("examples/programs"))) {
+    if (f.path().extension() != ".json") continue;
+    auto r = run("check-program " + f.path().string());
+    INFO(f.path().filename().string() << ": " << r.out);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("ok: " + f.path().stem().string()) != std::string::npos);
+    CHECK(r.out.find("decision:") != std::string::npos);
+    ++checked;
+  }
+  CHECK(checked >= 8);  // every seed program's example
 }
 
 TEST_CASE("check-program names every problem of a broken program and exits 3",
