@@ -22,6 +22,10 @@ bool matches(const Selector& s, const Line& line) {
   return false;
 }
 
+bool counts_as_sale(const Program& p, const Line& line) {
+  return !(p.counting.not_sales.present && matches(p.counting.not_sales, line));
+}
+
 namespace detail {
 
 namespace {
@@ -41,7 +45,7 @@ std::int64_t basket_amount(const Condition& c, const EvalCtx& ctx) {
   std::int64_t sum = 0;
   const auto& lines = ctx.request.basket.lines;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (!matches(c.selector, lines[i])) continue;
+    if (!matches(c.selector, lines[i]) || !counts_as_sale(ctx.program, lines[i])) continue;
     sum += c.net && i < ctx.out.lines.size() ? ctx.out.lines[i].net()
                                              : lines[i].quantity * lines[i].unit_price;
   }
@@ -51,7 +55,7 @@ std::int64_t basket_amount(const Condition& c, const EvalCtx& ctx) {
 std::int64_t item_count(const Condition& c, const EvalCtx& ctx) {
   std::int64_t n = 0;
   for (const auto& line : ctx.request.basket.lines) {
-    if (matches(c.selector, line)) n += line.quantity;
+    if (matches(c.selector, line) && counts_as_sale(ctx.program, line)) n += line.quantity;
   }
   return n;
 }

@@ -82,12 +82,23 @@ void compute_bases(detail::EvalCtx& ctx) {
   }
 }
 
+// Spend is what the member paid for the lines that are sales (after
+// discounts and points; stored value is money); an order counts when it has
+// a sale line and, under `orders: paid`, when money was paid for it.
 void record_purchase_metrics(detail::EvalCtx& ctx) {
-  std::int64_t items = 0;
-  for (const auto& l : ctx.request.basket.lines) items += l.quantity;
-  const auto paid = ctx.out.list_total - ctx.out.discount_total - ctx.out.points_value;
-  for (auto [metric, delta] :
-       {std::pair<const char*, std::int64_t>{"orders", 1}, {"spend", paid}, {"items", items}}) {
+  std::int64_t items = 0, paid = 0;
+  bool any_sale = false;
+  const auto& lines = ctx.request.basket.lines;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (!counts_as_sale(ctx.program, lines[i])) continue;
+    any_sale = true;
+    items += lines[i].quantity;
+    paid += ctx.out.lines[i].net() - ctx.out.lines[i].points_value;
+  }
+  const bool order = any_sale && (!ctx.program.counting.orders_paid || paid > 0);
+  for (auto [metric, delta] : {std::pair<const char*, std::int64_t>{"orders", order ? 1 : 0},
+                               {"spend", paid},
+                               {"items", items}}) {
     ctx.pending[metric] += delta;
     if (delta != 0) ctx.out.metrics.push_back({metric, delta, Recipient::kMember});
   }

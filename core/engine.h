@@ -53,6 +53,9 @@ struct Request {
 };
 
 bool matches(const Selector& s, const Line& line);
+// False for the program's not_sales lines (gift cards, deposits): they count
+// in no metric and no basket_amount or item_count condition.
+bool counts_as_sale(const Program& p, const Line& line);
 
 struct LineResult {
   std::int64_t list = 0;          // quantity * unit price

@@ -19,15 +19,46 @@ struct RuleAward {
   std::int64_t points = 0;
 };
 
-std::int64_t round_award(const RuleAward& a, const Earning& e) {
-  i128 total = 0;
-  if (e.round_per_line) {
-    for (auto x : a.exact) total += round_div(x, kPointScale, e.rounding);
-  } else {
-    total = round_div(std::accumulate(a.exact.begin(), a.exact.end(), i128{0}), kPointScale,
-                      e.rounding);
+i128 exact_sum(const RuleAward& a) {
+  return std::accumulate(a.exact.begin(), a.exact.end(), i128{0});
+}
+
+// Rounds each award as the program's rounding scope says.
+void round_awards(std::vector<RuleAward>& awards, const Earning& e) {
+  using Scope = Earning::RoundingScope;
+  if (e.rounding_scope == Scope::kLine) {
+    for (auto& a : awards) {
+      i128 total = 0;
+      for (auto x : a.exact) total += round_div(x, kPointScale, e.rounding);
+      a.points = narrow(total);
+    }
+    return;
   }
-  return narrow(total);
+  if (e.rounding_scope == Scope::kRule) {
+    for (auto& a : awards) a.points = narrow(round_div(exact_sum(a), kPointScale, e.rounding));
+    return;
+  }
+  // Total: per recipient, the exact sum is rounded once; each award gets its
+  // whole points and the points left go to the largest remainders (earlier
+  // awards first on a tie), so the awards add up to the rounded total.
+  for (const auto to : {Recipient::kMember, Recipient::kReferrer}) {
+    i128 sum = 0;
+    std::int64_t floors = 0;
+    std::vector<std::pair<i128, std::size_t>> remainders;
+    for (std::size_t k = 0; k < awards.size(); ++k) {
+      if (awards[k].to != to) continue;
+      const i128 x = exact_sum(awards[k]);
+      sum += x;
+      awards[k].points = narrow(round_div(x, kPointScale, Rounding::kFloor));
+      floors += awards[k].points;
+      remainders.emplace_back(x - static_cast<i128>(awards[k].points) * kPointScale, k);
+    }
+    std::stable_sort(remainders.begin(), remainders.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    auto left = narrow(round_div(sum, kPointScale, e.rounding)) - floors;
+    for (std::size_t i = 0; left > 0 && i < remainders.size(); ++i, --left)
+      awards[remainders[i].second].points += 1;
+  }
 }
 
 bool is_points_effect(EffectKind k) {
@@ -203,17 +234,7 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
     }
   }
 
-  // Round. Per line: every rule's award on every line is rounded. Per
-  // transaction: the exact total is rounded once and the whole points are
-  // attributed to rules by largest remainder, so the awards sum to it.
-  if (earning.round_per_line) {
-    for (auto& a : awards) a.points = round_award(a, earning);
-  } else {
-    for (auto& a : awards) {
-      const i128 sum = std::accumulate(a.exact.begin(), a.exact.end(), i128{0});
-      a.points = narrow(round_div(sum, kPointScale, earning.rounding));
-    }
-  }
+  round_awards(awards, earning);
   // Apply rule limits, and book.
   std::vector<i128> line_weight(lines.size(), 0);
   for (auto& a : awards) {

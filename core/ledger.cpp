@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "core/engine_internal.h"
+#include "core/tiers.h"
 
 namespace loyalty::core {
 
@@ -165,6 +166,36 @@ Result<Committed> commit(const Program& p, MemberState& m, const Outcome& o) {
   return c;
 }
 
+namespace {
+
+// A cancelled order never counts: when the sale being returned lifted the
+// member's tier and the member, without what this return takes back, no
+// longer qualifies for it, the tier goes back to what the sale found (or
+// what the member still qualifies for, if higher). An accelerated upgrade
+// (a basket that fast-tracks a level) goes back only with the whole order.
+void revert_tier_upgrade(const Program& p, const MemberState& m, const Committed& original,
+                         Outcome& out) {
+  const auto& orig = original.outcome;
+  if (!p.tiers || orig.tier_after.empty()) return;
+  if (m.tier != orig.tier_after && m.pending_tier != orig.tier_after) return;
+  if (orig.tier_valid_until && !out.full_return) return;
+  const auto& t = *p.tiers;
+  const LocalDays today = day_of(out.request.at);
+  MemberState after = m;
+  for (const auto& d : out.metrics)
+    if (d.on == Recipient::kMember) after.counters.add(d.metric, today, d.delta);
+  const int target = std::max(std::max(0, t.rank_of(orig.tier)), qualified_rank(p, after, today));
+  if (target >= t.rank_of(orig.tier_after)) return;
+  out.tier_after = t.levels[static_cast<std::size_t>(target)].id;
+  out.tier_from = today;
+  out.notes.push_back("Tier back to " + t.levels[static_cast<std::size_t>(target)].name + ": " +
+                      orig.request.txn_id + ", which reached " +
+                      t.levels[static_cast<std::size_t>(t.rank_of(orig.tier_after))].name +
+                      ", was taken back");
+}
+
+}  // namespace
+
 Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Committed& original,
                                 const std::vector<ReturnLine>& lines, const Request& request) {
   const auto& orig = original.outcome;
@@ -214,7 +245,7 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
     return detail::spread(sv_used, w);
   }();
   bool full = true;
-  std::int64_t paid_back = 0, items = 0;
+  std::int64_t paid_back = 0, spend_back = 0, items = 0;
   for (std::size_t i = 0; i < orig.lines.size(); ++i) {
     const auto qty = orig.request.basket.lines[i].quantity;
     const auto before = original.returned_qty[i];
@@ -222,9 +253,13 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
     const auto& l = orig.lines[i];
     out.points_reversed += share(l.points, before, now, qty);
     out.points_restored += share(redeemed_by_line[i], before, now, qty);
-    paid_back += share(l.net() - l.points_value, before, now, qty);
+    const auto line_paid_back = share(l.net() - l.points_value, before, now, qty);
+    paid_back += line_paid_back;
     out.sv_returned += share(sv_by_line[i], before, now, qty);
-    items += now;
+    if (counts_as_sale(p, orig.request.basket.lines[i])) {
+      spend_back += line_paid_back;
+      items += now;
+    }
     if (before + now < qty) full = false;
   }
   out.full_return = full;
@@ -240,9 +275,10 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
         out.metrics.push_back({d.metric, -d.delta, Recipient::kMember});
     }
   }
-  out.metrics.push_back({"spend", -paid_back, Recipient::kMember});
+  out.metrics.push_back({"spend", -spend_back, Recipient::kMember});
   out.metrics.push_back({"items", -items, Recipient::kMember});
   out.metrics.push_back({"points", -out.points_reversed, Recipient::kMember});
+  revert_tier_upgrade(p, m, original, out);
   // Never more back to stored value than this return pays back at all
   // (per-unit rounding of the two shares could otherwise leave cash -1).
   out.sv_returned =
@@ -261,6 +297,7 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
   out.receipt.push_back("Points taken back: " + std::to_string(out.points_reversed));
   if (out.points_restored > 0)
     out.receipt.push_back("Points given back: " + std::to_string(out.points_restored));
+  if (!out.tier_after.empty()) out.receipt.push_back(out.notes.back());
   return out;
 }
 
@@ -316,6 +353,12 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
   m.sv_base += base_back;
   m.sv_bonus += ret.sv_bonus_returned;
   apply_metrics(m, ret, today, +1);
+  if (!ret.tier_after.empty()) {  // the upgrade the returned sale caused, undone
+    m.tier = ret.tier_after;
+    m.pending_tier.clear();
+    m.pending_tier_from.reset();
+    m.tier_valid_until.reset();
+  }
   if (ret.full_return) {
     for (std::size_t i = 0; i < original.outcome.vouchers_issued.size(); ++i) {
       const auto code = original.outcome.request.txn_id + "/v" + std::to_string(i + 1);

@@ -154,11 +154,22 @@ struct EarnCap {
   bool bonus_only = false;
 };
 
+// What counts as a sale for the metrics (spend, items, orders) and for the
+// basket_amount and item_count conditions.
+struct Counting {
+  Selector not_sales;        // gift cards, deposits: in no metric, no basket amount
+  bool orders_paid = false;  // an order counts only when money was paid for it
+};
+
 struct Earning {
   bool after_discounts = true;
   bool after_redemptions = true;
   Rounding rounding = Rounding::kFloor;
-  bool round_per_line = false;
+  // Where points are rounded: each rule's award on each line, each rule's
+  // award once per transaction, or the transaction's total once (its whole
+  // points then shared among the rules by largest remainder).
+  enum class RoundingScope { kLine, kRule, kTotal };
+  RoundingScope rounding_scope = RoundingScope::kRule;
   Combine combine = Combine::kMultiply;
   Selector exclude;
   std::vector<EarnCap> caps;
@@ -278,6 +289,7 @@ struct Program {
   Currency currency;
   std::vector<std::string> decisions;
   Earning earning;
+  Counting counting;
   Expiry expiry;
   std::optional<TierPolicy> tiers;
   std::vector<Rule> rules;  // sorted: priority descending, then file order

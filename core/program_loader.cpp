@@ -35,8 +35,11 @@ void read_earning(ObjectReader& top, Earning& e) {
   }
   if (auto s = r.choice("rounding", {"floor", "half_up", "ceil"}, true))
     e.rounding = *parse_rounding(*s);
-  e.round_per_line =
-      r.choice("rounding_scope", {"line", "transaction"}, true).value_or("transaction") == "line";
+  const auto scope =
+      r.choice("rounding_scope", {"line", "transaction", "total"}, true).value_or("transaction");
+  e.rounding_scope = scope == "line"    ? Earning::RoundingScope::kLine
+                     : scope == "total" ? Earning::RoundingScope::kTotal
+                                        : Earning::RoundingScope::kRule;
   auto m = r.choice("multipliers", {"multiply", "add", "best"}, true).value_or("multiply");
   e.combine = m == "add" ? Combine::kAdd : m == "best" ? Combine::kBest : Combine::kMultiply;
   e.exclude = read_selector(r, "exclude");
@@ -49,6 +52,15 @@ void read_earning(ObjectReader& top, Earning& e) {
     cap.bonus_only = cr.choice("applies_to", {"total", "bonus"}, true).value_or("total") == "bonus";
     e.caps.push_back(cap);
   });
+}
+
+void read_counting(ObjectReader& top, Counting& c) {
+  const Json* v = top.get("metrics");
+  if (v == nullptr) return;
+  ObjectReader r(*v, "metrics", top.problems());
+  if (!r.ok()) return;
+  c.not_sales = read_selector(r, "not_sales");
+  c.orders_paid = r.choice("orders", {"every", "paid"}).value_or("every") == "paid";
 }
 
 void read_expiry(ObjectReader& top, Expiry& e) {
@@ -353,6 +365,7 @@ Result<Program> load_program(const Json& document) {
     }
     p.decisions = top.strings("decisions");
     read_earning(top, p.earning);
+    read_counting(top, p.counting);
     read_expiry(top, p.expiry);
     read_tiers(top, p.tiers, refs);
     read_rules(top, p.rules, refs);

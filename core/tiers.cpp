@@ -67,7 +67,12 @@ std::optional<TierProgress> tier_progress(const Program& program, const MemberSt
   return p;
 }
 
-TierDecision evaluate_tiers(const Program& program, const MemberState& member, LocalDays as_of) {
+namespace {
+
+// `window_ended`: as_of is the first day after a qualification window (the
+// re-evaluation); otherwise only a grace period that has run out is settled.
+TierDecision decide(const Program& program, const MemberState& member, LocalDays as_of,
+                    bool window_ended) {
   TierDecision d;
   if (!program.tiers) return d;
   const auto& t = *program.tiers;
@@ -113,7 +118,11 @@ TierDecision evaluate_tiers(const Program& program, const MemberState& member, L
         t.levels[static_cast<std::size_t>(std::max(qualified, current - t.max_drop_levels))].id;
     d.reason = "did not requalify";
   }
-  if (t.carry_over_percent.units > 0) {
+  // Carry-over (达标后结转) is for members who met a level's standard in the
+  // window that ended and hold that level now: not for those kept by a
+  // grace period or an accelerated upgrade, nor at the entry level.
+  const bool met = qualified >= 1 && qualified >= t.rank_of(d.tier_after);
+  if (window_ended && met && t.carry_over_percent.units > 0) {
     Outcome scratch;
     Request none;
     auto ctx = tier_ctx(program, member, window_end, scratch, none);
@@ -125,6 +134,26 @@ TierDecision evaluate_tiers(const Program& program, const MemberState& member, L
     }
   }
   return d;
+}
+
+}  // namespace
+
+TierDecision evaluate_tiers(const Program& program, const MemberState& member, LocalDays as_of) {
+  return decide(program, member, as_of, true);
+}
+
+bool is_tier_day(const Program& program, LocalDays day) {
+  if (!program.tiers) return false;
+  if (program.tiers->rolling_months > 0) return date::year_month_day{day}.day() == date::day{1};
+  return period_start(program.tiers->calendar_window, day) == day;
+}
+
+std::optional<TierDecision> tier_job(const Program& program, const MemberState& member,
+                                     LocalDays day) {
+  if (!program.tiers) return std::nullopt;
+  if (is_tier_day(program, day)) return decide(program, member, day, true);
+  if (member.grace_until && day >= *member.grace_until) return decide(program, member, day, false);
+  return std::nullopt;
 }
 
 void apply_tier_decision(MemberState& member, const TierDecision& d, LocalDays as_of) {

@@ -23,7 +23,21 @@ struct TierDecision {
 };
 
 // Re-evaluates on `as_of` (the first day after the period just ended).
+// Carry-over goes only to members who met the standard of the level they
+// hold after it (达标后结转).
 TierDecision evaluate_tiers(const Program& program, const MemberState& member, LocalDays as_of);
+
+// Whether `day` is the first day after a qualification window: the first of
+// the month for rolling windows, the first day of the calendar period
+// otherwise.
+bool is_tier_day(const Program& program, LocalDays day);
+
+// What the scheduled jobs of `day` do to the member's tier: the
+// re-evaluation on a tier day, and on any other day the settling of a grace
+// period that has run out (so a 30-day grace under a yearly window ends
+// after 30 days, not at the next window). nullopt: nothing to do today.
+std::optional<TierDecision> tier_job(const Program& program, const MemberState& member,
+                                     LocalDays day);
 
 // Applies a decision to the member (tier, grace, carry-over counters).
 void apply_tier_decision(MemberState& member, const TierDecision& d, LocalDays as_of);

@@ -76,18 +76,13 @@ core::Result<Json> HqLedger::run_jobs(const std::string& day_text) {
     Json summary{{"date", day_text}, {"tier_changes", 0}};
     const auto ymd = date::year_month_day{*day};
     const auto month = core::format_local_date(*day).substr(0, 7);
-    // Tiers are re-evaluated on the first day after each window: the first
-    // of a month for rolling windows, the first day of the calendar period
-    // otherwise.
-    const bool tier_day =
-        p->tiers && (p->tiers->rolling_months > 0
-                         ? first_of_month(*day)
-                         : core::period_start(p->tiers->calendar_window, *day) == *day);
     for (const auto& row : db_.query("SELECT id FROM members ORDER BY id")) {
       auto m = load_member(row.text(0));
       bool changed = false;
-      if (tier_day) {
-        const auto decision = core::evaluate_tiers(*p, *m, *day);
+      // Re-evaluation at each window's end; a grace period settled the day it
+      // runs out.
+      if (const auto job = core::tier_job(*p, *m, *day)) {
+        const auto& decision = *job;
         if (decision.tier_after != decision.tier_before || decision.grace_until ||
             decision.grace_cleared || !decision.carry.empty()) {
           core::apply_tier_decision(*m, decision, *day);

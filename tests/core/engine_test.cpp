@@ -111,6 +111,56 @@ TEST_CASE("rounding per line and per transaction give different totals", "[core]
   CHECK(txn->points_earned == 4);
 }
 
+TEST_CASE("rounding the transaction's total once gives 177 where each rule's floor gives 176",
+          "[core][engine]") {
+  // 88.50 yuan on a Wednesday, Bean: base 88.5 and double bonus 88.5.
+  const auto req = test::request_at("2026-11-25T12:00:00", basket(8850));
+  auto rule = core::evaluate(test::program_from(program_json("multiply", "transaction")),
+                             member("bean"), req);
+  REQUIRE(rule);
+  CHECK(rule->points_earned == 176);  // 88 + 88
+  const auto p = test::program_from(program_json("multiply", "total"));
+  auto total = core::evaluate(p, member("bean"), req);
+  REQUIRE(total);
+  CHECK(total->points_earned == 177);  // floor(177.0)
+  // The rules' parts add up to the total: the extra point goes to the
+  // first of the equal remainders.
+  CHECK(award(*total, "base") == 89);
+  CHECK(award(*total, "wed-double") == 88);
+
+  // Three lines of 29.50 on a Wednesday: exact 2 x 88.5 = 177 in all. Each
+  // line's part is shown and a return of one line takes back that part;
+  // returning the rest takes back exactly what is left.
+  Json b{{"currency", "CNY"}, {"lines", Json::array()}};
+  for (const char* sku : {"A", "B", "C"})
+    b["lines"].push_back({{"sku", sku}, {"quantity", 1}, {"unit_price", 2950}});
+  auto m = member("bean");
+  auto sale = core::evaluate(p, m, test::request_at("2026-11-25T12:00:00", b, "S1"));
+  REQUIRE(sale);
+  CHECK(sale->points_earned == 177);
+  std::int64_t by_line = 0;
+  for (const auto& l : sale->lines) by_line += l.points;
+  CHECK(by_line == 177);
+  auto committed = core::commit(p, m, *sale);
+  REQUIRE(committed);
+  const auto return_at = [](const std::string& txn) {
+    core::Request r;
+    r.at = *core::parse_local_datetime("2026-11-26T12:00:00");
+    r.zone = "Asia/Shanghai";
+    r.txn_id = txn;
+    return r;
+  };
+  auto first = core::evaluate_return(p, m, *committed, {{0, 1}}, return_at("R1"));
+  REQUIRE(first);
+  CHECK(first->points_reversed == sale->lines[0].points);
+  REQUIRE(core::commit_return(p, m, *committed, *first));
+  auto rest = core::evaluate_return(p, m, *committed, {{1, 1}, {2, 1}}, return_at("R2"));
+  REQUIRE(rest);
+  CHECK(first->points_reversed + rest->points_reversed == 177);
+  REQUIRE(core::commit_return(p, m, *committed, *rest));
+  CHECK(m.available(*core::parse_local_date("2026-11-26")) == 0);
+}
+
 TEST_CASE("a bonus cap limits only the bonus part", "[core][engine]") {
   // 8,000 yuan on Wednesday, Bean: base 8000, double bonus 8000 capped at 5000.
   auto o = core::evaluate(test::program_from(program_json("multiply")), member("bean"),

@@ -26,7 +26,8 @@ const std::set<std::string> kKnownKeys{"points_earned",   "bonus_points",
                                        "referrer_points", "stored_value_after",
                                        "balance_after",   "tier_after",
                                        "points_reversed", "points_restored",
-                                       "debt_after",      "error"};
+                                       "debt_after",      "error",
+                                       "counters",        "grace_until"};
 
 std::vector<std::string> issued(const core::Outcome& o, core::Recipient to) {
   std::vector<std::string> v;
@@ -90,6 +91,18 @@ void check_member(const Json& expect, const core::Program& p, const core::Member
     if (key == "debt_after") CHECK(m.debt == value.get<std::int64_t>());
     // The tier in force on the step's day (a next-day upgrade shows the day after).
     if (key == "tier_after") CHECK(m.tier_on(today) == value.get<std::string>());
+    // A date, or null for no grace period running.
+    if (key == "grace_until")
+      CHECK((m.grace_until ? core::format_local_date(*m.grace_until) : std::string("null")) ==
+            (value.is_null() ? std::string("null") : value.get<std::string>()));
+    // Raw counter keys ("carry:growth@Y2027"); an absent key is 0.
+    if (key == "counters") {
+      for (const auto& [k, v] : value.items()) {
+        INFO("counter " << k);
+        const auto it = m.counters.raw().find(k);
+        CHECK((it == m.counters.raw().end() ? 0 : it->second) == v.get<std::int64_t>());
+      }
+    }
     if (key == "stored_value_after") {
       CHECK(m.sv_base == value.value("base", std::int64_t{0}));
       CHECK(m.sv_bonus == value.value("bonus", std::int64_t{0}));
@@ -123,8 +136,9 @@ void run_case(const core::Program& p, const Json& c, const std::string& tz) {
     const auto today = core::day_of(*at);
     (void)core::expire_lots(p, m, today, txn + "-exp");
     if (step.contains("evaluate_tiers")) {
-      auto d = core::evaluate_tiers(p, m, today);
-      core::apply_tier_decision(m, d, today);
+      // What HQ's daily jobs do on this day: re-evaluation at a window's
+      // end, or settling a grace period that has run out, or nothing.
+      if (auto d = core::tier_job(p, m, today)) core::apply_tier_decision(m, *d, today);
       check_member(expect, p, m, today);
       done.emplace_back();
       continue;

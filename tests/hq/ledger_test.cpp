@@ -1046,3 +1046,38 @@ TEST_CASE("with the visited member feed a store gets only the members it sold to
   CHECK_FALSE(has("S002", "M2003"));
   hq.verified();
 }
+
+TEST_CASE("a grace period is settled by the daily jobs the day it runs out", "[hq][ledger]") {
+  ON_EACH_BACKEND(hq);
+  // The learning platform: yearly window, 30 days' grace for L2 and up.
+  REQUIRE(hq.ledger->publish_program(
+      read_all(hq_source("examples/programs/learning-platform.json")), 1, hq.key, "test"));
+  std::istringstream csv(
+      "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
+      "LP-G1,13900000031,,Qian,,l2,0,\n");
+  const auto imported = hq.ledger->import_members(csv, "2026-11-22");
+  REQUIRE(imported);
+  INFO(imported->dump());
+  REQUIRE((*imported)["added"] == 1);
+  const auto state = [&] {
+    auto m = hq.ledger->member("LP-G1");
+    REQUIRE(m);
+    return (*m)["member"];
+  };
+  hq.now = 1'801'000'000;  // 2027-01-26 UTC
+  // No growth in 2026: L2 fails on 1 January and its grace starts.
+  REQUIRE(hq.ledger->run_jobs("2027-01-01"));
+  CHECK(state()["tier"] == "l2");
+  CHECK(state()["grace_until"] == "2027-01-31");
+  REQUIRE(hq.ledger->run_jobs("2027-01-15"));
+  CHECK(state()["tier"] == "l2");
+  hq.now = 1'801'500'000;  // 2027-02-01 UTC
+  // The grace ran 2027-01-01..30 without half the thresholds: one level
+  // down on the 31st, not on the next 1 January.
+  const auto settled = hq.ledger->run_jobs("2027-01-31");
+  REQUIRE(settled);
+  CHECK((*settled)["tier_changes"] == 1);
+  CHECK(state()["tier"] == "l1");
+  CHECK_FALSE(state().contains("grace_until"));
+  hq.verified();
+}
