@@ -133,6 +133,13 @@ bool holds(const Condition& c, EvalCtx& ctx) {
       return std::any_of(ctx.request.basket.lines.begin(), ctx.request.basket.lines.end(),
                          [&](const Line& l) { return matches(c.selector, l); });
     case ConditionKind::kFirstPurchase: return (!m.first_purchase_on.has_value()) == c.flag;
+    case ConditionKind::kNewSubscriber:
+      return std::none_of(m.passes.begin(), m.passes.end(),
+                          [&](const HeldPass& h) { return h.pass_id == c.name; }) == c.flag;
+    case ConditionKind::kPassDaysLeft: {
+      const auto end = pass_covered_until(m, c.name, ctx.today);
+      return end && meets(c.threshold, (*end - ctx.today).count(), ctx);
+    }
     case ConditionKind::kDaysSinceLastPurchase:
       return m.last_purchase_on &&
              meets(c.threshold, (ctx.today - *m.last_purchase_on).count(), ctx);

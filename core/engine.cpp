@@ -188,6 +188,7 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
   std::set<std::string> fired;
   if (request.trigger == Trigger::kPurchase) {
     compute_streak(ctx);
+    if (auto s = detail::sell_passes(ctx); !s) return std::unexpected(s.error());
     if (auto s = detail::apply_discount_rules(ctx, fired); !s) return std::unexpected(s.error());
     if (auto s = detail::apply_vouchers(ctx); !s) return std::unexpected(s.error());
     if (auto s = detail::apply_passes(ctx); !s) return std::unexpected(s.error());
@@ -197,8 +198,10 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
     record_purchase_metrics(ctx);
   }
   if (request.trigger == Trigger::kTopUp) out.sv_base_added = request.top_up_amount;
-  if (request.trigger == Trigger::kRedeem) {
-    if (auto s = redeem_reward(ctx); !s) return std::unexpected(s.error());
+  if (request.trigger == Trigger::kRedeem || request.trigger == Trigger::kDeferPass) {
+    if (auto s = request.trigger == Trigger::kRedeem ? redeem_reward(ctx) : detail::defer_pass(ctx);
+        !s)
+      return std::unexpected(s.error());
     detail::build_receipt(ctx);
     return out;
   }

@@ -46,6 +46,8 @@ struct Request {
   std::string activity;            // trigger activity
   std::int64_t top_up_amount = 0;  // trigger top_up
   std::string reward_id;           // trigger redeem
+  std::string pass_id;             // trigger defer_pass
+  int defer_days = 0;              // trigger defer_pass
   Basket basket;
   LocalSeconds at{};  // store-local wall clock
   std::string zone;   // IANA zone the local time is in (recorded for replay)
@@ -100,6 +102,26 @@ struct MetricDelta {
   Recipient on = Recipient::kMember;
 };
 
+// A pass sold by a basket line: the member holds it from valid_from to
+// valid_to (code "<txn>/p<line + 1>").
+struct PassSale {
+  std::string pass_id;
+  std::size_t line = 0;
+  LocalDays valid_from{};
+  LocalDays valid_to{};
+};
+
+// A pass postponed (defer_pass, 顺延): at most deferrals_per_month times a
+// month, by at most max_deferral_days.
+// A started pass is paused for `days` from today: it becomes the part
+// before today and the rest, moved `days` later; a pass not started yet
+// just moves.
+struct PassDeferral {
+  HeldPass before;
+  std::vector<HeldPass> after;
+  int days = 0;
+};
+
 struct Outcome {
   std::string program_id;
   std::int64_t program_version = 0;
@@ -113,6 +135,8 @@ struct Outcome {
   std::vector<StampChange> stamps;
   std::vector<MetricDelta> metrics;
   std::vector<std::string> passes_used;
+  std::vector<PassSale> passes_sold;
+  std::optional<PassDeferral> pass_deferral;
   std::vector<std::string> notes;  // limits reached, caps applied
 
   std::int64_t list_total = 0;
@@ -144,9 +168,19 @@ struct Outcome {
   std::int64_t sv_returned = 0;
   std::int64_t sv_bonus_returned = 0;  // of sv_returned, bonus stored value
   bool full_return = false;
+  std::vector<std::string> passes_returned;  // codes of the passes this return takes back
 
   std::vector<std::string> receipt;
 };
+
+// The last day of a pass that starts on `start` and runs `months` months:
+// the day before the same day of the month, or that month's last day when
+// it is shorter (31 January + 1 month: through 28 or 29 February).
+LocalDays pass_valid_to(LocalDays start, int months);
+// The last day of the member's pass `pass_id` running on `day`, passes
+// bought ahead included; nullopt when none runs that day.
+std::optional<LocalDays> pass_covered_until(const MemberState& m, std::string_view pass_id,
+                                            LocalDays day);
 
 // Evaluates a purchase or a store event. Bad input (negative quantity, wrong
 // currency, unknown voucher, too many points) is an error naming the field.

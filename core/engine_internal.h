@@ -42,6 +42,8 @@ void record_rule_use(const Rule& rule, std::int64_t points, EvalCtx& ctx);
 Status apply_discount_rules(EvalCtx& ctx, std::set<std::string>& fired);
 Status apply_vouchers(EvalCtx& ctx);
 Status apply_passes(EvalCtx& ctx);
+Status sell_passes(EvalCtx& ctx);
+Status defer_pass(EvalCtx& ctx);
 Status apply_points_tender(EvalCtx& ctx);
 Status apply_stored_value(EvalCtx& ctx);
 void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_rules);

@@ -87,6 +87,7 @@ Result<MemberState> member_from_json(const Json& j) {
       h.pass_id = pr.id("pass", true).value_or("");
       if (auto d = pr.date("valid_from", true)) h.valid_from = *d;
       if (auto d = pr.date("valid_to", true)) h.valid_to = *d;
+      h.code = pr.string("code").value_or("");
       m.passes.push_back(h);
     });
     if (const Json* ref = r.get("referrer")) {
@@ -136,10 +137,13 @@ Json member_to_json(const MemberState& m) {
   }
   if (!m.passes.empty()) {
     j["passes"] = Json::array();
-    for (const auto& p : m.passes)
-      j["passes"].push_back({{"pass", p.pass_id},
-                             {"valid_from", format_local_date(p.valid_from)},
-                             {"valid_to", format_local_date(p.valid_to)}});
+    for (const auto& p : m.passes) {
+      Json pj{{"pass", p.pass_id},
+              {"valid_from", format_local_date(p.valid_from)},
+              {"valid_to", format_local_date(p.valid_to)}};
+      if (!p.code.empty()) pj["code"] = p.code;
+      j["passes"].push_back(pj);
+    }
   }
   if (m.birth_month) j["birth_month"] = *m.birth_month;
   if (m.referrer) {
@@ -159,7 +163,7 @@ Status request_from_json(const Json& j, Request& req) {
     if (!r.ok()) return invalid("", "the basket or event must be a JSON object");
     auto ev =
         r.choice("event", {"purchase", "enrollment", "review", "referral", "check_in", "survey",
-                           "activity", "top_up", "birthday", "period_end", "redeem"});
+                           "activity", "top_up", "birthday", "period_end", "redeem", "defer_pass"});
     req.trigger = ev ? *parse_trigger(*ev) : Trigger::kPurchase;
     if (req.trigger == Trigger::kActivity) {
       const auto activity = r.string("activity", true);
@@ -169,6 +173,10 @@ Status request_from_json(const Json& j, Request& req) {
     if (req.trigger == Trigger::kTopUp)
       req.top_up_amount = r.integer("amount", true, 1).value_or(0);
     if (req.trigger == Trigger::kRedeem) req.reward_id = r.id("reward", true).value_or("");
+    if (req.trigger == Trigger::kDeferPass) {
+      req.pass_id = r.id("pass", true).value_or("");
+      req.defer_days = static_cast<int>(r.integer("days", true, 1, 366).value_or(0));
+    }
     if (req.trigger == Trigger::kPurchase) {
       auto& b = req.basket;
       b.currency = r.string("currency", true).value_or("");
@@ -262,6 +270,24 @@ Json outcome_to_json(const Outcome& o, const Program& p) {
     j["stamps"].push_back(
         {{"card", s.card}, {"added", s.added}, {"after", s.after}, {"rewards", s.rewards}});
   j["passes_used"] = o.passes_used;
+  // Only when there are: other outcomes keep their bytes.
+  if (!o.passes_sold.empty()) {
+    j["passes_sold"] = Json::array();
+    for (const auto& s : o.passes_sold)
+      j["passes_sold"].push_back({{"pass", s.pass_id},
+                                  {"line", s.line},
+                                  {"valid_from", format_local_date(s.valid_from)},
+                                  {"valid_to", format_local_date(s.valid_to)}});
+  }
+  if (o.pass_deferral) {
+    const auto& d = *o.pass_deferral;
+    Json parts = Json::array();
+    for (const auto& h : d.after)
+      parts.push_back({{"valid_from", format_local_date(h.valid_from)},
+                       {"valid_to", format_local_date(h.valid_to)}});
+    j["pass_deferral"] = {{"pass", d.before.pass_id}, {"days", d.days}, {"valid", parts}};
+  }
+  if (!o.passes_returned.empty()) j["passes_returned"] = o.passes_returned;
   if (!o.tier_after.empty()) {
     j["tier_change"] = {{"to", o.tier_after}, {"from_date", format_local_date(*o.tier_from)}};
     if (o.tier_valid_until)

@@ -85,6 +85,10 @@ void grant(const Program& p, MemberState& m, Poster& poster, std::int64_t points
   }
 }
 
+std::string pass_code(const std::string& txn, std::size_t line) {
+  return txn + "/p" + std::to_string(line + 1);
+}
+
 void apply_metrics(MemberState& m, const Outcome& o, LocalDays today, int sign) {
   for (const auto& d : o.metrics) {
     if (d.on == Recipient::kMember) m.counters.add(d.metric, today, sign * d.delta);
@@ -146,6 +150,16 @@ Result<Committed> commit(const Program& p, MemberState& m, const Outcome& o) {
     const auto* t = p.find_voucher(v.template_id);
     m.vouchers.push_back({txn + "/v" + std::to_string(i + 1), v.template_id,
                           today + date::days{t ? t->valid_days : 30}});
+  }
+  for (const auto& s : o.passes_sold)
+    m.passes.push_back({s.pass_id, s.valid_from, s.valid_to, pass_code(txn, s.line)});
+  if (o.pass_deferral) {
+    const auto& d = *o.pass_deferral;
+    const auto it = std::find(m.passes.begin(), m.passes.end(), d.before);
+    if (it == m.passes.end())
+      return fail(ErrorCode::kFailedPrecondition, "the pass to defer changed meanwhile");
+    m.passes.erase(it);
+    m.passes.insert(m.passes.end(), d.after.begin(), d.after.end());
   }
   apply_metrics(m, o, today, +1);
   if (o.request.trigger == Trigger::kPurchase) {
@@ -223,6 +237,17 @@ Result<Outcome> evaluate_return(const Program& p, const MemberState& m, const Co
       return invalid(path + ".quantity",
                      "only " + std::to_string(left) + " of this line can still be returned");
     out.returned_qty[rl.line] += rl.quantity;
+  }
+  // A pass is returned whole, and taken from the member; the uses made of
+  // it stay made (what to refund for them is the store's decision).
+  for (const auto& s : orig.passes_sold) {
+    const auto now = out.returned_qty[s.line];
+    if (now == 0) continue;
+    if (original.returned_qty[s.line] + now != orig.request.basket.lines[s.line].quantity)
+      return invalid("lines", "a pass is returned whole: return all " +
+                                  std::to_string(orig.request.basket.lines[s.line].quantity) +
+                                  " of line " + std::to_string(s.line));
+    out.passes_returned.push_back(pass_code(orig.request.txn_id, s.line));
   }
   // Cumulative proportions, so that returning everything in parts reverses
   // exactly what was earned and spent.
@@ -353,6 +378,8 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
   m.sv_base += base_back;
   m.sv_bonus += ret.sv_bonus_returned;
   apply_metrics(m, ret, today, +1);
+  for (const auto& code : ret.passes_returned)
+    std::erase_if(m.passes, [&](const HeldPass& h) { return h.code == code; });
   if (!ret.tier_after.empty()) {  // the upgrade the returned sale caused, undone
     m.tier = ret.tier_after;
     m.pending_tier.clear();

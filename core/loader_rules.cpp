@@ -186,6 +186,20 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
       if (key == "basket_amount")
         c.net = r.choice("measure", {"net", "list"}).value_or("net") == "net";
     }
+  } else if (key == "new_subscriber") {
+    // "new_subscriber": "<pass id>": the member has never held that pass.
+    c.kind = ConditionKind::kNewSubscriber;
+    if (!value.is_string() || !valid_id(value.get<std::string>()))
+      p.push_back({at, "must name a pass"});
+    else
+      refs.add(at, "pass", c.name = value.get<std::string>());
+  } else if (key == "pass_days_left") {
+    c.kind = ConditionKind::kPassDaysLeft;
+    ObjectReader r(value, at, p);
+    if (r.ok()) {
+      if (auto id = r.id("pass", true)) refs.add(r.path("pass"), "pass", c.name = *id);
+      c.threshold = read_threshold(r, false);
+    }
   } else if (key == "contains") {
     c.kind = ConditionKind::kContains;
     c.selector = read_selector_value(value, at, p);

@@ -36,6 +36,8 @@ struct HeldPass {
   std::string pass_id;
   LocalDays valid_from{};
   LocalDays valid_to{};  // inclusive
+  std::string code;      // "<sale txn>/p<line>" for a pass sold at a till; may be empty
+  bool operator==(const HeldPass&) const = default;
 };
 
 // Counters keyed "metric@period-key" for every period (see period_key()).

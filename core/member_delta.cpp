@@ -18,7 +18,8 @@ const char* const kProfileKeys[] = {
 
 bool MemberDelta::empty() const {
   return counters.empty() && vouchers_added.empty() && vouchers_used.empty() &&
-         passes_added.empty() && sv_base == 0 && sv_bonus == 0 && profile.empty();
+         passes_added.empty() && passes_removed.empty() && sv_base == 0 && sv_bonus == 0 &&
+         profile.empty();
 }
 
 MemberDelta diff_member(const MemberState& before, const MemberState& after) {
@@ -40,12 +41,13 @@ MemberDelta diff_member(const MemberState& before, const MemberState& after) {
     if (!has(before.vouchers, v.code)) d.vouchers_added.push_back(v);
   for (const auto& v : before.vouchers)
     if (!has(after.vouchers, v.code)) d.vouchers_used.push_back(v.code);
-  for (const auto& p : after.passes) {
-    const bool old = std::any_of(
-        before.passes.begin(), before.passes.end(),
-        [&](const HeldPass& q) { return q.pass_id == p.pass_id && q.valid_from == p.valid_from; });
-    if (!old) d.passes_added.push_back(p);
-  }
+  const auto holds = [](const std::vector<HeldPass>& ps, const HeldPass& p) {
+    return std::find(ps.begin(), ps.end(), p) != ps.end();
+  };
+  for (const auto& p : after.passes)
+    if (!holds(before.passes, p)) d.passes_added.push_back(p);
+  for (const auto& p : before.passes)
+    if (!holds(after.passes, p)) d.passes_removed.push_back(p);
   d.sv_base = after.sv_base - before.sv_base;
   d.sv_bonus = after.sv_bonus - before.sv_bonus;
   const Json b = member_to_json(before), a = member_to_json(after);
@@ -89,11 +91,20 @@ Json delta_to_json(const MemberDelta& d) {
     j["vouchers_added"].push_back(vj);
   }
   j["vouchers_used"] = d.vouchers_used;
+  const auto pass_json = [](const HeldPass& p) {
+    Json pj{{"pass", p.pass_id},
+            {"valid_from", format_local_date(p.valid_from)},
+            {"valid_to", format_local_date(p.valid_to)}};
+    if (!p.code.empty()) pj["code"] = p.code;
+    return pj;
+  };
   j["passes_added"] = Json::array();
-  for (const auto& p : d.passes_added)
-    j["passes_added"].push_back({{"pass", p.pass_id},
-                                 {"valid_from", format_local_date(p.valid_from)},
-                                 {"valid_to", format_local_date(p.valid_to)}});
+  for (const auto& p : d.passes_added) j["passes_added"].push_back(pass_json(p));
+  // Only when some were: the records of every other transaction keep their bytes.
+  if (!d.passes_removed.empty()) {
+    j["passes_removed"] = Json::array();
+    for (const auto& p : d.passes_removed) j["passes_removed"].push_back(pass_json(p));
+  }
   j["profile"] = d.profile;
   return j;
 }
@@ -162,6 +173,11 @@ Result<MemberDelta> delta_from_json(const Json& j) {
       d.vouchers_added = std::move(m->vouchers);
       d.passes_added = std::move(m->passes);
     }
+    if (j.contains("passes_removed")) {
+      auto m = member_from_json(Json{{"id", "delta"}, {"passes", j.at("passes_removed")}});
+      if (!m) return std::unexpected(m.error());
+      d.passes_removed = std::move(m->passes);
+    }
     d.vouchers_used = j.at("vouchers_used").get<std::vector<std::string>>();
     d.profile = j.at("profile");
     if (!d.profile.is_object()) return invalid("delta.profile", "must be an object");
@@ -188,6 +204,9 @@ std::vector<Conflict> apply_delta(MemberState& m, const MemberDelta& d) {
                      code});
   }
   for (const auto& v : d.vouchers_added) m.vouchers.push_back(v);
+  for (const auto& p : d.passes_removed)
+    if (const auto it = std::find(m.passes.begin(), m.passes.end(), p); it != m.passes.end())
+      m.passes.erase(it);
   for (const auto& p : d.passes_added) m.passes.push_back(p);
   m.sv_base += d.sv_base;
   m.sv_bonus += d.sv_bonus;

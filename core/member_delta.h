@@ -23,6 +23,7 @@ struct MemberDelta {
   std::vector<HeldVoucher> vouchers_added;
   std::vector<std::string> vouchers_used;
   std::vector<HeldPass> passes_added;
+  std::vector<HeldPass> passes_removed;  // returned, or replaced by a deferral
   std::int64_t sv_base = 0;
   std::int64_t sv_bonus = 0;
   Json profile = Json::object();  // changed scalar fields; null = cleared

@@ -37,7 +37,8 @@ enum class Trigger {
   kTopUp,
   kBirthday,
   kPeriodEnd,
-  kRedeem,  // a catalog reward redeemed at the counter; no rule has it
+  kRedeem,     // a catalog reward redeemed at the counter; no rule has it
+  kDeferPass,  // a member postpones a pass (passes[].deferrals_per_month)
 };
 const char* to_string(Trigger t);
 std::optional<Trigger> parse_trigger(std::string_view s);
@@ -61,7 +62,9 @@ enum class ConditionKind {
   kCalendar,
   kTier,
   kTierAtLeast,
-  kReferrerTier,  // the referrer's tier is one of `names` (false without a referrer)
+  kReferrerTier,   // the referrer's tier is one of `names` (false without a referrer)
+  kNewSubscriber,  // the member has never held pass `name` (flag false: has held it)
+  kPassDaysLeft,   // the member's pass `name` valid today has threshold days left
   kBasketAmount,
   kItemCount,
   kContains,
@@ -267,6 +270,8 @@ struct StampCard {
 struct Pass {
   std::string id;
   std::string name;
+  std::string sku;       // selling this SKU at `price` gives the member the pass
+  int valid_months = 1;  // per unit sold
   std::int64_t price = 0;
   Selector covers;
   std::vector<int> weekdays;  // empty = every day

@@ -258,6 +258,9 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
     s.id = r.id("id", true).value_or("");
     s.name = r.string("name", true).value_or(s.id);
     s.price = r.integer("price", true).value_or(0);
+    s.sku = r.string("sku").value_or("");
+    if (r.has("sku") && s.sku.empty()) r.problem("sku", "must name the SKU that sells the pass");
+    s.valid_months = static_cast<int>(r.integer("valid_months", false, 1, 24).value_or(1));
     s.covers = read_selector(r, "covers");
     if (!s.covers.present) r.problem("covers", "is required (which items the pass pays for)");
     Problems scratch;
@@ -314,6 +317,9 @@ void check_references(const Program& p, const References& refs, Problems& proble
     } else if (ref.kind == "card") {
       found = p.find_card(ref.id) != nullptr;
       where = "stamp_cards";
+    } else if (ref.kind == "pass") {
+      found = p.find_pass(ref.id) != nullptr;
+      where = "passes";
     } else if (ref.kind == "calendar") {
       found = p.calendars.contains(ref.id);
       where = "calendars";

@@ -25,7 +25,7 @@ Selector read_selector_value(const Json& v, const std::string& path, Problems& p
 struct References {
   struct Ref {
     std::string path;
-    std::string kind;  // "tier", "voucher", "card", "calendar"
+    std::string kind;  // "tier", "voucher", "card", "calendar", "pass"
     std::string id;
   };
   std::vector<Ref> refs;

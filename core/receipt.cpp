@@ -1,5 +1,7 @@
 // Receipt lines a cashier can read out: what was bought, what came off, the
 // points by rule with reasons, stamps, vouchers, balance and tier.
+#include <algorithm>
+
 #include "core/engine_internal.h"
 
 namespace loyalty::core::detail {
@@ -73,6 +75,23 @@ void build_receipt(EvalCtx& ctx) {
     r.push_back(std::string(v.to == Recipient::kReferrer ? "Voucher for the referrer: "
                                                          : "Voucher issued: ") +
                 (t ? t->name : v.template_id));
+  }
+  for (const auto& s : out.passes_sold)
+    r.push_back("Pass: " + p.find_pass(s.pass_id)->name + " valid " +
+                format_local_date(s.valid_from) + " to " + format_local_date(s.valid_to));
+  // Each pass used: its uses this month with this one (and the month's
+  // allowance), so the member sees what is left.
+  for (std::size_t k = 0; k < out.passes_used.size(); ++k) {
+    const auto& id = out.passes_used[k];
+    if (std::find(out.passes_used.begin(), out.passes_used.begin() + static_cast<long>(k), id) !=
+        out.passes_used.begin() + static_cast<long>(k))
+      continue;
+    const auto* pass = p.find_pass(id);
+    const auto month = ctx.member.counters.get("pass:" + id, Period::kMonth, ctx.today) +
+                       std::count(out.passes_used.begin(), out.passes_used.end(), id);
+    r.push_back(pass->name + ": " + std::to_string(month) +
+                (pass->max_per_month > 0 ? " of " + std::to_string(pass->max_per_month) : "") +
+                " used this month");
   }
   if (p.streaks && ctx.request.trigger == Trigger::kPurchase)
     r.push_back("Visit streak: " + std::to_string(out.streak_after) + " day(s)");

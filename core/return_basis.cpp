@@ -33,6 +33,22 @@ Json return_basis_to_json(const Committed& c) {
          {"returned_qty", c.returned_qty},
          {"points_reversed", c.points_reversed},
          {"points_restored", c.points_restored}};
+  // Only a sale that changed the tier carries it, so that a return can put
+  // it back; only one that sold passes carries them.
+  if (!o.tier_after.empty()) {
+    j["tier"] = o.tier;
+    j["tier_after"] = o.tier_after;
+    if (o.tier_valid_until) j["tier_valid_until"] = format_local_date(*o.tier_valid_until);
+  }
+  if (!o.passes_sold.empty()) {
+    Json sold = Json::array();
+    for (const auto& s : o.passes_sold)
+      sold.push_back({{"pass", s.pass_id},
+                      {"line", s.line},
+                      {"valid_from", format_local_date(s.valid_from)},
+                      {"valid_to", format_local_date(s.valid_to)}});
+    j["passes_sold"] = sold;
+  }
   // Only a sale paid (partly) with stored value carries these: what it
   // spent, and what returns gave back so far.
   if (o.sv_base_used + o.sv_bonus_used > 0) {
@@ -89,8 +105,11 @@ Result<Committed> return_basis_from_json(const Json& j) {
     o.points_earned = r.integer("points_earned", true, 0).value_or(0);
     o.points_redeemed = r.integer("points_redeemed", true, 0).value_or(0);
     each_object(r, "metrics", problems, [&](ObjectReader& mr) {
+      // Negative too: a sale that filled a stamp card takes the card's
+      // stamps off.
+      constexpr auto kMax = INT64_C(1'000'000'000'000'000);
       o.metrics.push_back({mr.string("metric", true).value_or(""),
-                           mr.integer("delta", true).value_or(0), Recipient::kMember});
+                           mr.integer("delta", true, -kMax, kMax).value_or(0), Recipient::kMember});
     });
     const auto issued = r.integer("vouchers_issued", true, 0, 1000).value_or(0);
     o.vouchers_issued.resize(static_cast<std::size_t>(issued));
@@ -119,6 +138,19 @@ Result<Committed> return_basis_from_json(const Json& j) {
     o.sv_bonus_used = r.integer("sv_bonus_used", false, 0).value_or(0);
     c.sv_restored = r.integer("sv_restored", false, 0).value_or(0);
     c.sv_bonus_restored = r.integer("sv_bonus_restored", false, 0).value_or(0);
+    o.tier = r.id("tier").value_or("");
+    o.tier_after = r.id("tier_after").value_or("");
+    o.tier_valid_until = r.date("tier_valid_until");
+    if (r.has("passes_sold"))
+      each_object(r, "passes_sold", problems, [&](ObjectReader& pr) {
+        PassSale s;
+        s.pass_id = pr.id("pass", true).value_or("");
+        s.line = static_cast<std::size_t>(pr.integer("line", true, 0, 499).value_or(0));
+        if (auto d = pr.date("valid_from", true)) s.valid_from = *d;
+        if (auto d = pr.date("valid_to", true)) s.valid_to = *d;
+        if (s.line >= o.lines.size()) pr.problem("line", "is not a line of the sale");
+        o.passes_sold.push_back(s);
+      });
     if (c.sv_restored > o.sv_base_used + o.sv_bonus_used || c.sv_bonus_restored > c.sv_restored)
       r.problem("sv_restored", "more stored value given back than the sale spent");
   }

@@ -75,13 +75,14 @@ std::expected<core::Request, ApiError> read_request(const Json& body, bool inter
     inner.erase("member_id");
     // Enrollment, birthdays and period ends are raised by loyaltyd itself
     // and by HQ's scheduled jobs; a POS must not award them.
-    static const std::set<std::string> kStoreEvents = {"check_in", "survey", "review", "activity",
-                                                       "referral", "top_up", "redeem"};
+    static const std::set<std::string> kStoreEvents = {
+        "check_in", "survey", "review", "activity", "referral", "top_up", "redeem", "defer_pass"};
     if (!internal &&
         (!inner["event"].is_string() || !kStoreEvents.contains(inner["event"].get<std::string>())))
       return std::unexpected(problem(
           422, "invalid-request", "Not a store event",
-          "event must be one of check_in, survey, review, activity, referral, top_up, redeem",
+          "event must be one of check_in, survey, review, activity, referral, top_up, redeem, "
+          "defer_pass",
           "event"));
   } else {
     return std::unexpected(problem(422, "invalid-request", "Nothing to do",

@@ -10,6 +10,7 @@
 #include "core/engine.h"
 #include "core/io_json.h"
 #include "core/ledger.h"
+#include "core/return_basis.h"
 #include "core/tiers.h"
 #include "tests/core/test_util.h"
 
@@ -27,7 +28,8 @@ const std::set<std::string> kKnownKeys{"points_earned",   "bonus_points",
                                        "balance_after",   "tier_after",
                                        "points_reversed", "points_restored",
                                        "debt_after",      "error",
-                                       "counters",        "grace_until"};
+                                       "counters",        "grace_until",
+                                       "passes_after"};
 
 std::vector<std::string> issued(const core::Outcome& o, core::Recipient to) {
   std::vector<std::string> v;
@@ -95,6 +97,19 @@ void check_member(const Json& expect, const core::Program& p, const core::Member
     if (key == "grace_until")
       CHECK((m.grace_until ? core::format_local_date(*m.grace_until) : std::string("null")) ==
             (value.is_null() ? std::string("null") : value.get<std::string>()));
+    // Every pass the member holds, as [pass, valid_from, valid_to], in
+    // order of valid_from.
+    if (key == "passes_after") {
+      std::vector<std::vector<std::string>> held, want;
+      for (const auto& h : m.passes)
+        held.push_back({h.pass_id, core::format_local_date(h.valid_from),
+                        core::format_local_date(h.valid_to)});
+      for (const auto& w : value) want.push_back(w.get<std::vector<std::string>>());
+      std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) {
+        return a[1] < b[1] || (a[1] == b[1] && a[0] < b[0]);
+      });
+      CHECK(held == want);
+    }
     // Raw counter keys ("carry:growth@Y2027"); an absent key is 0.
     if (key == "counters") {
       for (const auto& [k, v] : value.items()) {
@@ -191,7 +206,15 @@ void run_case(const core::Program& p, const Json& c, const std::string& tz) {
     core::Result<core::Committed> committed =
         original ? core::commit_return(p, m, *done[*original], *o) : core::commit(p, m, *o);
     if (!committed) FAIL("commit refused: " << committed.error().message);
-    done.emplace_back(std::move(*committed));
+    // A till keeps the sale's return basis as JSON and returns against
+    // what it reads back: so do the scenarios.
+    if (original) {
+      done.emplace_back(std::nullopt);
+    } else {
+      auto basis = core::return_basis_from_json(core::return_basis_to_json(*committed));
+      if (!basis) FAIL("return basis: " << basis.error().message);
+      done.emplace_back(std::move(*basis));
+    }
     check_member(expect, p, m, today);
   }
 }

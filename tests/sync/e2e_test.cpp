@@ -67,6 +67,18 @@ std::vector<std::string> refused_ids(const Json& status) {
   return ids;
 }
 
+// HQ running, and the tills of stores S001 and S002 running with M-A.
+std::pair<std::unique_ptr<Daemon>, std::unique_ptr<Daemon>> two_stores(SyncWorld& w) {
+  w.hq.start(w.port);
+  auto a = w.terminal("S001");
+  auto b = w.terminal("S002");
+  for (auto* d : {a.get(), b.get()}) {
+    REQUIRE(d->start());
+    REQUIRE(eventually([&] { return d->get("/v1/members/M-A").status == 200; }));
+  }
+  return {std::move(a), std::move(b)};
+}
+
 }  // namespace
 
 TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconnection",
@@ -389,13 +401,7 @@ TEST_CASE("a member who enrolls at one store is found by card and phone at anoth
 TEST_CASE("a friend's first order rewards both, and the referrer's voucher reaches every store",
           "[sync][e2e]") {
   SyncWorld w("referral");
-  w.hq.start(w.port);
-  auto a = w.terminal("S001");
-  auto b = w.terminal("S002");
-  for (auto* d : {a.get(), b.get()}) {
-    REQUIRE(d->start());
-    REQUIRE(eventually([&] { return d->get("/v1/members/M-A").status == 200; }));
-  }
+  auto [a, b] = two_stores(w);
   const auto drinks = [](const Json& member) {
     int n = 0;
     for (const auto& v : member["vouchers"]) n += v["template"] == "drink-10" ? 1 : 0;
@@ -832,4 +838,80 @@ TEST_CASE("a restored terminal's return of a sale HQ refused is refused too and 
   };
   CHECK(till_sale("lines[0].quantity") == 2);
   CHECK(till_sale("returned_qty[0]") == 1);
+}
+
+TEST_CASE("a pass sold at one store is used and deferred at another, and HQ holds it once",
+          "[sync][e2e]") {
+  SyncWorld w("pass");
+  auto [a, b] = two_stores(w);
+  const auto passes = [](Daemon& d) { return d.get("/v1/members/M-A").body["passes"]; };
+  // The latte pass's SKU at its 129.00 price gives M-A a month of lattes.
+  const Json buy{{"member_id", "M-A"},
+                 {"basket",
+                  {{"currency", "CNY"},
+                   {"lines", Json::array({{{"sku", "pass-latte-basic"},
+                                           {"name", "Latte art basic pass"},
+                                           {"quantity", 1},
+                                           {"unit_price", 12900}}})}}}};
+  auto sale = sell(*a, buy, "pass-sale");
+  INFO(sale.body.dump());
+  REQUIRE(sold(sale));
+  REQUIRE(sale.body["outcome"]["passes_sold"].size() == 1);
+  const auto from = sale.body["outcome"]["passes_sold"][0]["valid_from"].get<std::string>();
+  const auto to = sale.body["outcome"]["passes_sold"][0]["valid_to"].get<std::string>();
+  REQUIRE(passes(*a).size() == 1);
+  // A wrong price is refused with the field named, and nothing is sold.
+  auto cheap = buy;
+  cheap["basket"]["lines"][0]["unit_price"] = 9900;
+  auto refused = a->post("/v1/transactions", cheap, "pass-cheap");
+  CHECK(refused.status == 422);
+  CHECK(refused.body.dump().find("unit_price") != std::string::npos);
+  // The other store has the pass with HQ's feed, and a small latte there
+  // is paid by it.
+  REQUIRE(synced(*a));
+  REQUIRE(eventually([&] { return passes(*b).size() == 1; }, 30));
+  const Json cup{{"member_id", "M-A"},
+                 {"basket",
+                  {{"currency", "CNY"},
+                   {"lines", Json::array({{{"sku", "latte-s"},
+                                           {"categories", {"coffee"}},
+                                           {"tags", {"basic-drink"}},
+                                           {"quantity", 1},
+                                           {"unit_price", 2400}}})},
+                   {"passes", Json::array({{{"pass", "latte-basic"}, {"line", 0}}})}}}};
+  auto used = sell(*b, cup, "pass-cup");
+  REQUIRE(sold(used));
+  CHECK(used.body["outcome"]["totals"]["amount_due"] == 0);
+  // A deferral of 3 days at that store, starting today: the pass pauses
+  // and ends 3 days later; a second one this month is refused.
+  auto deferred =
+      b->post("/v1/transactions",
+              {{"member_id", "M-A"}, {"event", "defer_pass"}, {"pass", "latte-basic"}, {"days", 3}},
+              "pass-defer");
+  INFO(deferred.body.dump());
+  REQUIRE(deferred.status == 201);
+  auto again =
+      b->post("/v1/transactions",
+              {{"member_id", "M-A"}, {"event", "defer_pass"}, {"pass", "latte-basic"}, {"days", 1}},
+              "pass-defer-2");
+  CHECK(again.status == 409);
+  const auto end_of = [](const Json& ps) {
+    std::string last;
+    for (const auto& p : ps) last = std::max(last, p["valid_to"].get<std::string>());
+    return last;
+  };
+  const auto moved = end_of(passes(*b));
+  CHECK(moved > to);
+  // HQ books both stores' facts once, and the first store hears of the
+  // deferral.
+  REQUIRE(synced(*b));
+  REQUIRE(eventually([&] { return end_of(passes(*a)) == moved; }, 30));
+  w.hq.stop();
+  const auto hq_member = hq_json(w.hq.cli("member M-A"));
+  INFO(hq_member.dump());
+  CHECK(end_of(hq_member["member"]["passes"]) == moved);
+  CHECK(hq_member["member"]["passes"].size() == 1);  // bought today: moved whole
+  CHECK(hq_member["member"]["passes"][0]["valid_from"].get<std::string>() > from);
+  CHECK(hq_json(w.hq.cli("flags"))["flags"].empty());  // the replays agreed
+  CHECK(w.hq.cli("verify").code == 0);
 }
