@@ -36,6 +36,7 @@ struct Basket {
   std::string currency;
   std::vector<Line> lines;
   std::int64_t redeem_points = 0;
+  bool redeem_max = false;  // "redeem_points": "max": as many as the rules allow
   std::vector<std::string> voucher_codes;
   std::int64_t stored_value = 0;
   std::vector<PassUse> passes;

@@ -248,27 +248,12 @@ Status apply_passes(EvalCtx& ctx) {
 }
 
 Status apply_points_tender(EvalCtx& ctx) {
-  const auto points = ctx.request.basket.redeem_points;
-  if (points == 0) return {};
+  const auto& basket = ctx.request.basket;
+  auto points = basket.redeem_points;
+  if (points == 0 && !basket.redeem_max) return {};
   const auto& t = ctx.program.points_tender;
   if (!t) return invalid("basket.redeem_points", "this program does not accept points as payment");
-  if (points < t->min_points)
-    return invalid("basket.redeem_points",
-                   "must be at least " + std::to_string(t->min_points) + " points");
-  if (points % t->step != 0)
-    return invalid("basket.redeem_points",
-                   "must be a multiple of " + std::to_string(t->step) + " points");
-  const auto available = ctx.member.available(ctx.today);
-  if (points > available)
-    return std::unexpected(Error{
-        ErrorCode::kFailedPrecondition,
-        "basket.redeem_points: the member has only " +
-            std::to_string(std::max<std::int64_t>(available, 0)) + " points available" +
-            (ctx.member.debt > 0
-                 ? " (and owes " + std::to_string(ctx.member.debt) + " points, spent twice offline)"
-                 : ""),
-        {{"basket.redeem_points", "more than the balance"}}});
-  const auto& lines = ctx.request.basket.lines;
+  const auto& lines = basket.lines;
   std::vector<std::int64_t> nets(lines.size(), 0);
   std::int64_t base = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -278,12 +263,40 @@ Status apply_points_tender(EvalCtx& ctx) {
   if (t->max_share_percent)
     max_value = narrow(round_div(static_cast<i128>(base) * t->max_share_percent->units,
                                  100 * Decimal4::kScale, Rounding::kFloor));
+  const auto max_points =
+      narrow(round_div(static_cast<i128>(max_value) * t->points, t->value, Rounding::kFloor)) /
+      t->step * t->step;
+  const auto available = ctx.member.available(ctx.today);
+  if (basket.redeem_max) {
+    // "As many as the rules allow": the balance and the basket's limit, in
+    // whole steps; nothing when that is below the minimum.
+    points = std::min(std::max<std::int64_t>(0, available) / t->step * t->step, max_points);
+    if (points < std::max<std::int64_t>(1, t->min_points)) {
+      if (available > 0)
+        ctx.out.notes.push_back("Points as payment: " + std::to_string(points) +
+                                " points usable here, below the minimum of " +
+                                std::to_string(t->min_points));
+      return {};
+    }
+  }
+  if (points < t->min_points)
+    return invalid("basket.redeem_points",
+                   "must be at least " + std::to_string(t->min_points) + " points");
+  if (points % t->step != 0)
+    return invalid("basket.redeem_points",
+                   "must be a multiple of " + std::to_string(t->step) + " points");
+  if (points > available)
+    return std::unexpected(Error{
+        ErrorCode::kFailedPrecondition,
+        "basket.redeem_points: the member has only " +
+            std::to_string(std::max<std::int64_t>(available, 0)) + " points available" +
+            (ctx.member.debt > 0
+                 ? " (and owes " + std::to_string(ctx.member.debt) + " points, spent twice offline)"
+                 : ""),
+        {{"basket.redeem_points", "more than the balance"}}});
   const auto value =
       narrow(round_div(static_cast<i128>(points) * t->value, t->points, Rounding::kFloor));
-  if (value > max_value) {
-    const auto max_points =
-        narrow(round_div(static_cast<i128>(max_value) * t->points, t->value, Rounding::kFloor)) /
-        t->step * t->step;
+  if (value > max_value)
     return std::unexpected(
         Error{ErrorCode::kFailedPrecondition,
               "basket.redeem_points: at most " + std::to_string(max_points) +
@@ -291,7 +304,6 @@ Status apply_points_tender(EvalCtx& ctx) {
                   (t->max_share_percent ? t->max_share_percent->to_string() + "% of " : "") +
                   format_amount(base, ctx.program.currency) + ")",
               {{"basket.redeem_points", "over the redemption limit"}}});
-  }
   const auto parts = spread(value, nets);
   for (std::size_t i = 0; i < lines.size(); ++i) ctx.out.lines[i].points_value = parts[i];
   ctx.out.points_redeemed = points;

@@ -199,8 +199,15 @@ Status request_from_json(const Json& j, Request& req) {
           b.lines.push_back(std::move(l));
         }
       }
-      b.redeem_points =
-          r.integer("redeem_points", false, INT64_C(-1'000'000'000'000'000)).value_or(0);
+      if (const Json* rp = r.get("redeem_points"); rp != nullptr && rp->is_string()) {
+        if (*rp == "max")
+          b.redeem_max = true;
+        else
+          r.problem("redeem_points", "must be a number of points or \"max\"");
+      } else {
+        b.redeem_points =
+            r.integer("redeem_points", false, INT64_C(-1'000'000'000'000'000)).value_or(0);
+      }
       b.voucher_codes = r.strings("vouchers");
       b.stored_value =
           r.integer("stored_value", false, INT64_C(-1'000'000'000'000'000)).value_or(0);

@@ -140,6 +140,31 @@ TEST_CASE("a return reverses the points of the returned lines and a void cancels
             .type() == "receipt-not-found");
 }
 
+TEST_CASE("a void takes back the tier upgrade its sale reached", "[terminal][daemon]") {
+  const auto dir = scratch_dir("void-tier");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  const auto goal = [&] {
+    return d.get("/v1/members/M-A").body["next_tier"]["goals"][0]["current"].get<std::int64_t>();
+  };
+  REQUIRE(goal() == 0);
+  // 21 lattes and a croissant: 600.00 at Bean's 1x is 600 points, Daily's
+  // threshold, from tomorrow (the coffee program's next-day upgrades).
+  auto sale = d.post("/v1/transactions", basket("M-A", 21), "big-sale");
+  INFO(sale.body.dump());
+  REQUIRE(sale.status == 201);
+  REQUIRE(sale.body["outcome"]["tier_change"]["to"] == "daily");
+  CHECK(goal() == 600);
+  // Voided at the till: the order never counts, so neither does its tier.
+  auto v = d.post("/v1/transactions/" + sale.body["receipt_id"].get<std::string>() + "/void",
+                  nullptr, "big-void");
+  INFO(v.body.dump());
+  REQUIRE(v.status == 201);
+  CHECK(v.body["outcome"]["tier_change"]["to"] == "bean");
+  CHECK(goal() == 0);
+  CHECK(v.body.dump().find("Tier back to Bean") != std::string::npos);  // on the receipt
+}
+
 TEST_CASE("stored value a sale spent goes back to stored value on a return or void, not in cash",
           "[terminal][daemon]") {
   const auto dir = scratch_dir("return-sv");
