@@ -116,6 +116,14 @@ void apply_other_effect(const Rule& rule, const Effect& e, EvalCtx& ctx) {
     }
     case EffectKind::kCounter: {
       std::int64_t add = e.amount;
+      if (e.add_per_amount > 0) {
+        // Money paid for the matching sale lines, after discounts and points.
+        std::int64_t paid = 0;
+        for (std::size_t i = 0; i < lines.size(); ++i)
+          if (matches(e.on, lines[i]) && counts_as_sale(ctx.program, lines[i]))
+            paid += ctx.out.lines[i].net() - ctx.out.lines[i].points_value;
+        add = std::max<std::int64_t>(0, paid) / e.add_per_amount;
+      }
       if (e.add_units_of) {
         add = 0;
         for (const auto& l : lines) {

@@ -299,8 +299,10 @@ Effect read_effect(const Json& v, const std::string& path, Problems& p, Referenc
     auto add = r.integer("add", false, -1'000'000'000, 1'000'000'000);
     if (const Json* s = r.get("add_units_of"))
       e.add_units_of = read_selector_value(*s, r.path("add_units_of"), p);
-    if (add.has_value() == e.add_units_of.has_value())
-      r.problem("add", "give exactly one of add or add_units_of");
+    e.add_per_amount = r.integer("add_per_amount", false, 1).value_or(0);
+    if (e.add_per_amount > 0) e.on = read_selector(r, "on");
+    const int given = add.has_value() + e.add_units_of.has_value() + (e.add_per_amount > 0);
+    if (given != 1) r.problem("add", "give exactly one of add, add_units_of or add_per_amount");
     e.amount = add.value_or(0);
   } else if (t == "stored_value_bonus") {
     e.kind = EffectKind::kStoredValueBonus;

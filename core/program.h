@@ -126,6 +126,9 @@ struct Effect {
   std::string target;  // voucher template, stamp card, counter name
   std::int64_t count = 1;
   std::optional<Selector> add_units_of;  // counter: add matching units
+  // counter: add one per `per` minor units paid for the sale lines `on`
+  // matches (a lucky draw per 50 yuan)
+  std::int64_t add_per_amount = 0;
   Recipient to = Recipient::kMember;
 };
 
