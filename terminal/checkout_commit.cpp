@@ -26,6 +26,33 @@ struct Refusal {
   }
 };
 
+// Standalone, this till is the whole ledger: what a sale gives the member's
+// referrer (points, vouchers, counted uses) is given here, in the same
+// write, since no HQ will. Synced tills leave it to HQ, which gives it to the
+// referrer it has and sends it to every store.
+void give_referrer_rewards(Db& db, const core::Program& p, const std::string& referrer_id,
+                           const core::Outcome& o, const std::vector<core::Entry>& entries,
+                           std::int64_t now) {
+  if (referrer_id.empty()) return;
+  auto r = find_member(db, MemberKey::kId, referrer_id);
+  if (!r) return;
+  const auto before = r->state_text;
+  const auto day = core::day_of(o.request.at);
+  for (const auto& d : o.metrics)
+    if (d.on == core::Recipient::kReferrer) r->state.counters.add(d.metric, day, d.delta);
+  int k = 0;
+  for (const auto& v : o.vouchers_issued) {
+    if (v.to != core::Recipient::kReferrer) continue;
+    const auto* t = p.find_voucher(v.template_id);
+    r->state.vouchers.push_back({o.request.txn_id + "/r" + std::to_string(++k), v.template_id,
+                                 day + date::days{t ? t->valid_days : 30}});
+  }
+  (void)core::apply_point_entries(r->state, entries, day, core::expiry_of(p.expiry, day));
+  r->state.counters.prune();
+  const auto after = core::member_to_json(r->state).dump();
+  if (after != before) save_member_state(db, r->id, after, now);
+}
+
 ApiError unknown_member(const std::string& id) {
   return problem(404, "unknown-member", "Unknown member",
                  "no member " + id + " at this terminal; scan the code again or enroll them",
@@ -180,6 +207,8 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
                           ? Json{{"status", "confirmed"}}
                           : Json{{"status", "unanswered"}, {"reason", c.live->error().message}};
   save_member_state(db, m->id, w.after_text, c.now);
+  if (settings_.standalone)
+    give_referrer_rewards(db, program, m->state.referred_by, w.outcome, w.committed.entries, c.now);
   TxnRow t;
   t.txn_id = c.req.txn_id;
   t.seq = next_seq(db);

@@ -165,6 +165,33 @@ TEST_CASE("a void takes back the tier upgrade its sale reached", "[terminal][dae
   CHECK(v.body.dump().find("Tier back to Bean") != std::string::npos);  // on the receipt
 }
 
+TEST_CASE("standalone, the referrer's voucher the receipt promises is in the referrer's account",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("standalone-referral");
+  Daemon d(dir, standalone_args(dir));
+  REQUIRE(d.start());
+  const auto drinks = [&] {
+    const auto member = d.get("/v1/members/M-A");
+    int n = 0;
+    for (const auto& v : member.body["vouchers"]) n += v["template"] == "drink-10";
+    return n;
+  };
+  REQUIRE(drinks() == 0);
+  auto friend_ = d.post("/v1/members", {{"phone", "13800138222"}, {"referred_by", "M-A"}}, "e-f");
+  REQUIRE(friend_.status == 201);
+  const auto id = friend_.body["member"]["member_id"].get<std::string>();
+  // The friend's first order of 28.00: the receipt says M-A gets a drink
+  // voucher, and with no HQ to deliver it, this till gives it at once.
+  auto sale = d.post("/v1/transactions", basket(id, 1), "friend-first");
+  INFO(sale.body.dump());
+  REQUIRE(sale.status == 201);
+  CHECK(sale.body.dump().find("Voucher for the referrer") != std::string::npos);
+  CHECK(drinks() == 1);
+  // A second order is not a first one: nothing more.
+  REQUIRE(d.post("/v1/transactions", basket(id, 1), "friend-second").status == 201);
+  CHECK(drinks() == 1);
+}
+
 TEST_CASE("stored value a sale spent goes back to stored value on a return or void, not in cash",
           "[terminal][daemon]") {
   const auto dir = scratch_dir("return-sv");
