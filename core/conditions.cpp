@@ -133,6 +133,15 @@ bool holds(const Condition& c, EvalCtx& ctx) {
       return std::any_of(ctx.request.basket.lines.begin(), ctx.request.basket.lines.end(),
                          [&](const Line& l) { return matches(c.selector, l); });
     case ConditionKind::kFirstPurchase: return (!m.first_purchase_on.has_value()) == c.flag;
+    case ConditionKind::kAnniversary:
+    case ConditionKind::kYearsSince: {
+      const auto& since = c.name == "first_purchase" ? m.first_purchase_on : m.enrolled_on;
+      if (!since) return false;
+      const int year = static_cast<int>(date::year_month_day{ctx.today}.year());
+      if (c.kind == ConditionKind::kAnniversary && anniversary_in(*since, year) != ctx.today)
+        return false;
+      return meets(c.threshold, full_years(*since, ctx.today), ctx);
+    }
     case ConditionKind::kNewSubscriber:
       return std::none_of(m.passes.begin(), m.passes.end(),
                           [&](const HeldPass& h) { return h.pass_id == c.name; }) == c.flag;

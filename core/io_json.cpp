@@ -161,9 +161,9 @@ Status request_from_json(const Json& j, Request& req) {
   {
     ObjectReader r(j, "", problems);
     if (!r.ok()) return invalid("", "the basket or event must be a JSON object");
-    auto ev =
-        r.choice("event", {"purchase", "enrollment", "review", "referral", "check_in", "survey",
-                           "activity", "top_up", "birthday", "period_end", "redeem", "defer_pass"});
+    auto ev = r.choice(
+        "event", {"purchase", "enrollment", "review", "referral", "check_in", "survey", "activity",
+                  "top_up", "birthday", "period_end", "redeem", "defer_pass", "daily"});
     req.trigger = ev ? *parse_trigger(*ev) : Trigger::kPurchase;
     if (req.trigger == Trigger::kActivity) {
       const auto activity = r.string("activity", true);

@@ -193,6 +193,23 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
       p.push_back({at, "must name a pass"});
     else
       refs.add(at, "pass", c.name = value.get<std::string>());
+  } else if (key == "anniversary" || key == "years_since") {
+    // {"of": "enrollment" | "first_purchase", "years": {"at_least": 1}} and
+    // {"of": ..., "at_least": 3}.
+    c.kind = key == "anniversary" ? ConditionKind::kAnniversary : ConditionKind::kYearsSince;
+    ObjectReader r(value, at, p);
+    if (r.ok()) {
+      c.name = r.choice("of", {"enrollment", "first_purchase"}, true).value_or("enrollment");
+      if (key == "anniversary") {
+        c.threshold.at_least = 1;
+        if (const Json* y = r.get("years")) {
+          ObjectReader yr(*y, r.path("years"), p);
+          if (yr.ok()) c.threshold = read_threshold(yr, false);
+        }
+      } else {
+        c.threshold = read_threshold(r, false);
+      }
+    }
   } else if (key == "pass_days_left") {
     c.kind = ConditionKind::kPassDaysLeft;
     ObjectReader r(value, at, p);
@@ -364,7 +381,7 @@ void read_rules(ObjectReader& top, std::vector<Rule>& rules, References& refs) {
     rule.name = r.string("name", true).value_or(rule.id);
     if (auto t = r.choice("trigger",
                           {"purchase", "return", "enrollment", "review", "referral", "check_in",
-                           "survey", "activity", "top_up", "birthday", "period_end"},
+                           "survey", "activity", "top_up", "birthday", "period_end", "daily"},
                           true))
       rule.trigger = *parse_trigger(*t);
     if (const Json* w = r.get("when"))

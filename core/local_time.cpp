@@ -197,4 +197,18 @@ std::string period_key(Period p, LocalDays d) {
   return keys[i];
 }
 
+LocalDays anniversary_in(LocalDays d, int year) {
+  const date::year_month_day ymd{d};
+  date::year_month_day on{date::year{year}, ymd.month(), ymd.day()};
+  if (!on.ok()) on = date::year{year} / date::February / date::day{28};
+  return LocalDays{date::sys_days{on}.time_since_epoch()};
+}
+
+int full_years(LocalDays from, LocalDays to) {
+  const int to_year = static_cast<int>(date::year_month_day{to}.year());
+  int years = to_year - static_cast<int>(date::year_month_day{from}.year());
+  if (to < anniversary_in(from, to_year)) --years;
+  return years;
+}
+
 }  // namespace loyalty::core

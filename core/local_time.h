@@ -52,4 +52,11 @@ LocalDays period_end(Period p, LocalDays d);  // last day inside the period
 LocalDays add_months(LocalDays d, int months);
 LocalDays end_of_month(LocalDays d);
 
+// The day in `year` that is the anniversary of `d`: the same month and day,
+// except that 29 February falls on 28 February in a common year.
+LocalDays anniversary_in(LocalDays d, int year);
+// Whole years from `from` to `to`, counted at anniversaries (so 29 February
+// 2024 to 28 February 2025 is one year); negative when `to` is earlier.
+int full_years(LocalDays from, LocalDays to);
+
 }  // namespace loyalty::core

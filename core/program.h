@@ -39,6 +39,7 @@ enum class Trigger {
   kPeriodEnd,
   kRedeem,     // a catalog reward redeemed at the counter; no rule has it
   kDeferPass,  // a member postpones a pass (passes[].deferrals_per_month)
+  kDaily,      // fired by HQ's daily jobs for every member (anniversaries, festival days)
 };
 const char* to_string(Trigger t);
 std::optional<Trigger> parse_trigger(std::string_view s);
@@ -64,6 +65,8 @@ enum class ConditionKind {
   kTierAtLeast,
   kReferrerTier,   // the referrer's tier is one of `names` (false without a referrer)
   kNewSubscriber,  // the member has never held pass `name` (flag false: has held it)
+  kAnniversary,    // today is an anniversary of `name` (enrollment, first_purchase)
+  kYearsSince,     // whole years since `name` (enrollment, first_purchase) meet threshold
   kPassDaysLeft,   // the member's pass `name` valid today has threshold days left
   kBasketAmount,
   kItemCount,

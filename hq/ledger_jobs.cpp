@@ -3,6 +3,8 @@
 // "HQ", terminal "JOBS") with entries and a member delta, published to the
 // terminals through the change feed. Every job has a deterministic id, so
 // running a day twice does nothing the second time.
+#include <algorithm>
+
 #include "core/engine.h"
 #include "core/io_json.h"
 #include "core/ledger.h"
@@ -76,6 +78,9 @@ core::Result<Json> HqLedger::run_jobs(const std::string& day_text) {
     Json summary{{"date", day_text}, {"tier_changes", 0}};
     const auto ymd = date::year_month_day{*day};
     const auto month = core::format_local_date(*day).substr(0, 7);
+    const bool daily_rules = std::any_of(p->rules.begin(), p->rules.end(), [](const auto& r) {
+      return r.trigger == core::Trigger::kDaily;
+    });
     for (const auto& row : db_.query("SELECT id FROM members ORDER BY id")) {
       auto m = load_member(row.text(0));
       bool changed = false;
@@ -98,6 +103,13 @@ core::Result<Json> HqLedger::run_jobs(const std::string& day_text) {
         if (m->birth_month && *m->birth_month == static_cast<unsigned>(ymd.month()))
           job_transaction(*p, *m, core::Trigger::kBirthday, "HQ-BDAY-" + month + "-" + m->id,
                           day_text, summary);
+        changed = changed || core::member_to_json(*m) != before;
+      }
+      // Rules of any day (anniversaries, festival grants), once a day each.
+      if (daily_rules) {
+        const auto before = core::member_to_json(*m);
+        job_transaction(*p, *m, core::Trigger::kDaily, "HQ-DAY-" + day_text + "-" + m->id, day_text,
+                        summary);
         changed = changed || core::member_to_json(*m) != before;
       }
       if (changed) save_member(*m);

@@ -161,6 +161,52 @@ TEST_CASE("rounding the transaction's total once gives 177 where each rule's flo
   CHECK(m.available(*core::parse_local_date("2026-11-26")) == 0);
 }
 
+TEST_CASE("a daily rule grants on the anniversary of the first purchase, once a year",
+          "[core][engine]") {
+  const auto p = test::program_from(Json::parse(R"({
+    "schema": 1, "program": "t", "version": 1, "name": "Test", "currency": "CNY",
+    "earning": {"basis": {"after_discounts": true, "after_redemptions": true}, "rounding": "floor",
+                "rounding_scope": "transaction", "multipliers": "multiply"},
+    "expiry": {"policy": "never"},
+    "rules": [
+      {"id": "customer-day", "name": "Customer day", "trigger": "daily",
+       "when": {"anniversary": {"of": "first_purchase"}},
+       "effects": [{"type": "issue_voucher", "voucher": "gift"}]},
+      {"id": "three-years", "name": "Three years", "trigger": "purchase",
+       "when": {"years_since": {"of": "enrollment", "at_least": 3}},
+       "effects": [{"type": "fixed_points", "points": 300}], "limit": {"period": "lifetime", "max_times": 1}}
+    ],
+    "vouchers": [{"id": "gift", "name": "Gift", "kind": "amount", "value": 1000}]
+  })"));
+  auto m = member("");
+  m.first_purchase_on = *core::parse_local_date("2024-02-29");
+  m.enrolled_on = *core::parse_local_date("2023-11-22");
+  const auto daily = [&](const char* day) {
+    core::Request r;
+    r.trigger = core::Trigger::kDaily;
+    r.at = *core::parse_local_datetime(std::string(day) + "T00:00:00");
+    r.txn_id = std::string("D-") + day;
+    auto o = core::evaluate(p, m, r);
+    REQUIRE(o);
+    return o->vouchers_issued.size();
+  };
+  CHECK(daily("2025-02-27") == 0);
+  CHECK(daily("2025-02-28") == 1);  // 29 February's anniversary in a common year
+  CHECK(daily("2025-03-01") == 0);
+  CHECK(daily("2024-02-29") == 0);  // the day itself is not an anniversary
+  CHECK(daily("2028-02-29") == 1);
+  CHECK(daily("2028-02-28") == 0);
+  // Enrolled 2023-11-22: a purchase on 2026-11-21 is 1,095 days on, but
+  // not three years; the next day is.
+  const auto sale = [&](const char* at) {
+    auto o = core::evaluate(p, m, test::request_at(at, basket(1000)));
+    REQUIRE(o);
+    return o->points_earned;
+  };
+  CHECK(sale("2026-11-21T12:00:00") == 0);
+  CHECK(sale("2026-11-22T12:00:00") == 300);
+}
+
 TEST_CASE("a bonus cap limits only the bonus part", "[core][engine]") {
   // 8,000 yuan on Wednesday, Bean: base 8000, double bonus 8000 capped at 5000.
   auto o = core::evaluate(test::program_from(program_json("multiply")), member("bean"),

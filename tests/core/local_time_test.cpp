@@ -47,3 +47,20 @@ TEST_CASE("malformed local times are refused", "[core][time]") {
   CHECK_FALSE(parse_clock_minutes("7:30"));
   CHECK(*parse_clock_minutes("17:30") == 1050);
 }
+
+TEST_CASE("anniversaries fall on the same day, 29 February on the 28th in common years",
+          "[core][time]") {
+  const auto d = [](const char* s) { return *parse_local_date(s); };
+  CHECK(anniversary_in(d("2023-11-22"), 2026) == d("2026-11-22"));
+  CHECK(anniversary_in(d("2024-02-29"), 2025) == d("2025-02-28"));
+  CHECK(anniversary_in(d("2024-02-29"), 2028) == d("2028-02-29"));
+  // Three years a member: not on the 1,095th day across a leap day, but on
+  // the anniversary.
+  CHECK(full_years(d("2023-11-22"), d("2026-11-21")) == 2);
+  CHECK(full_years(d("2023-11-22"), d("2026-11-22")) == 3);
+  CHECK(full_years(d("2024-02-29"), d("2025-02-27")) == 0);
+  CHECK(full_years(d("2024-02-29"), d("2025-02-28")) == 1);
+  CHECK(full_years(d("2024-02-29"), d("2028-02-28")) == 3);
+  CHECK(full_years(d("2024-02-29"), d("2028-02-29")) == 4);
+  CHECK(full_years(d("2026-05-01"), d("2026-04-30")) == -1);
+}

@@ -1081,3 +1081,44 @@ TEST_CASE("a grace period is settled by the daily jobs the day it runs out", "[h
   CHECK_FALSE(state().contains("grace_until"));
   hq.verified();
 }
+
+TEST_CASE("daily rules run once a day at HQ: an enrolment anniversary gift", "[hq][ledger]") {
+  ON_EACH_BACKEND(hq);
+  auto program = Json::parse(read_all(hq_source("examples/programs/coffee-chain.json")));
+  program["version"] = 2;
+  program["vouchers"].push_back({{"id", "anniversary-gift"},
+                                 {"name", "Anniversary gift"},
+                                 {"kind", "amount"},
+                                 {"value", 2000}});
+  program["rules"].push_back(
+      {{"id", "enrolment-anniversary"},
+       {"name", "A year a member"},
+       {"trigger", "daily"},
+       {"when", {{"anniversary", {{"of", "enrollment"}}}}},
+       {"effects", Json::array({{{"type", "issue_voucher"}, {"voucher", "anniversary-gift"}}})}});
+  REQUIRE(hq.ledger->publish_program(program.dump(), 1, hq.key, "test"));
+  std::istringstream csv(
+      "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
+      "M3001,13900000041,,Zhou,,,0,\n");
+  REQUIRE(hq.ledger->import_members(csv, "2025-11-22"));  // enrolled that day
+  const auto gifts = [&] {
+    const auto m = hq.ledger->member("M3001");
+    REQUIRE(m);
+    int n = 0;
+    for (const auto& v : (*m)["member"]["vouchers"]) n += v["template"] == "anniversary-gift";
+    return n;
+  };
+  REQUIRE(hq.ledger->run_jobs("2026-11-21"));
+  CHECK(gifts() == 0);
+  auto day = hq.ledger->run_jobs("2026-11-22");
+  REQUIRE(day);
+  INFO(day->dump());
+  CHECK((*day)["daily"] == 1);
+  CHECK(gifts() == 1);
+  REQUIRE(hq.ledger->run_jobs("2026-11-22"));  // the same day again gives nothing more
+  CHECK(gifts() == 1);
+  hq.now += 86'400;
+  REQUIRE(hq.ledger->run_jobs("2026-11-23"));
+  CHECK(gifts() == 1);
+  hq.verified();
+}
