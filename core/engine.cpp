@@ -104,6 +104,30 @@ void record_purchase_metrics(detail::EvalCtx& ctx) {
   }
 }
 
+// Items the member's tier may not buy yet (eligibility): refused, naming the
+// line, so the cashier can take it off the basket.
+Status check_eligibility(const detail::EvalCtx& ctx) {
+  const auto& p = ctx.program;
+  if (p.eligibility.empty() || !p.tiers) return {};
+  const auto& lines = ctx.request.basket.lines;
+  for (const auto& e : p.eligibility) {
+    if ((e.from && ctx.request.at < *e.from) || (e.until && ctx.request.at >= *e.until)) continue;
+    if (p.tiers->rank_of(ctx.tier) >= p.tiers->rank_of(e.min_tier)) continue;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      if (!matches(e.items, lines[i])) continue;
+      const auto path = "basket.lines[" + std::to_string(i) + "]";
+      const auto& tier = p.tiers->levels[static_cast<std::size_t>(p.tiers->rank_of(e.min_tier))];
+      const auto why =
+          (lines[i].name.empty() ? lines[i].sku : lines[i].name) + " is for " + tier.name +
+          " members and above (" + e.name + ")" +
+          (e.until ? "; open to every member from " + format_local_datetime(*e.until) : "");
+      return std::unexpected(
+          Error{ErrorCode::kFailedPrecondition, path + ": " + why, {{path, why}}});
+    }
+  }
+  return {};
+}
+
 // A catalog reward at the redemption counter: points (plus cash for points +
 // cash rewards), tier restriction; stock is the terminal's per-store count.
 Status redeem_reward(detail::EvalCtx& ctx) {
@@ -188,6 +212,7 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
   std::set<std::string> fired;
   if (request.trigger == Trigger::kPurchase) {
     compute_streak(ctx);
+    if (auto s = check_eligibility(ctx); !s) return std::unexpected(s.error());
     if (auto s = detail::sell_passes(ctx); !s) return std::unexpected(s.error());
     if (auto s = detail::apply_discount_rules(ctx, fired); !s) return std::unexpected(s.error());
     if (auto s = detail::apply_vouchers(ctx); !s) return std::unexpected(s.error());

@@ -287,6 +287,18 @@ struct Pass {
   int max_deferral_days = 0;
 };
 
+// Items only members of a tier and above may buy (新品尝鲜资格), or may buy
+// before everyone else (提前24小时抢购): within [from, until) store-local
+// time when given, always otherwise.
+struct Eligibility {
+  std::string id;
+  std::string name;
+  Selector items;
+  std::string min_tier;
+  std::optional<LocalSeconds> from;
+  std::optional<LocalSeconds> until;
+};
+
 struct OfflineAllowance {
   std::int64_t max_points_per_member_per_day = 0;
   std::int64_t max_points_per_terminal_per_day = 0;
@@ -312,6 +324,7 @@ struct Program {
   bool streaks = false;
   Selector stored_value_bonus_restricted_to;
   std::vector<Pass> passes;
+  std::vector<Eligibility> eligibility;
   int referral_window_days = 0;
   OfflineAllowance offline;
 

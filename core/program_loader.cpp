@@ -280,6 +280,29 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
   });
 }
 
+void read_eligibility(ObjectReader& top, Program& p, References& refs) {
+  each_in_array(top, "eligibility", [&](const Json& v, const std::string& path) {
+    ObjectReader r(v, path, top.problems());
+    if (!r.ok()) return;
+    Eligibility e;
+    e.id = r.id("id", true).value_or("");
+    e.name = r.string("name", true).value_or(e.id);
+    e.items = read_selector(r, "items");
+    if (!e.items.present) r.problem("items", "is required (which items are restricted)");
+    if (auto t = r.id("min_tier", true)) refs.add(r.path("min_tier"), "tier", e.min_tier = *t);
+    for (auto [key, field] : {std::pair{"from", &e.from}, std::pair{"until", &e.until}}) {
+      if (auto s = r.string(key)) {
+        if (auto t = parse_local_datetime(*s))
+          *field = *t;
+        else
+          r.problem(key, "must be a local time YYYY-MM-DDTHH:MM:SS");
+      }
+    }
+    if (e.from && e.until && *e.until <= *e.from) r.problem("until", "must be after from");
+    p.eligibility.push_back(std::move(e));
+  });
+}
+
 void read_misc(ObjectReader& top, Program& p) {
   if (const Json* v = top.get("streaks")) {
     ObjectReader r(*v, "streaks", top.problems());
@@ -377,6 +400,7 @@ Result<Program> load_program(const Json& document) {
     read_rules(top, p.rules, refs);
     read_calendars(top, p);
     read_catalogs(top, p, refs);
+    read_eligibility(top, p, refs);
     read_misc(top, p);
   }
   check_references(p, refs, problems);

@@ -207,6 +207,39 @@ TEST_CASE("a daily rule grants on the anniversary of the first purchase, once a 
   CHECK(sale("2026-11-22T12:00:00") == 300);
 }
 
+TEST_CASE("items for a tier and above, and early access before a sale opens to all",
+          "[core][engine]") {
+  auto j = program_json("multiply");
+  j["eligibility"] = Json::parse(R"([
+    {"id": "new-items", "name": "New items", "items": {"tags": ["new"]}, "min_tier": "elite"},
+    {"id": "early", "name": "24 hours early", "items": {"tags": ["double11"]}, "min_tier": "elite",
+     "from": "2026-11-10T00:00:00", "until": "2026-11-11T00:00:00"}
+  ])");
+  const auto p = test::program_from(j);
+  const auto line = [](const char* tag) {
+    return Json{{"currency", "CNY"},
+                {"lines",
+                 {{{"sku", "A"},
+                   {"name", "Item A"},
+                   {"tags", {tag}},
+                   {"quantity", 1},
+                   {"unit_price", 1000}}}}};
+  };
+  const auto sells = [&](const std::string& tier, const char* tag, const char* at) {
+    return core::evaluate(p, member(tier), test::request_at(at, line(tag)));
+  };
+  auto refused = sells("bean", "new", "2026-11-23T12:00:00");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().problems.front().path == "basket.lines[0]");
+  CHECK(refused.error().message.find("Item A is for Elite members and above") != std::string::npos);
+  CHECK(sells("elite", "new", "2026-11-23T12:00:00"));
+  // Early access: Elite only on the 10th; everyone from the 11th at 00:00.
+  CHECK_FALSE(sells("bean", "double11", "2026-11-10T09:00:00"));
+  CHECK(sells("elite", "double11", "2026-11-10T09:00:00"));
+  CHECK(sells("bean", "double11", "2026-11-11T00:00:00"));
+  CHECK(sells("bean", "double11", "2026-11-09T23:59:59"));  // not on sale yet: not restricted
+}
+
 TEST_CASE("a bonus cap limits only the bonus part", "[core][engine]") {
   // 8,000 yuan on Wednesday, Bean: base 8000, double bonus 8000 capped at 5000.
   auto o = core::evaluate(test::program_from(program_json("multiply")), member("bean"),
