@@ -296,6 +296,35 @@ HttpResponse HqApi::admin_route(const platform::HttpRequest& req, const std::str
                                           body.value("blocked", true), body.value("reason", ""),
                                           "admin-api"));
   }
+  if (req.method() == http::verb::post && path == "/v1/admin/member-resets") {
+    hq::HqLedger::MemberReset reset;
+    const auto bad = [&](const char* field, const std::string& why) {
+      return problem(422, "invalid", "Reset incomplete", why, field);
+    };
+    if (!body.contains("member_id") || !body["member_id"].is_string())
+      return bad("member_id", "send {\"member_id\", \"tier\" and/or \"metrics\", \"reason\"}");
+    if (!body.contains("reason") || !body["reason"].is_string())
+      return bad("reason", "a reset needs a reason (a string) for the audit");
+    if (body.contains("tier")) {
+      if (!body["tier"].is_string()) return bad("tier", "must be a tier id");
+      reset.tier = body["tier"].get<std::string>();
+    }
+    if (body.contains("until")) {
+      reset.tier_until = body["until"].is_string()
+                             ? core::parse_local_date(body["until"].get<std::string>())
+                             : std::nullopt;
+      if (!reset.tier_until) return bad("until", "must be a date YYYY-MM-DD");
+    }
+    if (body.contains("metrics")) {
+      if (!body["metrics"].is_array()) return bad("metrics", "must be an array of metric names");
+      for (const auto& m : body["metrics"]) {
+        if (!m.is_string()) return bad("metrics", "must be an array of metric names");
+        reset.metrics.push_back(m.get<std::string>());
+      }
+    }
+    return reply(ledger_.reset_member(body["member_id"].get<std::string>(), reset,
+                                      body["reason"].get<std::string>(), "admin-api"));
+  }
   if (req.method() == http::verb::post && path == "/v1/admin/voucher-revocations") {
     for (const char* k : {"member_id", "code", "reason"})
       if (!body.contains(k) || !body[k].is_string())

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <vector>
 
 #include "hq/api.h"
@@ -63,6 +64,9 @@ void usage(std::ostream& out) {
          "  report liability [--csv]             outstanding points by expiry month\n"
          "  report sales FROM TO [--csv]         per store and day, and the program metrics\n"
          "  issue-vouchers TEMPLATE MEMBERS_FILE a voucher for each member id listed (one a line)\n"
+         "  reset-member MEMBER [--tier T [--until YYYY-MM-DD]] [--metrics A,B] --reason TEXT\n"
+         "                                       set a tier (a trial upgrade with --until) or\n"
+         "                                       zero metrics (audited); stores get it by feed\n"
          "  revoke-voucher MEMBER CODE --reason TEXT\n"
          "                                       take a voucher back; stores refuse it after "
          "the feed\n"
@@ -96,6 +100,7 @@ const std::map<std::string, std::vector<std::string_view>>& command_options() {
       {"report", {"--csv"}},
       {"issue-vouchers", {}},
       {"revoke-voucher", {"--reason"}},
+      {"reset-member", {"--tier", "--until", "--metrics", "--reason"}},
       {"run-jobs", {}},
       {"adjust", {"--reason"}},
       {"expire", {}},
@@ -428,6 +433,22 @@ int run(Ctx& c, const std::string& command) {
     return print(ledger.set_code_blocked(c.pos[0], command == "block-code",
                                          c.flags.contains("--reason") ? c.flags.at("--reason") : "",
                                          "cli"));
+  if (command == "reset-member" && c.pos.size() == 1) {
+    hq::HqLedger::MemberReset reset;
+    const auto flag = [&](const char* k) { return c.flags.contains(k) ? c.flags.at(k) : ""; };
+    reset.tier = flag("--tier");
+    if (c.flags.contains("--until")) {
+      reset.tier_until = core::parse_local_date(flag("--until"));
+      if (!reset.tier_until) {
+        std::cerr << "loyalty-hq: --until must be a date YYYY-MM-DD\n";
+        return kUsage;
+      }
+    }
+    std::stringstream list(flag("--metrics"));
+    for (std::string m; std::getline(list, m, ',');)
+      if (!m.empty()) reset.metrics.push_back(m);
+    return print(ledger.reset_member(c.pos[0], reset, flag("--reason"), "cli"));
+  }
   if (command == "revoke-voucher" && c.pos.size() == 2)
     return print(ledger.revoke_voucher(
         c.pos[0], c.pos[1], c.flags.contains("--reason") ? c.flags.at("--reason") : "", "cli"));

@@ -94,6 +94,18 @@ class HqLedger {
                                                    std::int64_t effective_from,
                                                    const platform::SigningKey& key,
                                                    const std::string& actor);
+  // Resets a member (audited; every store gets the state with the feed):
+  // the named metrics' counters to zero (their carried-over part too),
+  // and/or the tier set, optionally held until a day (a trial upgrade: kept
+  // through re-evaluations until then). Pending upgrades and grace end.
+  struct MemberReset {
+    std::vector<std::string> metrics;
+    std::string tier;
+    std::optional<core::LocalDays> tier_until;
+  };
+  [[nodiscard]] core::Result<Json> reset_member(const std::string& member_id,
+                                                const MemberReset& reset, const std::string& reason,
+                                                const std::string& actor);
   // Takes back a voucher HQ or a store gave `member_id` (a campaign sent to
   // the wrong list, a voucher obtained by fraud): gone from the member's
   // state, so every store refuses it once it has the feed. Audited; a use

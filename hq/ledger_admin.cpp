@@ -189,6 +189,50 @@ core::Result<Json> HqLedger::revoke_voucher(const std::string& member_id, const 
   });
 }
 
+core::Result<Json> HqLedger::reset_member(const std::string& member_id, const MemberReset& reset,
+                                          const std::string& reason, const std::string& actor) {
+  if (!auditable(reason))
+    return core::invalid("reason", "resetting a member needs a reason that can be audited");
+  if (reset.metrics.empty() && reset.tier.empty())
+    return core::invalid("tier", "name a tier to set, metrics to reset, or both");
+  if (reset.tier_until && reset.tier.empty())
+    return core::invalid("until", "only applies with a tier");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto in_force = program_in_force();
+    if (!in_force) return std::unexpected(in_force.error());
+    const auto& p = **in_force;
+    auto m = load_member(member_id);
+    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+    if (!reset.tier.empty() && (!p.tiers || p.tiers->rank_of(reset.tier) < 0))
+      return core::invalid("tier", reset.tier + " is not a tier of program " + p.id);
+    std::int64_t cleared = 0;
+    for (const auto& metric : reset.metrics) {
+      if (!core::valid_id(metric))
+        return core::invalid("metrics", metric + " is not a metric name");
+      for (const auto& prefix : {metric + "@", "carry:" + metric + "@"})
+        cleared += std::erase_if(m->counters.raw(),
+                                 [&](const auto& kv) { return kv.first.starts_with(prefix); });
+    }
+    Json detail{{"member_id", member_id}, {"counters_cleared", cleared}};
+    if (!reset.metrics.empty()) detail["metrics"] = reset.metrics;
+    if (!reset.tier.empty()) {
+      detail["tier_before"] = m->tier.empty() ? p.tiers->levels.front().id : m->tier;
+      m->tier = reset.tier;
+      m->pending_tier.clear();
+      m->pending_tier_from.reset();
+      m->grace_until.reset();
+      m->tier_valid_until = reset.tier_until;
+      detail["tier"] = reset.tier;
+      if (reset.tier_until) detail["tier_until"] = core::format_local_date(*reset.tier_until);
+    }
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, std::string("reset-member"), detail.dump() + ": " + reason, clock_()});
+    save_member(*m);
+    return detail;
+  });
+}
+
 core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool blocked,
                                          const std::string& reason, const std::string& actor) {
   if (!auditable(reason))

@@ -1122,3 +1122,55 @@ TEST_CASE("daily rules run once a day at HQ: an enrolment anniversary gift", "[h
   CHECK(gifts() == 1);
   hq.verified();
 }
+
+TEST_CASE("an audited reset zeroes a member's metrics or sets a trial tier kept until a day",
+          "[hq][ledger]") {
+  ON_EACH_BACKEND(hq);
+  auto a = hq.terminal("S001");
+  hq.sales(a, 2);  // M1001's points and orders counters
+  const auto state = [&] {
+    auto m = hq.ledger->member("M1001");
+    REQUIRE(m);
+    return (*m)["member"];
+  };
+  const auto has_counter = [&](const std::string& prefix) {
+    const auto now = state();
+    for (const auto& [k, v] : now["counters"].items())
+      if (k.starts_with(prefix)) return true;
+    return false;
+  };
+  REQUIRE(has_counter("orders@"));
+  REQUIRE(has_counter("points@"));
+  const auto member_changes =
+      hq.db->query("SELECT COUNT(*) FROM changes WHERE kind = 'member' AND key = 'M1001'")[0]
+          .integer(0);
+  // A reason is required; an unknown tier is refused with nothing written.
+  CHECK_FALSE(hq.ledger->reset_member("M1001", {{"orders"}, "", std::nullopt}, "", "ops"));
+  CHECK_FALSE(hq.ledger->reset_member("M1001", {{}, "platinum", std::nullopt}, "fraud", "ops"));
+  CHECK(has_counter("orders@"));
+  // Shared account, growth farmed: orders zeroed, points counters kept.
+  auto r = hq.ledger->reset_member("M1001", {{"orders"}, "", std::nullopt},
+                                   "ticket 4711: account shared, orders farmed", "ops");
+  REQUIRE(r);
+  INFO(r->dump());
+  CHECK((*r)["counters_cleared"].get<int>() > 0);
+  CHECK_FALSE(has_counter("orders@"));
+  CHECK(has_counter("points@"));
+  // A launch trial: Elite until 2027-01-31, kept by re-evaluations until then.
+  REQUIRE(hq.ledger->reset_member("M1001", {{}, "elite", core::parse_local_date("2027-01-31")},
+                                  "launch trial upgrade", "ops"));
+  CHECK(state()["tier"] == "elite");
+  CHECK(state()["tier_valid_until"] == "2027-01-31");
+  hq.now += 12 * 86'400;  // 2026-12-03
+  REQUIRE(hq.ledger->run_jobs("2026-12-01"));
+  CHECK(state()["tier"] == "elite");
+  const auto audited =
+      hq.db->query("SELECT actor, detail FROM audit WHERE action = 'reset-member'");
+  REQUIRE(audited.size() == 2);
+  CHECK(audited[0].text(0) == "ops");
+  CHECK(audited[0].text(1).find("ticket 4711") != std::string::npos);
+  // Each reset is a member change in the feed (it carries the row's state).
+  CHECK(hq.db->query("SELECT COUNT(*) FROM changes WHERE kind = 'member' AND key = 'M1001'")[0]
+            .integer(0) >= member_changes + 2);
+  hq.verified();
+}
