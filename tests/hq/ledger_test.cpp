@@ -727,17 +727,20 @@ TEST_CASE("scheduled jobs give birthday rewards once, and reports count sales an
   hq.sales(a, 3);
   const auto vouchers = (*hq.ledger->member("M1001"))["member"]["vouchers"].size();
   // M1001 (Daily tier) was born in November: the coffee program's birthday
-  // drink voucher on the first of the month, once however often it runs.
+  // drink voucher on the first of the month, and Daily's two monthly bakery
+  // vouchers (period_end), once however often the day runs.
   auto jobs = hq.ledger->run_jobs("2026-11-01");
   REQUIRE(jobs);
   INFO(jobs->dump());
   CHECK((*jobs)["birthday"] == 1);
+  CHECK((*jobs)["period_end"] == 1);
   CHECK(hq.ledger->run_jobs("2026-11-01"));
-  CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 1);
+  CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 3);
   CHECK_FALSE(hq.ledger->run_jobs("2026-12-01"));  // not yet: nothing runs ahead of its day
   hq.now += 10 * 86'400;
-  CHECK(hq.ledger->run_jobs("2026-12-01"));  // not the birthday month: no gift
-  CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 1);
+  // Not the birthday month: only December's two bakery vouchers.
+  CHECK(hq.ledger->run_jobs("2026-12-01"));
+  CHECK((*hq.ledger->member("M1001"))["member"]["vouchers"].size() == vouchers + 5);
 
   auto report = hq.ledger->report("2026-11-01", "2026-11-30");
   REQUIRE(report);
