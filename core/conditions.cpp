@@ -91,6 +91,13 @@ std::int64_t metric_value(const std::string& name, std::optional<Period> period,
   return v;
 }
 
+bool in_calendar(const Program& p, const std::string& name, LocalDays day) {
+  auto it = p.calendars.find(name);
+  if (it == p.calendars.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [&](const auto& r) { return day >= r.first && day <= r.second; });
+}
+
 bool holds(const Condition& c, EvalCtx& ctx) {
   const auto& m = ctx.member;
   switch (c.kind) {
@@ -112,13 +119,7 @@ bool holds(const Condition& c, EvalCtx& ctx) {
           static_cast<int>(static_cast<unsigned>(date::year_month_day{ctx.today}.day()));
       return std::find(c.numbers.begin(), c.numbers.end(), dom) != c.numbers.end();
     }
-    case ConditionKind::kCalendar: {
-      auto it = ctx.program.calendars.find(c.name);
-      if (it == ctx.program.calendars.end()) return false;
-      return std::any_of(it->second.begin(), it->second.end(), [&](const auto& r) {
-        return ctx.today >= r.first && ctx.today <= r.second;
-      });
-    }
+    case ConditionKind::kCalendar: return in_calendar(ctx.program, c.name, ctx.today);
     case ConditionKind::kTier:
       return std::find(c.names.begin(), c.names.end(), ctx.tier) != c.names.end();
     case ConditionKind::kReferrerTier:

@@ -151,10 +151,28 @@ Status apply_vouchers(EvalCtx& ctx) {
     const auto* t = ctx.program.find_voucher(held->template_id);
     if (t == nullptr)
       return invalid(path, "voucher " + code + " is of a kind this program version does not know");
+    const auto refuse_day = [&](const std::string& days) -> Status {
+      return std::unexpected(
+          Error{ErrorCode::kFailedPrecondition,
+                path + ": voucher " + code + " (" + t->name + ") can be used only " + days,
+                {{path, "not valid today"}}});
+    };
+    if (!t->weekdays.empty() &&
+        std::find(t->weekdays.begin(), t->weekdays.end(), ctx.weekday) == t->weekdays.end()) {
+      static const char* const kDays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday"};
+      std::string days;
+      for (const int d : t->weekdays) days += std::string(days.empty() ? "" : ", ") + kDays[d];
+      return refuse_day("on " + days);
+    }
+    if (!t->calendar.empty() && !in_calendar(ctx.program, t->calendar, ctx.today))
+      return refuse_day("on the designated days (" + t->calendar + ")");
     std::vector<std::int64_t> nets(lines.size(), 0);
     std::int64_t base = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {
-      if (matches(t->applies_to, lines[i])) base += nets[i] = ctx.out.lines[i].net();
+      if (matches(t->applies_to, lines[i]) &&
+          !(t->exclude.present && matches(t->exclude, lines[i])))
+        base += nets[i] = ctx.out.lines[i].net();
     }
     if (base < t->min_spend || base == 0)
       return std::unexpected(

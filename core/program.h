@@ -244,6 +244,9 @@ struct VoucherTemplate {
   Selector applies_to;
   int valid_days = 30;
   std::optional<Decimal4> max_share_percent;
+  Selector exclude;           // lines it never covers (items already on special)
+  std::vector<int> weekdays;  // usable only on these days (0 = Sunday); empty: any
+  std::string calendar;       // usable only on the days of this calendar
 };
 
 struct PointsTender {

@@ -211,6 +211,15 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
     t.applies_to = read_selector(r, "applies_to");
     t.valid_days = static_cast<int>(r.integer("valid_days", false, 1, 3660).value_or(30));
     t.max_share_percent = r.decimal("max_share_percent", false, kZero, kHundred, true);
+    t.exclude = read_selector(r, "exclude");
+    if (r.has("weekdays")) {
+      Problems scratch;
+      Json cond = Json::object({{"day_of_week", *r.get("weekdays")}});
+      Condition c = read_condition(cond, path, scratch, refs);
+      for (auto& pr : scratch) r.problems().push_back({r.path("weekdays"), pr.message});
+      t.weekdays = c.numbers;
+    }
+    if (auto cal = r.id("calendar")) refs.add(r.path("calendar"), "calendar", t.calendar = *cal);
     p.vouchers.push_back(std::move(t));
   });
   if (const Json* v = top.get("redemption")) {
