@@ -223,6 +223,16 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
     record_purchase_metrics(ctx);
   }
   if (request.trigger == Trigger::kTopUp) out.sv_base_added = request.top_up_amount;
+  if (request.trigger == Trigger::kTierUp) {
+    // HQ's re-evaluation lifted the member (already at the new tier).
+    if (!program.tiers) return invalid("event", "this program has no tiers");
+    const int from = program.tiers->rank_of(request.tier_before);
+    const int to = program.tiers->rank_of(ctx.tier);
+    if (from < 0) return invalid("from_tier", request.tier_before + " is not a tier");
+    detail::fire_tier_up(ctx, from, to);
+    detail::build_receipt(ctx);
+    return out;
+  }
   if (request.trigger == Trigger::kRedeem || request.trigger == Trigger::kDeferPass) {
     if (auto s = request.trigger == Trigger::kRedeem ? redeem_reward(ctx) : detail::defer_pass(ctx);
         !s)

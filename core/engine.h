@@ -48,6 +48,7 @@ struct Request {
   std::int64_t top_up_amount = 0;  // trigger top_up
   std::string reward_id;           // trigger redeem
   std::string pass_id;             // trigger defer_pass
+  std::string tier_before;         // trigger tier_up: the tier left (HQ's re-evaluation)
   int defer_days = 0;              // trigger defer_pass
   Basket basket;
   LocalSeconds at{};  // store-local wall clock

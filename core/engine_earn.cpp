@@ -286,6 +286,21 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
   if (ctx.out.points_earned > 0) ctx.out.earn_expires_on = expiry_of(p.expiry, ctx.today);
 }
 
+void fire_tier_up(EvalCtx& ctx, int from, int to) {
+  const auto& levels = ctx.program.tiers->levels;
+  const auto tier = ctx.tier;
+  for (int level = from + 1; level <= to; ++level) {
+    ctx.tier = levels[static_cast<std::size_t>(level)].id;
+    for (const auto& rule : ctx.program.rules) {
+      if (rule.trigger != Trigger::kTierUp || !holds(rule.when, ctx) || !rule_may_fire(rule, ctx))
+        continue;
+      for (const auto& e : rule.effects) apply_other_effect(rule, e, ctx);
+      record_rule_use(rule, 0, ctx);
+    }
+  }
+  ctx.tier = tier;
+}
+
 void apply_program_caps(EvalCtx& ctx) {
   auto& awards = ctx.out.awards;
   for (const auto& cap : ctx.program.earning.caps) {

@@ -50,6 +50,9 @@ Status apply_stored_value(EvalCtx& ctx);
 void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_rules);
 void apply_program_caps(EvalCtx& ctx);
 void evaluate_tier_upgrade(EvalCtx& ctx);
+// Runs the tier_up rules once for each level above `from` up to `to`, each
+// seeing that level as the member's tier (an upgrade pack per level).
+void fire_tier_up(EvalCtx& ctx, int from, int to);
 void build_receipt(EvalCtx& ctx);
 
 // Spreads `total` over `weights` in proportion (largest remainder); the parts

@@ -379,10 +379,11 @@ void read_rules(ObjectReader& top, std::vector<Rule>& rules, References& refs) {
     if (!rule.id.empty() && !ids.insert(rule.id).second)
       r.problem("id", "duplicates an earlier rule id");
     rule.name = r.string("name", true).value_or(rule.id);
-    if (auto t = r.choice("trigger",
-                          {"purchase", "return", "enrollment", "review", "referral", "check_in",
-                           "survey", "activity", "top_up", "birthday", "period_end", "daily"},
-                          true))
+    if (auto t =
+            r.choice("trigger",
+                     {"purchase", "return", "enrollment", "review", "referral", "check_in",
+                      "survey", "activity", "top_up", "birthday", "period_end", "daily", "tier_up"},
+                     true))
       rule.trigger = *parse_trigger(*t);
     if (const Json* w = r.get("when"))
       rule.when = read_condition(*w, r.path("when"), r.problems(), refs);

@@ -5,9 +5,9 @@
 namespace loyalty::core {
 
 namespace {
-constexpr std::array<const char*, 14> kTriggers{
-    "purchase", "return", "enrollment", "review",     "referral", "check_in",   "survey",
-    "activity", "top_up", "birthday",   "period_end", "redeem",   "defer_pass", "daily"};
+constexpr std::array<const char*, 15> kTriggers{
+    "purchase", "return",   "enrollment", "review", "referral",   "check_in", "survey", "activity",
+    "top_up",   "birthday", "period_end", "redeem", "defer_pass", "daily",    "tier_up"};
 
 template <typename T>
 const T* find_by_id(const std::vector<T>& items, std::string_view id) {

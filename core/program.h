@@ -40,6 +40,7 @@ enum class Trigger {
   kRedeem,     // a catalog reward redeemed at the counter; no rule has it
   kDeferPass,  // a member postpones a pass (passes[].deferrals_per_month)
   kDaily,      // fired by HQ's daily jobs for every member (anniversaries, festival days)
+  kTierUp,     // the member reached a higher tier: once per level crossed
 };
 const char* to_string(Trigger t);
 std::optional<Trigger> parse_trigger(std::string_view s);

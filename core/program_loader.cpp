@@ -369,6 +369,12 @@ void check_references(const Program& p, const References& refs, Problems& proble
       if (needs_purchase && rule.trigger != Trigger::kPurchase)
         problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",
                             std::string(to_string(e.kind)) + " only works with trigger purchase"});
+      if (rule.trigger == Trigger::kTierUp && e.kind != EffectKind::kIssueVoucher &&
+          e.kind != EffectKind::kAddStamp && e.kind != EffectKind::kCounter)
+        problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",
+                            std::string(to_string(e.kind)) +
+                                " does not work with trigger tier_up (vouchers, stamps and "
+                                "counters do)"});
       if (e.kind == EffectKind::kStoredValueBonus && rule.trigger != Trigger::kTopUp)
         problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",
                             "stored_value_bonus only works with trigger top_up"});

@@ -198,6 +198,7 @@ void evaluate_tier_upgrade(EvalCtx& ctx) {
     valid_until.reset();
   }
   if (target <= current) return;
+  fire_tier_up(ctx, current, target);
   ctx.out.tier_after = t.levels[static_cast<std::size_t>(target)].id;
   ctx.out.tier_from = t.upgrade_next_day ? ctx.today + date::days{1} : ctx.today;
   ctx.out.tier_valid_until = valid_until;

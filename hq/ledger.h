@@ -279,7 +279,8 @@ class HqLedger {
   // The version in force now (a later one may be published for a future
   // time); kFailedPrecondition before any is.
   core::Result<std::shared_ptr<const core::Program>> program_in_force();
-  void job_transaction(const core::Program& p, core::MemberState& m, core::Trigger trigger,
+  // `event`: the event's request, {"event": "period_end"} and the like.
+  void job_transaction(const core::Program& p, core::MemberState& m, const Json& event,
                        const std::string& txn_id, const std::string& day, Json& summary);
 
   SqlConn& db_;

@@ -36,12 +36,13 @@ core::Status HqLedger::day_has_come(core::LocalDays day, const std::string& text
 
 namespace {}  // namespace
 
-void HqLedger::job_transaction(const core::Program& p, core::MemberState& m, core::Trigger trigger,
+void HqLedger::job_transaction(const core::Program& p, core::MemberState& m, const Json& event,
                                const std::string& txn_id, const std::string& day_text,
                                Json& summary) {
   if (!db_.query("SELECT 1 FROM transactions WHERE txn_id = ?1", {txn_id}).empty()) return;
   core::Request req;
-  req.trigger = trigger;
+  if (!core::request_from_json(event, req)) return;
+  const auto trigger = req.trigger;
   req.at = core::LocalSeconds(*core::parse_local_date(day_text));
   req.zone = "HQ";
   req.txn_id = txn_id;
@@ -52,8 +53,7 @@ void HqLedger::job_transaction(const core::Program& p, core::MemberState& m, cor
   if (!committed) return;
   const auto seq =
       db_.query("SELECT COUNT(*) FROM transactions WHERE store_id = 'HQ'")[0].integer(0) + 1;
-  const auto r = sync::record_of_commit(p, before, m, *outcome, *committed,
-                                        Json{{"event", core::to_string(trigger)}}, seq, clock_());
+  const auto r = sync::record_of_commit(p, before, m, *outcome, *committed, event, seq, clock_());
   const std::string text = sync::record_to_json(r).dump();
   db_.exec(
       "INSERT INTO transactions(txn_id, store_id, terminal_id, seq, member_id, kind, "
@@ -94,22 +94,27 @@ core::Result<Json> HqLedger::run_jobs(const std::string& day_text) {
           changed = true;
           if (decision.tier_after != decision.tier_before)
             summary["tier_changes"] = summary["tier_changes"].get<int>() + 1;
+          // An upgrade at re-evaluation brings the tier_up rules' packs, as
+          // one at a till does.
+          if (p->tiers->rank_of(decision.tier_after) > p->tiers->rank_of(decision.tier_before))
+            job_transaction(*p, *m, Json{{"event", "tier_up"}, {"from_tier", decision.tier_before}},
+                            "HQ-TIERUP-" + day_text + "-" + m->id, day_text, summary);
         }
       }
       if (first_of_month(*day)) {
         const auto before = core::member_to_json(*m);
-        job_transaction(*p, *m, core::Trigger::kPeriodEnd, "HQ-MONTH-" + month + "-" + m->id,
+        job_transaction(*p, *m, Json{{"event", "period_end"}}, "HQ-MONTH-" + month + "-" + m->id,
                         day_text, summary);
         if (m->birth_month && *m->birth_month == static_cast<unsigned>(ymd.month()))
-          job_transaction(*p, *m, core::Trigger::kBirthday, "HQ-BDAY-" + month + "-" + m->id,
+          job_transaction(*p, *m, Json{{"event", "birthday"}}, "HQ-BDAY-" + month + "-" + m->id,
                           day_text, summary);
         changed = changed || core::member_to_json(*m) != before;
       }
       // Rules of any day (anniversaries, festival grants), once a day each.
       if (daily_rules) {
         const auto before = core::member_to_json(*m);
-        job_transaction(*p, *m, core::Trigger::kDaily, "HQ-DAY-" + day_text + "-" + m->id, day_text,
-                        summary);
+        job_transaction(*p, *m, Json{{"event", "daily"}}, "HQ-DAY-" + day_text + "-" + m->id,
+                        day_text, summary);
         changed = changed || core::member_to_json(*m) != before;
       }
       if (changed) save_member(*m);
