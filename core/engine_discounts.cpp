@@ -82,6 +82,41 @@ std::vector<std::int64_t> nth_item_parts(const Effect& e, EvalCtx& ctx) {
   return parts;
 }
 
+// Sets of n eligible units, dearest first, each selling at the bundle price:
+// a set's discount is what its units cost now minus the price (nothing when
+// they cost less), spread over the set's units.
+std::vector<std::int64_t> bundle_parts(const Effect& e, EvalCtx& ctx) {
+  const auto& lines = ctx.request.basket.lines;
+  struct Unit {
+    std::int64_t price;
+    std::size_t line;
+  };
+  std::vector<Unit> units;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (!eligible(e, lines[i])) continue;
+    const auto per_unit =
+        spread(ctx.out.lines[i].net(),
+               std::vector<std::int64_t>(static_cast<std::size_t>(lines[i].quantity), 1));
+    for (auto p : per_unit) units.push_back({p, i});
+  }
+  std::stable_sort(units.begin(), units.end(),
+                   [](const Unit& a, const Unit& b) { return a.price > b.price; });
+  std::vector<std::int64_t> parts(lines.size(), 0);
+  const auto n = static_cast<std::size_t>(e.n);
+  for (std::size_t start = 0; start + n <= units.size(); start += n) {
+    std::int64_t cost = 0;
+    std::vector<std::int64_t> weights(lines.size(), 0);
+    for (std::size_t k = start; k < start + n; ++k) {
+      cost += units[k].price;
+      weights[units[k].line] += units[k].price;
+    }
+    const auto off = spread(std::max<std::int64_t>(0, cost - e.amount), weights);
+    for (std::size_t i = 0; i < lines.size(); ++i) parts[i] += off[i];
+    if (!e.repeat) break;
+  }
+  return parts;
+}
+
 }  // namespace
 
 Status apply_discount_rules(EvalCtx& ctx, std::set<std::string>& fired) {
@@ -92,7 +127,7 @@ Status apply_discount_rules(EvalCtx& ctx, std::set<std::string>& fired) {
     const bool has_discount =
         std::any_of(rule.effects.begin(), rule.effects.end(), [](const Effect& e) {
           return e.kind == EffectKind::kDiscountPercent || e.kind == EffectKind::kDiscountAmount ||
-                 e.kind == EffectKind::kNthItemDiscount;
+                 e.kind == EffectKind::kNthItemDiscount || e.kind == EffectKind::kBundlePrice;
         });
     if (!has_discount) continue;
     if (!rule.group.empty() && groups.contains(rule.group)) continue;
@@ -118,6 +153,8 @@ Status apply_discount_rules(EvalCtx& ctx, std::set<std::string>& fired) {
         parts = spread(std::min(e.amount, base), weights);
       } else if (e.kind == EffectKind::kNthItemDiscount) {
         parts = cap_parts(nth_item_parts(e, ctx), e.cap);
+      } else if (e.kind == EffectKind::kBundlePrice) {
+        parts = bundle_parts(e, ctx);
       } else {
         continue;
       }

@@ -68,7 +68,7 @@ bool is_points_effect(EffectKind k) {
 
 bool is_discount_effect(EffectKind k) {
   return k == EffectKind::kDiscountPercent || k == EffectKind::kDiscountAmount ||
-         k == EffectKind::kNthItemDiscount;
+         k == EffectKind::kNthItemDiscount || k == EffectKind::kBundlePrice;
 }
 
 std::int64_t stamp_total(const StampCard& card, EvalCtx& ctx) {

@@ -257,11 +257,11 @@ Effect read_effect(const Json& v, const std::string& path, Problems& p, Referenc
   Effect e;
   ObjectReader r(v, path, p);
   if (!r.ok()) return e;
-  auto type = r.choice(
-      "type",
-      {"earn_per_amount", "multiplier", "fixed_points", "discount_percent", "discount_amount",
-       "nth_item_discount", "issue_voucher", "add_stamp", "counter", "stored_value_bonus"},
-      true);
+  auto type = r.choice("type",
+                       {"earn_per_amount", "multiplier", "fixed_points", "discount_percent",
+                        "discount_amount", "nth_item_discount", "bundle_price", "issue_voucher",
+                        "add_stamp", "counter", "stored_value_bonus"},
+                       true);
   if (!type) return e;
   const auto& t = *type;
   const Decimal4 zero{}, hundred = Decimal4::from_int(100);
@@ -296,6 +296,14 @@ Effect read_effect(const Json& v, const std::string& path, Problems& p, Referenc
     } else {
       e.cap = r.integer("cap", false, 1);
     }
+  } else if (t == "bundle_price") {
+    // {"n": 4, "price": 8800, "on": {...}}: four units for 88.00.
+    e.kind = EffectKind::kBundlePrice;
+    e.n = static_cast<int>(r.integer("n", true, 2, 100).value_or(2));
+    e.amount = r.integer("price", true, 0).value_or(0);
+    e.on = read_selector(r, "on");
+    e.exclude = read_selector(r, "exclude");
+    e.repeat = r.boolean("repeat").value_or(false);
   } else if (t == "discount_amount") {
     e.kind = EffectKind::kDiscountAmount;
     e.amount = r.integer("amount", true, 1).value_or(0);

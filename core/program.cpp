@@ -37,6 +37,7 @@ const char* to_string(EffectKind k) {
     case EffectKind::kDiscountPercent: return "discount_percent";
     case EffectKind::kDiscountAmount: return "discount_amount";
     case EffectKind::kNthItemDiscount: return "nth_item_discount";
+    case EffectKind::kBundlePrice: return "bundle_price";
     case EffectKind::kIssueVoucher: return "issue_voucher";
     case EffectKind::kAddStamp: return "add_stamp";
     case EffectKind::kCounter: return "counter";

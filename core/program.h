@@ -106,6 +106,7 @@ enum class EffectKind {
   kDiscountPercent,
   kDiscountAmount,
   kNthItemDiscount,
+  kBundlePrice,  // n units of the matching lines sell together at `amount`
   kIssueVoucher,
   kAddStamp,
   kCounter,

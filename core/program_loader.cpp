@@ -365,7 +365,7 @@ void check_references(const Program& p, const References& refs, Problems& proble
       const bool needs_purchase =
           e.kind == EffectKind::kEarnPerAmount || e.kind == EffectKind::kMultiplier ||
           e.kind == EffectKind::kDiscountPercent || e.kind == EffectKind::kDiscountAmount ||
-          e.kind == EffectKind::kNthItemDiscount;
+          e.kind == EffectKind::kNthItemDiscount || e.kind == EffectKind::kBundlePrice;
       if (needs_purchase && rule.trigger != Trigger::kPurchase)
         problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",
                             std::string(to_string(e.kind)) + " only works with trigger purchase"});
