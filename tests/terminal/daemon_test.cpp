@@ -148,9 +148,16 @@ TEST_CASE("a void takes back the tier upgrade its sale reached", "[terminal][dae
     return d.get("/v1/members/M-A").body["next_tier"]["goals"][0]["current"].get<std::int64_t>();
   };
   REQUIRE(goal() == 0);
-  // 21 lattes and a croissant: 600.00 at Bean's 1x is 600 points, Daily's
+  // 50 croissants for a party: 600.00 at Bean's 1x is 600 points, Daily's
   // threshold, from tomorrow (the coffee program's next-day upgrades).
-  auto sale = d.post("/v1/transactions", basket("M-A", 21), "big-sale");
+  const Json party{{"member_id", "M-A"},
+                   {"basket",
+                    {{"currency", "CNY"},
+                     {"lines", Json::array({{{"sku", "croissant"},
+                                             {"categories", {"bakery"}},
+                                             {"quantity", 50},
+                                             {"unit_price", 1200}}})}}}};
+  auto sale = d.post("/v1/transactions", party, "big-sale");
   INFO(sale.body.dump());
   REQUIRE(sale.status == 201);
   REQUIRE(sale.body["outcome"]["tier_change"]["to"] == "daily");
