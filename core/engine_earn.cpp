@@ -304,6 +304,9 @@ void fire_tier_up(EvalCtx& ctx, int from, int to) {
 void apply_program_caps(EvalCtx& ctx) {
   auto& awards = ctx.out.awards;
   for (const auto& cap : ctx.program.earning.caps) {
+    if (!cap.tiers.empty() &&
+        std::find(cap.tiers.begin(), cap.tiers.end(), ctx.tier) == cap.tiers.end())
+      continue;
     const std::string metric = cap.bonus_only ? "bonus_points" : "points";
     const auto used = cap.period == Period::kTransaction
                           ? 0

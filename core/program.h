@@ -163,6 +163,7 @@ struct EarnCap {
   Period period = Period::kTransaction;
   std::int64_t max_points = 0;
   bool bonus_only = false;
+  std::vector<std::string> tiers;  // only for members of these tiers; empty: everyone
 };
 
 // What counts as a sale for the metrics (spend, items, orders) and for the

@@ -23,7 +23,7 @@ void each_in_array(ObjectReader& r, const std::string& key, F&& f) {
   for (std::size_t i = 0; i < v->size(); ++i) f((*v)[i], index_path(r.path(key), i));
 }
 
-void read_earning(ObjectReader& top, Earning& e) {
+void read_earning(ObjectReader& top, Earning& e, References& refs) {
   const Json* v = top.get("earning", true);
   if (v == nullptr) return;
   ObjectReader r(*v, "earning", top.problems());
@@ -50,6 +50,9 @@ void read_earning(ObjectReader& top, Earning& e) {
     if (auto p = cr.choice("period", kPeriods, true)) cap.period = *parse_period(*p);
     cap.max_points = cr.integer("max_points", true, 1).value_or(0);
     cap.bonus_only = cr.choice("applies_to", {"total", "bonus"}, true).value_or("total") == "bonus";
+    cap.tiers = cr.strings("tiers");
+    for (std::size_t i = 0; i < cap.tiers.size(); ++i)
+      refs.add(index_path(cr.path("tiers"), i), "tier", cap.tiers[i]);
     e.caps.push_back(cap);
   });
 }
@@ -408,7 +411,7 @@ Result<Program> load_program(const Json& document) {
         top.problem("currency", "must be an ISO 4217 code such as CNY or USD");
     }
     p.decisions = top.strings("decisions");
-    read_earning(top, p.earning);
+    read_earning(top, p.earning, refs);
     read_counting(top, p.counting);
     read_expiry(top, p.expiry);
     read_tiers(top, p.tiers, refs);
