@@ -211,8 +211,8 @@ core::Result<Json> HqLedger::reset_member(const std::string& member_id, const Me
       if (!core::valid_id(metric))
         return core::invalid("metrics", metric + " is not a metric name");
       for (const auto& prefix : {metric + "@", "carry:" + metric + "@"})
-        cleared += std::erase_if(m->counters.raw(),
-                                 [&](const auto& kv) { return kv.first.starts_with(prefix); });
+        cleared += static_cast<std::int64_t>(std::erase_if(
+            m->counters.raw(), [&](const auto& kv) { return kv.first.starts_with(prefix); }));
     }
     Json detail{{"member_id", member_id}, {"counters_cleared", cleared}};
     if (!reset.metrics.empty()) detail["metrics"] = reset.metrics;
