@@ -55,16 +55,18 @@ std::vector<std::int64_t> cap_parts(std::vector<std::int64_t> parts,
   return spread(*cap, parts);
 }
 
-std::vector<std::int64_t> nth_item_parts(const Effect& e, EvalCtx& ctx) {
+struct Unit {
+  std::int64_t price;
+  std::size_t line;
+};
+
+// Every unit of the lines the effect covers, dearest first; a unit's price
+// is the line's current net share per unit.
+std::vector<Unit> units_dearest_first(const Effect& e, const EvalCtx& ctx) {
   const auto& lines = ctx.request.basket.lines;
-  struct Unit {
-    std::int64_t price;
-    std::size_t line;
-  };
   std::vector<Unit> units;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     if (!eligible(e, lines[i])) continue;
-    // A unit's price is the line's current net share per unit.
     const auto per_unit =
         spread(ctx.out.lines[i].net(),
                std::vector<std::int64_t>(static_cast<std::size_t>(lines[i].quantity), 1));
@@ -72,6 +74,12 @@ std::vector<std::int64_t> nth_item_parts(const Effect& e, EvalCtx& ctx) {
   }
   std::stable_sort(units.begin(), units.end(),
                    [](const Unit& a, const Unit& b) { return a.price > b.price; });
+  return units;
+}
+
+std::vector<std::int64_t> nth_item_parts(const Effect& e, EvalCtx& ctx) {
+  const auto& lines = ctx.request.basket.lines;
+  const auto units = units_dearest_first(e, ctx);
   std::vector<std::int64_t> parts(lines.size(), 0);
   for (std::size_t k = static_cast<std::size_t>(e.n) - 1; k < units.size();
        k += static_cast<std::size_t>(e.n)) {
@@ -87,20 +95,7 @@ std::vector<std::int64_t> nth_item_parts(const Effect& e, EvalCtx& ctx) {
 // they cost less), spread over the set's units.
 std::vector<std::int64_t> bundle_parts(const Effect& e, EvalCtx& ctx) {
   const auto& lines = ctx.request.basket.lines;
-  struct Unit {
-    std::int64_t price;
-    std::size_t line;
-  };
-  std::vector<Unit> units;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (!eligible(e, lines[i])) continue;
-    const auto per_unit =
-        spread(ctx.out.lines[i].net(),
-               std::vector<std::int64_t>(static_cast<std::size_t>(lines[i].quantity), 1));
-    for (auto p : per_unit) units.push_back({p, i});
-  }
-  std::stable_sort(units.begin(), units.end(),
-                   [](const Unit& a, const Unit& b) { return a.price > b.price; });
+  const auto units = units_dearest_first(e, ctx);
   std::vector<std::int64_t> parts(lines.size(), 0);
   const auto n = static_cast<std::size_t>(e.n);
   for (std::size_t start = 0; start + n <= units.size(); start += n) {
