@@ -91,6 +91,33 @@ std::int64_t metric_value(const std::string& name, std::optional<Period> period,
   return v;
 }
 
+namespace {
+
+// `consecutive: N`: the N - 1 windows before the current one (the tier
+// window being judged, or the metric's period containing today) each met the
+// threshold too. A rolling tier window or a lifetime period has no earlier
+// window, so the loader's check leaves only calendar periods here.
+bool met_in_earlier_windows(const Condition& c, EvalCtx& ctx) {
+  if (c.consecutive <= 1) return true;
+  const bool tiers = ctx.tier_window;
+  const Period window =
+      tiers ? ctx.program.tiers->calendar_window : c.period.value_or(Period::kLifetime);
+  if (window == Period::kLifetime || window == Period::kTransaction ||
+      (tiers && ctx.program.tiers->rolling_months > 0))
+    return false;
+  EvalCtx earlier = ctx;
+  earlier.pending.clear();
+  LocalDays day = tiers ? ctx.window_end : ctx.today;
+  for (int k = 1; k < c.consecutive; ++k) {
+    day = period_start(window, day) - date::days{1};
+    earlier.today = earlier.window_end = day;
+    if (!meets(c.threshold, metric_value(c.name, c.period, earlier, false), earlier)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool in_calendar(const Program& p, const std::string& name, LocalDays day) {
   auto it = p.calendars.find(name);
   if (it == p.calendars.end()) return false;
@@ -172,7 +199,7 @@ bool holds(const Condition& c, EvalCtx& ctx) {
         const auto target = scaled(*c.threshold.reaches, ctx);
         if (!(before < target && after >= target)) return false;
       }
-      return meets(c.threshold, after, ctx);
+      return meets(c.threshold, after, ctx) && met_in_earlier_windows(c, ctx);
     }
     case ConditionKind::kStreakReaches:
       return ctx.first_visit_today && ctx.new_streak == *c.threshold.at_least;

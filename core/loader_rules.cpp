@@ -244,6 +244,11 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
                               {"day", "week", "month", "quarter", "half_year", "year", "lifetime"}))
         c.period = parse_period(*per);
       c.threshold = read_threshold(r, true);
+      if (auto n = r.integer("consecutive", false, 1, 24)) {
+        c.consecutive = static_cast<int>(*n);
+        if (c.consecutive > 1 && !c.threshold.at_least)
+          p.push_back({at + ".metric.consecutive", "needs at_least"});
+      }
     }
   } else {
     p.push_back({at, "unknown condition"});

@@ -92,6 +92,7 @@ struct Condition {
   std::string name;                 // calendar, tier, metric
   Threshold threshold;              // amounts, counts, days, metrics
   std::optional<Period> period;     // metric period
+  int consecutive = 1;              // metric: met in each of the last N windows
   Selector selector;                // basket conditions
   bool net = true;                  // basket_amount measure
   bool flag = true;                 // first_purchase / birthday_month / referred
