@@ -118,13 +118,6 @@ bool met_in_earlier_windows(const Condition& c, EvalCtx& ctx) {
 
 }  // namespace
 
-bool in_calendar(const Program& p, const std::string& name, LocalDays day) {
-  auto it = p.calendars.find(name);
-  if (it == p.calendars.end()) return false;
-  return std::any_of(it->second.begin(), it->second.end(),
-                     [&](const auto& r) { return day >= r.first && day <= r.second; });
-}
-
 bool holds(const Condition& c, EvalCtx& ctx) {
   const auto& m = ctx.member;
   switch (c.kind) {

@@ -141,6 +141,12 @@ Status redeem_reward(detail::EvalCtx& ctx) {
         ErrorCode::kFailedPrecondition,
         "reward: " + reward->name + " is for members of tier " + reward->min_tier + " and above",
         {{"reward", "tier too low"}}});
+  if (!reward_open_on(ctx.program, *reward, ctx.today))
+    return std::unexpected(Error{ErrorCode::kFailedPrecondition,
+                                 "reward: " + reward->name +
+                                     " is redeemable only on the days of its calendar '" +
+                                     reward->calendar + "', and today is not one",
+                                 {{"reward", "not available today"}}});
   const auto available = ctx.member.available(ctx.today);
   if (reward->points > available)
     return std::unexpected(Error{

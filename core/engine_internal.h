@@ -30,7 +30,6 @@ struct EvalCtx {
 };
 
 bool holds(const Condition& c, EvalCtx& ctx);
-bool in_calendar(const Program& p, const std::string& name, LocalDays day);
 std::int64_t metric_value(const std::string& name, std::optional<Period> period, EvalCtx& ctx,
                           bool include_pending);
 

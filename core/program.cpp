@@ -93,4 +93,15 @@ const DerivedMetric* Program::find_derived(std::string_view key) const {
   return nullptr;
 }
 
+bool in_calendar(const Program& p, const std::string& name, LocalDays day) {
+  auto it = p.calendars.find(name);
+  if (it == p.calendars.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [&](const auto& r) { return day >= r.first && day <= r.second; });
+}
+
+bool reward_open_on(const Program& p, const Reward& r, LocalDays day) {
+  return r.calendar.empty() || in_calendar(p, r.calendar, day);
+}
+
 }  // namespace loyalty::core

@@ -269,6 +269,7 @@ struct Reward {
   std::int64_t cash = 0;
   std::string min_tier;
   std::string voucher;
+  std::string calendar;  // redeemable only on this calendar's days (限时兑换); empty: any day
 };
 
 struct StampCard {
@@ -341,5 +342,11 @@ struct Program {
   const Reward* find_reward(std::string_view id) const;
   const DerivedMetric* find_derived(std::string_view name) const;
 };
+
+// `day` is one of the days of calendar `name` (false for an unknown name).
+bool in_calendar(const Program& p, const std::string& name, LocalDays day);
+
+// The reward may be redeemed on `day` (its `calendar`, when it has one).
+bool reward_open_on(const Program& p, const Reward& r, LocalDays day);
 
 }  // namespace loyalty::core

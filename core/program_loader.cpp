@@ -248,6 +248,7 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
     w.cash = r.integer("cash").value_or(0);
     if (auto t = r.id("min_tier")) refs.add(r.path("min_tier"), "tier", w.min_tier = *t);
     if (auto vt = r.id("voucher")) refs.add(r.path("voucher"), "voucher", w.voucher = *vt);
+    if (auto cal = r.id("calendar")) refs.add(r.path("calendar"), "calendar", w.calendar = *cal);
     p.rewards.push_back(std::move(w));
   });
   each_in_array(top, "stamp_cards", [&](const Json& v, const std::string& path) {

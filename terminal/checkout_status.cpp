@@ -133,6 +133,9 @@ ApiResult Checkout::rewards() {
   if (!program)
     return std::unexpected(problem(503, "no-program", "No program installed",
                                    "this terminal has no loyalty program yet"));
+  auto local =
+      core::to_local(std::chrono::sys_seconds(std::chrono::seconds(clock_())), settings_.zone);
+  const auto today = local ? core::day_of(*local) : core::LocalDays{};
   auto r = store_.read<Json>([&](Db& db) -> core::Result<Json> {
     Json items = Json::array();
     for (const auto& rw : program->rewards) {
@@ -142,6 +145,8 @@ ApiResult Checkout::rewards() {
                        {"points", rw.points},
                        {"cash", rw.cash},
                        {"min_tier", rw.min_tier},
+                       {"calendar", rw.calendar},
+                       {"available_today", core::reward_open_on(*program, rw, today)},
                        {"stock", stock ? Json(*stock) : Json(nullptr)}});
     }
     return Json{{"rewards", items}};

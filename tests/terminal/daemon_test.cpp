@@ -492,6 +492,38 @@ TEST_CASE("counter redemptions respect the store's reward stock", "[terminal][da
   CHECK(available(d, "M-A") == 4800);
 }
 
+TEST_CASE("a time-limited reward is listed as not available and refused outside its calendar",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("limited");
+  auto program = Json::parse(slurp_file(src_path("examples/programs/coffee-chain.json")));
+  program["calendars"]["spring-2020"] = Json::array({"2020-03-01"});
+  program["rewards"].push_back({{"id", "spring-mug"},
+                                {"name", "Spring mug"},
+                                {"points", 100},
+                                {"cash", 0},
+                                {"voucher", "reward-10"},
+                                {"calendar", "spring-2020"}});
+  write_file(dir / "limited.json", program.dump());
+  auto args = standalone_args(dir);
+  args[1] = (dir / "limited.json").string();
+  Daemon d(dir, args);
+  REQUIRE(d.start());
+  auto list = d.get("/v1/rewards").body["rewards"];
+  INFO(list.dump());
+  REQUIRE(list.size() == 2);
+  CHECK(list[0]["available_today"] == true);
+  CHECK(list[1]["reward"] == "spring-mug");
+  CHECK(list[1]["calendar"] == "spring-2020");
+  CHECK(list[1]["available_today"] == false);
+  auto r = d.post("/v1/redeem", {{"member_id", "M-A"}, {"reward", "spring-mug"}}, "mug");
+  INFO(r.body.dump());
+  CHECK(r.status == 422);
+  CHECK(r.body["field"] == "reward");
+  CHECK(r.body["detail"].get<std::string>().find("only on the days of its calendar") !=
+        std::string::npos);
+  CHECK(available(d, "M-A") == 5000);
+}
+
 TEST_CASE("a database from a newer release is refused with a clear message", "[terminal][daemon]") {
   const auto dir = scratch_dir("newer");
   Daemon d(dir, standalone_args(dir));
