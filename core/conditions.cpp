@@ -91,6 +91,13 @@ std::int64_t metric_value(const std::string& name, std::optional<Period> period,
   return v;
 }
 
+std::int64_t condition_metric(const Condition& c, EvalCtx& ctx, bool include_pending) {
+  const auto v = metric_value(c.name, c.period, ctx, include_pending);
+  if (c.divide_by.empty()) return v;
+  const auto per = metric_value(c.divide_by, c.period, ctx, include_pending);
+  return per > 0 ? v / per : 0;
+}
+
 namespace {
 
 // `consecutive: N`: the N - 1 windows before the current one (the tier
@@ -111,7 +118,7 @@ bool met_in_earlier_windows(const Condition& c, EvalCtx& ctx) {
   for (int k = 1; k < c.consecutive; ++k) {
     day = period_start(window, day) - date::days{1};
     earlier.today = earlier.window_end = day;
-    if (!meets(c.threshold, metric_value(c.name, c.period, earlier, false), earlier)) return false;
+    if (!meets(c.threshold, condition_metric(c, earlier, false), earlier)) return false;
   }
   return true;
 }
@@ -186,9 +193,9 @@ bool holds(const Condition& c, EvalCtx& ctx) {
     }
     case ConditionKind::kReferred: return (!m.referred_by.empty()) == c.flag;
     case ConditionKind::kMetric: {
-      const auto after = metric_value(c.name, c.period, ctx, true);
+      const auto after = condition_metric(c, ctx, true);
       if (c.threshold.reaches) {
-        const auto before = metric_value(c.name, c.period, ctx, false);
+        const auto before = condition_metric(c, ctx, false);
         const auto target = scaled(*c.threshold.reaches, ctx);
         if (!(before < target && after >= target)) return false;
       }
@@ -199,6 +206,18 @@ bool holds(const Condition& c, EvalCtx& ctx) {
     case ConditionKind::kActivity:
       return std::find(c.names.begin(), c.names.end(), ctx.request.activity) != c.names.end();
     case ConditionKind::kTopUpAmount: return meets(c.threshold, ctx.request.top_up_amount, ctx);
+    case ConditionKind::kStamps: {
+      const auto* card = ctx.program.find_card(c.name);
+      return card != nullptr && meets(c.threshold, stamp_total(*card, ctx), ctx);
+    }
+    case ConditionKind::kPaidWith: {
+      // A split payment with any other method does not count: the co-brand
+      // card's double is for orders the card paid.
+      const auto& paid = ctx.request.basket.paid_with;
+      return !paid.empty() && std::all_of(paid.begin(), paid.end(), [&](const std::string& method) {
+        return std::find(c.names.begin(), c.names.end(), method) != c.names.end();
+      });
+    }
   }
   return false;
 }

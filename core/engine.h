@@ -40,16 +40,22 @@ struct Basket {
   std::vector<std::string> voucher_codes;
   std::int64_t stored_value = 0;
   std::vector<PassUse> passes;
+  // How the money part is paid ("cobrand-card", "wechat"): the POS's own
+  // names, read by the `paid_with` condition.
+  std::vector<std::string> paid_with;
 };
 
 struct Request {
   Trigger trigger = Trigger::kPurchase;
   std::string activity;            // trigger activity
   std::int64_t top_up_amount = 0;  // trigger top_up
-  std::string reward_id;           // trigger redeem
-  std::string pass_id;             // trigger defer_pass
-  std::string tier_before;         // trigger tier_up: the tier left (HQ's re-evaluation)
-  int defer_days = 0;              // trigger defer_pass
+  // trigger activity, optional: the money the activity is about (the
+  // tuition a milestone refunds a share of); earn_per_amount earns on it
+  std::int64_t activity_amount = 0;
+  std::string reward_id;    // trigger redeem
+  std::string pass_id;      // trigger defer_pass
+  std::string tier_before;  // trigger tier_up: the tier left (HQ's re-evaluation)
+  int defer_days = 0;       // trigger defer_pass
   Basket basket;
   LocalSeconds at{};  // store-local wall clock
   std::string zone;   // IANA zone the local time is in (recorded for replay)

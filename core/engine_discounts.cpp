@@ -213,6 +213,14 @@ Status apply_vouchers(EvalCtx& ctx) {
                     format_amount(std::max<std::int64_t>(t->min_spend, 1), ctx.program.currency) +
                     " on the items it covers",
                 {{path, "minimum spend not met"}}});
+    if (t->kind == VoucherKind::kStamp) {
+      // A make-up stamp: beyond the card's daily limit, which it exists to
+      // make up for; nothing off the price.
+      add_stamps(*ctx.program.find_card(t->card), 1, false, ctx);
+      ctx.out.notes.push_back(t->name + ": one stamp added");
+      ctx.out.vouchers_used.push_back(code);
+      continue;
+    }
     std::int64_t amount = 0;
     if (t->kind == VoucherKind::kAmount) amount = t->value;
     if (t->kind == VoucherKind::kPercent)

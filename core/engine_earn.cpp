@@ -71,16 +71,51 @@ bool is_discount_effect(EffectKind k) {
          k == EffectKind::kNthItemDiscount || k == EffectKind::kBundlePrice;
 }
 
-std::int64_t stamp_total(const StampCard& card, EvalCtx& ctx) {
-  return ctx.member.counters.get("stamps:" + card.id, card.reset, ctx.today) +
-         ctx.pending["stamps:" + card.id];
-}
-
 void add_metric(EvalCtx& ctx, const std::string& metric, std::int64_t delta, Recipient on) {
   if (delta == 0) return;
   (on == Recipient::kReferrer ? ctx.referrer_pending : ctx.pending)[metric] += delta;
   ctx.out.metrics.push_back({metric, delta, on});
 }
+
+}  // namespace
+
+std::int64_t stamp_total(const StampCard& card, EvalCtx& ctx) {
+  return ctx.member.counters.get("stamps:" + card.id, card.reset, ctx.today) +
+         ctx.pending["stamps:" + card.id];
+}
+
+void add_stamps(const StampCard& card, std::int64_t count, bool daily_limit, EvalCtx& ctx) {
+  const std::string day_metric = "stamps_day:" + card.id;
+  std::int64_t add = count;
+  if (daily_limit && card.max_per_day > 0) {
+    const auto today =
+        ctx.member.counters.get(day_metric, Period::kDay, ctx.today) + ctx.pending[day_metric];
+    add = std::clamp<std::int64_t>(card.max_per_day - today, 0, add);
+    if (add < count)
+      ctx.out.notes.push_back(card.name + ": " + std::to_string(card.max_per_day) +
+                              " stamp(s) a day already given");
+  }
+  if (add == 0) return;
+  if (daily_limit) add_metric(ctx, day_metric, add, Recipient::kMember);
+  const auto before = stamp_total(card, ctx);
+  const auto rewards = (before + add) / card.stamps_required;
+  add_metric(ctx, "stamps:" + card.id, add - rewards * card.stamps_required, Recipient::kMember);
+  for (std::int64_t i = 0; i < rewards; ++i)
+    ctx.out.vouchers_issued.push_back(
+        {card.reward_voucher, Recipient::kMember, card.name + " full"});
+  // One receipt line per card, however many sources stamped it.
+  auto same = std::find_if(ctx.out.stamps.begin(), ctx.out.stamps.end(),
+                           [&](const StampChange& s) { return s.card == card.id; });
+  if (same == ctx.out.stamps.end()) {
+    ctx.out.stamps.push_back({card.id, add, stamp_total(card, ctx), rewards});
+  } else {
+    same->added += add;
+    same->after = stamp_total(card, ctx);
+    same->rewards += rewards;
+  }
+}
+
+namespace {
 
 void apply_other_effect(const Rule& rule, const Effect& e, EvalCtx& ctx) {
   const auto& lines = ctx.request.basket.lines;
@@ -90,31 +125,11 @@ void apply_other_effect(const Rule& rule, const Effect& e, EvalCtx& ctx) {
       for (std::int64_t i = 0; i < e.count; ++i)
         ctx.out.vouchers_issued.push_back({e.target, e.to, rule.name});
       return;
-    case EffectKind::kAddStamp: {
-      const auto* card = ctx.program.find_card(e.target);
-      const std::string day_metric = "stamps_day:" + card->id;
-      std::int64_t add = e.count;
-      if (card->max_per_day > 0) {
-        const auto today =
-            ctx.member.counters.get(day_metric, Period::kDay, ctx.today) + ctx.pending[day_metric];
-        add = std::clamp<std::int64_t>(card->max_per_day - today, 0, add);
-        if (add < e.count)
-          ctx.out.notes.push_back(card->name + ": " + std::to_string(card->max_per_day) +
-                                  " stamp(s) a day already given");
-      }
-      if (add == 0) return;
-      add_metric(ctx, day_metric, add, Recipient::kMember);
-      const auto before = stamp_total(*card, ctx);
-      const auto rewards = (before + add) / card->stamps_required;
-      add_metric(ctx, "stamps:" + card->id, add - rewards * card->stamps_required,
-                 Recipient::kMember);
-      for (std::int64_t i = 0; i < rewards; ++i)
-        ctx.out.vouchers_issued.push_back(
-            {card->reward_voucher, Recipient::kMember, card->name + " full"});
-      ctx.out.stamps.push_back({card->id, add, stamp_total(*card, ctx), rewards});
+    case EffectKind::kAddStamp:
+      add_stamps(*ctx.program.find_card(e.target), e.count, true, ctx);
       return;
-    }
     case EffectKind::kCounter: {
+      if (e.to == Recipient::kReferrer && !ctx.member.referrer) return;
       std::int64_t add = e.amount;
       if (e.add_per_amount > 0) {
         // Money paid for the matching sale lines, after discounts and points.
@@ -130,7 +145,7 @@ void apply_other_effect(const Rule& rule, const Effect& e, EvalCtx& ctx) {
           if (matches(*e.add_units_of, l)) add += l.quantity;
         }
       }
-      add_metric(ctx, e.target, add, Recipient::kMember);
+      add_metric(ctx, e.target, add, e.to);
       return;
     }
     case EffectKind::kStoredValueBonus: ctx.out.sv_bonus_added += e.amount; return;
@@ -173,6 +188,10 @@ void compute_points(EvalCtx& ctx, const std::set<std::string>& fired_discount_ru
       if (e.kind == EffectKind::kFixedPoints) {
         if (e.to == Recipient::kReferrer && !ctx.member.referrer) continue;
         a.exact = {static_cast<i128>(e.points) * kPointScale};
+      } else if (e.kind == EffectKind::kEarnPerAmount &&
+                 ctx.request.trigger == Trigger::kActivity) {
+        // An activity has no lines: it earns on the amount it carries.
+        a.exact = {static_cast<i128>(ctx.request.activity_amount) * e.points * kPointScale / e.per};
       } else {
         a.base = e.kind == EffectKind::kEarnPerAmount;
         a.line_attributed = true;

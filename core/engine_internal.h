@@ -33,6 +33,10 @@ bool holds(const Condition& c, EvalCtx& ctx);
 std::int64_t metric_value(const std::string& name, std::optional<Period> period, EvalCtx& ctx,
                           bool include_pending);
 
+// The measure a `metric` condition compares: the metric, or with
+// `divide_by` the metric per unit of the other (0 when that is 0).
+std::int64_t condition_metric(const Condition& c, EvalCtx& ctx, bool include_pending);
+
 // Limits of a rule in this period: false when it may not fire again.
 bool rule_may_fire(const Rule& rule, EvalCtx& ctx);
 // Points the rule may still award in its limit period (nullopt: unlimited).
@@ -53,6 +57,11 @@ void evaluate_tier_upgrade(EvalCtx& ctx);
 // seeing that level as the member's tier (an upgrade pack per level).
 void fire_tier_up(EvalCtx& ctx, int from, int to);
 void build_receipt(EvalCtx& ctx);
+// Stamps on `card` now, this transaction included.
+std::int64_t stamp_total(const StampCard& card, EvalCtx& ctx);
+// Adds `count` stamps to `card` (at most the card's daily limit when
+// `daily_limit`), issuing its reward voucher for each card filled.
+void add_stamps(const StampCard& card, std::int64_t count, bool daily_limit, EvalCtx& ctx);
 
 // Spreads `total` over `weights` in proportion (largest remainder); the parts
 // sum to total exactly.

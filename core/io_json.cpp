@@ -169,6 +169,7 @@ Status request_from_json(const Json& j, Request& req) {
       const auto activity = r.string("activity", true);
       if (activity && activity->empty()) r.problem("activity", "must name the activity");
       req.activity = activity.value_or("");
+      req.activity_amount = r.integer("amount", false, 1).value_or(0);
     }
     if (req.trigger == Trigger::kTopUp)
       req.top_up_amount = r.integer("amount", true, 1).value_or(0);
@@ -210,6 +211,7 @@ Status request_from_json(const Json& j, Request& req) {
             r.integer("redeem_points", false, INT64_C(-1'000'000'000'000'000)).value_or(0);
       }
       b.voucher_codes = r.strings("vouchers");
+      b.paid_with = r.strings("paid_with");
       b.stored_value =
           r.integer("stored_value", false, INT64_C(-1'000'000'000'000'000)).value_or(0);
       each(r, "passes", [&](const Json& v, const std::string& path) {

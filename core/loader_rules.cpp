@@ -156,9 +156,10 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
       p.push_back({at, "must be the name of a calendar"});
     else
       refs.add(at, "calendar", c.name = value.get<std::string>());
-  } else if (key == "tier" || key == "activity" || key == "referrer_tier") {
+  } else if (key == "tier" || key == "activity" || key == "referrer_tier" || key == "paid_with") {
     c.kind = key == "tier"            ? ConditionKind::kTier
              : key == "referrer_tier" ? ConditionKind::kReferrerTier
+             : key == "paid_with"     ? ConditionKind::kPaidWith
                                       : ConditionKind::kActivity;
     if (!value.is_array() || value.empty())
       p.push_back({at, "must be a non-empty array of names"});
@@ -169,7 +170,8 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
           continue;
         }
         c.names.push_back(value[i].get<std::string>());
-        if (key != "activity") refs.add(index_path(at, i), "tier", c.names.back());
+        if (key == "tier" || key == "referrer_tier")
+          refs.add(index_path(at, i), "tier", c.names.back());
       }
   } else if (key == "tier_at_least") {
     c.kind = ConditionKind::kTierAtLeast;
@@ -235,6 +237,13 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
     small_int(ConditionKind::kEnrolledWithinDays);
   } else if (key == "streak_reaches") {
     small_int(ConditionKind::kStreakReaches);
+  } else if (key == "stamps") {
+    c.kind = ConditionKind::kStamps;
+    ObjectReader r(value, at, p);
+    if (r.ok()) {
+      if (auto card = r.id("card", true)) refs.add(r.path("card"), "card", c.name = *card);
+      c.threshold = read_threshold(r, true);
+    }
   } else if (key == "metric") {
     c.kind = ConditionKind::kMetric;
     ObjectReader r(value, at, p);
@@ -244,6 +253,11 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
                               {"day", "week", "month", "quarter", "half_year", "year", "lifetime"}))
         c.period = parse_period(*per);
       c.threshold = read_threshold(r, true);
+      if (auto d = r.id("divide_by")) {
+        c.divide_by = *d;
+        if (c.threshold.reaches)
+          p.push_back({at + ".metric.divide_by", "cannot be used with reaches"});
+      }
       if (auto n = r.integer("consecutive", false, 1, 24)) {
         c.consecutive = static_cast<int>(*n);
         if (c.consecutive > 1 && !c.threshold.at_least)
@@ -334,6 +348,7 @@ Effect read_effect(const Json& v, const std::string& path, Problems& p, Referenc
     const int given = add.has_value() + e.add_units_of.has_value() + (e.add_per_amount > 0);
     if (given != 1) r.problem("add", "give exactly one of add, add_units_of or add_per_amount");
     e.amount = add.value_or(0);
+    read_to();  // "referrer": the referrer's counter (referrals made count for their tier)
   } else if (t == "stored_value_bonus") {
     e.kind = EffectKind::kStoredValueBonus;
     e.amount = r.integer("amount", true, 1).value_or(0);

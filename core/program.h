@@ -82,6 +82,8 @@ enum class ConditionKind {
   kStreakReaches,
   kActivity,
   kTopUpAmount,
+  kPaidWith,  // every payment method the basket names is one of `names`
+  kStamps,    // stamps now on card `name` meet threshold
 };
 
 struct Condition {
@@ -93,6 +95,7 @@ struct Condition {
   Threshold threshold;              // amounts, counts, days, metrics
   std::optional<Period> period;     // metric period
   int consecutive = 1;              // metric: met in each of the last N windows
+  std::string divide_by;            // metric: the measure is name / divide_by (spend per order)
   Selector selector;                // basket conditions
   bool net = true;                  // basket_amount measure
   bool flag = true;                 // first_purchase / birthday_month / referred
@@ -236,8 +239,9 @@ struct TierPolicy {
 };
 
 // kItemPrice: one unit of the items it covers sells at `value` (an add-on
-// purchase, "designated pastry for 9 yuan").
-enum class VoucherKind { kAmount, kPercent, kFreeItem, kItemPrice };
+// purchase, "designated pastry for 9 yuan"). kStamp takes nothing off: used
+// on a purchase it adds one stamp to stamp card `card` (补打卡券).
+enum class VoucherKind { kAmount, kPercent, kFreeItem, kItemPrice, kStamp };
 struct VoucherTemplate {
   std::string id;
   std::string name;
@@ -251,6 +255,7 @@ struct VoucherTemplate {
   Selector exclude;           // lines it never covers (items already on special)
   std::vector<int> weekdays;  // usable only on these days (0 = Sunday); empty: any
   std::string calendar;       // usable only on the days of this calendar
+  std::string card;           // kStamp: the stamp card it adds a stamp to
 };
 
 struct PointsTender {

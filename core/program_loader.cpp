@@ -200,12 +200,16 @@ void read_catalogs(ObjectReader& top, Program& p, References& refs) {
     t.id = r.id("id", true).value_or("");
     if (!voucher_ids.insert(t.id).second) r.problem("id", "duplicates an earlier voucher");
     t.name = r.string("name", true).value_or(t.id);
-    auto kind =
-        r.choice("kind", {"amount", "percent", "free_item", "item_price"}, true).value_or("amount");
+    auto kind = r.choice("kind", {"amount", "percent", "free_item", "item_price", "stamp"}, true)
+                    .value_or("amount");
     t.kind = kind == "percent"      ? VoucherKind::kPercent
              : kind == "free_item"  ? VoucherKind::kFreeItem
              : kind == "item_price" ? VoucherKind::kItemPrice
+             : kind == "stamp"      ? VoucherKind::kStamp
                                     : VoucherKind::kAmount;
+    if (t.kind == VoucherKind::kStamp) {
+      if (auto card = r.id("card", true)) refs.add(r.path("card"), "card", t.card = *card);
+    }
     if (t.kind == VoucherKind::kAmount) t.value = r.integer("value", true, 1).value_or(0);
     if (t.kind == VoucherKind::kItemPrice) t.value = r.integer("price", true, 0).value_or(0);
     if (t.kind == VoucherKind::kPercent)
@@ -370,9 +374,15 @@ void check_references(const Program& p, const References& refs, Problems& proble
           e.kind == EffectKind::kEarnPerAmount || e.kind == EffectKind::kMultiplier ||
           e.kind == EffectKind::kDiscountPercent || e.kind == EffectKind::kDiscountAmount ||
           e.kind == EffectKind::kNthItemDiscount || e.kind == EffectKind::kBundlePrice;
-      if (needs_purchase && rule.trigger != Trigger::kPurchase)
+      // An activity earns per amount on the amount its event carries.
+      const bool per_amount_activity =
+          e.kind == EffectKind::kEarnPerAmount && rule.trigger == Trigger::kActivity;
+      if (needs_purchase && rule.trigger != Trigger::kPurchase && !per_amount_activity)
         problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",
-                            std::string(to_string(e.kind)) + " only works with trigger purchase"});
+                            std::string(to_string(e.kind)) +
+                                (e.kind == EffectKind::kEarnPerAmount
+                                     ? " only works with trigger purchase or activity"
+                                     : " only works with trigger purchase")});
       if (rule.trigger == Trigger::kTierUp && e.kind != EffectKind::kIssueVoucher &&
           e.kind != EffectKind::kAddStamp && e.kind != EffectKind::kCounter)
         problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",

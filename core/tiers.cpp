@@ -41,8 +41,8 @@ namespace {
 
 void collect_goals(const Condition& c, detail::EvalCtx& ctx, std::vector<TierGoal>& out) {
   if (c.kind == ConditionKind::kMetric && c.threshold.at_least) {
-    out.push_back(
-        {c.name, detail::metric_value(c.name, c.period, ctx, true), *c.threshold.at_least});
+    out.push_back({c.divide_by.empty() ? c.name : c.name + "/" + c.divide_by,
+                   detail::condition_metric(c, ctx, true), *c.threshold.at_least});
     return;
   }
   if (c.kind == ConditionKind::kAll || c.kind == ConditionKind::kAny)

@@ -3,6 +3,7 @@
 // arithmetic is written beside each expectation in the file).
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include <catch2/catch.hpp>
@@ -29,7 +30,7 @@ const std::set<std::string> kKnownKeys{"points_earned",   "bonus_points",
                                        "points_reversed", "points_restored",
                                        "debt_after",      "error",
                                        "counters",        "grace_until",
-                                       "passes_after"};
+                                       "passes_after",    "referrer_metrics"};
 
 std::vector<std::string> issued(const core::Outcome& o, core::Recipient to) {
   std::vector<std::string> v;
@@ -60,6 +61,14 @@ void check_outcome(const Json& expect, const core::Outcome& o) {
     if (key == "vouchers_issued") CHECK(issued(o, core::Recipient::kMember) == sorted(value));
     if (key == "referrer_vouchers_issued")
       CHECK(issued(o, core::Recipient::kReferrer) == sorted(value));
+    // Metric changes this step gives the referrer (metric -> delta).
+    if (key == "referrer_metrics") {
+      std::map<std::string, std::int64_t> got;
+      for (const auto& d : o.metrics)
+        if (d.on == core::Recipient::kReferrer && d.metric.rfind("rule:", 0) != 0)
+          got[d.metric] += d.delta;
+      CHECK(got == value.get<std::map<std::string, std::int64_t>>());
+    }
     if (key == "awards") {
       for (const auto& [rule, pts] : value.items()) {
         INFO("award of rule " << rule);
