@@ -168,6 +168,45 @@ Status redeem_reward(detail::EvalCtx& ctx) {
   return {};
 }
 
+// A freeze (学习中断保护): the member's level is held through re-evaluations
+// for the months asked, as an accelerated upgrade's protection holds it
+// (tier_valid_until, extended, never shortened); counted under
+// "tier_freezes" against the program's allowance per membership.
+Status freeze_tier(detail::EvalCtx& ctx) {
+  const auto& p = ctx.program;
+  if (!p.tiers || p.tiers->freeze_max_times == 0)
+    return invalid("event", "program " + p.id + " does not let members freeze their level");
+  const auto& t = *p.tiers;
+  if (ctx.request.freeze_months > t.freeze_max_months)
+    return invalid("months", "a level can be frozen for at most " +
+                                 std::to_string(t.freeze_max_months) + " month(s)");
+  const std::string metric = "tier_freezes";
+  const auto used = ctx.member.counters.get(metric, Period::kLifetime, ctx.today);
+  if (used >= t.freeze_max_times)
+    return std::unexpected(Error{ErrorCode::kFailedPrecondition,
+                                 "event: the member has already used the " +
+                                     std::to_string(t.freeze_max_times) +
+                                     " freeze(s) a membership allows",
+                                 {{"event", "no freeze left"}}});
+  // The same day N months on (the month's last day when it is shorter).
+  const date::year_month_day today{ctx.today};
+  auto until = today + date::months{ctx.request.freeze_months};
+  if (!until.ok()) until = until.year() / until.month() / date::last;
+  LocalDays held_to{date::sys_days{until}.time_since_epoch()};
+  if (ctx.member.tier_valid_until && *ctx.member.tier_valid_until > ctx.today)
+    held_to = std::max(held_to, *ctx.member.tier_valid_until);
+  ctx.out.tier_after = ctx.tier;
+  ctx.out.tier_from = ctx.today;
+  ctx.out.tier_valid_until = held_to;
+  ctx.out.notes.push_back("Level " + ctx.tier + " frozen for " +
+                          std::to_string(ctx.request.freeze_months) +
+                          " month(s): held through re-evaluations until " +
+                          format_local_date(held_to));
+  ctx.pending[metric] += 1;
+  ctx.out.metrics.push_back({metric, 1, Recipient::kMember});
+  return {};
+}
+
 }  // namespace
 
 Result<Outcome> evaluate(const Program& program, const MemberState& member,
@@ -239,8 +278,11 @@ Result<Outcome> evaluate(const Program& program, const MemberState& member,
     detail::build_receipt(ctx);
     return out;
   }
-  if (request.trigger == Trigger::kRedeem || request.trigger == Trigger::kDeferPass) {
-    if (auto s = request.trigger == Trigger::kRedeem ? redeem_reward(ctx) : detail::defer_pass(ctx);
+  if (request.trigger == Trigger::kRedeem || request.trigger == Trigger::kDeferPass ||
+      request.trigger == Trigger::kFreezeTier) {
+    if (auto s = request.trigger == Trigger::kRedeem       ? redeem_reward(ctx)
+                 : request.trigger == Trigger::kFreezeTier ? freeze_tier(ctx)
+                                                           : detail::defer_pass(ctx);
         !s)
       return std::unexpected(s.error());
     detail::build_receipt(ctx);

@@ -56,6 +56,7 @@ struct Request {
   std::string pass_id;      // trigger defer_pass
   std::string tier_before;  // trigger tier_up: the tier left (HQ's re-evaluation)
   int defer_days = 0;       // trigger defer_pass
+  int freeze_months = 0;    // trigger freeze_tier
   Basket basket;
   LocalSeconds at{};  // store-local wall clock
   std::string zone;   // IANA zone the local time is in (recorded for replay)

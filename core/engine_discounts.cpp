@@ -81,11 +81,14 @@ std::vector<std::int64_t> nth_item_parts(const Effect& e, EvalCtx& ctx) {
   const auto& lines = ctx.request.basket.lines;
   const auto units = units_dearest_first(e, ctx);
   std::vector<std::int64_t> parts(lines.size(), 0);
-  for (std::size_t k = static_cast<std::size_t>(e.n) - 1; k < units.size();
-       k += static_cast<std::size_t>(e.n)) {
-    parts[units[k].line] += narrow(round_div(static_cast<i128>(units[k].price) * e.percent.units,
-                                             100 * Decimal4::kScale, Rounding::kHalfUp));
-    if (!e.repeat) break;
+  // Every nth unit with `repeat`, every unit from the nth with `onward`.
+  const auto step = e.onward ? std::size_t{1} : static_cast<std::size_t>(e.n);
+  for (std::size_t k = static_cast<std::size_t>(e.n) - 1; k < units.size(); k += step) {
+    parts[units[k].line] +=
+        e.amount > 0 ? std::min(e.amount, units[k].price)
+                     : narrow(round_div(static_cast<i128>(units[k].price) * e.percent.units,
+                                        100 * Decimal4::kScale, Rounding::kHalfUp));
+    if (!e.repeat && !e.onward) break;
   }
   return parts;
 }

@@ -163,7 +163,8 @@ Status request_from_json(const Json& j, Request& req) {
     if (!r.ok()) return invalid("", "the basket or event must be a JSON object");
     auto ev = r.choice(
         "event", {"purchase", "enrollment", "review", "referral", "check_in", "survey", "activity",
-                  "top_up", "birthday", "period_end", "redeem", "defer_pass", "daily", "tier_up"});
+                  "top_up", "birthday", "period_end", "redeem", "defer_pass", "daily", "tier_up",
+                  "freeze_tier"});
     req.trigger = ev ? *parse_trigger(*ev) : Trigger::kPurchase;
     if (req.trigger == Trigger::kActivity) {
       const auto activity = r.string("activity", true);
@@ -175,6 +176,8 @@ Status request_from_json(const Json& j, Request& req) {
       req.top_up_amount = r.integer("amount", true, 1).value_or(0);
     if (req.trigger == Trigger::kRedeem) req.reward_id = r.id("reward", true).value_or("");
     if (req.trigger == Trigger::kTierUp) req.tier_before = r.id("from_tier", true).value_or("");
+    if (req.trigger == Trigger::kFreezeTier)
+      req.freeze_months = static_cast<int>(r.integer("months", true, 1, 24).value_or(0));
     if (req.trigger == Trigger::kDeferPass) {
       req.pass_id = r.id("pass", true).value_or("");
       req.defer_days = static_cast<int>(r.integer("days", true, 1, 366).value_or(0));

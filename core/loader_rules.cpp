@@ -305,12 +305,20 @@ Effect read_effect(const Json& v, const std::string& path, Problems& p, Referenc
     read_to();
   } else if (t == "discount_percent" || t == "nth_item_discount") {
     e.kind = t == "discount_percent" ? EffectKind::kDiscountPercent : EffectKind::kNthItemDiscount;
-    e.percent = r.decimal("percent", true, zero, hundred, true).value_or(zero);
+    // An nth-item discount is a percentage or a fixed amount off the unit.
+    const bool fixed = t == "nth_item_discount" && r.has("amount");
+    if (fixed)
+      e.amount = r.integer("amount", true, 1).value_or(0);
+    else
+      e.percent = r.decimal("percent", true, zero, hundred, true).value_or(zero);
+    if (fixed && r.has("percent")) r.problem("amount", "give percent or amount, not both");
     e.on = read_selector(r, "on");
     e.exclude = read_selector(r, "exclude");
     if (t == "nth_item_discount") {
       e.n = static_cast<int>(r.integer("n", true, 1, 100).value_or(1));
       e.repeat = r.boolean("repeat").value_or(false);
+      e.onward = r.boolean("onward").value_or(false);
+      if (e.repeat && e.onward) r.problem("onward", "give repeat or onward, not both");
       e.cap = r.integer("cap", false, 1);
     } else {
       e.cap = r.integer("cap", false, 1);

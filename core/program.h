@@ -41,6 +41,7 @@ enum class Trigger {
   kDeferPass,  // a member postpones a pass (passes[].deferrals_per_month)
   kDaily,      // fired by HQ's daily jobs for every member (anniversaries, festival days)
   kTierUp,     // the member reached a higher tier: once per level crossed
+  kFreezeTier,  // a member pauses (学习中断保护): the level is held for N months
 };
 const char* to_string(Trigger t);
 std::optional<Trigger> parse_trigger(std::string_view s);
@@ -129,6 +130,7 @@ struct Effect {
   std::int64_t amount = 0;  // discount_amount, stored_value_bonus, counter add
   int n = 0;                // nth_item_discount
   bool repeat = false;
+  bool onward = false;  // nth_item_discount: every unit from the nth on (第3件起)
   std::optional<std::int64_t> cap;
   Selector on;
   Selector exclude;
@@ -234,6 +236,10 @@ struct TierPolicy {
   Decimal4 carry_over_percent;
   std::vector<DerivedMetric> derived;
   std::vector<Accelerator> accelerators;
+  // Freeze (冻结): a member may hold their level through re-evaluations for
+  // 1..freeze_max_months months, freeze_max_times in a membership.
+  int freeze_max_times = 0;  // 0: no freezing
+  int freeze_max_months = 0;
 
   int rank_of(std::string_view tier) const;  // -1 when unknown
 };

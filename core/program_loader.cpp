@@ -128,6 +128,11 @@ void read_tiers(ObjectReader& top, std::optional<TierPolicy>& out, References& r
     for (std::size_t i = 0; i < t.grace_levels.size(); ++i)
       refs.add(index_path(gr.path("levels"), i), "tier", t.grace_levels[i]);
   }
+  if (const Json* f = r.get("freeze")) {
+    ObjectReader fr(*f, r.path("freeze"), r.problems());
+    t.freeze_max_times = static_cast<int>(fr.integer("max_times", true, 1, 100).value_or(0));
+    t.freeze_max_months = static_cast<int>(fr.integer("max_months", true, 1, 24).value_or(0));
+  }
   t.carry_over_percent = r.decimal("carry_over_percent", false, kZero, kHundred).value_or(kZero);
   each_in_array(r, "derived_metrics", [&](const Json& d, const std::string& path) {
     ObjectReader dr(d, path, r.problems());

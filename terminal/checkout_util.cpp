@@ -76,13 +76,14 @@ std::expected<core::Request, ApiError> read_request(const Json& body, bool inter
     // Enrollment, birthdays and period ends are raised by loyaltyd itself
     // and by HQ's scheduled jobs; a POS must not award them.
     static const std::set<std::string> kStoreEvents = {
-        "check_in", "survey", "review", "activity", "referral", "top_up", "redeem", "defer_pass"};
+        "check_in", "survey", "review",     "activity",   "referral",
+        "top_up",   "redeem", "defer_pass", "freeze_tier"};
     if (!internal &&
         (!inner["event"].is_string() || !kStoreEvents.contains(inner["event"].get<std::string>())))
       return std::unexpected(problem(
           422, "invalid-request", "Not a store event",
           "event must be one of check_in, survey, review, activity, referral, top_up, redeem, "
-          "defer_pass",
+          "defer_pass, freeze_tier",
           "event"));
   } else {
     return std::unexpected(problem(422, "invalid-request", "Nothing to do",
