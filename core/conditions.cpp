@@ -199,6 +199,8 @@ bool holds(const Condition& c, EvalCtx& ctx) {
         const auto target = scaled(*c.threshold.reaches, ctx);
         if (!(before < target && after >= target)) return false;
       }
+      if (!c.less_than.empty() && after >= metric_value(c.less_than, c.period, ctx, true))
+        return false;
       return meets(c.threshold, after, ctx) && met_in_earlier_windows(c, ctx);
     }
     case ConditionKind::kStreakReaches:
@@ -206,6 +208,11 @@ bool holds(const Condition& c, EvalCtx& ctx) {
     case ConditionKind::kActivity:
       return std::find(c.names.begin(), c.names.end(), ctx.request.activity) != c.names.end();
     case ConditionKind::kTopUpAmount: return meets(c.threshold, ctx.request.top_up_amount, ctx);
+    case ConditionKind::kAttribute:
+      return std::any_of(c.names.begin(), c.names.end(), [&](const std::string& name) {
+        const auto it = m.attributes.find(name);
+        return it != m.attributes.end() && ctx.today <= it->second;
+      });
     case ConditionKind::kStamps: {
       const auto* card = ctx.program.find_card(c.name);
       return card != nullptr && meets(c.threshold, stamp_total(*card, ctx), ctx);

@@ -198,10 +198,11 @@ Status freeze_tier(detail::EvalCtx& ctx) {
   ctx.out.tier_after = ctx.tier;
   ctx.out.tier_from = ctx.today;
   ctx.out.tier_valid_until = held_to;
-  ctx.out.notes.push_back("Level " + ctx.tier + " frozen for " +
-                          std::to_string(ctx.request.freeze_months) +
-                          " month(s): held through re-evaluations until " +
-                          format_local_date(held_to));
+  const auto rank = t.rank_of(ctx.tier);
+  const auto& level = rank >= 0 ? t.levels[static_cast<std::size_t>(rank)].name : ctx.tier;
+  ctx.out.notes.push_back(
+      "Level " + level + " frozen for " + std::to_string(ctx.request.freeze_months) +
+      " month(s): held through re-evaluations until " + format_local_date(held_to));
   ctx.pending[metric] += 1;
   ctx.out.metrics.push_back({metric, 1, Recipient::kMember});
   return {};

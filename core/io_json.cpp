@@ -50,6 +50,20 @@ Result<MemberState> member_from_json(const Json& j) {
     if (auto bm = r.integer("birth_month", false, 1, 12))
       m.birth_month = static_cast<unsigned>(*bm);
     m.referred_by = r.id("referred_by").value_or("");
+    if (const Json* a = r.get("attributes")) {
+      if (!a->is_object()) {
+        r.problem("attributes", "must be an object of attribute name to its last day");
+      } else {
+        for (const auto& [name, until] : a->items()) {
+          const auto day =
+              until.is_string() ? parse_local_date(until.get<std::string>()) : std::nullopt;
+          if (!valid_id(name) || !day)
+            r.problem("attributes", name + " needs a name and a date YYYY-MM-DD");
+          else
+            m.attributes[name] = *day;
+        }
+      }
+    }
     each(r, "lots", [&](const Json& v, const std::string& path) {
       ObjectReader lr(v, path, problems);
       Lot lot;
@@ -146,6 +160,11 @@ Json member_to_json(const MemberState& m) {
     }
   }
   if (m.birth_month) j["birth_month"] = *m.birth_month;
+  if (!m.attributes.empty()) {
+    Json a = Json::object();
+    for (const auto& [name, until] : m.attributes) a[name] = format_local_date(until);
+    j["attributes"] = a;
+  }
   if (m.referrer) {
     Json rj{{"id", m.referrer->id}, {"counters", m.referrer->counters.raw()}};
     if (!m.referrer->tier.empty()) rj["tier"] = m.referrer->tier;
@@ -161,10 +180,9 @@ Status request_from_json(const Json& j, Request& req) {
   {
     ObjectReader r(j, "", problems);
     if (!r.ok()) return invalid("", "the basket or event must be a JSON object");
-    auto ev = r.choice(
-        "event", {"purchase", "enrollment", "review", "referral", "check_in", "survey", "activity",
-                  "top_up", "birthday", "period_end", "redeem", "defer_pass", "daily", "tier_up",
-                  "freeze_tier"});
+    auto ev = r.choice("event", {"purchase", "enrollment", "review", "referral", "check_in",
+                                 "survey", "activity", "top_up", "birthday", "period_end", "redeem",
+                                 "defer_pass", "daily", "tier_up", "freeze_tier"});
     req.trigger = ev ? *parse_trigger(*ev) : Trigger::kPurchase;
     if (req.trigger == Trigger::kActivity) {
       const auto activity = r.string("activity", true);

@@ -11,12 +11,12 @@ namespace {
 constexpr std::array<const char*, 7> kWeekdays{"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 constexpr int kMaxConditionDepth = 16;
 
-Threshold read_threshold(ObjectReader& r, bool allow_reaches) {
+Threshold read_threshold(ObjectReader& r, bool allow_reaches, bool required = true) {
   Threshold t;
   t.at_least = r.integer("at_least", false, INT64_C(-1'000'000'000'000'000));
   t.at_most = r.integer("at_most", false, INT64_C(-1'000'000'000'000'000));
   if (allow_reaches) t.reaches = r.integer("reaches", false, 1);
-  if (!t.at_least && !t.at_most && !t.reaches) {
+  if (required && !t.at_least && !t.at_most && !t.reaches) {
     r.problem("",
               allow_reaches ? "needs at_least, at_most or reaches" : "needs at_least or at_most");
   }
@@ -156,10 +156,12 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
       p.push_back({at, "must be the name of a calendar"});
     else
       refs.add(at, "calendar", c.name = value.get<std::string>());
-  } else if (key == "tier" || key == "activity" || key == "referrer_tier" || key == "paid_with") {
+  } else if (key == "tier" || key == "activity" || key == "referrer_tier" || key == "paid_with" ||
+             key == "attribute") {
     c.kind = key == "tier"            ? ConditionKind::kTier
              : key == "referrer_tier" ? ConditionKind::kReferrerTier
              : key == "paid_with"     ? ConditionKind::kPaidWith
+             : key == "attribute"     ? ConditionKind::kAttribute
                                       : ConditionKind::kActivity;
     if (!value.is_array() || value.empty())
       p.push_back({at, "must be a non-empty array of names"});
@@ -252,7 +254,8 @@ Condition read_condition(const Json& v, const std::string& path, Problems& p, Re
       if (auto per = r.choice("period",
                               {"day", "week", "month", "quarter", "half_year", "year", "lifetime"}))
         c.period = parse_period(*per);
-      c.threshold = read_threshold(r, true);
+      if (auto lt = r.id("less_than")) c.less_than = *lt;
+      c.threshold = read_threshold(r, true, c.less_than.empty());
       if (auto d = r.id("divide_by")) {
         c.divide_by = *d;
         if (c.threshold.reaches)

@@ -114,6 +114,9 @@ struct MemberState {
   std::int64_t sv_bonus = 0;
   std::vector<HeldVoucher> vouchers;
   std::vector<HeldPass> passes;
+  // Verified attributes HQ set (a student card checked): name -> last day
+  // it holds. Read by the `attribute` condition.
+  std::map<std::string, LocalDays> attributes;
   std::optional<ReferrerView> referrer;
 
   // Points the member can spend on `d`: live lots minus debt (may be negative).

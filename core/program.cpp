@@ -6,9 +6,9 @@ namespace loyalty::core {
 
 namespace {
 constexpr std::array<const char*, 16> kTriggers{
-    "purchase", "return",   "enrollment", "review",  "referral",   "check_in",
-    "survey",   "activity", "top_up",     "birthday", "period_end", "redeem",
-    "defer_pass", "daily",  "tier_up",    "freeze_tier"};
+    "purchase",   "return",   "enrollment", "review",     "referral",   "check_in",
+    "survey",     "activity", "top_up",     "birthday",   "period_end", "redeem",
+    "defer_pass", "daily",    "tier_up",    "freeze_tier"};
 
 template <typename T>
 const T* find_by_id(const std::vector<T>& items, std::string_view id) {

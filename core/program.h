@@ -37,10 +37,10 @@ enum class Trigger {
   kTopUp,
   kBirthday,
   kPeriodEnd,
-  kRedeem,     // a catalog reward redeemed at the counter; no rule has it
-  kDeferPass,  // a member postpones a pass (passes[].deferrals_per_month)
-  kDaily,      // fired by HQ's daily jobs for every member (anniversaries, festival days)
-  kTierUp,     // the member reached a higher tier: once per level crossed
+  kRedeem,      // a catalog reward redeemed at the counter; no rule has it
+  kDeferPass,   // a member postpones a pass (passes[].deferrals_per_month)
+  kDaily,       // fired by HQ's daily jobs for every member (anniversaries, festival days)
+  kTierUp,      // the member reached a higher tier: once per level crossed
   kFreezeTier,  // a member pauses (学习中断保护): the level is held for N months
 };
 const char* to_string(Trigger t);
@@ -83,8 +83,9 @@ enum class ConditionKind {
   kStreakReaches,
   kActivity,
   kTopUpAmount,
-  kPaidWith,  // every payment method the basket names is one of `names`
-  kStamps,    // stamps now on card `name` meet threshold
+  kPaidWith,   // every payment method the basket names is one of `names`
+  kStamps,     // stamps now on card `name` meet threshold
+  kAttribute,  // the member holds one of the attributes `names` today (a verified student)
 };
 
 struct Condition {
@@ -97,6 +98,7 @@ struct Condition {
   std::optional<Period> period;     // metric period
   int consecutive = 1;              // metric: met in each of the last N windows
   std::string divide_by;            // metric: the measure is name / divide_by (spend per order)
+  std::string less_than;            // metric: below this other metric (reviews < orders)
   Selector selector;                // basket conditions
   bool net = true;                  // basket_amount measure
   bool flag = true;                 // first_purchase / birthday_month / referred

@@ -383,11 +383,11 @@ void check_references(const Program& p, const References& refs, Problems& proble
       const bool per_amount_activity =
           e.kind == EffectKind::kEarnPerAmount && rule.trigger == Trigger::kActivity;
       if (needs_purchase && rule.trigger != Trigger::kPurchase && !per_amount_activity)
-        problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",
-                            std::string(to_string(e.kind)) +
-                                (e.kind == EffectKind::kEarnPerAmount
-                                     ? " only works with trigger purchase or activity"
-                                     : " only works with trigger purchase")});
+        problems.push_back(
+            {"rules[" + std::to_string(rule.index) + "].effects",
+             std::string(to_string(e.kind)) + (e.kind == EffectKind::kEarnPerAmount
+                                                   ? " only works with trigger purchase or activity"
+                                                   : " only works with trigger purchase")});
       if (rule.trigger == Trigger::kTierUp && e.kind != EffectKind::kIssueVoucher &&
           e.kind != EffectKind::kAddStamp && e.kind != EffectKind::kCounter)
         problems.push_back({"rules[" + std::to_string(rule.index) + "].effects",

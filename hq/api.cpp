@@ -296,6 +296,22 @@ HttpResponse HqApi::admin_route(const platform::HttpRequest& req, const std::str
                                           body.value("blocked", true), body.value("reason", ""),
                                           "admin-api"));
   }
+  if (req.method() == http::verb::post && path == "/v1/admin/member-attributes") {
+    for (const char* k : {"member_id", "attribute", "reason"})
+      if (!body.contains(k) || !body[k].is_string())
+        return problem(422, "invalid", "Attribute incomplete",
+                       "send {\"member_id\", \"attribute\", \"until\": DAY or null, \"reason\"}",
+                       k);
+    std::optional<core::LocalDays> until;
+    if (body.contains("until") && body["until"].is_string())
+      until = core::parse_local_date(body["until"].get<std::string>());
+    if (!body.contains("until") || (!body["until"].is_null() && !until))
+      return problem(422, "invalid", "Attribute incomplete",
+                     "until must be a date YYYY-MM-DD, or null to remove the attribute", "until");
+    return reply(ledger_.set_attribute(body["member_id"].get<std::string>(),
+                                       body["attribute"].get<std::string>(), until,
+                                       body["reason"].get<std::string>(), "admin-api"));
+  }
   if (req.method() == http::verb::post && path == "/v1/admin/member-resets") {
     hq::HqLedger::MemberReset reset;
     const auto bad = [&](const char* field, const std::string& why) {

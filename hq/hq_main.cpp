@@ -67,6 +67,8 @@ void usage(std::ostream& out) {
          "  reset-member MEMBER [--tier T [--until YYYY-MM-DD]] [--metrics A,B] --reason TEXT\n"
          "                                       set a tier (a trial upgrade with --until) or\n"
          "                                       zero metrics (audited); stores get it by feed\n"
+         "  member-attribute MEMBER NAME (--until YYYY-MM-DD | --remove) --reason TEXT\n"
+         "                                       a verified attribute (student) until a day\n"
          "  revoke-voucher MEMBER CODE --reason TEXT\n"
          "                                       take a voucher back; stores refuse it after "
          "the feed\n"
@@ -101,6 +103,7 @@ const std::map<std::string, std::vector<std::string_view>>& command_options() {
       {"issue-vouchers", {}},
       {"revoke-voucher", {"--reason"}},
       {"reset-member", {"--tier", "--until", "--metrics", "--reason"}},
+      {"member-attribute", {"--until", "--remove", "--reason"}},
       {"run-jobs", {}},
       {"adjust", {"--reason"}},
       {"expire", {}},
@@ -448,6 +451,18 @@ int run(Ctx& c, const std::string& command) {
     for (std::string m; std::getline(list, m, ',');)
       if (!m.empty()) reset.metrics.push_back(m);
     return print(ledger.reset_member(c.pos[0], reset, flag("--reason"), "cli"));
+  }
+  if (command == "member-attribute" && c.pos.size() == 2) {
+    const bool remove = c.flags.contains("--remove");
+    const auto until =
+        c.flags.contains("--until") ? core::parse_local_date(c.flags.at("--until")) : std::nullopt;
+    if (remove == c.flags.contains("--until") || (!remove && !until)) {
+      std::cerr << "loyalty-hq: member-attribute needs --until YYYY-MM-DD or --remove\n";
+      return kUsage;
+    }
+    return print(ledger.set_attribute(c.pos[0], c.pos[1], until,
+                                      c.flags.contains("--reason") ? c.flags.at("--reason") : "",
+                                      "cli"));
   }
   if (command == "revoke-voucher" && c.pos.size() == 2)
     return print(ledger.revoke_voucher(

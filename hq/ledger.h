@@ -106,6 +106,13 @@ class HqLedger {
   [[nodiscard]] core::Result<Json> reset_member(const std::string& member_id,
                                                 const MemberReset& reset, const std::string& reason,
                                                 const std::string& actor);
+  // Sets a verified attribute (a student card checked) until `until`, or
+  // removes it (nullopt). Audited; stores get it by feed with the member.
+  [[nodiscard]] core::Result<Json> set_attribute(const std::string& member_id,
+                                                 const std::string& attribute,
+                                                 std::optional<core::LocalDays> until,
+                                                 const std::string& reason,
+                                                 const std::string& actor);
   // Takes back a voucher HQ or a store gave `member_id` (a campaign sent to
   // the wrong list, a voucher obtained by fraud): gone from the member's
   // state, so every store refuses it once it has the feed. Audited; a use

@@ -233,6 +233,35 @@ core::Result<Json> HqLedger::reset_member(const std::string& member_id, const Me
   });
 }
 
+core::Result<Json> HqLedger::set_attribute(const std::string& member_id,
+                                           const std::string& attribute,
+                                           std::optional<core::LocalDays> until,
+                                           const std::string& reason, const std::string& actor) {
+  if (!auditable(reason))
+    return core::invalid("reason", "setting an attribute needs a reason that can be audited");
+  if (!core::valid_id(attribute))
+    return core::invalid("attribute", "'" + attribute + "' is not an attribute name");
+  std::lock_guard lock(mutex_);
+  return in_transaction(db_, [&]() -> core::Result<Json> {
+    auto m = load_member(member_id);
+    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
+    Json detail{{"member_id", member_id}, {"attribute", attribute}};
+    if (until) {
+      m->attributes[attribute] = *until;
+      detail["until"] = core::format_local_date(*until);
+    } else if (m->attributes.erase(attribute) == 0) {
+      return core::fail(core::ErrorCode::kFailedPrecondition,
+                        "member " + member_id + " has no attribute " + attribute + " to remove");
+    } else {
+      detail["removed"] = true;
+    }
+    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
+             {actor, std::string("member-attribute"), detail.dump() + ": " + reason, clock_()});
+    save_member(*m);
+    return detail;
+  });
+}
+
 core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool blocked,
                                          const std::string& reason, const std::string& actor) {
   if (!auditable(reason))

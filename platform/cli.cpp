@@ -15,7 +15,7 @@ std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string
     if (!a.starts_with("--")) {
       positional.push_back(a);
     } else if (a == "--json" || a == "--csv" || a == "--help" || a == "--open" || a == "--settle" ||
-               a == "--retry") {
+               a == "--retry" || a == "--remove") {
       flags[a] = "1";
     } else if (i + 1 < args.size()) {
       flags[a] = args[++i];

@@ -44,6 +44,11 @@ Json Checkout::member_summary(Db& db, const MemberRow& m, const core::Program& p
          {"name", m.name},
          {"blocked", m.blocked},
          {"tier", {{"id", tier}, {"name", tier_name(p, tier)}}}};
+  // Verified attributes still in force (a student card checked at HQ).
+  Json attributes = Json::object();
+  for (const auto& [name, until] : s.attributes)
+    if (today <= until) attributes[name] = core::format_local_date(until);
+  j["attributes"] = attributes;
   Json expiring = Json::array();
   std::vector<core::Lot> lots = s.lots;
   std::sort(lots.begin(), lots.end(), [](const core::Lot& a, const core::Lot& b) {

@@ -75,9 +75,9 @@ std::expected<core::Request, ApiError> read_request(const Json& body, bool inter
     inner.erase("member_id");
     // Enrollment, birthdays and period ends are raised by loyaltyd itself
     // and by HQ's scheduled jobs; a POS must not award them.
-    static const std::set<std::string> kStoreEvents = {
-        "check_in", "survey", "review",     "activity",   "referral",
-        "top_up",   "redeem", "defer_pass", "freeze_tier"};
+    static const std::set<std::string> kStoreEvents = {"check_in", "survey",     "review",
+                                                       "activity", "referral",   "top_up",
+                                                       "redeem",   "defer_pass", "freeze_tier"};
     if (!internal &&
         (!inner["event"].is_string() || !kStoreEvents.contains(inner["event"].get<std::string>())))
       return std::unexpected(problem(

@@ -1127,6 +1127,42 @@ TEST_CASE("daily rules run once a day at HQ: an enrolment anniversary gift", "[h
   hq.verified();
 }
 
+TEST_CASE("a verified attribute is set until a day and removed, audited, as a member change",
+          "[hq][ledger]") {
+  ON_EACH_BACKEND(hq);
+  auto a = hq.terminal("S001");
+  hq.sales(a, 1);
+  const auto state = [&] {
+    auto m = hq.ledger->member("M1001");
+    REQUIRE(m);
+    return (*m)["member"];
+  };
+  const auto changes = [&] {
+    return hq.db->query("SELECT COUNT(*) FROM changes WHERE kind = 'member' AND key = 'M1001'")[0]
+        .integer(0);
+  };
+  const auto before = changes();
+  const auto until = core::parse_local_date("2027-07-31");
+  // Refused with nothing written: no reason, a name that is not one, nobody.
+  CHECK_FALSE(hq.ledger->set_attribute("M1001", "student", until, "", "ops"));
+  CHECK_FALSE(hq.ledger->set_attribute("M1001", "stu dent", until, "card checked", "ops"));
+  CHECK_FALSE(hq.ledger->set_attribute("M9999", "student", until, "card checked", "ops"));
+  CHECK_FALSE(state().contains("attributes"));
+  CHECK(changes() == before);
+  REQUIRE(hq.ledger->set_attribute("M1001", "student", until, "student card checked", "ops"));
+  CHECK(state()["attributes"]["student"] == "2027-07-31");
+  CHECK(changes() == before + 1);
+  REQUIRE(hq.ledger->set_attribute("M1001", "student", std::nullopt, "left school", "ops"));
+  CHECK_FALSE(state().contains("attributes"));
+  // Nothing to remove is an error, not a silent success.
+  CHECK_FALSE(hq.ledger->set_attribute("M1001", "student", std::nullopt, "again", "ops"));
+  const auto audited =
+      hq.db->query("SELECT actor, detail FROM audit WHERE action = 'member-attribute'");
+  REQUIRE(audited.size() == 2);
+  CHECK(audited[0].text(1).find("student card checked") != std::string::npos);
+  hq.verified();
+}
+
 TEST_CASE("an audited reset zeroes a member's metrics or sets a trial tier kept until a day",
           "[hq][ledger]") {
   ON_EACH_BACKEND(hq);

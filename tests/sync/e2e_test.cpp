@@ -447,6 +447,37 @@ TEST_CASE("a friend's first order rewards both, and the referrer's voucher reach
   CHECK(w.hq.cli("verify").code == 0);
 }
 
+TEST_CASE("a student verified at HQ is a student at every till until HQ removes it",
+          "[sync][e2e]") {
+  SyncWorld w("attribute");
+  auto [a, b] = two_stores(w);
+  REQUIRE(sold(sell(*a, latte_sale("M-A", 1), "first-sale")));
+  REQUIRE(synced(*a));
+  REQUIRE(round_done(*a, 30));
+  CHECK(a->get("/v1/members/M-A").body["attributes"].empty());
+  // Refused with nothing written: no reason, no date, a name that is not one.
+  CHECK(w.hq.cli("member-attribute M-A student --until 2027-07-31").code != 0);
+  CHECK(w.hq.cli("member-attribute M-A student --reason 'card checked'").code != 0);
+  CHECK(w.hq.cli("member-attribute M-A 'stu dent' --until 2027-07-31 --reason x").code != 0);
+  auto set = w.hq.cli(
+      "member-attribute M-A student --until 2099-07-31 --reason "
+      "'student card checked at S001'");
+  INFO(set.out);
+  REQUIRE(set.code == 0);
+  for (auto* d : {a.get(), b.get()})
+    CHECK(eventually(
+        [&] {
+          return d->get("/v1/members/M-A").body["attributes"].value("student", "") == "2099-07-31";
+        },
+        30));
+  REQUIRE(w.hq.cli("member-attribute M-A student --remove --reason 'left school'").code == 0);
+  for (auto* d : {a.get(), b.get()})
+    CHECK(eventually([&] { return d->get("/v1/members/M-A").body["attributes"].empty(); }, 30));
+  CHECK(w.hq.cli("member-attribute M-A student --remove --reason again").code != 0);
+  w.hq.stop();
+  CHECK(w.hq.cli("verify").code == 0);
+}
+
 TEST_CASE("a revoked terminal says so, not 'offline', and stops redeeming while sales go on",
           "[sync][e2e]") {
   SyncWorld w("revoked-till");

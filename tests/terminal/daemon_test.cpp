@@ -524,6 +524,34 @@ TEST_CASE("a time-limited reward is listed as not available and refused outside 
   CHECK(available(d, "M-A") == 5000);
 }
 
+TEST_CASE("a member freezes their level once at the till; a second freeze is refused",
+          "[terminal][daemon]") {
+  const auto dir = scratch_dir("freeze");
+  auto program = Json::parse(slurp_file(src_path("examples/programs/coffee-chain.json")));
+  program["tiers"]["freeze"] = {{"max_times", 1}, {"max_months", 3}};
+  write_file(dir / "freeze.json", program.dump());
+  auto args = standalone_args(dir);
+  args[1] = (dir / "freeze.json").string();
+  Daemon d(dir, args);
+  REQUIRE(d.start());
+  const auto freeze = [&](int months, const std::string& key) {
+    return d.post("/v1/transactions",
+                  {{"member_id", "M-A"}, {"event", "freeze_tier"}, {"months", months}}, key);
+  };
+  auto too_long = freeze(4, "f0");
+  CHECK(too_long.status == 422);
+  CHECK(too_long.body["field"] == "months");
+  auto r = freeze(2, "f1");
+  INFO(r.body.dump());
+  REQUIRE(r.status == 201);
+  CHECK(r.body.dump().find("Bean frozen for 2 month(s)") != std::string::npos);
+  auto again = freeze(1, "f2");
+  INFO(again.body.dump());
+  CHECK(again.status == 409);
+  CHECK(again.body["field"] == "event");
+  CHECK(again.body["detail"].get<std::string>().find("already used") != std::string::npos);
+}
+
 TEST_CASE("a database from a newer release is refused with a clear message", "[terminal][daemon]") {
   const auto dir = scratch_dir("newer");
   Daemon d(dir, standalone_args(dir));
