@@ -524,7 +524,7 @@ TEST_CASE("a time-limited reward is listed as not available and refused outside 
   CHECK(available(d, "M-A") == 5000);
 }
 
-TEST_CASE("a member freezes their level once at the till; a second freeze is refused",
+TEST_CASE("a member freezes their level once at the till, and a second freeze is refused",
           "[terminal][daemon]") {
   const auto dir = scratch_dir("freeze");
   auto program = Json::parse(slurp_file(src_path("examples/programs/coffee-chain.json")));
