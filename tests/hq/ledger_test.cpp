@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <limits>
 #include <sstream>
 #include <thread>
@@ -89,6 +90,49 @@ std::int64_t count(hq::SqlConn& db, const std::string& table) {
 }
 
 }  // namespace
+
+// The bytes HQ sends terminals, kept in tests/hq/golden/ so that retyping
+// the contract (sync/) cannot change them unnoticed: a batch's answers
+// (accepted, duplicate, gap, conflict) and a store's feed page. Both
+// backends must give the same bytes. After a deliberate change of the wire,
+// regenerate with LOYALTY_UPDATE_GOLDEN=1 and review the diff.
+TEST_CASE("HQ's batch answers and feed page keep their bytes on both backends",
+          "[hq][ledger][golden]") {
+  ON_EACH_BACKEND(hq);
+  auto a = hq.terminal("S001");
+  const auto sales = Hq::sold(a, 5);
+  Json wire;
+  wire["1 accepted"] = hq.ingest(a, {sales[0], sales[1]});
+  wire["2 duplicate and new"] = hq.ingest(a, {sales[1], sales[2]});
+  wire["3 past a gap"] = hq.ingest(a, {sales[4]});
+  auto changed = sales[0];
+  changed.text.clear();
+  changed.totals["points_earned"] = 9999;
+  wire["4 changed resend"] = hq.ingest(a, {changed});
+  REQUIRE(hq.ledger->adjust("M1001", 50, "golden: goodwill", "ops"));
+  REQUIRE(hq.ledger->set_blocked("M1001", true, "golden: card reported lost", "ops"));
+  auto page = hq.ledger->changes(0, 100, "S001");
+  REQUIRE(page);
+  // A program change is signed with this run's fresh key, and its body is
+  // the example program's text (the program tests check it): both masked.
+  for (auto& c : (*page)["changes"]) {
+    if (c.value("kind", "") != "program") continue;
+    c["data"]["body"] = "<program text>";
+    c["data"]["signature"] = "<signature>";
+  }
+  wire["5 feed page"] = *page;
+  const auto path = hq_source("tests/hq/golden/wire.json");
+  if (std::getenv("LOYALTY_UPDATE_GOLDEN") != nullptr && backend == "sqlite") {
+    std::ofstream(path) << wire.dump(2) << "\n";
+    WARN("wrote " << path);
+  }
+  const auto golden = Json::parse(read_all(path));
+  for (const auto& [step, bytes] : golden.items()) {
+    INFO(step);
+    CHECK(wire[step].dump() == bytes.dump());
+  }
+  CHECK(wire.size() == golden.size());
+}
 
 TEST_CASE("HQ accepts each transaction exactly once, whatever the terminal resends",
           "[hq][ledger]") {
