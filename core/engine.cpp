@@ -26,8 +26,10 @@ Status validate_basket(const Program& program, const Request& r) {
     problems.push_back({std::move(path), std::move(message)});
   };
   if (b.currency != program.currency.code)
-    bad("basket.currency",
-        "is '" + b.currency + "' but program " + program.id + " runs in " + program.currency.code);
+    problems.push_back(
+        {"basket.currency",
+         "is '" + b.currency + "' but program " + program.id + " runs in " + program.currency.code,
+         ProblemKind::kWrongCurrency});
   if (b.lines.empty()) bad("basket.lines", "must have at least one line");
   if (b.lines.size() > kMaxLines) bad("basket.lines", "must have at most 500 lines");
   std::int64_t total = 0;

@@ -10,6 +10,7 @@ const char* to_string(ErrorCode code) {
     case ErrorCode::kConflict: return "conflict";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kDataLoss: return "data_loss";
   }
   return "internal";
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <expected>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,15 +20,24 @@ enum class ErrorCode {
   kConflict,            // same idempotency key, different body; never retry with this body
   kUnavailable,         // a dependency is down (disk, network); retry with backoff
   kInternal,            // a bug; do not retry, report it
+  kDataLoss,            // stored state is unreadable or breaks an invariant; never retry: the
+                        // process stops and systemd restarts it (DESIGN.md, reliability)
 };
 
 const char* to_string(ErrorCode code);
 
 // One problem with an input: where it is (a JSON path such as
 // `rules[3].effect.factor`) and what was expected there.
+// What callers may branch on besides the path; never parse the message.
+enum class ProblemKind {
+  kOther,
+  kWrongCurrency,  // the basket's currency is another than the program's
+};
+
 struct Problem {
   std::string path;
   std::string message;
+  ProblemKind kind = ProblemKind::kOther;
   std::string to_string() const { return path.empty() ? message : path + ": " + message; }
 };
 
@@ -35,6 +45,9 @@ struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
   std::vector<Problem> problems;  // every problem found, for validation errors
+  // For kUnavailable from storage: the write may have become durable anyway
+  // (an I/O error at COMMIT), so the caller cannot say "nothing was saved".
+  bool outcome_unknown = false;
 
   static Error invalid(std::string path, std::string message) {
     return Error{ErrorCode::kInvalidArgument,
@@ -44,10 +57,28 @@ struct Error {
   static Error make(ErrorCode c, std::string message) { return Error{c, std::move(message), {}}; }
 };
 
+// std::expected with [[nodiscard]] on the type, so no declaration can forget
+// it: a dropped Result is a compile error under -Werror.
 template <typename T>
-using Result = std::expected<T, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+  using Base = std::expected<T, Error>;
 
-using Status = std::expected<void, Error>;
+ public:
+  using Base::Base;
+  Result() = default;
+  Result(const Base& b) : Base(b) {}        // NOLINT: implicit, like the alias it replaced
+  Result(Base&& b) : Base(std::move(b)) {}  // NOLINT
+};
+
+using Status = Result<void>;
+
+// Thrown where stored state is found unreadable deep inside a storage
+// callback; the storage boundary turns it into kDataLoss and stops the
+// process. Never caught to carry on.
+class DataLoss : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 inline std::unexpected<Error> fail(ErrorCode code, std::string message) {
   return std::unexpected(Error::make(code, std::move(message)));

@@ -41,6 +41,7 @@ HttpResponse from_error(const core::Error& e) {
       return problem(503, "unavailable", "HQ storage unavailable",
                      "nothing was recorded; retry later");
     case core::ErrorCode::kInternal: break;
+    case core::ErrorCode::kDataLoss: platform::fail_stop(e.message);
   }
   return problem(500, "internal", "Internal error", e.message);
 }
@@ -90,6 +91,8 @@ void dispatch(boost::asio::thread_pool& pool, platform::HttpRequest&& req,
         HttpResponse res;
         try {
           res = route(req);
+        } catch (const core::DataLoss& e) {
+          platform::fail_stop(e.what());
         } catch (const std::exception& e) {
           platform::log_error(std::string("request failed: ") + e.what());
           res = problem(500, "internal", "Internal error", "HQ hit a bug; nothing was recorded");
@@ -131,7 +134,8 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
     // HQ's database failing is not a refusal of the terminal.
     if (ok.error().code == core::ErrorCode::kUnavailable) return from_error(ok.error());
     platform::log_warn("refused terminal " + cn + ": " + ok.error().message);
-    return problem(403, "terminal-refused", "Terminal refused", ok.error().message);
+    return problem(403, std::string(sync::kProblemTerminalRefused), "Terminal refused",
+                   ok.error().message);
   }
   const auto path = path_of(req);
   if (req.method() == http::verb::post && path == "/v1/sync/batches") {

@@ -167,8 +167,17 @@ int cmd_init(const Ctx& c) {
     return kFailed;
   }
   const auto name = c.flags.contains("--server-name") ? c.flags.at("--server-name") : "localhost";
-  const auto ca = platform::make_ca("loyalty-hq CA", 3650);
+  auto made = platform::make_ca("loyalty-hq CA", 3650);
+  if (!made) {
+    std::cerr << "loyalty-hq: " << made.error().message << "\n";
+    return kFailed;
+  }
+  const auto& ca = *made;
   auto server = platform::issue_cert(ca, name, true, {name, "localhost"}, {"127.0.0.1"}, 825);
+  if (!server) {
+    std::cerr << "loyalty-hq: " << server.error().message << "\n";
+    return kFailed;
+  }
   const auto signing = platform::SigningKey::generate();
   for (auto [file, text, mode] : std::vector<std::tuple<const char*, std::string, unsigned>>{
            {"ca.pem", ca.cert_pem, 0644},
@@ -264,7 +273,13 @@ int cmd_terminals(const Ctx& c, hq::HqLedger& ledger) {
   }
   const platform::CertKey ca{read_or_die(c.dir / "ca.pem"), read_or_die(c.dir / "ca.key")};
   auto cert = platform::issue_cert(ca, store + "/" + terminal, false, {}, {}, 825);
-  auto fp = platform::cert_fingerprint(cert->cert_pem);
+  auto fp = cert ? platform::cert_fingerprint(cert->cert_pem)
+                 : core::Result<std::string>(std::unexpected(cert.error()));
+  if (!fp) {
+    std::cerr << "loyalty-hq: cannot issue the terminal's certificate (is " << (c.dir / "ca.key")
+              << " the CA's key?): " << fp.error().message << "\n";
+    return kFailed;
+  }
   const Json bundle{{"hq_url", url},
                     {"server_name",
                      c.flags.contains("--server-name") ? c.flags.at("--server-name") : "localhost"},

@@ -174,7 +174,7 @@ std::optional<core::MemberState> HqLedger::load_member(const std::string& id) {
   auto m = core::member_from_json(Json::parse(rows[0].text(0)));
   // HQ writes every state itself; one it cannot read means a broken file
   // or a bug, and going on would give wrong balances.
-  if (!m) throw SqlError("member " + id + " has an unreadable state: " + m.error().message);
+  if (!m) throw core::DataLoss("member " + id + " has an unreadable state: " + m.error().message);
   // Version 0 is a row an enrollment in this very batch created.
   if (batch_ != nullptr && found.version > 0) pending_[id] = {found.version, *m};
   return std::move(*m);
@@ -654,39 +654,16 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
   track_return(r, member, flags_out);
 }
 
-namespace {
-
-// One ledger entry as the resend check compares it.
-std::string entry_line(const std::string& id, const std::string& debit, const std::string& credit,
-                       std::int64_t amount, const std::string& unit) {
-  return id + " " + debit + " " + credit + " " + std::to_string(amount) + " " + unit;
-}
-
-}  // namespace
-
-std::string HqLedger::entries_key(std::vector<std::string> lines) {
-  std::sort(lines.begin(), lines.end());
-  std::string key;
-  for (const auto& l : lines) key += l + "\n";
-  return key;
-}
-
-std::string HqLedger::entries_key(const std::vector<core::Entry>& entries) {
-  std::vector<std::string> lines;
-  for (const auto& e : entries)
-    lines.push_back(entry_line(e.id, e.debit, e.credit, e.amount, e.unit));
-  return entries_key(std::move(lines));
-}
-
-std::map<std::string, HqLedger::Accepted> HqLedger::accepted(const sync::Batch& batch) {
+std::map<std::string, AcceptedTxn> HqLedger::accepted(const sync::Batch& batch) {
   std::vector<std::string> ids;
   for (const auto& r : batch.records) ids.push_back(r.txn_id);
-  std::map<std::string, Accepted> seen;
+  std::map<std::string, AcceptedTxn> seen;
   for (const auto& row : query_ids(db_,
                                    "SELECT txn_id, record_hash, committed_at, member_id, kind "
                                    "FROM transactions WHERE txn_id IN",
                                    ids))
-    seen.emplace(row.text(0), Accepted{row.text(1), row.integer(2), row.text(3), row.text(4), {}});
+    seen.emplace(row.text(0),
+                 AcceptedTxn{row.text(1), row.integer(2), row.text(3), row.text(4), {}});
   if (seen.empty()) return seen;  // the usual batch: all new
   ids.clear();
   for (const auto& [id, a] : seen) ids.push_back(id);
@@ -699,14 +676,14 @@ std::map<std::string, HqLedger::Accepted> HqLedger::accepted(const sync::Batch& 
   return seen;
 }
 
-std::multimap<std::string, HqLedger::Refusal> HqLedger::refusals(const std::string& store,
-                                                                 const std::string& terminal) {
-  std::multimap<std::string, Refusal> out;
+std::multimap<std::string, RefusedTxn> HqLedger::refusals(const std::string& store,
+                                                          const std::string& terminal) {
+  std::multimap<std::string, RefusedTxn> out;
   for (const auto& row :
        db_.query("SELECT txn_id, record_hash, reason FROM refused_txns WHERE store_id = ?1 AND "
                  "terminal_id = ?2",
                  {store, terminal}))
-    out.emplace(row.text(0), Refusal{row.text(1), row.text(2)});
+    out.emplace(row.text(0), RefusedTxn{row.text(1), row.text(2)});
   return out;
 }
 
@@ -797,9 +774,8 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
     if (t.empty() || t[0].integer(1) != 0)
       return refused(core::ErrorCode::kFailedPrecondition,
                      "terminal " + store + "/" + terminal + " may not write");
-    std::int64_t next = t[0].integer(0);
+    ExactlyOnce once(t[0].integer(0), accepted(batch), refusals(store, terminal));
     Json results = Json::array();
-    std::optional<std::int64_t> gap;
     BatchWork work;
     work.registered_at = t[0].integer(2);
     batch_ = &work;
@@ -807,83 +783,26 @@ core::Result<Json> HqLedger::ingest(const std::string& store, const std::string&
       BatchWork*& p;
       ~ClearOnExit() { p = nullptr; }
     } clear{batch_};
-    auto seen = accepted(batch);
-    auto refused_before = refusals(store, terminal);
-    // The same refused record again (a resend): the same answer.
-    const auto refused_again = [&](const sync::TxnRecord& r, const Prepared& p) {
-      for (auto [it, end] = refused_before.equal_range(r.txn_id); it != end; ++it)
-        if (it->second.hash == p.hash) return std::optional<std::string>(it->second.reason);
-      return std::optional<std::string>();
-    };
-    const auto conflict = [&](const sync::TxnRecord& r, const Prepared& p, Json& res,
-                              std::string reason) {
-      // It takes its place at the expected sequence (nothing applied), so
-      // the terminal's later records are not held up behind it.
-      if (r.seq == next) ++next;
-      res["status"] = "conflict";
-      res["reason"] = reason;
-      refuse(r, p, store, terminal, reason, now);
-      refused_before.emplace(r.txn_id, Refusal{p.hash, std::move(reason)});
-    };
     auto receipt = last_receipt(store, terminal);
     prefetch_members(batch);
     for (const auto i : order) {
       const auto& r = batch.records[i];
-      Json res{{"txn_id", r.txn_id}, {"seq", r.seq}};
-      if (const auto again = refused_again(r, prepared[i])) {
-        res["status"] = "conflict";
-        res["reason"] = *again;
-      } else if (const auto have = seen.find(r.txn_id); have != seen.end()) {
-        const auto& a = have->second;
-        // The same transaction resent carries the same ledger entries; a
-        // new sale numbered from a restored database has its own.
-        const bool other = a.committed_at != r.committed_at || a.member_id != r.member_id ||
-                           a.kind != r.kind || a.entries != entries_key(r.entries);
-        if (other && (gap || r.seq > next)) {
-          // Beyond a gap: it comes again in order, and is refused then.
-          if (!gap) gap = next;
-          res["status"] = "gap";
-          res["expected_seq"] = *gap;
-        } else if (other) {
-          // Another sale under a used id: never taken for a resend.
-          conflict(r, prepared[i], res,
-                   r.txn_id + " already names another transaction at HQ (" + a.kind +
-                       " of member " + a.member_id + ", committed at " +
-                       std::to_string(a.committed_at) +
-                       "): this terminal numbered it from a database behind HQ's, as after a "
-                       "restore from an older backup; not applied");
-        } else {
-          // Accepted before: the same answer, whatever the terminal resends.
-          res["status"] = "duplicate";
-          if (a.hash != prepared[i].hash)
-            res["note"] = "resent with different content; the first version stands";
-        }
-      } else if (gap || r.seq > next) {
-        if (!gap) gap = next;
-        res["status"] = "gap";
-        res["expected_seq"] = *gap;
-      } else if (r.seq < next) {
-        res["status"] = "rejected";
-        res["reason"] = "sequence " + std::to_string(r.seq) + " already holds another transaction";
-      } else if (r.return_of && refused_before.contains(*r.return_of)) {
-        // This terminal's own sale under that id, which HQ refused: the
-        // take-back is of it, not of HQ's transaction of the same id.
-        conflict(r, prepared[i], res,
-                 r.txn_id + " takes back " + *r.return_of +
-                     ", a sale of this terminal HQ refused (its id names another transaction "
-                     "at HQ); not applied");
-      } else {
+      const auto v = once.judge(r, prepared[i].hash);
+      Json res{{"txn_id", r.txn_id}, {"seq", r.seq}, {"status", sync::to_string(v.status)}};
+      if (v.refuse_now) refuse(r, prepared[i], store, terminal, v.reason, now);
+      if (!v.reason.empty()) res["reason"] = v.reason;
+      if (v.status == sync::BatchStatus::kGap) res["expected_seq"] = v.expected_seq;
+      if (v.changed) res["note"] = "resent with different content; the first version stands";
+      if (v.status == sync::BatchStatus::kAccepted) {
         Json flags = Json::array();
         apply(r, prepared[i], store, terminal, now, flags);
-        seen.emplace(r.txn_id, Accepted{prepared[i].hash, r.committed_at, r.member_id, r.kind,
-                                        entries_key(r.entries)});
         receipt = std::max(receipt, sync::receipt_number(r.txn_id));
-        res["status"] = "accepted";
         if (!flags.empty()) res["flags"] = flags;
-        ++next;
       }
       results.push_back(res);
     }
+    const auto next = once.next_seq();
+    const auto gap = once.gap();
     // Each member and account the batch touched is written once.
     post_balances(work.balances);
     for (auto& [id, m] : work.touched) {

@@ -20,6 +20,7 @@
 
 #include "core/json_reader.h"
 #include "core/program.h"
+#include "hq/exactly_once.h"
 #include "hq/sql.h"
 #include "platform/crypto.h"
 #include "sync/protocol.h"
@@ -221,25 +222,13 @@ class HqLedger {
     std::vector<std::pair<std::string, int>> referrer_vouchers;
     std::vector<core::MetricDelta> referrer_metrics;
   };
-  // What HQ has of the batch's transactions it accepted before, by id: the
-  // record's hash, and what makes it that transaction and no other (a
+  // What HQ has of the batch's transactions it accepted before, by id (a
   // terminal restored from an older backup reuses ids for new sales).
-  struct Accepted {
-    std::string hash;
-    std::int64_t committed_at = 0;
-    std::string member_id, kind;
-    std::string entries;  // entries_key() of its ledger entries
-  };
-  static std::string entries_key(std::vector<std::string> lines);
-  static std::string entries_key(const std::vector<core::Entry>& entries);
-  std::map<std::string, Accepted> accepted(const sync::Batch& batch);
-  // What HQ refused from `store`/`terminal` before, by id: each record's
-  // hash and the reason it was given (usually none: only after a restore).
-  struct Refusal {
-    std::string hash, reason;
-  };
-  std::multimap<std::string, Refusal> refusals(const std::string& store,
-                                               const std::string& terminal);
+  std::map<std::string, AcceptedTxn> accepted(const sync::Batch& batch);
+  // What HQ refused from `store`/`terminal` before, by id (usually none:
+  // only after a restore).
+  std::multimap<std::string, RefusedTxn> refusals(const std::string& store,
+                                                  const std::string& terminal);
   // Keeps a refused record and flags it for whoever settles it at HQ.
   void refuse(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
               const std::string& terminal, const std::string& reason, std::int64_t now);

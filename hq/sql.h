@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "platform/log.h"
 
 namespace loyalty::hq {
 
@@ -96,6 +97,8 @@ auto in_transaction(SqlConn& db, F&& f) -> decltype(f()) {
     } catch (const SqlError&) {
     }
     return core::fail(core::ErrorCode::kUnavailable, std::string("HQ database: ") + e.what());
+  } catch (const core::DataLoss& e) {
+    platform::fail_stop(e.what());
   } catch (const std::exception& e) {
     // A bug or input nobody validated: nothing of it may stay half-written.
     try {

@@ -289,6 +289,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     };
     try {
       handler_(std::move(req), std::move(respond));
+    } catch (const core::DataLoss& e) {
+      fail_stop(e.what());
     } catch (const std::exception& e) {
       log_error(std::string("handler threw: ") + e.what());
       if (!answered->exchange(true))

@@ -33,6 +33,11 @@ bool parse_log_level(std::string_view text, LogLevel& out) {
   return true;
 }
 
+void fail_stop(std::string_view what) {
+  log(LogLevel::kError, std::string("data loss, stopping: ") + std::string(what));
+  std::abort();
+}
+
 void set_log_level(LogLevel level) {
   g_level = static_cast<int>(level);
 }

@@ -29,4 +29,10 @@ inline void log_error(std::string_view m) {
   log(LogLevel::kError, m);
 }
 
+// For data loss (core::ErrorCode::kDataLoss, core::DataLoss): logs what broke
+// and aborts. A daemon that read a corrupt member state or found a ledger
+// invariant broken must not answer with wrong balances; systemd restarts it
+// (Restart=on-failure) and the journal says why (DESIGN.md, reliability).
+[[noreturn]] void fail_stop(std::string_view what);
+
 }  // namespace loyalty::platform

@@ -173,7 +173,11 @@ Tx::~Tx() {
 }
 
 void Tx::commit() {
-  Stmt(db_, "COMMIT").exec();
+  try {
+    Stmt(db_, "COMMIT").exec();
+  } catch (const SqliteError& e) {
+    throw SqliteError(e.code(), e.what(), true);
+  }
   done_ = true;
 }
 

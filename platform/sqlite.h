@@ -27,13 +27,18 @@ namespace loyalty::platform {
 
 class SqliteError : public std::runtime_error {
  public:
-  SqliteError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  SqliteError(int code, const std::string& what, bool at_commit = false)
+      : std::runtime_error(what), code_(code), at_commit_(at_commit) {}
   int code() const { return code_; }
+  // Raised by COMMIT: unless the disk was full, the log may already hold
+  // the transaction, so its outcome is unknown until the next open.
+  bool at_commit() const { return at_commit_; }
   // SQLITE_CONSTRAINT and friends: the statement was refused, not the disk.
   bool is_constraint() const { return (code_ & 0xff) == SQLITE_CONSTRAINT; }
 
  private:
   int code_;
+  bool at_commit_;
 };
 
 class Db;

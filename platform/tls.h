@@ -20,7 +20,7 @@ struct CertKey {
 };
 
 // A self-signed CA (ECDSA P-256).
-CertKey make_ca(const std::string& common_name, int days);
+[[nodiscard]] core::Result<CertKey> make_ca(const std::string& common_name, int days);
 // A certificate signed by `ca`: for a server (with DNS and IP subject
 // alternative names) or for a client (its common name is its identity).
 [[nodiscard]] core::Result<CertKey> issue_cert(const CertKey& ca, const std::string& common_name,

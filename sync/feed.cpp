@@ -140,7 +140,8 @@ core::Result<BatchAnswer> parse_batch_answer(std::string_view body) {
         !r.contains("status") || !r["status"].is_string())
       return std::unexpected(malformed(core::index_path("results", i) +
                                        ": must be an object with string txn_id and status"));
-    out.results.push_back({r["txn_id"].get<std::string>(), r["status"].get<std::string>(), r});
+    out.results.push_back(
+        {r["txn_id"].get<std::string>(), batch_status_from(r["status"].get<std::string>()), r});
   }
   return out;
 }

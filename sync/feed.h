@@ -16,6 +16,7 @@
 #include "core/json_reader.h"
 #include "core/member.h"
 #include "core/result.h"
+#include "sync/protocol.h"
 
 namespace loyalty::sync {
 
@@ -39,8 +40,8 @@ struct FeedPage {
 
 struct BatchResult {
   std::string txn_id;
-  std::string status;  // accepted, duplicate, gap, rejected, conflict (or newer)
-  Json detail;         // the whole result object, for the log
+  BatchStatus status = BatchStatus::kUnknown;
+  Json detail;  // the whole result object, for the log
 };
 
 // The most a terminal's sequence or receipt numbers can reach (a million

@@ -7,6 +7,28 @@
 
 namespace loyalty::sync {
 
+namespace {
+
+constexpr std::pair<BatchStatus, std::string_view> kStatusWords[] = {
+    {BatchStatus::kAccepted, "accepted"}, {BatchStatus::kDuplicate, "duplicate"},
+    {BatchStatus::kGap, "gap"},           {BatchStatus::kRejected, "rejected"},
+    {BatchStatus::kConflict, "conflict"},
+};
+
+}  // namespace
+
+std::string_view to_string(BatchStatus s) {
+  for (const auto& [status, word] : kStatusWords)
+    if (status == s) return word;
+  return "unknown";
+}
+
+BatchStatus batch_status_from(std::string_view text) {
+  for (const auto& [status, word] : kStatusWords)
+    if (word == text) return status;
+  return BatchStatus::kUnknown;
+}
+
 std::string txn_prefix(const std::string& store_id, const std::string& terminal_id) {
   return store_id + "-" + terminal_id + "-";
 }

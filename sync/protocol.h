@@ -25,6 +25,22 @@ using core::Json;
 // would be misdated and its time-window rules misapplied.
 inline constexpr std::int64_t kClockToleranceSeconds = 120;
 
+// A record's verdict in HQ's answer to a batch (docs/sync.md, "Response").
+enum class BatchStatus {
+  kAccepted,   // applied now
+  kDuplicate,  // applied before (an answer was lost): done, counted once
+  kGap,        // a sequence before it is missing: send again from expected_seq
+  kRejected,   // its sequence holds another transaction: renumber and resend
+  kConflict,   // its id names another transaction at HQ: kept aside, flagged, never applied
+  kUnknown,    // a word a newer HQ uses that this side does not know
+};
+std::string_view to_string(BatchStatus s);
+BatchStatus batch_status_from(std::string_view text);
+
+// The problem type (after the problem base) HQ answers a revoked or
+// unregistered terminal with.
+inline constexpr std::string_view kProblemTerminalRefused = "terminal-refused";
+
 struct TxnRecord {
   std::string txn_id;    // "<store>-<terminal>-<receipt>", the idempotency key forever
   std::int64_t seq = 0;  // per-terminal upload sequence, contiguous from 1

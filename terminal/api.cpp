@@ -88,6 +88,8 @@ void LocalApi::handle(platform::HttpRequest&& req, platform::Responder respond) 
     HttpResponse res;
     try {
       res = route(req);
+    } catch (const core::DataLoss& e) {
+      platform::fail_stop(e.what());
     } catch (const std::exception& e) {
       platform::log_error(std::string("request failed: ") + e.what());
       res = problem_of(simple(500, "internal", "Internal error",

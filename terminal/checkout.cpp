@@ -20,8 +20,7 @@ ApiError storage_problem(const core::Error& e) {
   // open: the log may hold the sale, and a restart would find it. A full
   // disk writes nothing. Retrying with the same key is safe either way: it
   // returns the sale if it was kept and commits it once if not.
-  if (e.message.find("(COMMIT)") != std::string::npos &&
-      e.message.find("full") == std::string::npos)
+  if (e.outcome_unknown)
     return problem(503, "storage-failure", "The terminal could not confirm the save",
                    "the disk failed while saving, so the sale may or may not be recorded; check "
                    "the terminal's disk, then retry with the same Idempotency-Key (" +

@@ -4,6 +4,7 @@
 
 #include "core/io_json.h"
 #include "platform/crypto.h"
+#include "platform/log.h"
 
 namespace loyalty::terminal::detail {
 
@@ -18,10 +19,10 @@ ApiError from_error(const core::Error& e) {
   Json problems = Json::array();
   for (const auto& p : e.problems) problems.push_back({{"path", p.path}, {"message", p.message}});
   Json extra{{"problems", problems}};
+  if (e.code == core::ErrorCode::kDataLoss) platform::fail_stop(e.message);
   if (e.code == core::ErrorCode::kUnavailable) return storage_problem(e);
   // Another currency than the program's (not a missing or malformed one).
-  if (field == "basket.currency" &&
-      e.problems.front().message.find(" runs in ") != std::string::npos)
+  if (!e.problems.empty() && e.problems.front().kind == core::ProblemKind::kWrongCurrency)
     return problem(422, "wrong-currency", "Wrong currency", e.message, field, extra);
   if (e.code == core::ErrorCode::kFailedPrecondition &&
       (field == "basket.redeem_points" || field == "reward"))

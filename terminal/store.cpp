@@ -9,8 +9,16 @@ using platform::Db;
 using platform::Stmt;
 
 core::Error storage_error(const platform::SqliteError& e) {
-  return core::Error::make(core::ErrorCode::kUnavailable,
-                           std::string("the terminal's database refused the write: ") + e.what());
+  const int primary = e.code() & 0xff;
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
+    platform::fail_stop(std::string("the terminal's database is corrupt: ") + e.what());
+  auto err =
+      core::Error::make(core::ErrorCode::kUnavailable,
+                        std::string("the terminal's database refused the write: ") + e.what());
+  // A full disk refuses before anything reaches the log; any other error
+  // at COMMIT may come after the log already holds the transaction.
+  err.outcome_unknown = e.at_commit() && primary != SQLITE_FULL;
+  return err;
 }
 
 core::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
@@ -74,7 +82,8 @@ MemberRow member_from(Stmt& s) {
   // The cache is only written by this code; an unreadable row is a bug or a
   // corrupted file, and carrying on would give wrong balances.
   if (!state)
-    throw platform::SqliteError(SQLITE_CORRUPT, "member " + m.id + ": " + state.error().message);
+    throw core::DataLoss("member " + m.id + " has an unreadable state in the terminal's cache: " +
+                         state.error().message);
   m.state = std::move(*state);
   return m;
 }

@@ -20,6 +20,7 @@
 #include "core/ledger.h"
 #include "core/member.h"
 #include "core/result.h"
+#include "platform/log.h"
 #include "platform/sqlite.h"
 
 namespace loyalty::terminal {
@@ -77,6 +78,8 @@ core::Result<T> Store::read(const std::function<core::Result<T>(platform::Db&)>&
   } catch (const platform::SqliteError& e) {
     sqlite3_exec(reader_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
     return std::unexpected(storage_error(e));
+  } catch (const core::DataLoss& e) {
+    platform::fail_stop(e.what());
   } catch (const std::exception& e) {
     // A bug or unreadable data: end the read, report, keep serving.
     sqlite3_exec(reader_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -93,6 +96,8 @@ core::Result<T> Store::write(const std::function<core::Result<T>(platform::Db&)>
       result = f(db);
     } catch (const platform::SqliteError& e) {
       result = std::unexpected(storage_error(e));
+    } catch (const core::DataLoss& e) {
+      platform::fail_stop(e.what());
     } catch (const std::exception& e) {
       // Never let one job's failure escape into the batch leader's thread:
       // its SAVEPOINT is rolled back and the others still commit.

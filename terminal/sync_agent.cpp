@@ -195,8 +195,10 @@ core::MemberState local_view(Db& db, const core::MemberState& hq) {
 }  // namespace
 
 void SyncAgent::note_access(const platform::ClientResponse& res) {
-  if (res.status != 403 || res.body.find("terminal-refused") == std::string::npos) return;
+  if (res.status != 403) return;
   const Json body = Json::parse(res.body, nullptr, false);
+  const auto type = body.is_object() ? body.value("type", "") : "";
+  if (!type.ends_with("/" + std::string(sync::kProblemTerminalRefused))) return;
   const auto detail = body.is_object() && body.contains("detail") && body["detail"].is_string()
                           ? body["detail"].get<std::string>()
                           : std::string("HQ refuses this terminal");
@@ -396,12 +398,13 @@ core::Result<int> SyncAgent::upload(HqLink& link) {
     for (const auto& r : answer->results) {
       if (!sent.contains(r.txn_id)) {
         platform::log_error("HQ answered for " + r.txn_id + ", which the batch did not carry");
-      } else if (r.status == "accepted" || r.status == "duplicate") {
+      } else if (r.status == sync::BatchStatus::kAccepted ||
+                 r.status == sync::BatchStatus::kDuplicate) {
         done.push_back(r.txn_id);
-        duplicates += r.status == "duplicate" ? 1 : 0;
-      } else if (r.status == "rejected") {
+        duplicates += r.status == sync::BatchStatus::kDuplicate ? 1 : 0;
+      } else if (r.status == sync::BatchStatus::kRejected) {
         moved.push_back(r.txn_id);  // in sequence order, as HQ answers
-      } else if (r.status == "conflict") {
+      } else if (r.status == sync::BatchStatus::kConflict) {
         const auto why = r.detail.find("reason");
         refused[r.txn_id] = why != r.detail.end() && why->is_string()
                                 ? why->get<std::string>().substr(0, 1000)
@@ -709,6 +712,8 @@ void SyncAgent::run() {
     core::Status ok;
     try {
       ok = sync_once();
+    } catch (const core::DataLoss& e) {
+      platform::fail_stop(e.what());
     } catch (const std::exception& e) {
       // A hostile or broken answer from HQ must not take the store down.
       set_online(false);

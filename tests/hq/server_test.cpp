@@ -88,7 +88,8 @@ TEST_CASE("loyalty-hq takes batches over mutual TLS, exactly once, from register
                             "localhost", std::chrono::seconds(3));
   CHECK_FALSE(anon.request(verb::get, "/v1/sync/changes"));
   const auto rogue_ca = platform::make_ca("rogue", 30);
-  auto rogue = platform::issue_cert(rogue_ca, "S001/T01", false, {}, {}, 30);
+  REQUIRE(rogue_ca);
+  auto rogue = platform::issue_cert(*rogue_ca, "S001/T01", false, {}, {}, 30);
   auto rogue_tls = platform::client_tls(bundle["ca_pem"], rogue->cert_pem, rogue->key_pem);
   platform::HttpClient impostor("127.0.0.1", static_cast<std::uint16_t>(hq.sync_port), *rogue_tls,
                                 "localhost", std::chrono::seconds(3));

@@ -81,7 +81,7 @@ TEST_CASE("HQ's answer to a batch is checked before anything is acknowledged", "
           "next_seq": 2, "clock_skew_seconds": -3})");
   REQUIRE(ok);
   CHECK(ok->results.size() == 1);
-  CHECK(ok->results[0].status == "accepted");
+  CHECK(ok->results[0].status == sync::BatchStatus::kAccepted);
   CHECK(ok->clock_skew_seconds == -3);
   CHECK(ok->next_seq == 2);
   CHECK_FALSE(ok->last_receipt);  // an older HQ does not say
