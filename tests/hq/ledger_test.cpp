@@ -898,7 +898,7 @@ TEST_CASE("two HQ processes starting on a fresh database both come up with one s
   }
 }
 
-TEST_CASE("the feed answers while an ingest waits for the database", "[hq][ledger]") {
+TEST_CASE("the feed answers while an ingest waits for the database", "[slow][hq][ledger]") {
   // serve reads the feed on a connection of its own: a terminal polling the
   // feed is not held up by another terminal's batch, however long it takes.
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");

@@ -16,7 +16,7 @@ using namespace loyalty::test;
 TEST_CASE(
     "SIGKILLs of loyaltyd and loyalty-hq under load, through a faulty network, lose "
     "and double no acknowledged sale",
-    "[sync][e2e][chaos]") {
+    "[slow][sync][e2e][chaos]") {
   const char* env = std::getenv("LOYALTY_CHAOS_ROUNDS");
   const int rounds = env != nullptr ? std::atoi(env) : 12;
   const std::uint64_t seed = std::random_device{}();

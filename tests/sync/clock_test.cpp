@@ -54,7 +54,7 @@ struct SkewedTill {
 }  // namespace
 
 TEST_CASE("setting an offline till's clock forward or back opens no new day of allowances",
-          "[sync][clock]") {
+          "[slow][sync][clock]") {
   SkewedTill till("clock-allowance", "+0", 5000);
   auto& w = till.w;
   auto& d = till.d;
@@ -94,7 +94,7 @@ TEST_CASE("setting an offline till's clock forward or back opens no new day of a
 }
 
 TEST_CASE("a till counts as offline soon after HQ hangs, and a restart resumes what it knew",
-          "[sync][clock]") {
+          "[slow][sync][clock]") {
   SyncWorld w("clock-hang", "sqlite", 5000);
   auto d = w.terminal("S001");
   w.hq.start(w.port);
@@ -124,7 +124,7 @@ TEST_CASE("a till counts as offline soon after HQ hangs, and a restart resumes w
 }
 
 TEST_CASE("a till whose clock is days behind still syncs, and both sides say its clock is off",
-          "[sync][clock]") {
+          "[slow][sync][clock]") {
   SkewedTill till("clock-behind", "-2d");
   auto& w = till.w;
   auto& d = till.d;
@@ -151,7 +151,7 @@ TEST_CASE("a till whose clock is days behind still syncs, and both sides say its
 }
 
 TEST_CASE("a till whose clock is months off says so, and HQ logs who refused its certificate",
-          "[sync][clock]") {
+          "[slow][sync][clock]") {
   // Three months behind: HQ's certificate is not valid yet by this clock.
   SkewedTill till("clock-months", "-90d");
   auto& w = till.w;
@@ -178,7 +178,7 @@ TEST_CASE("a till whose clock is months off says so, and HQ logs who refused its
 }
 
 TEST_CASE("a sale dated far in HQ's future is booked, flagged, and its points expire by HQ's date",
-          "[sync][clock]") {
+          "[slow][sync][clock]") {
   SkewedTill till("clock-ahead", "+200d");
   auto& w = till.w;
   auto& d = till.d;

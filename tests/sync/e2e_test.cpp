@@ -82,7 +82,7 @@ std::pair<std::unique_ptr<Daemon>, std::unique_ptr<Daemon>> two_stores(SyncWorld
 }  // namespace
 
 TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconnection",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   const auto dir = scratch_dir("sync");
   HqProcess hq(dir / "hq", fresh_hq_target("sqlite", dir));
   fs::create_directories(dir / "hq");
@@ -215,7 +215,7 @@ TEST_CASE("a day of sales while HQ is down reaches HQ exactly once after reconne
 }
 
 TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a flag everywhere",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   const auto dir = scratch_dir("sync2");
   fs::create_directories(dir / "hq");
   HqProcess hq(dir / "hq", fresh_hq_target("sqlite", dir));
@@ -307,7 +307,7 @@ TEST_CASE("the same points redeemed at two offline stores: both kept, debt and a
 }
 
 TEST_CASE("a lost card blocked at HQ is refused at the till, the member's other codes still work",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("codes");
   const auto card_b = card("900000000000002");
   write_file(w.dir / "import.csv",
@@ -350,7 +350,7 @@ TEST_CASE("a lost card blocked at HQ is refused at the till, the member's other 
 }
 
 TEST_CASE("a member who enrolls at one store is found by card and phone at another",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("enrolled");
   auto a = w.terminal("S001");
   auto b = w.terminal("S002");
@@ -399,7 +399,7 @@ TEST_CASE("a member who enrolls at one store is found by card and phone at anoth
 }
 
 TEST_CASE("a friend's first order rewards both, and the referrer's voucher reaches every store",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("referral");
   auto [a, b] = two_stores(w);
   const auto drinks = [](const Json& member) {
@@ -448,7 +448,7 @@ TEST_CASE("a friend's first order rewards both, and the referrer's voucher reach
 }
 
 TEST_CASE("a student verified at HQ is a student at every till until HQ removes it",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("attribute");
   auto [a, b] = two_stores(w);
   REQUIRE(sold(sell(*a, latte_sale("M-A", 1), "first-sale")));
@@ -479,7 +479,7 @@ TEST_CASE("a student verified at HQ is a student at every till until HQ removes 
 }
 
 TEST_CASE("a revoked terminal says so, not 'offline', and stops redeeming while sales go on",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("revoked-till");
   w.hq.start(w.port);
   auto d = w.terminal("S001");
@@ -508,7 +508,7 @@ TEST_CASE("a revoked terminal says so, not 'offline', and stops redeeming while 
 }
 
 TEST_CASE("a voucher revoked at HQ is refused at the till once the store has the feed",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("revoke");
   write_file(w.dir / "import.csv",
              "member_id,phone,card_number,name,birthday,tier,points,points_expire_on\n"
@@ -558,7 +558,7 @@ TEST_CASE("a voucher revoked at HQ is refused at the till once the store has the
 }
 
 TEST_CASE("a large redemption asks HQ first and falls back to the offline allowance without it",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("live", "sqlite", 600);
   // HQ has her (a check for a member HQ has not heard of goes unanswered).
   const std::string card15 = "900000000000001";
@@ -646,7 +646,7 @@ TEST_CASE("a large redemption asks HQ first and falls back to the offline allowa
 }
 
 TEST_CASE("with the visited member feed a store fetches a member on first sight and follows them",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("visited");
   // M-B joined through HQ (imported); no store has served her yet.
   write_file(w.dir / "import.csv",
@@ -703,7 +703,7 @@ TEST_CASE("with the visited member feed a store fetches a member on first sight 
 }
 
 TEST_CASE("a terminal restored from an older backup numbers after HQ and loses no sale",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   BackedUpTill till("restore");
   auto& w = till.w;
   auto& d = till.d;
@@ -781,7 +781,7 @@ TEST_CASE("a terminal restored from an older backup numbers after HQ and loses n
 }
 
 TEST_CASE("a restored terminal's return of a sale HQ refused is refused too and kept for settling",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   BackedUpTill till("restore-return");
   auto& w = till.w;
   auto& d = till.d;
@@ -872,7 +872,7 @@ TEST_CASE("a restored terminal's return of a sale HQ refused is refused too and 
 }
 
 TEST_CASE("a pass sold at one store is used and deferred at another, and HQ holds it once",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("pass");
   auto [a, b] = two_stores(w);
   const auto passes = [](Daemon& d) { return d.get("/v1/members/M-A").body["passes"]; };

@@ -27,7 +27,7 @@ void converged_and_verified(SyncWorld& w, Daemon& d) {
 }  // namespace
 
 TEST_CASE("HQ commits a batch but its answer is lost: the resend creates no duplicate",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
   INFO("backend " << backend);
   SyncWorld w("lost-" + backend, backend);
@@ -48,7 +48,7 @@ TEST_CASE("HQ commits a batch but its answer is lost: the resend creates no dupl
 }
 
 TEST_CASE("loyaltyd SIGKILLed in the middle of an upload loses and doubles nothing",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("kill");
   auto d = w.terminal("S001");
   REQUIRE(d->start());
@@ -79,7 +79,7 @@ TEST_CASE("loyaltyd SIGKILLed in the middle of an upload loses and doubles nothi
 }
 
 TEST_CASE("PostgreSQL ends HQ's session under load and HQ reconnects, nothing lost or doubled",
-          "[sync][e2e][faults]") {
+          "[slow][sync][e2e][faults]") {
   SyncWorld w("pgdrop", "postgres");
   auto d = w.terminal("S001");
   w.hq.start(w.port);
@@ -119,7 +119,7 @@ TEST_CASE("PostgreSQL ends HQ's session under load and HQ reconnects, nothing lo
 TEST_CASE(
     "a program version reaches the terminal and applies from its effective time, a "
     "tampered one is refused",
-    "[sync][e2e]") {
+    "[slow][sync][e2e]") {
   SyncWorld w("programs");
   auto d = w.terminal("S001");
   w.hq.start(w.port);
@@ -188,7 +188,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a terminal clock hours off is noticed and reported by HQ, sales keep the store's zone",
-          "[sync][e2e]") {
+          "[slow][sync][e2e]") {
   SyncWorld w("clock");
   auto d = w.terminal("S001");
   // The terminal's wall clock runs five hours ahead (libfaketime); its
@@ -258,7 +258,7 @@ TEST_CASE("a terminal clock hours off is noticed and reported by HQ, sales keep 
 TEST_CASE(
     "HQ's disk fails under load: batches are refused, nothing is half-written, the "
     "terminals resend once it clears",
-    "[sync][e2e][faults]") {
+    "[slow][sync][e2e][faults]") {
   const std::string mode = GENERATE("full", "eio", "sync");
   INFO("fault " << mode);
   SyncWorld w("hqdisk-" + mode);

@@ -117,7 +117,7 @@ void raise_fd_limit() {
 }  // namespace
 
 TEST_CASE("a thousand idle or dripping connections each to loyaltyd and HQ stop no sale or sync",
-          "[sync][hostile]") {
+          "[slow][sync][hostile]") {
   raise_fd_limit();
   SyncWorld w("hostile");
   auto d = w.terminal("S001");

@@ -754,7 +754,7 @@ struct QuietLogs {
 }  // namespace
 
 TEST_CASE("simulated tills running loyaltyd's own checkout and sync code lose and double nothing",
-          "[sim-terminal]") {
+          "[slow][sim-terminal]") {
   QuietLogs quiet;
   const auto first = sim_env("LOYALTY_SIM_FIRST", 1);
   const auto seeds = sim_env("LOYALTY_SIM_TILL_SEEDS", 20);
@@ -785,7 +785,7 @@ TEST_CASE("simulated tills running loyaltyd's own checkout and sync code lose an
              << backs << " take-backs of them refused by HQ, every invariant held");
 }
 
-TEST_CASE("a till simulation seed gives the same trace twice", "[sim-terminal]") {
+TEST_CASE("a till simulation seed gives the same trace twice", "[slow][sim-terminal]") {
   QuietLogs quiet;
   const auto three = run_seed(3).trace;
   CHECK(run_seed(3).trace == three);

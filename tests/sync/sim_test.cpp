@@ -343,7 +343,7 @@ SeedRun run_seed(std::uint64_t seed) {
 }  // namespace
 
 TEST_CASE("simulated stores, network and HQ faults: nothing lost, nothing doubled, all converge",
-          "[sim]") {
+          "[slow][sim]") {
   const auto first = sim_env("LOYALTY_SIM_FIRST", 1);
   const auto seeds = sim_env("LOYALTY_SIM_SEEDS", 100);
   std::int64_t transactions = 0, faults = 0, disk_faults = 0, refused = 0;
@@ -367,7 +367,7 @@ TEST_CASE("simulated stores, network and HQ faults: nothing lost, nothing double
              << " batches refused), every invariant held");
 }
 
-TEST_CASE("the same seed gives the same trace", "[sim]") {
+TEST_CASE("the same seed gives the same trace", "[slow][sim]") {
   CHECK(run_seed(7).trace == run_seed(7).trace);
   CHECK(run_seed(7).trace != run_seed(8).trace);
 }

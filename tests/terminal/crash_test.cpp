@@ -45,7 +45,7 @@ std::int64_t points_of(int i) {
 }  // namespace
 
 TEST_CASE("SIGKILL at random moments loses no acknowledged sale and doubles none",
-          "[terminal][crash]") {
+          "[slow][terminal][crash]") {
   const int rounds =
       std::getenv("LOYALTY_CRASH_ROUNDS") ? std::atoi(std::getenv("LOYALTY_CRASH_ROUNDS")) : 25;
   const auto dir = scratch_dir("crash");
