@@ -89,6 +89,56 @@ std::string pass_code(const std::string& txn, std::size_t line) {
   return txn + "/p" + std::to_string(line + 1);
 }
 
+// What a member holds in the units the ledger posts: points (every lot,
+// live or not, minus debt) and stored value.
+struct Holdings {
+  std::int64_t points = 0, sv_base = 0, sv_bonus = 0;
+};
+
+Holdings holdings_of(const MemberState& m) {
+  Holdings h{-m.debt, m.sv_base, m.sv_bonus};
+  for (const auto& lot : m.lots) h.points += lot.points;
+  return h;
+}
+
+// What `entries` move into `account` in `unit` (credits minus debits).
+std::int64_t moved_to(const std::vector<Entry>& entries, const std::string& account,
+                      const std::string& unit) {
+  std::int64_t net = 0;
+  for (const auto& e : entries) {
+    if (e.unit != unit) continue;
+    if (e.credit == account) net += e.amount;
+    if (e.debit == account) net -= e.amount;
+  }
+  return net;
+}
+
+// Always on, at every place a member's state and its entries are written
+// together (DESIGN.md, reliability): each entry moves a positive amount
+// between two accounts, and what the entries move to and from the member is
+// exactly what their lots minus debt and stored value moved. A break is a
+// bug that would give wrong balances: kDataLoss, and the caller stops.
+Status check_posting(const MemberState& after, const Holdings& before,
+                     const std::vector<Entry>& entries, const std::string& currency) {
+  const auto broken = [&](const std::string& what) {
+    return fail(ErrorCode::kDataLoss,
+                "ledger invariant broken for member " + after.id + ": " + what);
+  };
+  for (const auto& e : entries)
+    if (e.amount <= 0 || e.debit == e.credit)
+      return broken("entry " + e.id + " moves " + std::to_string(e.amount) + " from " + e.debit +
+                    " to " + e.credit);
+  const auto now = holdings_of(after);
+  const auto points = moved_to(entries, member_account(after.id), "pts");
+  if (now.points - before.points != points)
+    return broken("the entries move " + std::to_string(points) + " points but lots minus debt " +
+                  "moved " + std::to_string(now.points - before.points));
+  if (now.sv_base - before.sv_base != moved_to(entries, "sv:" + after.id, currency) ||
+      now.sv_bonus - before.sv_bonus != moved_to(entries, "sv-bonus:" + after.id, currency))
+    return broken("the stored value moved otherwise than its entries");
+  return {};
+}
+
 void apply_metrics(MemberState& m, const Outcome& o, LocalDays today, int sign) {
   for (const auto& d : o.metrics) {
     if (d.on == Recipient::kMember) m.counters.add(d.metric, today, sign * d.delta);
@@ -109,6 +159,7 @@ Result<Committed> commit(const Program& p, MemberState& m, const Outcome& o) {
                      [&](const HeldVoucher& v) { return v.code == code; }))
       return fail(ErrorCode::kFailedPrecondition, "voucher " + code + " was used meanwhile");
   }
+  const auto before = holdings_of(m);
   Committed c;
   c.outcome = o;
   c.returned_qty.assign(o.lines.size(), 0);
@@ -177,6 +228,7 @@ Result<Committed> commit(const Program& p, MemberState& m, const Outcome& o) {
     m.tier_valid_until = o.tier_valid_until;
   }
   m.counters.prune();
+  if (auto ok = check_posting(m, before, c.entries, cur); !ok) return std::unexpected(ok.error());
   return c;
 }
 
@@ -331,6 +383,7 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
   const LocalDays today = day_of(ret.request.at);
   if (ret.request.txn_id.empty())
     return invalid("txn_id", "every transaction needs its terminal-generated id");
+  const auto before = holdings_of(m);
   Committed c;
   c.outcome = ret;
   Poster poster(ret.request.txn_id, c.entries);
@@ -399,6 +452,7 @@ Result<Committed> commit_return(const Program& p, MemberState& m, Committed& ori
   original.sv_restored += ret.sv_returned;
   original.sv_bonus_restored += ret.sv_bonus_returned;
   m.counters.prune();
+  if (auto ok = check_posting(m, before, c.entries, cur); !ok) return std::unexpected(ok.error());
   return c;
 }
 
