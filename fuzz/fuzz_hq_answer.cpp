@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   if (auto page = loyalty::sync::parse_feed_page(body, 0))
     for (const auto& c : page->changes)
-      if (c.kind == "member") (void)loyalty::core::member_from_json(c.data["state"]);
+      if (const auto* m = std::get_if<loyalty::sync::MemberChange>(&c.data))
+        (void)loyalty::core::member_from_json(m->state);
   (void)loyalty::sync::parse_batch_answer(body);
   (void)loyalty::sync::parse_live_check(body, "M1001");
   return 0;

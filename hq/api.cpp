@@ -147,7 +147,9 @@ HttpResponse HqApi::route_terminal(const platform::HttpRequest& req) {
       batch = sync::batch_from_json(std::move(body));
     }
     if (!*batch) return from_error(batch->error());
-    return reply(ledger_.ingest(store, terminal, **batch));
+    auto answer = ledger_.ingest(store, terminal, **batch);
+    if (!answer) return from_error(answer.error());
+    return platform::json_response(http::status::ok, sync::to_json(*answer));
   }
   if (req.method() == http::verb::get && path == "/v1/sync/changes")
     return reply(ledger_.changes(platform::query_int(req.target(), "after", 0),

@@ -1,5 +1,9 @@
 // loyalty-hq: headquarters' ledger. Wiring and the command line (usage()
 // lists every command).
+//
+// Over 500 lines on purpose: it is the whole command line, one short
+// function per command next to the usage text that documents it, and
+// nothing else; the work is in HqLedger and HqApi.
 #include <sys/stat.h>
 #include <unistd.h>
 

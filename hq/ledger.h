@@ -23,6 +23,7 @@
 #include "hq/exactly_once.h"
 #include "hq/sql.h"
 #include "platform/crypto.h"
+#include "sync/changes.h"
 #include "sync/protocol.h"
 
 namespace loyalty::hq {
@@ -30,6 +31,9 @@ namespace loyalty::hq {
 using core::Json;
 
 using sync::kClockToleranceSeconds;
+
+// The flags HQ raised on one record or write (docs/hq.md, "Flags").
+using Flags = std::vector<sync::RecordFlag>;
 
 // A member's row as an ingest found it, the state apart.
 struct MemberRow {
@@ -54,8 +58,9 @@ class HqLedger {
   // Applies a batch from an authenticated terminal. Refused whole (nothing
   // written) when it names another terminal; otherwise each record is
   // accepted, a duplicate (same answer as before), or past a gap.
-  [[nodiscard]] core::Result<Json> ingest(const std::string& store, const std::string& terminal,
-                                          const sync::Batch& batch);
+  [[nodiscard]] core::Result<sync::BatchAnswer> ingest(const std::string& store,
+                                                       const std::string& terminal,
+                                                       const sync::Batch& batch);
 
   // Changes after `cursor` for `store` (what is for every store plus its
   // own), oldest first, at most `limit`. A member change that a later one
@@ -201,11 +206,17 @@ class HqLedger {
                                           const std::function<Answer()>& write);
 
  private:
+  // What an ingest keeps while it runs (defined below). The functions that
+  // read or write members, entries and balances take it explicitly: with a
+  // batch they work on the batch's copies, written once at its end; with
+  // kDirect (admin writes, jobs, reports) they read and write the database.
+  struct BatchWork;
+  static constexpr BatchWork* kDirect = nullptr;
   // adjust()'s work, with the lock and a transaction held.
   core::Result<Json> book_adjustment(const std::string& member_id, std::int64_t points,
                                      const std::string& reason, const std::string& actor);
   // An enrollment's card number, phone and name onto HQ's member row.
-  void record_identity(const sync::TxnRecord& r, Json& flags_out);
+  void record_identity(const sync::TxnRecord& r, BatchWork& batch, Flags& flags_out);
   // What HQ works out from a record alone, before it takes the lock, so
   // that batches from several terminals are hashed, replayed and encoded in
   // parallel and only the writes are serial.
@@ -236,39 +247,71 @@ class HqLedger {
   // `store`/`terminal` (the number after the id's last '-'), 0 for none.
   std::int64_t last_receipt(const std::string& store, const std::string& terminal);
   static Prepared prepare(const sync::TxnRecord& r, const core::Program* program);
+  // ingest()'s steps (hq/ingest.cpp). The batch is the sender's own:
+  // kFailedPrecondition when it names another terminal or carries ids that
+  // are not the sender's.
+  static core::Status check_sender(const std::string& store, const std::string& terminal,
+                                   const sync::Batch& batch);
+  // Every record prepared, outside the lock (only the programs are read
+  // under it).
+  core::Result<std::vector<Prepared>> prepare_batch(const sync::Batch& batch);
+  // One record's verdict, and its writes when it is accepted.
+  sync::RecordAnswer judge_and_apply(ExactlyOnce& once, const sync::TxnRecord& r,
+                                     const Prepared& prep, const std::string& store,
+                                     const std::string& terminal, std::int64_t now,
+                                     BatchWork& batch);
+  // The members, balances and store visits the batch gathered, written once.
+  void write_batch_work(BatchWork& work, const std::string& store, std::int64_t now);
+  // After the batch's transaction: the caches take what it wrote when it
+  // committed, and forget it when it did not.
+  void keep_committed_batch(bool committed);
   // A member HQ has no row for, as the record's terminal saw it, with its
   // opening balance booked.
-  core::MemberState first_sight(const sync::TxnRecord& r);
+  core::MemberState first_sight(const sync::TxnRecord& r, BatchWork& batch);
   // How many days to move a record's point dates (`day`, `expires`) and
   // what else it gave with a date, so that HQ can vouch for them, flagging
   // it, when the till's clock put it outside (docs/sync.md); 0 when not.
   date::days defend_dates(const sync::TxnRecord& r, std::int64_t now, core::LocalDays day,
-                          std::optional<core::LocalDays> expires, Json& flags_out);
+                          std::optional<core::LocalDays> expires, const BatchWork& batch,
+                          Flags& flags_out);
   void apply(const sync::TxnRecord& r, const Prepared& prep, const std::string& store,
-             const std::string& terminal, std::int64_t now, Json& flags_out);
+             const std::string& terminal, std::int64_t now, BatchWork& batch, Flags& flags_out);
+  // apply()'s steps. The batch's copy of member `id` (loaded, or, for the
+  // record's own member seen for the first time, first_sight(); else an
+  // empty state).
+  core::MemberState& batch_member(const std::string& id, BatchWork& batch,
+                                  const sync::TxnRecord* first_seen_in);
+  // A referral's vouchers and counted uses for the referrer HQ has.
+  void pay_referrer(const sync::TxnRecord& r, const Prepared& prep, core::LocalDays day,
+                    BatchWork& batch, Flags& flags_out);
+  // The record's member delta merged, its dated gifts moved by `shift`.
+  std::vector<core::Conflict> merge_delta(const sync::TxnRecord& r, core::MemberState& member,
+                                          date::days shift);
   using AccountDeltas = std::map<std::pair<std::string, std::string>, std::int64_t>;
-  void post(const std::vector<core::Entry>& entries);
+  void post(const std::vector<core::Entry>& entries, BatchWork* batch);
   void post_balances(const AccountDeltas& deltas);
   // A return or void updates what every store knows of its receipt; a line
   // taken back twice (at two offline stores) is flagged.
-  void track_return(const sync::TxnRecord& r, const core::MemberState& member, Json& flags_out);
+  void track_return(const sync::TxnRecord& r, const core::MemberState& member, Flags& flags_out);
   void flag(const std::string& txn, const std::string& member, const std::string& kind,
-            const std::string& detail, Json& flags_out);
-  // Appends to the feed; `store` empty means every store.
+            const std::string& detail, Flags& flags_out);
+  // Appends `c` to the feed under `key`; `store` empty means every store.
   // `member`: the member it is about (the feed sends it where they are held).
-  void change(const std::string& kind, const std::string& key, const Json& payload,
-              const std::string& store = "", const std::string& member = "");
-  void change_text(const std::string& kind, const std::string& key, const std::string& payload,
+  void change(const sync::ChangeData& c, const std::string& key, const std::string& store = "",
+              const std::string& member = "");
+  // The same with the payload as text already (a member change's empty
+  // payload, a receipt as sold): `kind` is the struct's kKind.
+  void change_text(std::string_view kind, const std::string& key, const std::string& payload,
                    const std::string& store = "", const std::string& member = "");
-  std::optional<core::MemberState> load_member(const std::string& id);
+  std::optional<core::MemberState> load_member(const std::string& id, BatchWork* batch);
   // The cached state of `id` when the cache holds row version `version`.
   const core::MemberState* cached_member(const std::string& id, std::int64_t version) const;
-  void save_member(const core::MemberState& m);
+  void save_member(const core::MemberState& m, BatchWork* batch);
   // A member change's payload: HQ writes it empty and the feed reads the
   // member's row instead (changes()), so a state is stored once, not twice.
   static constexpr std::string_view kMemberFromRow = "";
   // Writes the state and its feed change; the row's new version.
-  std::int64_t write_member(const core::MemberState& m);
+  std::int64_t write_member(const core::MemberState& m, BatchWork* batch);
   std::shared_ptr<const core::Program> program(const std::string& id, std::int64_t version);
   // kInvalidArgument naming `text` when `day` has begun nowhere yet.
   core::Status day_has_come(core::LocalDays day, const std::string& text) const;
@@ -291,8 +334,7 @@ class HqLedger {
     std::set<std::string> visitors;  // members of the batch's transactions
     std::int64_t registered_at = 0;  // the terminal's, HQ's clock
   };
-  BatchWork* batch_ = nullptr;
-  void prefetch_members(const sync::Batch& batch);
+  void prefetch_members(const sync::Batch& batch, BatchWork& work);
   // Logs a terminal's clock going off (and hourly while it stays off) and
   // coming right; `skew` is its clock minus HQ's.
   void note_clock(const std::string& terminal, std::int64_t skew, std::int64_t now);

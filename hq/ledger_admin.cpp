@@ -1,4 +1,6 @@
-// HqLedger's administration, scheduled work, reports and invariant check.
+// HqLedger's audited administration: programs, adjustments, vouchers,
+// member resets and attributes, blocks, stock, expiry, flags, and the
+// idempotent admin write (once()).
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -8,22 +10,17 @@
 #include "core/member_number.h"
 #include "core/program_loader.h"
 #include "hq/ledger.h"
+#include "hq/ledger_internal.h"
 
 namespace loyalty::hq {
 
+using detail::auditable;
+using detail::db_failure;
+
 namespace {
 
-core::Result<Json> db_failure(const SqlError& e) {
-  return core::fail(core::ErrorCode::kUnavailable, std::string("HQ database: ") + e.what());
-}
-
-// A reason someone can audit later: five characters or more besides spaces.
+// The last second a program may take effect from.
 constexpr std::int64_t kLastUnixTime = 253'402'300'799;  // 9999-12-31T23:59:59Z
-
-bool auditable(const std::string& reason) {
-  return std::count_if(reason.begin(), reason.end(),
-                       [](unsigned char c) { return std::isspace(c) == 0; }) >= 5;
-}
 
 }  // namespace
 
@@ -49,12 +46,8 @@ core::Result<Json> HqLedger::publish_program(const std::string& body, std::int64
         "INSERT INTO programs(program_id, version, effective_from, body, signature, "
         "published_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         {p->id, p->version, effective_from, body, signature, clock_()});
-    const Json payload{{"id", p->id},
-                       {"version", p->version},
-                       {"effective_from", effective_from},
-                       {"body", body},
-                       {"signature", signature}};
-    change("program", p->id + "@" + std::to_string(p->version), payload);
+    change(sync::ProgramChange{p->id, p->version, effective_from, body, signature},
+           p->id + "@" + std::to_string(p->version));
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, "publish-program", p->id + " v" + std::to_string(p->version), clock_()});
     return Json{{"program", p->id}, {"version", p->version}, {"effective_from", effective_from}};
@@ -78,7 +71,7 @@ core::Result<Json> HqLedger::adjust(const std::string& member_id, std::int64_t p
 
 core::Result<Json> HqLedger::book_adjustment(const std::string& member_id, std::int64_t points,
                                              const std::string& reason, const std::string& actor) {
-  auto m = load_member(member_id);
+  auto m = load_member(member_id, kDirect);
   if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
   auto prog = db_.query("SELECT program_id FROM programs ORDER BY published_at DESC LIMIT 1");
   const std::string pid = prog.empty() ? "hq" : prog[0].text(0);
@@ -96,8 +89,8 @@ core::Result<Json> HqLedger::book_adjustment(const std::string& member_id, std::
                 "pts",
                 points > 0 ? txn + "/lot" : "",
                 "adjustment: " + reason};
-  post({e});
-  Json flags = Json::array();
+  post({e}, kDirect);
+  Flags flags;
   const auto today = core::LocalDays(std::chrono::floor<std::chrono::days>(
                                          std::chrono::sys_seconds(std::chrono::seconds(clock_())))
                                          .time_since_epoch());
@@ -109,7 +102,7 @@ core::Result<Json> HqLedger::book_adjustment(const std::string& member_id, std::
                    " points this adjustment takes were not there; recorded as debt"
              : c.detail,
          flags);
-  save_member(*m);
+  save_member(*m, kDirect);
   return Json{{"adjustment", txn},
               {"member_id", member_id},
               {"points", points},
@@ -139,14 +132,14 @@ core::Result<Json> HqLedger::issue_vouchers(const std::string& template_id,
     Json codes = Json::object();
     std::int64_t issued = 0;
     for (const auto& id : members) {
-      auto m = load_member(id);
+      auto m = load_member(id, kDirect);
       if (!m) {
         unknown.push_back(id);
         continue;
       }
       const auto code = "HQ-V" + std::to_string(run) + "-" + std::to_string(++issued);
       m->vouchers.push_back({code, template_id, *today + date::days(t->valid_days)});
-      save_member(*m);
+      save_member(*m, kDirect);
       codes[id] = code;
     }
     // The audit row says what was done, not what was asked.
@@ -166,7 +159,7 @@ core::Result<Json> HqLedger::revoke_voucher(const std::string& member_id, const 
     return core::invalid("reason", "revoking a voucher needs a reason that can be audited");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
-    auto m = load_member(member_id);
+    auto m = load_member(member_id, kDirect);
     if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
     const auto held = std::ranges::find(m->vouchers, code, &core::HeldVoucher::code);
     if (held == m->vouchers.end())
@@ -183,7 +176,7 @@ core::Result<Json> HqLedger::revoke_voucher(const std::string& member_id, const 
     db_.exec(
         "INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
         {actor, std::string("revoke-voucher"), member_id + " " + code + ": " + reason, clock_()});
-    save_member(*m);  // the member's feed change carries the state without it
+    save_member(*m, kDirect);  // the member's feed change carries the state without it
     return Json{
         {"member_id", member_id}, {"code", code}, {"template", template_id}, {"revoked", true}};
   });
@@ -202,7 +195,7 @@ core::Result<Json> HqLedger::reset_member(const std::string& member_id, const Me
     auto in_force = program_in_force();
     if (!in_force) return std::unexpected(in_force.error());
     const auto& p = **in_force;
-    auto m = load_member(member_id);
+    auto m = load_member(member_id, kDirect);
     if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
     if (!reset.tier.empty() && (!p.tiers || p.tiers->rank_of(reset.tier) < 0))
       return core::invalid("tier", reset.tier + " is not a tier of program " + p.id);
@@ -228,7 +221,7 @@ core::Result<Json> HqLedger::reset_member(const std::string& member_id, const Me
     }
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, std::string("reset-member"), detail.dump() + ": " + reason, clock_()});
-    save_member(*m);
+    save_member(*m, kDirect);
     return detail;
   });
 }
@@ -243,7 +236,7 @@ core::Result<Json> HqLedger::set_attribute(const std::string& member_id,
     return core::invalid("attribute", "'" + attribute + "' is not an attribute name");
   std::lock_guard lock(mutex_);
   return in_transaction(db_, [&]() -> core::Result<Json> {
-    auto m = load_member(member_id);
+    auto m = load_member(member_id, kDirect);
     if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
     Json detail{{"member_id", member_id}, {"attribute", attribute}};
     if (until) {
@@ -257,7 +250,7 @@ core::Result<Json> HqLedger::set_attribute(const std::string& member_id,
     }
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, std::string("member-attribute"), detail.dump() + ": " + reason, clock_()});
-    save_member(*m);
+    save_member(*m, kDirect);
     return detail;
   });
 }
@@ -277,7 +270,7 @@ core::Result<Json> HqLedger::set_blocked(const std::string& member_id, bool bloc
     db_.exec("UPDATE members SET blocked = ?2 WHERE id = ?1", {member_id, std::int64_t{blocked}});
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, blocked ? "block" : "unblock", member_id + ": " + reason, clock_()});
-    change("block", member_id, Json{{"member_id", member_id}, {"blocked", blocked}}, "", member_id);
+    change(sync::BlockChange{member_id, blocked}, member_id, "", member_id);
     return Json{{"member_id", member_id}, {"blocked", blocked}};
   });
 }
@@ -310,9 +303,9 @@ core::Result<Json> HqLedger::set_code_blocked(const std::string& code, bool bloc
     db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
              {actor, blocked ? "block-code" : "unblock-code",
               code + " (member " + member + "): " + reason, clock_()});
-    const Json out{{"code", code}, {"member_id", member}, {"blocked", blocked}};
-    change("code", code, out, "", member);
-    return out;
+    const sync::CodeChange c{code, member, blocked};
+    change(c, code, "", member);
+    return sync::to_json(c);
   });
 }
 
@@ -384,8 +377,7 @@ core::Result<Json> HqLedger::allocate_stock(const std::string& store, const std:
               clock_()});
     // The store's feed carries it; only the named terminal (the counter
     // that holds the goods) adds it, so the tills do not count it again.
-    const Json payload{{"reward_id", reward_id}, {"add", quantity}, {"terminal_id", terminal}};
-    change("stock", reward_id, payload, store);
+    change(sync::StockChange{reward_id, quantity, terminal}, reward_id, store);
     return answer;
   });
 }
@@ -406,241 +398,17 @@ core::Result<Json> HqLedger::expire(const std::string& today_text) {
              {std::string("scheduler"), std::string("expire"), today_text, clock_()});
     const auto run = db_.query("SELECT MAX(id) FROM audit")[0].integer(0);
     for (const auto& row : db_.query("SELECT id FROM members ORDER BY id")) {
-      auto m = load_member(row.text(0));
+      auto m = load_member(row.text(0), kDirect);
       const auto txn = "HQ-EXP-" + std::to_string(run) + "-" + m->id;
       auto entries = core::expire_lots(*program, *m, *today, txn);
       if (entries.empty()) continue;
-      post(entries);
-      save_member(*m);
+      post(entries, kDirect);
+      save_member(*m, kDirect);
       ++members;
       for (const auto& e : entries) points += e.amount;
     }
     return Json{{"date", today_text}, {"members", members}, {"points_expired", points}};
   });
-}
-
-namespace {
-
-Json flag_json(const SqlRow& f) {
-  Json j{{"id", f.integer(0)},       {"txn_id", f.text(1)}, {"member_id", f.text(2)},
-         {"kind", f.text(3)},        {"detail", f.text(4)}, {"created_at", f.integer(5)},
-         {"resolved", !f.is_null(6)}};
-  if (!f.is_null(6)) {
-    j["resolved_at"] = f.integer(6);
-    j["resolved_by"] = f.text(7);
-    j["resolution"] = f.text(8);
-  }
-  return j;
-}
-
-constexpr const char* kFlagColumns =
-    "SELECT id, txn_id, member_id, kind, detail, created_at, resolved_at, resolved_by, "
-    "resolution FROM flags";
-
-}  // namespace
-
-core::Result<Json> HqLedger::member(const std::string& member_id) {
-  std::lock_guard lock(mutex_);
-  try {
-    auto m = load_member(member_id);
-    if (!m) return core::fail(core::ErrorCode::kNotFound, "no member " + member_id + " at HQ");
-    // As `flags` lists them: with the id resolve-flag takes.
-    Json flags = Json::array();
-    for (const auto& f :
-         db_.query(std::string(kFlagColumns) + " WHERE member_id = ?1 ORDER BY id", {member_id}))
-      flags.push_back(flag_json(f));
-    std::int64_t lots = 0;
-    for (const auto& l : m->lots) lots += l.points;
-    return Json{{"member", core::member_to_json(*m)},
-                {"balance", lots - m->debt},
-                {"debt", m->debt},
-                {"flags", flags}};
-  } catch (const SqlError& e) {
-    return db_failure(e);
-  }
-}
-
-core::Result<Json> HqLedger::flags(bool open_only) {
-  std::lock_guard lock(mutex_);
-  try {
-    Json out = Json::array();
-    for (const auto& f :
-         db_.query(std::string(kFlagColumns) + (open_only ? " WHERE resolved_at IS NULL" : "") +
-                   " ORDER BY id"))
-      out.push_back(flag_json(f));
-    return Json{{"flags", out}};
-  } catch (const SqlError& e) {
-    return db_failure(e);
-  }
-}
-
-core::Result<Json> HqLedger::resolve_flag(std::int64_t id, const std::string& reason,
-                                          const std::string& actor, bool settle) {
-  if (!auditable(reason))
-    return core::invalid("reason", "resolving a flag needs a reason that can be audited");
-  std::lock_guard lock(mutex_);
-  return in_transaction(db_, [&]() -> core::Result<Json> {
-    auto rows = db_.query(std::string(kFlagColumns) + " WHERE id = ?1", {id});
-    if (rows.empty())
-      return core::fail(core::ErrorCode::kNotFound,
-                        "no flag " + std::to_string(id) + "; `loyalty-hq flags` lists them");
-    if (!rows[0].is_null(6))
-      return core::fail(core::ErrorCode::kConflict, "flag " + std::to_string(id) +
-                                                        " was resolved by " + rows[0].text(7) +
-                                                        ": " + rows[0].text(8));
-    Json flag = flag_json(rows[0]);
-    const auto txn = flag["txn_id"].get<std::string>();
-    const auto member = flag["member_id"].get<std::string>();
-    Json settled;
-    if (settle) {
-      if (flag["kind"] != "refused")
-        return core::invalid("settle", "only a refused flag is settled; flag " +
-                                           std::to_string(id) + " is " +
-                                           flag["kind"].get<std::string>() +
-                                           " (resolve it, with an adjust first where needed)");
-      const auto refused = db_.query(
-          "SELECT kind, store_id, terminal_id, member_points FROM refused_txns WHERE txn_id = ?1 "
-          "AND member_id = ?2",
-          {txn, member});
-      if (refused.size() != 1)
-        return core::fail(core::ErrorCode::kConflict,
-                          std::to_string(refused.size()) + " refused records of " + member +
-                              " under " + txn + "; settle them with adjust, then resolve the flag");
-      const auto& r = refused[0];
-      const auto points = r.integer(3);
-      if (points != 0) {
-        auto adjusted =
-            book_adjustment(member, points,
-                            "settles refused " + r.text(0) + " " + txn + " from " + r.text(1) +
-                                "/" + r.text(2) + " (flag " + std::to_string(id) + "): " + reason,
-                            actor);
-        if (!adjusted) return adjusted;
-        settled = std::move(*adjusted);
-      }
-    }
-    const auto now = clock_();
-    db_.exec("UPDATE flags SET resolved_at = ?2, resolved_by = ?3, resolution = ?4 WHERE id = ?1",
-             {id, now, actor, reason});
-    db_.exec("INSERT INTO audit(actor, action, detail, created_at) VALUES (?1, ?2, ?3, ?4)",
-             {actor, "resolve-flag",
-              "flag " + std::to_string(id) + " (" + flag["kind"].get<std::string>() + " on " +
-                  flag["txn_id"].get<std::string>() + "): " + reason,
-              now});
-    // Every store drops it from the member's summary.
-    change(
-        "flag-resolved", flag["txn_id"].get<std::string>(),
-        Json{{"txn_id", flag["txn_id"]}, {"member_id", flag["member_id"]}, {"kind", flag["kind"]}},
-        "", flag["member_id"].get<std::string>());
-    flag["resolved"] = true;
-    flag["resolved_at"] = now;
-    flag["resolved_by"] = actor;
-    flag["resolution"] = reason;
-    if (!settled.is_null()) flag["settled_by"] = settled;
-    return flag;
-  });
-}
-
-core::Result<Json> HqLedger::terminals() {
-  std::lock_guard lock(mutex_);
-  try {
-    Json out = Json::array();
-    for (const auto& t :
-         db_.query("SELECT store_id, terminal_id, revoked, next_seq, last_seen, clock_skew "
-                   "FROM terminals ORDER BY store_id, terminal_id")) {
-      Json j{{"store_id", t.text(0)},
-             {"terminal_id", t.text(1)},
-             {"revoked", t.integer(2) != 0},
-             {"uploaded", t.integer(3) - 1},
-             {"last_seen", t.is_null(4) ? Json(nullptr) : Json(t.integer(4))},
-             {"clock_skew_seconds", t.is_null(5) ? Json(nullptr) : Json(t.integer(5))}};
-      // Never measured (it never reached HQ): unknown, not "ok".
-      const auto skew = t.integer(5);
-      j["clock_ok"] = t.is_null(5)
-                          ? Json(nullptr)
-                          : Json(skew >= -kClockToleranceSeconds && skew <= kClockToleranceSeconds);
-      out.push_back(j);
-    }
-    return Json{{"terminals", out}};
-  } catch (const SqlError& e) {
-    return db_failure(e);
-  }
-}
-
-core::Result<Json> HqLedger::liability() {
-  std::lock_guard lock(mutex_);
-  try {
-    std::map<std::string, std::int64_t> by_month;
-    std::int64_t debt = 0;
-    for (const auto& row : db_.query("SELECT id FROM members")) {
-      auto m = load_member(row.text(0));
-      debt += m->debt;
-      for (const auto& l : m->lots)
-        by_month[l.expires_on ? core::format_local_date(*l.expires_on).substr(0, 7) : "never"] +=
-            l.points;
-    }
-    Json rows = Json::array();
-    std::int64_t total = 0;
-    for (const auto& [month, pts] : by_month) {
-      rows.push_back({{"expires", month}, {"points", pts}});
-      total += pts;
-    }
-    return Json{{"outstanding_points", total}, {"member_debt", debt}, {"by_expiry_month", rows}};
-  } catch (const SqlError& e) {
-    return db_failure(e);
-  }
-}
-
-core::Result<Json> HqLedger::verify() {
-  std::lock_guard lock(mutex_);
-  try {
-    Json problems = Json::array();
-    for (const auto& row : db_.query("SELECT unit, SUM(balance) FROM accounts GROUP BY unit"))
-      if (row.integer(1) != 0)
-        problems.push_back("accounts in " + row.text(0) + " sum to " + row.text(1) + ", not 0");
-    // Each balance equals the sum of its entries.
-    std::map<std::pair<std::string, std::string>, std::int64_t> from_entries;
-    for (const auto& e : db_.query("SELECT debit, credit, amount, unit FROM entries")) {
-      from_entries[{e.text(0), e.text(3)}] -= e.integer(2);
-      from_entries[{e.text(1), e.text(3)}] += e.integer(2);
-    }
-    std::int64_t accounts = 0;
-    std::map<std::string, std::int64_t> member_pts;
-    std::map<std::string, std::int64_t> member_sv;  // by account: sv:<id>, sv-bonus:<id>
-    for (const auto& a : db_.query("SELECT account, unit, balance FROM accounts")) {
-      ++accounts;
-      if (from_entries[{a.text(0), a.text(1)}] != a.integer(2))
-        problems.push_back("account " + a.text(0) + " (" + a.text(1) + ") holds " + a.text(2) +
-                           " but its entries sum to " +
-                           std::to_string(from_entries[{a.text(0), a.text(1)}]));
-      if (a.text(1) == "pts" && a.text(0).starts_with("member:"))
-        member_pts[a.text(0).substr(7)] = a.integer(2);
-      if (a.text(0).starts_with("sv:") || a.text(0).starts_with("sv-bonus:"))
-        member_sv[a.text(0)] = a.integer(2);
-    }
-    std::int64_t members = 0;
-    for (const auto& row : db_.query("SELECT id FROM members")) {
-      ++members;
-      auto m = load_member(row.text(0));
-      std::int64_t lots = 0;
-      for (const auto& l : m->lots) lots += l.points;
-      if (lots - m->debt != member_pts[m->id])
-        problems.push_back("member " + m->id + ": lots " + std::to_string(lots) + " minus debt " +
-                           std::to_string(m->debt) + " but the ledger says " +
-                           std::to_string(member_pts[m->id]));
-      // Stored value: the member's base and bonus equal their accounts.
-      if (m->sv_base != member_sv["sv:" + m->id] || m->sv_bonus != member_sv["sv-bonus:" + m->id])
-        problems.push_back("member " + m->id + ": stored value " + std::to_string(m->sv_base) +
-                           " + bonus " + std::to_string(m->sv_bonus) + " but the ledger says " +
-                           std::to_string(member_sv["sv:" + m->id]) + " + " +
-                           std::to_string(member_sv["sv-bonus:" + m->id]));
-    }
-    return Json{{"ok", problems.empty()},
-                {"accounts", accounts},
-                {"members", members},
-                {"problems", problems}};
-  } catch (const SqlError& e) {
-    return db_failure(e);
-  }
 }
 
 }  // namespace loyalty::hq

@@ -184,7 +184,8 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
         if (*pts > 0)
           post({core::Entry{"IMPORT-" + f[0] + "/1", "IMPORT-" + f[0],
                             core::program_account(*prog, "issued"), core::member_account(f[0]),
-                            *pts, "pts", lot, "imported opening balance"}});
+                            *pts, "pts", lot, "imported opening balance"}},
+               kDirect);
         // Held by these stores from the start: the visited feed sends them
         // the member before a first visit, which may come while offline.
         for (const auto& store : *stores)
@@ -192,7 +193,7 @@ core::Result<Json> HqLedger::import_members(std::istream& in, const std::string&
               "INSERT INTO member_stores(member_id, store_id, since) VALUES (?1, ?2, ?3) "
               "ON CONFLICT DO NOTHING",
               {f[0], store, clock_()});
-        change_text("member", m->id, std::string(kMemberFromRow), "", m->id);
+        change_text(sync::MemberChange::kKind, m->id, std::string(kMemberFromRow), "", m->id);
         ++added;
         points += *pts;
       }

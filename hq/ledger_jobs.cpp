@@ -62,7 +62,7 @@ void HqLedger::job_transaction(const core::Program& p, core::MemberState& m, con
       "'event', ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?4)",
       {txn_id, seq, m.id, r.committed_at, day_text, p.id, p.version, outcome->points_earned,
        platform::sha256_hex(text), text});
-  post(committed->entries);
+  post(committed->entries, kDirect);
   summary[core::to_string(trigger)] = summary.value(core::to_string(trigger), 0) + 1;
 }
 
@@ -82,7 +82,7 @@ core::Result<Json> HqLedger::run_jobs(const std::string& day_text) {
       return r.trigger == core::Trigger::kDaily;
     });
     for (const auto& row : db_.query("SELECT id FROM members ORDER BY id")) {
-      auto m = load_member(row.text(0));
+      auto m = load_member(row.text(0), kDirect);
       bool changed = false;
       // Re-evaluation at each window's end; a grace period settled the day it
       // runs out.
@@ -117,7 +117,7 @@ core::Result<Json> HqLedger::run_jobs(const std::string& day_text) {
                         day_text, summary);
         changed = changed || core::member_to_json(*m) != before;
       }
-      if (changed) save_member(*m);
+      if (changed) save_member(*m, kDirect);
     }
     return summary;
   });

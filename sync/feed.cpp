@@ -31,11 +31,10 @@ const std::vector<Field>* fields_of(const std::string& kind) {
                                              {"effective_from", Type::kInteger, true},
                                              {"body", Type::kString, true},
                                              {"signature", Type::kString, true}};
-  static const std::vector<Field> member = {{"state", Type::kObject, true},
-                                            {"card_number", Type::kString, false},
-                                            {"phone", Type::kString, false},
-                                            {"name", Type::kString, false},
-                                            {"blocked", Type::kBoolean, false}};
+  static const std::vector<Field> member = {
+      {"state", Type::kObject, true},        {"id", Type::kString, false},
+      {"card_number", Type::kString, false}, {"phone", Type::kString, false},
+      {"name", Type::kString, false},        {"blocked", Type::kBoolean, false}};
   static const std::vector<Field> block = {{"member_id", Type::kString, true},
                                            {"blocked", Type::kBoolean, true}};
   static const std::vector<Field> code = {{"code", Type::kString, true},
@@ -54,14 +53,14 @@ const std::vector<Field>* fields_of(const std::string& kind) {
   static const std::vector<Field> receipt = {{"txn_id", Type::kString, true},
                                              {"member_id", Type::kString, true},
                                              {"return_basis", Type::kObject, true}};
-  if (kind == "program") return &program;
-  if (kind == "member") return &member;
-  if (kind == "block") return &block;
-  if (kind == "code") return &code;
-  if (kind == "flag") return &flag;
-  if (kind == "flag-resolved") return &flag_resolved;
-  if (kind == "stock") return &stock;
-  if (kind == "receipt") return &receipt;
+  if (kind == ProgramChange::kKind) return &program;
+  if (kind == MemberChange::kKind) return &member;
+  if (kind == BlockChange::kKind) return &block;
+  if (kind == CodeChange::kKind) return &code;
+  if (kind == FlagChange::kKind) return &flag;
+  if (kind == FlagResolvedChange::kKind) return &flag_resolved;
+  if (kind == StockChange::kKind) return &stock;
+  if (kind == ReceiptChange::kKind) return &receipt;
   return nullptr;
 }
 
@@ -98,16 +97,17 @@ core::Result<FeedPage> parse_feed_page(std::string_view body, std::int64_t after
     if (ch.cursor <= last)
       return std::unexpected(malformed(at + ".cursor: must be above " + std::to_string(last)));
     last = ch.cursor;
-    ch.kind = c["kind"].get<std::string>();
+    const auto kind = c["kind"].get<std::string>();
     ch.key = c.value("key", "");
-    ch.data = c["data"];
-    if (const auto* fields = fields_of(ch.kind))
+    const auto& data = c["data"];
+    if (const auto* fields = fields_of(kind))
       for (const auto& f : *fields) {
-        const bool present = ch.data.contains(f.name);
-        if ((f.required && !present) || (present && !has_type(ch.data[f.name], f.type)))
+        const bool present = data.contains(f.name);
+        if ((f.required && !present) || (present && !has_type(data[f.name], f.type)))
           return std::unexpected(
               malformed(at + ".data." + f.name + ": missing or of the wrong type"));
       }
+    ch.data = change_from_checked_json(kind, data);
     out.changes.push_back(std::move(ch));
   }
   if (out.next_cursor < last)
@@ -140,8 +140,20 @@ core::Result<BatchAnswer> parse_batch_answer(std::string_view body) {
         !r.contains("status") || !r["status"].is_string())
       return std::unexpected(malformed(core::index_path("results", i) +
                                        ": must be an object with string txn_id and status"));
-    out.results.push_back(
-        {r["txn_id"].get<std::string>(), batch_status_from(r["status"].get<std::string>()), r});
+    // The rest is read leniently: it goes to the log and the till's list of
+    // refused sales, never into a balance.
+    RecordAnswer a;
+    a.txn_id = r["txn_id"].get<std::string>();
+    a.status = batch_status_from(r["status"].get<std::string>());
+    if (const auto s = r.find("seq"); s != r.end() && s->is_number_integer())
+      a.seq = s->get<std::int64_t>();
+    if (const auto s = r.find("reason"); s != r.end() && s->is_string())
+      a.reason = s->get<std::string>().substr(0, 1000);
+    if (const auto s = r.find("note"); s != r.end() && s->is_string())
+      a.note = s->get<std::string>().substr(0, 1000);
+    if (const auto s = r.find("expected_seq"); s != r.end() && s->is_number_integer())
+      a.expected_seq = s->get<std::int64_t>();
+    out.results.push_back(std::move(a));
   }
   return out;
 }

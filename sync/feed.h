@@ -16,6 +16,7 @@
 #include "core/json_reader.h"
 #include "core/member.h"
 #include "core/result.h"
+#include "sync/changes.h"
 #include "sync/protocol.h"
 
 namespace loyalty::sync {
@@ -24,9 +25,9 @@ using core::Json;
 
 struct Change {
   std::int64_t cursor = 0;
-  std::string kind;  // program, member, block, flag, stock, receipt, or newer
   std::string key;
-  Json data;  // an object whose fields for `kind` have the types the applier reads
+  ChangeData data;  // one struct per kind (sync/changes.h)
+  std::string kind() const { return kind_of(data); }
 };
 
 struct FeedPage {
@@ -38,23 +39,9 @@ struct FeedPage {
 // Parses `body`, HQ's answer to GET /v1/sync/changes?after=`after`.
 [[nodiscard]] core::Result<FeedPage> parse_feed_page(std::string_view body, std::int64_t after);
 
-struct BatchResult {
-  std::string txn_id;
-  BatchStatus status = BatchStatus::kUnknown;
-  Json detail;  // the whole result object, for the log
-};
-
 // The most a terminal's sequence or receipt numbers can reach (a million
 // sales a day for over two thousand years).
 constexpr std::int64_t kMaxNumbering = 1'000'000'000'000;
-
-struct BatchAnswer {
-  std::vector<BatchResult> results;
-  std::int64_t clock_skew_seconds = 0;
-  // Where HQ's numbering of this terminal stands: the sequence it expects
-  // next and the highest receipt number it has (absent from older HQs).
-  std::optional<std::int64_t> next_seq, last_receipt;
-};
 
 // Parses `body`, HQ's 200 answer to POST /v1/sync/batches.
 [[nodiscard]] core::Result<BatchAnswer> parse_batch_answer(std::string_view body);

@@ -29,6 +29,29 @@ BatchStatus batch_status_from(std::string_view text) {
   return BatchStatus::kUnknown;
 }
 
+Json to_json(const RecordAnswer& r) {
+  Json j{{"txn_id", r.txn_id}, {"seq", r.seq}, {"status", std::string(to_string(r.status))}};
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  if (r.expected_seq) j["expected_seq"] = *r.expected_seq;
+  if (!r.note.empty()) j["note"] = r.note;
+  if (!r.flags.empty()) {
+    Json flags = Json::array();
+    for (const auto& f : r.flags) flags.push_back({{"kind", f.kind}, {"detail", f.detail}});
+    j["flags"] = std::move(flags);
+  }
+  return j;
+}
+
+Json to_json(const BatchAnswer& a) {
+  Json results = Json::array();
+  for (const auto& r : a.results) results.push_back(to_json(r));
+  Json j{{"results", std::move(results)}, {"clock_skew_seconds", a.clock_skew_seconds}};
+  if (a.next_seq) j["next_seq"] = *a.next_seq;
+  if (a.last_receipt) j["last_receipt"] = *a.last_receipt;
+  if (a.gap) j["gap"] = {{"expected_seq", *a.gap}};
+  return j;
+}
+
 std::string txn_prefix(const std::string& store_id, const std::string& terminal_id) {
   return store_id + "-" + terminal_id + "-";
 }

@@ -37,6 +37,38 @@ enum class BatchStatus {
 std::string_view to_string(BatchStatus s);
 BatchStatus batch_status_from(std::string_view text);
 
+// A flag HQ raised on an accepted record (docs/hq.md, "Flags").
+struct RecordFlag {
+  std::string kind, detail;
+  bool operator==(const RecordFlag&) const = default;
+};
+
+// HQ's verdict on one record of a batch (docs/sync.md, "Response").
+struct RecordAnswer {
+  std::string txn_id;
+  std::int64_t seq = 0;
+  BatchStatus status = BatchStatus::kUnknown;
+  std::string reason;                        // kConflict, kRejected
+  std::optional<std::int64_t> expected_seq;  // kGap
+  std::string note;                          // kDuplicate resent with other content
+  std::vector<RecordFlag> flags;             // kAccepted
+};
+
+// HQ's answer to a batch.
+struct BatchAnswer {
+  std::vector<RecordAnswer> results;  // in sequence order
+  std::int64_t clock_skew_seconds = 0;
+  // Where HQ's numbering of this terminal stands: the sequence it expects
+  // next and the highest receipt number it has (absent from older HQs).
+  std::optional<std::int64_t> next_seq, last_receipt;
+  std::optional<std::int64_t> gap;  // the sequence a gap waits for
+};
+
+// The answer as it goes on the wire (HQ's hq/api.cpp writes it; the
+// terminal reads it with parse_batch_answer, sync/feed.h).
+Json to_json(const RecordAnswer& r);
+Json to_json(const BatchAnswer& a);
+
 // The problem type (after the problem base) HQ answers a revoked or
 // unregistered terminal with.
 inline constexpr std::string_view kProblemTerminalRefused = "terminal-refused";

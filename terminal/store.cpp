@@ -387,6 +387,81 @@ void set_reward_stock(Db& db, const std::string& reward_id, std::int64_t availab
   s.exec();
 }
 
+void set_hq_state(Db& db, const std::string& member_id, const std::string& state_json) {
+  Stmt s(db, "UPDATE members SET hq_state = ?2 WHERE id = ?1");
+  s.bind(1, member_id).bind(2, state_json);
+  s.exec();
+}
+
+void set_member_field(Db& db, const std::string& member_id, MemberField field,
+                      const std::string& value) {
+  const char* sql = field == MemberField::kCardNumber
+                        ? "UPDATE OR IGNORE members SET card_number = ?2 WHERE id = ?1"
+                    : field == MemberField::kPhone
+                        ? "UPDATE OR IGNORE members SET phone = ?2 WHERE id = ?1"
+                        : "UPDATE OR IGNORE members SET name = ?2 WHERE id = ?1";
+  Stmt s(db, sql);
+  s.bind(1, member_id).bind(2, value);
+  s.exec();
+}
+
+void set_member_blocked(Db& db, const std::string& member_id, bool blocked) {
+  Stmt s(db, "UPDATE members SET blocked = ?2 WHERE id = ?1");
+  s.bind(1, member_id).bind(2, std::int64_t{blocked});
+  s.exec();
+}
+
+void set_code_blocked(Db& db, const std::string& code, const std::string& member_id, bool blocked) {
+  if (blocked) {
+    Stmt s(db, "INSERT OR REPLACE INTO blocked_codes(code, member_id) VALUES (?1, ?2)");
+    s.bind(1, code).bind(2, member_id);
+    s.exec();
+  } else {
+    Stmt s(db, "DELETE FROM blocked_codes WHERE code = ?1");
+    s.bind(1, code);
+    s.exec();
+  }
+}
+
+void add_hq_flag(Db& db, const std::string& txn_id, const std::string& member_id,
+                 const std::string& kind, const std::string& detail, std::int64_t now) {
+  Stmt s(db,
+         "INSERT INTO hq_flags(txn_id, member_id, kind, detail, received_at) "
+         "VALUES (?1, ?2, ?3, ?4, ?5)");
+  s.bind(1, txn_id).bind(2, member_id).bind(3, kind).bind(4, detail).bind(5, now);
+  s.exec();
+}
+
+void drop_hq_flag(Db& db, const std::string& txn_id, const std::string& kind) {
+  Stmt s(db, "DELETE FROM hq_flags WHERE txn_id = ?1 AND kind = ?2");
+  s.bind(1, txn_id).bind(2, kind);
+  s.exec();
+}
+
+bool acked_by_hq(Db& db, const std::string& txn_id) {
+  Stmt s(db, "SELECT acked_at IS NOT NULL FROM outbox WHERE txn_id = ?1");
+  s.bind(1, txn_id);
+  return s.step() && s.integer(0) != 0;
+}
+
+std::int64_t pending_returns_of(Db& db, const std::string& txn_id) {
+  Stmt s(db,
+         "SELECT COUNT(*) FROM transactions t JOIN outbox o ON o.txn_id = t.txn_id "
+         "WHERE t.return_of = ?1 AND o.acked_at IS NULL AND o.refused IS NULL");
+  s.bind(1, txn_id);
+  s.step();
+  return s.integer(0);
+}
+
+void put_remote_receipt(Db& db, const std::string& txn_id, const std::string& member_id,
+                        const std::string& return_basis) {
+  Stmt s(db,
+         "INSERT OR REPLACE INTO remote_receipts(txn_id, member_id, return_basis) "
+         "VALUES (?1, ?2, ?3)");
+  s.bind(1, txn_id).bind(2, member_id).bind(3, return_basis);
+  s.exec();
+}
+
 bool code_blocked(Db& db, const std::string& code) {
   Stmt s(db, "SELECT 1 FROM blocked_codes WHERE code = ?1");
   s.bind(1, code);

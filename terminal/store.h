@@ -217,6 +217,28 @@ void set_reward_stock(platform::Db& db, const std::string& reward_id, std::int64
 // Whether HQ blocked this card number or static QR ("LM1:" + member id).
 bool code_blocked(platform::Db& db, const std::string& code);
 
+// --- what HQ's feed writes (terminal/sync_feed.cpp) ---------------------
+// HQ's own state of the member (the base of the till's view).
+void set_hq_state(platform::Db& db, const std::string& member_id, const std::string& state_json);
+// How the member is found here; a card number or phone another member
+// already has here is left as it was (the feed must not stop on it).
+enum class MemberField { kCardNumber, kPhone, kName };
+void set_member_field(platform::Db& db, const std::string& member_id, MemberField field,
+                      const std::string& value);
+void set_member_blocked(platform::Db& db, const std::string& member_id, bool blocked);
+void set_code_blocked(platform::Db& db, const std::string& code, const std::string& member_id,
+                      bool blocked);
+void add_hq_flag(platform::Db& db, const std::string& txn_id, const std::string& member_id,
+                 const std::string& kind, const std::string& detail, std::int64_t now);
+void drop_hq_flag(platform::Db& db, const std::string& txn_id, const std::string& kind);
+// Whether HQ acknowledged this till's transaction `txn_id`.
+bool acked_by_hq(platform::Db& db, const std::string& txn_id);
+// Returns made here of `txn_id` that have not reached HQ yet.
+std::int64_t pending_returns_of(platform::Db& db, const std::string& txn_id);
+// Another store's receipt, so a return of it can be taken here.
+void put_remote_receipt(platform::Db& db, const std::string& txn_id, const std::string& member_id,
+                        const std::string& return_basis);
+
 // Records a dynamic code's nonce; false when it was seen before.
 bool use_code_nonce(platform::Db& db, const std::string& nonce, std::int64_t expires_at,
                     std::int64_t now);

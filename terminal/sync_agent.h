@@ -19,6 +19,7 @@
 
 #include "platform/crypto.h"
 #include "platform/http_client.h"
+#include "sync/feed.h"
 #include "sync/protocol.h"
 #include "terminal/checkout.h"
 #include "terminal/store.h"
@@ -83,7 +84,19 @@ class SyncAgent {
   [[nodiscard]] core::Status sync_round(HqLink& link);
 
  private:
+  // Uploads (terminal/sync_upload.cpp): every pending record, batch by
+  // batch; the number HQ acknowledged.
   core::Result<int> upload(HqLink& link);
+  // The next batch of pending records, in sequence order, bounded.
+  core::Result<sync::Batch> bundle_pending();
+  // HQ's verdicts on a batch, sorted by what the terminal does with them.
+  struct Verdicts {
+    std::vector<std::string> done, moved;        // acknowledged; to renumber
+    std::map<std::string, std::string> refused;  // id -> HQ's reason
+    int duplicates = 0;
+  };
+  Verdicts sort_answer(const sync::Batch& batch, const sync::BatchAnswer& answer);
+  core::Status mark_acked(const std::vector<std::string>& txn_ids);
   // Keeps HQ's measure of this terminal's clock (from any batch answer).
   core::Status note_skew(std::int64_t skew);
   // Sends `batch` and reads HQ's answer; numbering HQ is ahead of is
@@ -104,9 +117,13 @@ class SyncAgent {
   // sync_state until a round succeeds, so status and the offline
   // allowances can tell it from a network outage.
   void note_access(const platform::ClientResponse& res);
-  // Applies one change of the feed (or of a lookup) other than a program;
-  // false when it was skipped.
+  // Applies one change of the feed (or of a lookup) other than a program
+  // (terminal/sync_feed.cpp); false when it was skipped.
   bool apply_change(platform::Db& db, const sync::Change& ch);
+  bool apply_member(platform::Db& db, const sync::MemberChange& c);
+  bool apply_receipt(platform::Db& db, const sync::ReceiptChange& c);
+  // Installs a program version from the feed once HQ's key verifies it.
+  void install_program(const sync::ProgramChange& p);
   // POSTs `body` to HQ on a connection of its own, each step bounded by a
   // third of `timeout`.
   core::Result<platform::ClientResponse> ask(const std::string& target, const Json& body,

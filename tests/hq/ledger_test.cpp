@@ -65,7 +65,7 @@ struct Hq {
   Json ingest(const FakeTerminal& t, std::vector<sync::TxnRecord> records) {
     auto r = ledger->ingest(t.store(), t.terminal(), t.batch(std::move(records)));
     if (!r) FAIL(r.error().message);
-    return *r;
+    return sync::to_json(*r);
   }
 };
 
@@ -915,7 +915,7 @@ TEST_CASE("the feed answers while an ingest waits for the database", "[slow][hq]
   const auto release = [&] {
     if (!released.exchange(true)) writer->rollback();
   };
-  core::Result<Json> ingested = core::fail(core::ErrorCode::kUnavailable, "not run");
+  core::Result<sync::BatchAnswer> ingested = core::fail(core::ErrorCode::kUnavailable, "not run");
   std::thread upload(
       [&] { ingested = hq.ledger->ingest(a.store(), a.terminal(), a.batch(Hq::sold(a, 1))); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the ingest is waiting
@@ -934,7 +934,7 @@ TEST_CASE("the feed answers while an ingest waits for the database", "[slow][hq]
   CHECK(answered_while_waiting);
   CHECK((*during)["changes"].size() == before);  // what was committed then
   REQUIRE(ingested);
-  CHECK((*ingested)["results"][0]["status"] == "accepted");
+  CHECK(ingested->results.at(0).status == sync::BatchStatus::kAccepted);
   // The new sale's receipt, now committed, is in the feed.
   CHECK((*hq.ledger->changes(0, 100, "S001"))["changes"].size() == before + 1);
   hq.verified();

@@ -40,9 +40,13 @@ TEST_CASE("a well-formed feed page is read, newer fields and kinds kept for the 
   auto r = sync::parse_feed_page(page.dump(), 2);
   REQUIRE(r);
   REQUIRE(r->changes.size() == 2);
-  CHECK(r->changes[0].kind == "stock");
-  CHECK(r->changes[0].data["add"] == 5);
-  CHECK(r->changes[1].kind == "coupon-wallet");
+  CHECK(r->changes[0].kind() == "stock");
+  REQUIRE(std::holds_alternative<sync::StockChange>(r->changes[0].data));
+  CHECK(std::get<sync::StockChange>(r->changes[0].data).add == 5);
+  CHECK(r->changes[1].kind() == "coupon-wallet");
+  // A kind this terminal does not know is kept whole, so its cursor moves.
+  REQUIRE(std::holds_alternative<sync::UnknownChange>(r->changes[1].data));
+  CHECK(std::get<sync::UnknownChange>(r->changes[1].data).data["anything"] == 1);
   CHECK(r->next_cursor == 4);
   CHECK(r->more);
 }

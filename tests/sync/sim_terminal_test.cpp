@@ -486,8 +486,8 @@ class Sim : public SimDice {
         trace(-2);
         return refused(answer.error().message);
       }
-      trace((*answer)["next_seq"].get<std::int64_t>());
-      return platform::ClientResponse{200, answer->dump(), {}};
+      trace(answer->next_seq.value());
+      return platform::ClientResponse{200, sync::to_json(*answer).dump(), {}};
     }
     const auto after = platform::query_int(target, "after", 0);
     auto page = ledger_->changes(after, platform::query_int(target, "limit", 500), store);

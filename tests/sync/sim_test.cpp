@@ -265,7 +265,7 @@ class Sim : public SimDice {
         if (st.waiting && msg.attempt == st.attempt) st.waiting = false;
         continue;
       }
-      trace(static_cast<std::int64_t>((*answer)["next_seq"].get<std::int64_t>()));
+      trace(answer->next_seq.value());
       // Only the answer to the upload the terminal waits for reaches it,
       // and that one may be lost too.
       if (!st.waiting || msg.attempt != st.attempt) continue;
@@ -275,9 +275,9 @@ class Sim : public SimDice {
         continue;
       }
       std::set<std::string> done;
-      for (const auto& r : (*answer)["results"])
-        if (r["status"] == "accepted" || r["status"] == "duplicate")
-          done.insert(r["txn_id"].get<std::string>());
+      for (const auto& r : answer->results)
+        if (r.status == sync::BatchStatus::kAccepted || r.status == sync::BatchStatus::kDuplicate)
+          done.insert(r.txn_id);
       while (!st.outbox.empty() && done.contains(st.outbox.front().txn_id)) st.outbox.pop_front();
     }
     network_ = std::move(later);
