@@ -192,6 +192,25 @@ Result<MemberDelta> delta_from_json(const Json& j) {
   return d;
 }
 
+const char* to_string(FlagKind k) {
+  switch (k) {
+    case FlagKind::kPointsOverdrawn: return "points-overdrawn";
+    case FlagKind::kStoredValueOverdrawn: return "stored-value-overdrawn";
+    case FlagKind::kVoucherReused: return "voucher-reused";
+    case FlagKind::kVoucherRevoked: return "voucher-revoked";
+    case FlagKind::kReplayMismatch: return "replay-mismatch";
+    case FlagKind::kProgramUnknown: return "program-unknown";
+    case FlagKind::kClockAhead: return "clock-ahead";
+    case FlagKind::kClockBehind: return "clock-behind";
+    case FlagKind::kRefused: return "refused";
+    case FlagKind::kReturnedTwice: return "returned-twice";
+    case FlagKind::kDuplicateCard: return "duplicate-card";
+    case FlagKind::kDuplicatePhone: return "duplicate-phone";
+    case FlagKind::kReferralUnpaid: return "referral-unpaid";
+  }
+  return "unknown";
+}
+
 std::vector<Conflict> apply_delta(MemberState& m, const MemberDelta& d) {
   std::vector<Conflict> out;
   for (const auto& [k, v] : d.counters) m.counters.add_key(k, v);
@@ -199,7 +218,7 @@ std::vector<Conflict> apply_delta(MemberState& m, const MemberDelta& d) {
     const auto before = m.vouchers.size();
     std::erase_if(m.vouchers, [&](const HeldVoucher& v) { return v.code == code; });
     if (m.vouchers.size() == before)
-      out.push_back({"voucher-reused",
+      out.push_back({FlagKind::kVoucherReused,
                      "voucher " + code + " was used here after it was used or revoked elsewhere",
                      code});
   }
@@ -211,7 +230,7 @@ std::vector<Conflict> apply_delta(MemberState& m, const MemberDelta& d) {
   m.sv_base += d.sv_base;
   m.sv_bonus += d.sv_bonus;
   if (m.sv_base < 0 || m.sv_bonus < 0)
-    out.push_back({"stored-value-overdrawn",
+    out.push_back({FlagKind::kStoredValueOverdrawn,
                    "stored value went negative (base " + std::to_string(m.sv_base) + ", bonus " +
                        std::to_string(m.sv_bonus) + "): spent at two offline stores",
                    ""});
@@ -290,7 +309,7 @@ std::vector<Conflict> apply_point_entries(MemberState& m, const std::vector<Entr
       }
       if (need > 0) {
         m.debt += need;
-        out.push_back({"points-overdrawn",
+        out.push_back({FlagKind::kPointsOverdrawn,
                        std::to_string(need) + " points of " + e.id +
                            " were not there: spent at another store too; "
                            "recorded as debt",

@@ -34,11 +34,31 @@ MemberDelta diff_member(const MemberState& before, const MemberState& after);
 Json delta_to_json(const MemberDelta& d);
 [[nodiscard]] Result<MemberDelta> delta_from_json(const Json& j);
 
+// What HQ flags for a person (docs/hq.md, "Flags: what needs a person").
+// On the wire and in HQ's flags table as to_string()'s word; a terminal
+// keeps a word it does not know as text, so a newer HQ can add kinds.
+enum class FlagKind {
+  kPointsOverdrawn,       // points spent twice while offline: debt
+  kStoredValueOverdrawn,  // stored value spent twice while offline
+  kVoucherReused,         // one voucher used at two stores
+  kVoucherRevoked,        // a voucher used after HQ revoked it
+  kReplayMismatch,        // the till's numbers differ from HQ's replay
+  kProgramUnknown,        // a program version HQ never published
+  kClockAhead,            // dated after HQ received it
+  kClockBehind,           // dated before its terminal was registered
+  kRefused,               // a sale HQ refused (its id names another): to settle
+  kReturnedTwice,         // a line taken back at two stores
+  kDuplicateCard,         // an enrollment's card number belongs to another member
+  kDuplicatePhone,        // an enrollment's phone belongs to another member
+  kReferralUnpaid,        // the referrer is not at HQ yet
+};
+const char* to_string(FlagKind k);
+
 // Something HQ must record and flag rather than refuse: a valid fact that
 // collides with another store's (a voucher used twice, stored value or
 // points spent twice while offline).
 struct Conflict {
-  std::string kind;  // "voucher-reused", "stored-value-overdrawn", "points-overdrawn"
+  FlagKind kind = FlagKind::kPointsOverdrawn;
   std::string detail;
   std::string subject;  // what it is about, when a caller may look it up: a voucher's code
 };

@@ -51,7 +51,7 @@ Verdict ExactlyOnce::judge(const sync::TxnRecord& r, const std::string& hash) {
     // The same transaction resent carries the same ledger entries; a new
     // sale numbered from a restored database has its own.
     const bool other = a.committed_at != r.committed_at || a.member_id != r.member_id ||
-                       a.kind != r.kind || a.entries != entries_key(r.entries);
+                       a.kind != sync::to_string(r.kind) || a.entries != entries_key(r.entries);
     // Beyond a gap: it comes again in order, and is judged then.
     if (other && (gap_ || r.seq > next_)) return open_gap();
     if (other)  // another sale under a used id: never taken for a resend
@@ -76,8 +76,9 @@ Verdict ExactlyOnce::judge(const sync::TxnRecord& r, const std::string& hash) {
                     r.txn_id + " takes back " + *r.return_of +
                         ", a sale of this terminal HQ refused (its id names another transaction "
                         "at HQ); not applied");
-  accepted_.emplace(r.txn_id,
-                    AcceptedTxn{hash, r.committed_at, r.member_id, r.kind, entries_key(r.entries)});
+  accepted_.emplace(
+      r.txn_id, AcceptedTxn{hash, r.committed_at, r.member_id, std::string(sync::to_string(r.kind)),
+                            entries_key(r.entries)});
   ++next_;
   return Verdict{};
 }

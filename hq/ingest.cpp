@@ -70,13 +70,14 @@ void HqLedger::refuse(const sync::TxnRecord& r, const Prepared& prep, const std:
       "INSERT INTO refused_txns(txn_id, record_hash, store_id, terminal_id, seq, kind, "
       "member_id, return_of, member_points, reason, record, received_at) VALUES (?1, ?2, ?3, "
       "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
-      {r.txn_id, prep.hash, store, terminal, r.seq, r.kind, r.member_id,
-       r.return_of ? SqlParam(*r.return_of) : SqlParam(nullptr), net, reason, prep.text, now});
+      {r.txn_id, prep.hash, store, terminal, r.seq, std::string(sync::to_string(r.kind)),
+       r.member_id, r.return_of ? SqlParam(*r.return_of) : SqlParam(nullptr), net, reason,
+       prep.text, now});
   // Nothing of it is booked: someone settles it (an adjustment) and
   // resolves the flag; until then every store shows it on the member.
   Flags unused;
-  flag(r.txn_id, r.member_id, "refused",
-       r.kind + " " + r.txn_id + " from " + store + "/" + terminal +
+  flag(r.txn_id, r.member_id, core::FlagKind::kRefused,
+       std::string(sync::to_string(r.kind)) + " " + r.txn_id + " from " + store + "/" + terminal +
            " was refused and is not booked (it would have moved " + (net > 0 ? "+" : "") +
            std::to_string(net) + " points for " + r.member_id + "): " + reason +
            ". Settle it: resolve this flag with --settle",
@@ -137,7 +138,7 @@ core::Result<std::vector<HqLedger::Prepared>> HqLedger::prepare_batch(const sync
     std::lock_guard lock(mutex_);
     try {
       for (const auto& r : batch.records)
-        if (r.kind != "return" && r.kind != "void")
+        if (r.kind != sync::TxnKind::kReturn && r.kind != sync::TxnKind::kVoid)
           programs.try_emplace({r.program_id, r.program_version},
                                program(r.program_id, r.program_version));
     } catch (const SqlError& e) {
@@ -148,7 +149,7 @@ core::Result<std::vector<HqLedger::Prepared>> HqLedger::prepare_batch(const sync
   prepared.reserve(batch.records.size());
   for (const auto& r : batch.records) {
     const auto p = programs.find({r.program_id, r.program_version});
-    prepared.push_back(prepare(r, p == programs.end() ? nullptr : p->second.get()));
+    prepared.push_back(prepare_record(r, p == programs.end() ? nullptr : p->second.get()));
   }
   return prepared;
 }

@@ -97,8 +97,9 @@ std::int64_t HqLedger::write_member(const core::MemberState& m, BatchWork* batch
   return version;
 }
 
-void HqLedger::flag(const std::string& txn, const std::string& member, const std::string& kind,
+void HqLedger::flag(const std::string& txn, const std::string& member, core::FlagKind flag_kind,
                     const std::string& detail, Flags& flags_out) {
+  const std::string kind = core::to_string(flag_kind);
   db_.defer(
       "INSERT INTO flags(txn_id, member_id, kind, detail, created_at) "
       "VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -164,7 +165,7 @@ core::Result<std::shared_ptr<const core::Program>> HqLedger::program_in_force() 
 
 void HqLedger::track_return(const sync::TxnRecord& r, const core::MemberState& member,
                             Flags& flags_out) {
-  if ((r.kind != "return" && r.kind != "void") || !r.return_of) return;
+  if ((r.kind != sync::TxnKind::kReturn && r.kind != sync::TxnKind::kVoid) || !r.return_of) return;
   const auto& receipt = *r.return_of;
   auto rows = db_.query(
       "SELECT payload FROM changes WHERE kind = 'receipt' AND key = ?1 ORDER BY cursor DESC "
@@ -177,7 +178,7 @@ void HqLedger::track_return(const sync::TxnRecord& r, const core::MemberState& m
   const auto at = core::parse_local_datetime(r.local_time);
   if (!basis || !program || !at) return;
   std::vector<core::ReturnLine> lines;
-  if (r.kind == "void") {  // everything the receipt sold
+  if (r.kind == sync::TxnKind::kVoid) {  // everything the receipt sold
     const auto& bought = basis->outcome.request.basket.lines;
     for (std::size_t i = 0; i < bought.size(); ++i) lines.push_back({i, bought[i].quantity});
   } else if (r.request.contains("lines") && r.request["lines"].is_array()) {
@@ -197,9 +198,9 @@ void HqLedger::track_return(const sync::TxnRecord& r, const core::MemberState& m
   auto scratch = member;  // the points were booked from the record's entries
   auto out = core::evaluate_return(*program, scratch, *basis, lines, req);
   if (!out) {
-    flag(r.txn_id, r.member_id, "returned-twice",
+    flag(r.txn_id, r.member_id, core::FlagKind::kReturnedTwice,
          receipt + " was already taken back elsewhere (" + out.error().message + "); this " +
-             r.kind + " at another store while offline stays booked",
+             std::string(sync::to_string(r.kind)) + " at another store while offline stays booked",
          flags_out);
     return;
   }
@@ -224,11 +225,11 @@ void HqLedger::record_identity(const sync::TxnRecord& r, BatchWork& batch, Flags
   // someone to merge.
   struct Key {
     const char* column;
-    const char* kind;
+    core::FlagKind kind;
     const char* label;
   };
-  for (const Key k : {Key{"card_number", "duplicate-card", "card number "},
-                      Key{"phone", "duplicate-phone", "phone "}}) {
+  for (const Key k : {Key{"card_number", core::FlagKind::kDuplicateCard, "card number "},
+                      Key{"phone", core::FlagKind::kDuplicatePhone, "phone "}}) {
     if (!r.identity.contains(k.column)) continue;
     const auto value = r.identity[k.column].get<std::string>();
     const std::string col = k.column;
@@ -305,9 +306,9 @@ date::days HqLedger::defend_dates(const sync::TxnRecord& r, std::int64_t now, co
     const auto shift = core::day_of(*local) - day;
     day += shift;
     if (expires) *expires += shift;
-    flag(r.txn_id, r.member_id, "clock-ahead",
-         "the till's clock dated this " + r.kind + " " + r.local_time + " (" + r.zone + "), " +
-             std::to_string((r.committed_at - now) / 3600) +
+    flag(r.txn_id, r.member_id, core::FlagKind::kClockAhead,
+         "the till's clock dated this " + std::string(sync::to_string(r.kind)) + " " +
+             r.local_time + " (" + r.zone + "), " + std::to_string((r.committed_at - now) / 3600) +
              " hours after HQ received it; its points are dated " + core::format_local_date(day) +
              (expires ? ", expiring " + core::format_local_date(*expires) : std::string()) +
              ", and the vouchers and passes it gave moved as many days, by HQ's clock; check the "
@@ -319,8 +320,9 @@ date::days HqLedger::defend_dates(const sync::TxnRecord& r, std::int64_t now, co
   // battery), or a till that sold standalone before it was provisioned.
   // Flagged for a person to tell which; the dates stay as recorded.
   if (r.committed_at < batch.registered_at - kClockToleranceSeconds)
-    flag(r.txn_id, r.member_id, "clock-behind",
-         "the till's clock dated this " + r.kind + " " + r.local_time + " (" + r.zone + "), " +
+    flag(r.txn_id, r.member_id, core::FlagKind::kClockBehind,
+         "the till's clock dated this " + std::string(sync::to_string(r.kind)) + " " +
+             r.local_time + " (" + r.zone + "), " +
              std::to_string((batch.registered_at - r.committed_at) / 3600) +
              " hours before its terminal was registered; its points are dated as recorded; "
              "check the till's time synchronisation (or it sold standalone before it was "
@@ -360,7 +362,7 @@ void HqLedger::pay_referrer(const sync::TxnRecord& r, const Prepared& prep, core
     std::string templates;
     for (const auto& [t, days] : prep.referrer_vouchers)
       templates += (templates.empty() ? "" : ", ") + t;
-    flag(r.txn_id, r.member_id, "referral-unpaid",
+    flag(r.txn_id, r.member_id, core::FlagKind::kReferralUnpaid,
          "the referrer " + prep.referrer + " is not at HQ yet (no store has uploaded them), so " +
              "their voucher(s) " + templates + " were not given; give them with issue-vouchers",
          flags_out);
@@ -386,11 +388,11 @@ std::vector<core::Conflict> HqLedger::merge_delta(const sync::TxnRecord& r,
   for (auto& c : conflicts) {
     // A voucher HQ revoked, used at a store that had not heard yet: booked,
     // and flagged as what it is rather than as a voucher used twice.
-    if (c.kind != "voucher-reused") continue;
+    if (c.kind != core::FlagKind::kVoucherReused) continue;
     const auto revoked =
         db_.query("SELECT reason, actor FROM revoked_vouchers WHERE code = ?1", {c.subject});
     if (revoked.empty()) continue;
-    c.kind = "voucher-revoked";
+    c.kind = core::FlagKind::kVoucherRevoked;
     c.detail = "voucher " + c.subject + " was revoked at HQ by " + revoked[0].text(1) + " (" +
                revoked[0].text(0) + ") before this use reached HQ; the sale stays booked";
   }
@@ -405,15 +407,17 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
       "committed_at, business_day, program_id, program_version, points_earned, "
       "points_redeemed, record_hash, record, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
       "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-      {r.txn_id, store, terminal, r.seq, r.member_id, r.kind, r.committed_at, r.business_day,
-       r.program_id, r.program_version, r.totals.value("points_earned", std::int64_t{0}),
+      {r.txn_id, store, terminal, r.seq, r.member_id, std::string(sync::to_string(r.kind)),
+       r.committed_at, r.business_day, r.program_id, r.program_version,
+       r.totals.value("points_earned", std::int64_t{0}),
        r.totals.value("points_redeemed", std::int64_t{0}), prep.hash, prep.text, now});
   // The batch's own copy of the member, changed in place and written once
   // at the batch's end.
   core::MemberState& member = batch_member(r.member_id, batch, &r);
   batch.visitors.insert(r.member_id);
   post(r.entries, &batch);
-  if (r.kind == "enrollment" && r.identity.is_object()) record_identity(r, batch, flags_out);
+  if (r.kind == sync::TxnKind::kEnrollment && r.identity.is_object())
+    record_identity(r, batch, flags_out);
   auto day = core::parse_local_date(r.business_day).value();
   std::optional<core::LocalDays> expires;
   if (r.points_expire_on) expires = core::parse_local_date(*r.points_expire_on);

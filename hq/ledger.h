@@ -21,6 +21,7 @@
 #include "core/json_reader.h"
 #include "core/program.h"
 #include "hq/exactly_once.h"
+#include "hq/replay.h"
 #include "hq/sql.h"
 #include "platform/crypto.h"
 #include "sync/changes.h"
@@ -217,22 +218,10 @@ class HqLedger {
                                      const std::string& reason, const std::string& actor);
   // An enrollment's card number, phone and name onto HQ's member row.
   void record_identity(const sync::TxnRecord& r, BatchWork& batch, Flags& flags_out);
-  // What HQ works out from a record alone, before it takes the lock, so
-  // that batches from several terminals are hashed, replayed and encoded in
-  // parallel and only the writes are serial.
-  struct Prepared {
-    std::string text;  // as stored and hashed
-    std::string hash;
-    // The replay's verdict: a flag kind and its detail, when it disagrees.
-    std::optional<std::pair<std::string, std::string>> replay;
-    std::string receipt;  // purchases: the receipt change's payload as sold
-    // A referral's rewards for the referrer, from the replay: vouchers
-    // (template, days valid) and what its limits count. The referrer's
-    // points come with the record's entries.
-    std::string referrer;
-    std::vector<std::pair<std::string, int>> referrer_vouchers;
-    std::vector<core::MetricDelta> referrer_metrics;
-  };
+  // What HQ works out from a record alone (hq/replay.h), before it takes
+  // the lock, so that batches from several terminals are hashed, replayed
+  // and encoded in parallel and only the writes are serial.
+  using Prepared = PreparedRecord;
   // What HQ has of the batch's transactions it accepted before, by id (a
   // terminal restored from an older backup reuses ids for new sales).
   std::map<std::string, AcceptedTxn> accepted(const sync::Batch& batch);
@@ -246,7 +235,6 @@ class HqLedger {
   // The highest receipt number among the transactions HQ has from
   // `store`/`terminal` (the number after the id's last '-'), 0 for none.
   std::int64_t last_receipt(const std::string& store, const std::string& terminal);
-  static Prepared prepare(const sync::TxnRecord& r, const core::Program* program);
   // ingest()'s steps (hq/ingest.cpp). The batch is the sender's own:
   // kFailedPrecondition when it names another terminal or carries ids that
   // are not the sender's.
@@ -293,7 +281,7 @@ class HqLedger {
   // A return or void updates what every store knows of its receipt; a line
   // taken back twice (at two offline stores) is flagged.
   void track_return(const sync::TxnRecord& r, const core::MemberState& member, Flags& flags_out);
-  void flag(const std::string& txn, const std::string& member, const std::string& kind,
+  void flag(const std::string& txn, const std::string& member, core::FlagKind kind,
             const std::string& detail, Flags& flags_out);
   // Appends `c` to the feed under `key`; `store` empty means every store.
   // `member`: the member it is about (the feed sends it where they are held).

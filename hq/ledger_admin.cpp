@@ -97,7 +97,7 @@ core::Result<Json> HqLedger::book_adjustment(const std::string& member_id, std::
   const auto debt_before = m->debt;
   for (const auto& c : core::apply_point_entries(*m, {e}, today, std::nullopt))
     flag(txn, member_id, c.kind,
-         c.kind == "points-overdrawn"
+         c.kind == core::FlagKind::kPointsOverdrawn
              ? std::to_string(m->debt - debt_before) + " of the " + std::to_string(-points) +
                    " points this adjustment takes were not there; recorded as debt"
              : c.detail,

@@ -1,13 +1,5 @@
-// HqLedger::prepare: what HQ works out from one record alone, before it
-// takes the lock: its hash, the receipt change it gives, and the replay
-// through the same engine the terminal ran, whose disagreement becomes a
-// flag (never a refusal: the sale happened).
-//
-// Invariants it keeps:
-// - It reads nothing from the database and writes nothing: records of
-//   several terminals are prepared in parallel.
-// - The replay starts from the member as the terminal saw it (the record's
-//   member_before), so it judges the terminal's arithmetic, not HQ's state.
+#include "hq/replay.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -18,59 +10,64 @@
 #include "core/member_delta.h"
 #include "core/program_loader.h"
 #include "core/return_basis.h"
-#include "hq/ledger.h"
 #include "hq/ledger_internal.h"
+#include "platform/crypto.h"
 #include "platform/log.h"
 
 namespace loyalty::hq {
 
 using namespace detail;
 
-HqLedger::Prepared HqLedger::prepare(const sync::TxnRecord& r, const core::Program* program) {
-  Prepared out;
+namespace {
+
+// The receipt change of purchase `r` (whose text is `text`) as sold: returns
+// taken at its store before this upload arrive as records of their own and
+// are counted from those (track_return), like returns anywhere else.
+std::string receipt_as_sold(const sync::TxnRecord& r, const std::string& text) {
+  const auto& b = r.return_basis;
+  const auto zero = [&](const char* k) {
+    const auto it = b.find(k);
+    return it != b.end() && it->is_number_integer() && it->get<std::int64_t>() == 0;
+  };
+  bool as_sold = zero("points_reversed") && zero("points_restored") &&
+                 (!b.contains("sv_restored") || zero("sv_restored"));
+  if (const auto q = b.find("returned_qty"); q != b.end() && q->is_array())
+    for (const auto& n : *q) as_sold = as_sold && n.is_number_integer() && n == 0;
+  // A terminal uploads a purchase as sold, so its own text usually is the
+  // receipt's; copying and re-serialising the document is the exception.
+  const auto basis_text = as_sold ? sync::member_text(text, "return_basis") : std::nullopt;
+  if (basis_text)
+    return R"({"member_id":)" + Json(r.member_id).dump() + R"(,"return_basis":)" +
+           std::string(*basis_text) + R"(,"txn_id":)" + Json(r.txn_id).dump() + "}";
+  Json basis = b;
+  if (basis.contains("returned_qty") && basis["returned_qty"].is_array())
+    for (auto& q : basis["returned_qty"]) q = 0;
+  basis["points_reversed"] = 0;
+  basis["points_restored"] = 0;
+  if (basis.contains("sv_restored")) basis["sv_restored"] = 0;
+  if (basis.contains("sv_bonus_restored")) basis["sv_bonus_restored"] = 0;
+  return Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", basis}}.dump();
+}
+
+}  // namespace
+
+PreparedRecord prepare_record(const sync::TxnRecord& r, const core::Program* program) {
+  PreparedRecord out;
   out.text = record_text(r);
   out.hash = platform::sha256_hex(out.text);
-  if (r.kind == "purchase" && r.return_basis.is_object()) {
-    // The receipt as sold: returns taken at its store before this upload
-    // arrive as records of their own and are counted from those
-    // (track_return), like returns anywhere else.
-    const auto& b = r.return_basis;
-    const auto zero = [&](const char* k) {
-      const auto it = b.find(k);
-      return it != b.end() && it->is_number_integer() && it->get<std::int64_t>() == 0;
-    };
-    bool as_sold = zero("points_reversed") && zero("points_restored") &&
-                   (!b.contains("sv_restored") || zero("sv_restored"));
-    if (const auto q = b.find("returned_qty"); q != b.end() && q->is_array())
-      for (const auto& n : *q) as_sold = as_sold && n.is_number_integer() && n == 0;
-    // A terminal uploads a purchase as sold, so its own text usually is the
-    // receipt's; copying and re-serialising the document is the exception.
-    const auto text = as_sold ? sync::member_text(out.text, "return_basis") : std::nullopt;
-    if (text) {
-      out.receipt = R"({"member_id":)" + Json(r.member_id).dump() + R"(,"return_basis":)" +
-                    std::string(*text) + R"(,"txn_id":)" + Json(r.txn_id).dump() + "}";
-    } else {
-      Json basis = b;
-      if (basis.contains("returned_qty") && basis["returned_qty"].is_array())
-        for (auto& q : basis["returned_qty"]) q = 0;
-      basis["points_reversed"] = 0;
-      basis["points_restored"] = 0;
-      if (basis.contains("sv_restored")) basis["sv_restored"] = 0;
-      if (basis.contains("sv_bonus_restored")) basis["sv_bonus_restored"] = 0;
-      out.receipt =
-          Json{{"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", basis}}.dump();
-    }
-  }
-  if (r.kind == "return" || r.kind == "void") return out;  // replayed through their purchase
+  if (r.kind == sync::TxnKind::kPurchase && r.return_basis.is_object())
+    out.receipt = receipt_as_sold(r, out.text);
+  // Returns and voids are replayed through their purchase when applied.
+  if (r.kind == sync::TxnKind::kReturn || r.kind == sync::TxnKind::kVoid) return out;
   const auto mismatch = [&](std::string detail) {
-    out.replay.emplace("replay-mismatch", std::move(detail));
+    out.replay.emplace(core::FlagKind::kReplayMismatch, std::move(detail));
     return out;
   };
   if (program == nullptr) {
-    out.replay.emplace("program-unknown", "program " + r.program_id + " v" +
-                                              std::to_string(r.program_version) +
-                                              " was not published by HQ; the transaction could "
-                                              "not be replayed");
+    out.replay.emplace(core::FlagKind::kProgramUnknown,
+                       "program " + r.program_id + " v" + std::to_string(r.program_version) +
+                           " was not published by HQ; the transaction could "
+                           "not be replayed");
     return out;
   }
   // record_from_json has read the member; otherwise it is read here.

@@ -17,6 +17,28 @@ constexpr std::pair<BatchStatus, std::string_view> kStatusWords[] = {
 
 }  // namespace
 
+namespace {
+
+constexpr std::pair<TxnKind, std::string_view> kKindWords[] = {
+    {TxnKind::kPurchase, "purchase"}, {TxnKind::kEvent, "event"},
+    {TxnKind::kRedeem, "redeem"},     {TxnKind::kEnrollment, "enrollment"},
+    {TxnKind::kReturn, "return"},     {TxnKind::kVoid, "void"},
+};
+
+}  // namespace
+
+std::string_view to_string(TxnKind k) {
+  for (const auto& [kind, word] : kKindWords)
+    if (kind == k) return word;
+  return "purchase";  // every enumerator is in the table
+}
+
+std::optional<TxnKind> txn_kind_from(std::string_view text) {
+  for (const auto& [kind, word] : kKindWords)
+    if (word == text) return kind;
+  return std::nullopt;
+}
+
 std::string_view to_string(BatchStatus s) {
   for (const auto& [status, word] : kStatusWords)
     if (status == s) return word;
@@ -64,9 +86,9 @@ TxnRecord record_of_commit(const core::Program& p, const core::MemberState& befo
   TxnRecord r;
   r.txn_id = req.txn_id;
   r.seq = seq;
-  r.kind = req.trigger == core::Trigger::kPurchase ? "purchase"
-           : req.trigger == core::Trigger::kRedeem ? "redeem"
-                                                   : "event";
+  r.kind = req.trigger == core::Trigger::kPurchase ? TxnKind::kPurchase
+           : req.trigger == core::Trigger::kRedeem ? TxnKind::kRedeem
+                                                   : TxnKind::kEvent;
   r.member_id = before.id;
   r.committed_at = committed_at;
   r.local_time = core::format_local_datetime(req.at);
@@ -87,7 +109,7 @@ TxnRecord record_of_commit(const core::Program& p, const core::MemberState& befo
 Json record_to_json(const TxnRecord& r) {
   Json j{{"txn_id", r.txn_id},
          {"seq", r.seq},
-         {"kind", r.kind},
+         {"kind", std::string(to_string(r.kind))},
          {"member_id", r.member_id},
          {"committed_at", r.committed_at},
          {"business_day", r.business_day},
@@ -115,8 +137,10 @@ core::Result<TxnRecord> record_from_json(Json j, std::string text) {
     r.txn_id = rd.string("txn_id", true).value_or("");
     r.seq = rd.integer("seq", true, 1).value_or(0);
     r.kind =
-        rd.choice("kind", {"purchase", "event", "redeem", "enrollment", "return", "void"}, true)
-            .value_or("");
+        txn_kind_from(
+            rd.choice("kind", {"purchase", "event", "redeem", "enrollment", "return", "void"}, true)
+                .value_or(""))
+            .value_or(TxnKind::kPurchase);
     r.member_id = rd.id("member_id", true).value_or("");
     r.committed_at = rd.integer("committed_at", true, 0).value_or(0);
     r.business_day = rd.string("business_day", true).value_or("");

@@ -25,6 +25,12 @@ using core::Json;
 // would be misdated and its time-window rules misapplied.
 inline constexpr std::int64_t kClockToleranceSeconds = 120;
 
+// What a transaction record is (its "kind" on the wire).
+enum class TxnKind { kPurchase, kEvent, kRedeem, kEnrollment, kReturn, kVoid };
+std::string_view to_string(TxnKind k);
+// nullopt for a word that is not a kind.
+std::optional<TxnKind> txn_kind_from(std::string_view text);
+
 // A record's verdict in HQ's answer to a batch (docs/sync.md, "Response").
 enum class BatchStatus {
   kAccepted,   // applied now
@@ -76,7 +82,7 @@ inline constexpr std::string_view kProblemTerminalRefused = "terminal-refused";
 struct TxnRecord {
   std::string txn_id;    // "<store>-<terminal>-<receipt>", the idempotency key forever
   std::int64_t seq = 0;  // per-terminal upload sequence, contiguous from 1
-  std::string kind;      // purchase, event, redeem, enrollment, return, void
+  TxnKind kind = TxnKind::kPurchase;
   std::string member_id;
   std::int64_t committed_at = 0;  // terminal clock, unix seconds
   std::string business_day;       // store-local date

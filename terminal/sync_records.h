@@ -12,8 +12,8 @@
 
 namespace loyalty::terminal::detail {
 
-// The upload record of stored transaction `t`; nullopt when its stored
-// delta does not read back.
+// The upload record of stored transaction `t`; nullopt when its kind or
+// stored delta does not read back.
 std::optional<sync::TxnRecord> record_of(platform::Db& db, const TxnRow& t);
 
 // The member as this till shows them: HQ's state plus what HQ has not

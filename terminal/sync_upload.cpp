@@ -46,10 +46,12 @@ Json engine_request(const Json& body) {
 namespace detail {
 
 std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
+  const auto kind = sync::txn_kind_from(t.kind);
+  if (!kind) return std::nullopt;  // the terminal writes only the kinds there are
   sync::TxnRecord r;
   r.txn_id = t.txn_id;
   r.seq = t.seq;
-  r.kind = t.kind;
+  r.kind = *kind;
   r.member_id = t.member_id;
   r.committed_at = t.committed_at;
   r.business_day = t.business_day;

@@ -100,7 +100,7 @@ TEST_CASE("two offline stores spending the same points: both kept, the overdraft
   // Store B's three redemptions (four entries: the first drew on two lots)
   // found nothing left; each is flagged.
   REQUIRE(conflicts.size() == 4);
-  for (const auto& c : conflicts) CHECK(c.kind == "points-overdrawn");
+  for (const auto& c : conflicts) CHECK(c.kind == core::FlagKind::kPointsOverdrawn);
   // All six vouchers were issued, none lost.
   CHECK(hq.vouchers.size() == 6);
 }
@@ -123,7 +123,7 @@ TEST_CASE("counters from two stores add up and a voucher used at both is flagged
   CHECK(hq_apply(hq, before, a).empty());
   auto conflicts = hq_apply(hq, before, b);
   REQUIRE(conflicts.size() == 1);
-  CHECK(conflicts[0].kind == "voucher-reused");
+  CHECK(conflicts[0].kind == core::FlagKind::kVoucherReused);
   const auto d = core::parse_local_date("2026-11-23").value();
   CHECK(hq.counters.get("orders", core::Period::kMonth, d) ==
         before.counters.get("orders", core::Period::kMonth, d) + 2);

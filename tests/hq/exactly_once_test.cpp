@@ -17,7 +17,7 @@ TxnRecord sale(std::int64_t receipt, std::int64_t seq, std::int64_t points = 10,
   TxnRecord r;
   r.txn_id = "S001-T01-" + std::to_string(receipt);
   r.seq = seq;
-  r.kind = "purchase";
+  r.kind = loyalty::sync::TxnKind::kPurchase;
   r.member_id = std::move(member);
   r.committed_at = 1'700'000'000 + receipt;
   r.entries.push_back({r.txn_id + "/1", r.txn_id, "program:points", "member:" + r.member_id, points,
@@ -26,7 +26,7 @@ TxnRecord sale(std::int64_t receipt, std::int64_t seq, std::int64_t points = 10,
 }
 
 AcceptedTxn as_accepted(const TxnRecord& r, std::string hash) {
-  return {std::move(hash), r.committed_at, r.member_id, r.kind,
+  return {std::move(hash), r.committed_at, r.member_id, std::string(to_string(r.kind)),
           loyalty::hq::entries_key(r.entries)};
 }
 
@@ -93,7 +93,7 @@ TEST_CASE("A new sale under a used id is a conflict, and the same answer when re
   CHECK(once.judge(sale(10, 11), "h10").status == BatchStatus::kAccepted);
   // Its take-back is of the refused sale, not of HQ's transaction 9.
   auto take_back = sale(11, 12);
-  take_back.kind = "return";
+  take_back.kind = loyalty::sync::TxnKind::kReturn;
   take_back.return_of = restored.txn_id;
   const auto back = once.judge(take_back, "h11");
   CHECK(back.status == BatchStatus::kConflict);

@@ -120,6 +120,13 @@ class FakeTerminal {
   std::string local_ = "2026-11-23T10:00:00";
 };
 
+// Two lattes and a croissant, in the coffee program's terms.
+inline Json coffee_basket() {
+  return Json::parse(R"({"currency": "CNY", "lines": [
+  {"sku": "latte-m", "categories": ["coffee"], "tags": ["basic-drink"], "quantity": 2, "unit_price": 2800},
+  {"sku": "croissant", "categories": ["bakery"], "quantity": 1, "unit_price": 1200}]})");
+}
+
 inline core::Program coffee_program() {
   auto p = core::load_program_text(read_all(hq_source("examples/programs/coffee-chain.json")));
   REQUIRE(p);

@@ -16,9 +16,7 @@ using namespace loyalty::test;
 
 namespace {
 
-const Json kBasket = Json::parse(R"({"currency": "CNY", "lines": [
-  {"sku": "latte-m", "categories": ["coffee"], "tags": ["basic-drink"], "quantity": 2, "unit_price": 2800},
-  {"sku": "croissant", "categories": ["bakery"], "quantity": 1, "unit_price": 1200}]})");
+const Json kBasket = coffee_basket();
 
 struct Hq {
   core::Program program = coffee_program();
@@ -257,7 +255,7 @@ TEST_CASE("a return of a sale HQ refused as a conflict is refused too and kept f
   auto back = reused;
   back.txn_id = "S001-T01-100006";
   back.seq = 7;
-  back.kind = "return";
+  back.kind = sync::TxnKind::kReturn;
   back.return_of = reused.txn_id;
   back.committed_at += 60;
   back.request = Json{{"receipt_id", reused.txn_id}, {"lines", {{{"line", 0}, {"quantity", 2}}}}};
