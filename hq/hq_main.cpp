@@ -87,6 +87,10 @@ void usage(std::ostream& out) {
          "  stock STORE TERMINAL REWARD QUANTITY [--delivery NOTE]\n"
          "                                       QUANTITY more of a reward for a store's counter;\n"
          "                                       a retry with the same NOTE allocates nothing\n"
+         "  staff add ID --name NAME --role clerk|supervisor --stores S1[,S2] [--keep-pin]\n"
+         "                                       a counter sign-in (or a change to one); the PIN\n"
+         "                                       is read from standard input, 4 to 12 digits\n"
+         "  staff disable ID | staff list        sign an account out at every store; list them\n"
          "  flags [--open] | member ID          flags (only unresolved with --open); a member\n"
          "  resolve-flag ID --reason TEXT [--settle]\n"
          "                                       mark a flag looked into (audited); stores drop "
@@ -117,6 +121,7 @@ const std::map<std::string, std::vector<std::string_view>>& command_options() {
       {"block-code", {"--reason"}},
       {"unblock-code", {"--reason"}},
       {"stock", {"--delivery"}},
+      {"staff", {"--name", "--role", "--stores", "--keep-pin"}},
       {"flags", {"--open"}},
       {"member", {}},
       {"resolve-flag", {"--reason", "--settle"}}};
@@ -402,6 +407,38 @@ int cmd_serve(const Ctx& c, hq::HqLedger& ledger) {
   return kOk;
 }
 
+// staff add|disable|list. The PIN comes on standard input (a pipe, or
+// typed without echo at a terminal), never on the command line where `ps`
+// and the shell's history would show it.
+int cmd_staff(Ctx& c, hq::HqLedger& ledger) {
+  const auto flag = [&](const char* k) { return c.flags.contains(k) ? c.flags.at(k) : ""; };
+  if (c.pos.size() == 1 && c.pos[0] == "list") return print(ledger.staff());
+  if (c.pos.size() == 2 && c.pos[0] == "disable")
+    return print(ledger.disable_staff(c.pos[1], "cli"));
+  if (c.pos.size() != 2 || c.pos[0] != "add") {
+    usage(std::cerr);
+    return kUsage;
+  }
+  hq::HqLedger::StaffInput in{c.pos[1], flag("--name"), flag("--role"), "", {}};
+  std::stringstream stores(flag("--stores"));
+  for (std::string s; std::getline(stores, s, ',');)
+    if (!s.empty()) in.stores.push_back(s);
+  if (!c.flags.contains("--keep-pin")) {
+    const bool tty = ::isatty(STDIN_FILENO) != 0;
+    if (tty) std::cerr << "PIN for " << in.staff_id << " (4 to 12 digits): " << std::flush;
+    const auto echo = platform::set_stdin_echo(false);
+    std::getline(std::cin, in.pin);
+    platform::set_stdin_echo(echo);
+    if (tty) std::cerr << "\n";
+    while (!in.pin.empty() && (in.pin.back() == '\r' || in.pin.back() == ' ')) in.pin.pop_back();
+    if (in.pin.empty()) {
+      std::cerr << "loyalty-hq: staff add: no PIN on standard input (or pass --keep-pin)\n";
+      return kUsage;
+    }
+  }
+  return print(ledger.put_staff(in, "cli"));
+}
+
 int run(Ctx& c, const std::string& command) {
   if (command == "init") return cmd_init(c);
   auto db = open_db(c);
@@ -447,6 +484,7 @@ int run(Ctx& c, const std::string& command) {
         ledger.allocate_stock(c.pos[0], c.pos[1], c.pos[2], *n, "cli",
                               c.flags.contains("--delivery") ? c.flags.at("--delivery") : ""));
   }
+  if (command == "staff") return cmd_staff(c, ledger);
   if ((command == "block" || command == "unblock") && c.pos.size() == 1)
     return print(ledger.set_blocked(c.pos[0], command == "block",
                                     c.flags.contains("--reason") ? c.flags.at("--reason") : "",

@@ -174,6 +174,20 @@ class HqLedger {
   using Progress = std::function<void(std::int64_t, std::int64_t)>;
   [[nodiscard]] core::Result<Json> import_members(std::istream& csv, const std::string& today,
                                                   const Progress& progress = {});
+  // A staff account for store counters (docs/counter.md): added, or
+  // changed when `staff_id` exists (an empty `pin` keeps the old one). Each
+  // store in `stores` gets it through its feed; a store taken off the list
+  // gets it disabled. Audited, without the PIN.
+  struct StaffInput {
+    std::string staff_id, name, role, pin;
+    std::vector<std::string> stores;
+  };
+  [[nodiscard]] core::Result<Json> put_staff(const StaffInput& in, const std::string& actor);
+  // Disables an account at every store it worked at (audited).
+  [[nodiscard]] core::Result<Json> disable_staff(const std::string& staff_id,
+                                                 const std::string& actor);
+  // Every staff account, without PIN hashes.
+  [[nodiscard]] core::Result<Json> staff();
   // Every flag, oldest first; `open_only` leaves out resolved ones.
   [[nodiscard]] core::Result<Json> flags(bool open_only = false);
   // Marks a flag looked into, with a reason (audited). Terminals drop it

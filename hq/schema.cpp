@@ -118,6 +118,13 @@ std::vector<std::string> step(const SqlConn& db, int version) {
       return {
           "CREATE TABLE admin_requests(idem_key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
           "status BIGINT NOT NULL, answer TEXT NOT NULL, created_at BIGINT NOT NULL)"};
+    case 11:
+      // v11: staff who sign in at store counters, with the stores they work
+      // at (comma-separated) and their PIN's slow salted hash only.
+      return {
+          "CREATE TABLE staff(staff_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, "
+          "pin_hash TEXT NOT NULL, stores TEXT NOT NULL, active INTEGER NOT NULL, "
+          "updated_at BIGINT NOT NULL)"};
     default: return {};
   }
 }

@@ -1,5 +1,8 @@
 #include "platform/cli.h"
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <ctime>
 
 #include <algorithm>
@@ -15,7 +18,7 @@ std::map<std::string, std::string> parse_cli_flags(const std::vector<std::string
     if (!a.starts_with("--")) {
       positional.push_back(a);
     } else if (a == "--json" || a == "--csv" || a == "--help" || a == "--open" || a == "--settle" ||
-               a == "--retry" || a == "--remove") {
+               a == "--retry" || a == "--remove" || a == "--keep-pin") {
       flags[a] = "1";
     } else if (i + 1 < args.size()) {
       flags[a] = args[++i];
@@ -38,6 +41,18 @@ std::optional<std::int64_t> whole_number(std::string_view text) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return n;
+}
+
+bool set_stdin_echo(bool on) {
+  termios t{};
+  if (::tcgetattr(STDIN_FILENO, &t) != 0) return false;
+  const bool was = (t.c_lflag & ECHO) != 0;
+  if (on)
+    t.c_lflag |= ECHO;
+  else
+    t.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &t);
+  return was;
 }
 
 std::string utc_text(std::int64_t unix_seconds) {

@@ -1,6 +1,7 @@
 #include "platform/crypto.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -129,6 +130,49 @@ std::string sha256_hex(std::string_view data) {
     out += kHex[c & 15];
   }
   return out;
+}
+
+namespace {
+
+constexpr std::string_view kPinScheme = "pbkdf2-sha256";
+
+std::string pbkdf2(std::string_view pin, std::string_view salt, int iterations) {
+  std::string out(32, '\0');
+  if (PKCS5_PBKDF2_HMAC(pin.data(), static_cast<int>(pin.size()),
+                        reinterpret_cast<const unsigned char*>(salt.data()),
+                        static_cast<int>(salt.size()), iterations, EVP_sha256(),
+                        static_cast<int>(out.size()),
+                        reinterpret_cast<unsigned char*>(out.data())) != 1)
+    throw std::runtime_error("PKCS5_PBKDF2_HMAC failed");
+  return out;
+}
+
+}  // namespace
+
+std::string hash_pin(std::string_view pin, int iterations) {
+  const auto salt = random_bytes(16);
+  return std::string(kPinScheme) + "$" + std::to_string(iterations) + "$" + base64url_encode(salt) +
+         "$" + base64url_encode(pbkdf2(pin, salt, iterations));
+}
+
+bool verify_pin(std::string_view pin, std::string_view stored) {
+  // scheme $ iterations $ salt $ hash
+  std::string_view part[4];
+  for (int i = 0; i < 4; ++i) {
+    const auto d = stored.find('$');
+    if ((i < 3) == (d == std::string_view::npos)) return false;
+    part[i] = stored.substr(0, d);
+    stored = i < 3 ? stored.substr(d + 1) : std::string_view();
+  }
+  if (part[0] != kPinScheme || part[1].empty() || part[1].size() > 7 ||
+      part[1].find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
+  const int iterations = std::stoi(std::string(part[1]));
+  const auto salt = base64url_decode(part[2]);
+  const auto want = base64url_decode(part[3]);
+  if (iterations < 1 || !salt || !want || want->size() != 32) return false;
+  const auto got = pbkdf2(pin, *salt, iterations);
+  return CRYPTO_memcmp(got.data(), want->data(), got.size()) == 0;
 }
 
 namespace {

@@ -45,6 +45,15 @@ std::string base64url_encode(std::string_view raw);
 // nullopt when `text` holds anything but base64url characters.
 std::optional<std::string> base64url_decode(std::string_view text);
 
+// A staff PIN's slow salted hash: PBKDF2-HMAC-SHA256 (OpenSSL), written as
+// "pbkdf2-sha256$<iterations>$<salt>$<hash>" (base64url), so the cost can be
+// raised later without breaking stored hashes. `iterations` is for tests.
+inline constexpr int kPinIterations = 100'000;
+std::string hash_pin(std::string_view pin, int iterations = kPinIterations);
+// Whether `pin` matches `stored` (a hash_pin() text), compared in constant
+// time; false for a text of another form.
+bool verify_pin(std::string_view pin, std::string_view stored);
+
 // Writes `content` to `path` atomically with the given mode (0600 for secrets).
 [[nodiscard]] core::Status write_private_file(const std::string& path, std::string_view content,
                                               unsigned mode = 0600);

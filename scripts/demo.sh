@@ -50,6 +50,9 @@ echo "== headquarters: loyalty-hq =="
 "$hq" init --dir "$dir/hq"
 "$hq" publish examples/programs/coffee-chain.json --effective-from 0 --dir "$dir/hq" >/dev/null
 "$hq" import-members examples/members/demo-members.csv --dir "$dir/hq" 2>/dev/null
+# Counter sign-ins (staff number, PIN on standard input): a clerk and a supervisor.
+echo 2468 | "$hq" staff add 1001 --name 王芳 --role clerk --stores S001 --dir "$dir/hq" >/dev/null
+echo 1357 | "$hq" staff add 9001 --name 陈主管 --role supervisor --stores S001 --dir "$dir/hq" >/dev/null
 "$hq" terminals add S001 T01 --url "https://127.0.0.1:$hq_port" --out "$dir/s001-t01.json" \
   --dir "$dir/hq"
 "$hq" serve --dir "$dir/hq" --port "$hq_port" --admin-port "$admin_port" 2>"$dir/hq.log" &
@@ -106,6 +109,11 @@ import json,sys
 v=json.load(sys.stdin); print("loyalty-hq verify:", "ok" if v["ok"] else v["problems"])'
 
 cat <<TEXT
+
+== the counter page (a browser on this machine) ==
+  http://127.0.0.1:$port/counter/
+  sign in as clerk 1001 with PIN 2468, or as supervisor 9001 with PIN 1357;
+  scan card 9000000000010018 (type it and Enter) or phone 13800138002
 
 == try it yourself (another terminal) ==
   export LOYALTYD_URL=127.0.0.1:$port LOYALTYD_TOKEN_FILE=$dir/terminal/api-token

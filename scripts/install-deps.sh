@@ -27,6 +27,11 @@ packages=(
   clang-format
   clang-16
   libclang-rt-16-dev
+  # The counter page's browser tests (tests/browser): Debian's chromium,
+  # driven by playwright-core on Node.js; CJK fonts for its screens.
+  chromium
+  fonts-noto-cjk
+  nodejs
 )
 
 missing=()
@@ -58,3 +63,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Debian's nodejs comes without npm (NodeSource's includes it).
+if ! command -v npm >/dev/null 2>&1; then
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends npm
+fi

@@ -72,6 +72,13 @@ Json to_json(const ChangeData& c) {
             return Json{
                 {"txn_id", r.txn_id}, {"member_id", r.member_id}, {"return_basis", r.return_basis}};
           },
+          [](const StaffChange& s) {
+            return Json{{"staff_id", s.staff_id},
+                        {"name", s.name},
+                        {"role", s.role},
+                        {"pin_hash", s.pin_hash},
+                        {"active", s.active}};
+          },
           [](const UnknownChange& u) { return u.data; }},
       c);
 }
@@ -103,6 +110,10 @@ ChangeData change_from_checked_json(const std::string& kind, const Json& d) {
   if (kind == ReceiptChange::kKind)
     return ReceiptChange{d.at("txn_id").get<std::string>(), d.at("member_id").get<std::string>(),
                          d.at("return_basis")};
+  if (kind == StaffChange::kKind)
+    return StaffChange{d.at("staff_id").get<std::string>(), d.at("name").get<std::string>(),
+                       d.at("role").get<std::string>(), d.at("pin_hash").get<std::string>(),
+                       d.at("active").get<bool>()};
   return UnknownChange{kind, d};
 }
 

@@ -80,14 +80,25 @@ struct ReceiptChange {
   Json return_basis;  // core::ReturnBasis as JSON
 };
 
+// A staff account for the store counter page (docs/counter.md), sent to
+// each store the person works at; `active` false signs them out there for
+// good. The PIN travels only as its slow salted hash (platform::hash_pin).
+struct StaffChange {
+  static constexpr std::string_view kKind = "staff";
+  std::string staff_id, name, role;  // role: "clerk" or "supervisor"
+  std::string pin_hash;
+  bool active = true;
+};
+
 // A kind this side does not know: kept so that the cursor moves past it.
 struct UnknownChange {
   std::string kind;
   Json data;
 };
 
-using ChangeData = std::variant<ProgramChange, MemberChange, BlockChange, CodeChange, FlagChange,
-                                FlagResolvedChange, StockChange, ReceiptChange, UnknownChange>;
+using ChangeData =
+    std::variant<ProgramChange, MemberChange, BlockChange, CodeChange, FlagChange,
+                 FlagResolvedChange, StockChange, ReceiptChange, StaffChange, UnknownChange>;
 
 std::string kind_of(const ChangeData& c);
 // The change's `data` object as it goes on the wire.

@@ -53,6 +53,11 @@ const std::vector<Field>* fields_of(const std::string& kind) {
   static const std::vector<Field> receipt = {{"txn_id", Type::kString, true},
                                              {"member_id", Type::kString, true},
                                              {"return_basis", Type::kObject, true}};
+  static const std::vector<Field> staff = {{"staff_id", Type::kString, true},
+                                           {"name", Type::kString, true},
+                                           {"role", Type::kString, true},
+                                           {"pin_hash", Type::kString, true},
+                                           {"active", Type::kBoolean, true}};
   if (kind == ProgramChange::kKind) return &program;
   if (kind == MemberChange::kKind) return &member;
   if (kind == BlockChange::kKind) return &block;
@@ -61,6 +66,7 @@ const std::vector<Field>* fields_of(const std::string& kind) {
   if (kind == FlagResolvedChange::kKind) return &flag_resolved;
   if (kind == StockChange::kKind) return &stock;
   if (kind == ReceiptChange::kKind) return &receipt;
+  if (kind == StaffChange::kKind) return &staff;
   return nullptr;
 }
 

@@ -3,7 +3,9 @@
 #include <openssl/crypto.h>
 #include <boost/asio/post.hpp>
 
+#include "platform/crypto.h"
 #include "platform/log.h"
+#include "terminal/counter_assets.h"
 
 namespace loyalty::terminal {
 
@@ -49,6 +51,27 @@ std::vector<std::string> split_path(std::string_view target) {
   return parts;
 }
 
+bool token_ok(const platform::HttpRequest& req, const std::string& token) {
+  const auto auth = req[http::field::authorization];
+  return auth.size() >= 7 && auth.substr(0, 7) == "Bearer " &&
+         token_matches(std::string_view(auth.data() + 7, auth.size() - 7), token);
+}
+
+// Whether a request is `method` on `path` ("*" matches any one segment).
+struct Matcher {
+  http::verb method;
+  const std::vector<std::string>& parts;
+  bool operator()(http::verb v, std::initializer_list<const char*> path) const {
+    if (method != v || parts.size() != path.size()) return false;
+    std::size_t i = 0;
+    for (const char* p : path) {
+      if (std::string_view(p) != "*" && parts[i] != p) return false;
+      ++i;
+    }
+    return true;
+  }
+};
+
 bool key_ok(std::string_view k) {
   return !k.empty() && k.size() <= 128 &&
          std::all_of(k.begin(), k.end(), [](char c) { return c > 32 && c < 127; });
@@ -73,9 +96,8 @@ void LocalApi::join() {
 }
 
 bool LocalApi::authorized(const platform::HttpRequest& req) const {
-  const auto auth = req[http::field::authorization];
-  return auth.size() >= 7 && auth.substr(0, 7) == "Bearer " &&
-         token_matches(std::string_view(auth.data() + 7, auth.size() - 7), token_);
+  return token_ok(req, token_) ||
+         (counter_ != nullptr && counter_->has_session(req[http::field::cookie]));
 }
 
 void LocalApi::handle(platform::HttpRequest&& req, platform::Responder respond) {
@@ -110,20 +132,12 @@ void LocalApi::handle(platform::HttpRequest&& req, platform::Responder respond) 
 HttpResponse LocalApi::route(const platform::HttpRequest& req) {
   const auto target = std::string_view(req.target().data(), req.target().size());
   const auto parts = split_path(target);
-  const auto method = req.method();
-  const auto is = [&](http::verb v, std::initializer_list<const char*> path) {
-    if (method != v || parts.size() != path.size()) return false;
-    std::size_t i = 0;
-    for (const char* p : path) {
-      if (std::string_view(p) != "*" && parts[i] != p) return false;
-      ++i;
-    }
-    return true;
-  };
+  const Matcher is{req.method(), parts};
+  if (!parts.empty() && parts[0] == "counter") return route_counter(req, target, parts);
   if (is(http::verb::get, {"v1", "health"}))
     return platform::json_response(http::status::ok, Json{{"status", "ok"}});
 
-  if (!authorized(req)) {
+  if (!token_ok(req, token_)) {
     platform::log_warn("refused a request without the right token: " + std::string(target));
     return problem_of(simple(401, "unauthorized", "Missing or wrong token",
                              "send Authorization: Bearer <token>; the token is in " + token_file_));
@@ -135,6 +149,21 @@ HttpResponse LocalApi::route(const platform::HttpRequest& req) {
     res.prepare_payload();
     return res;
   }
+  return route_v1(req, target, parts, nullptr);
+}
+
+HttpResponse LocalApi::route_v1(const platform::HttpRequest& req, std::string_view target,
+                                const std::vector<std::string>& parts,
+                                const CounterSession* staff) {
+  const Matcher is{req.method(), parts};
+  // At the counter page, taking goods or money back and setting stock
+  // are a supervisor's.
+  if (staff != nullptr && !staff->supervisor() &&
+      (is(http::verb::post, {"v1", "returns"}) ||
+       is(http::verb::post, {"v1", "transactions", "*", "void"}) ||
+       is(http::verb::put, {"v1", "rewards", "*", "stock"})))
+    return problem_of(simple(403, "supervisor-only", "A supervisor's task",
+                             "returns, voids and stock counts need a supervisor to sign in"));
   if (is(http::verb::get, {"v1", "status"})) {
     auto st = checkout_.status();
     if (st.contains("error"))
@@ -200,6 +229,144 @@ HttpResponse LocalApi::route(const platform::HttpRequest& req) {
   Json event = body;
   event["event"] = "redeem";
   return reply_of(checkout_.commit(event, key));
+}
+
+}  // namespace loyalty::terminal
+
+namespace loyalty::terminal {
+
+namespace {
+
+std::string_view content_type_of(std::string_view name) {
+  if (name.ends_with(".html")) return "text/html; charset=utf-8";
+  if (name.ends_with(".js")) return "text/javascript; charset=utf-8";
+  if (name.ends_with(".css")) return "text/css; charset=utf-8";
+  if (name.ends_with(".svg")) return "image/svg+xml";
+  return "application/octet-stream";
+}
+
+// The page's files: each with an ETag, so a kiosk reloading the page gets
+// 304s, and headers that keep anything but this daemon's own files out.
+HttpResponse asset_response(const platform::HttpRequest& req, const Asset& a) {
+  const auto etag = "\"" + platform::sha256_hex(a.body).substr(0, 16) + "\"";
+  const bool same = req[http::field::if_none_match] == etag;
+  HttpResponse res{same ? http::status::not_modified : http::status::ok, 11};
+  res.set(http::field::content_type, content_type_of(a.name));
+  res.set(http::field::etag, etag);
+  res.set(http::field::cache_control, "no-cache");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("Content-Security-Policy",
+          "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+          "frame-ancestors 'none'; form-action 'self'");
+  if (!same && req.method() != http::verb::head) res.body() = std::string(a.body);
+  res.prepare_payload();
+  return res;
+}
+
+std::string session_cookie(const std::string& value, bool secure, bool clear) {
+  return std::string(CounterAuth::kCookie) + "=" + value +
+         "; Path=/counter; HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "") +
+         (clear ? "; Max-Age=0" : "");
+}
+
+Json session_json(const CounterSession& s) {
+  return Json{{"staff", {{"staff_id", s.staff_id}, {"name", s.name}, {"role", s.role}}},
+              {"csrf", s.csrf}};
+}
+
+HttpResponse refusal_response(const SignInRefusal& r) {
+  using Why = SignInRefusal::Why;
+  switch (r.why) {
+    case Why::kWrong:
+      return problem_of(ApiError{401, "sign-in-failed", "Wrong staff number or PIN",
+                                 "check the staff number and PIN and try again", "pin",
+                                 Json{{"failures_left", r.failures_left}}});
+    case Why::kLocked:
+    case Why::kThrottled: {
+      auto res = problem_of(ApiError{
+          429, r.why == Why::kLocked ? "staff-locked" : "sign-in-paused",
+          r.why == Why::kLocked ? "Locked after wrong PINs" : "Too many wrong sign-ins",
+          r.why == Why::kLocked
+              ? "too many wrong PINs for this staff number; try again later or ask HQ for a new PIN"
+              : "too many wrong sign-ins at this terminal; wait before trying again",
+          "", Json{{"retry_after_s", r.retry_after_s}}});
+      res.set(http::field::retry_after, std::to_string(r.retry_after_s));
+      return res;
+    }
+    case Why::kDisabled:
+      return problem_of(simple(403, "staff-disabled", "Account disabled",
+                               "HQ disabled this staff account; ask HQ to enable it"));
+    case Why::kStorage: break;
+  }
+  return problem_of(simple(503, "storage-failure", "Sign-in unavailable",
+                           "the terminal's database could not be read: " + r.detail));
+}
+
+}  // namespace
+
+HttpResponse LocalApi::route_counter(const platform::HttpRequest& req, std::string_view target,
+                                     const std::vector<std::string>& parts) {
+  if (counter_ == nullptr)
+    return problem_of(simple(404, "not-found", "No counter page",
+                             "this loyaltyd serves no counter page (counter.enabled = false)"));
+  const Matcher is{req.method(), parts};
+  if (parts.size() >= 2 && parts[1] == "api") {
+    const auto cookie = req[http::field::cookie];
+    if (is(http::verb::post, {"counter", "api", "session"})) {
+      const Json body = Json::parse(req.body(), nullptr, false);
+      if (!body.is_object() || !body.contains("staff_id") || !body["staff_id"].is_string() ||
+          !body.contains("pin") || !body["pin"].is_string())
+        return problem_of(simple(400, "invalid-request", "Staff number and PIN needed",
+                                 "send {\"staff_id\", \"pin\"} as strings"));
+      auto s =
+          counter_->sign_in(body["staff_id"].get<std::string>(), body["pin"].get<std::string>());
+      if (!s) return refusal_response(s.error());
+      auto res = platform::json_response(http::status::created, session_json(*s));
+      res.set(http::field::set_cookie, session_cookie(s->id, secure_cookie_, false));
+      res.set(http::field::cache_control, "no-store");
+      return res;
+    }
+    const auto session = counter_->session(cookie);
+    if (!session)
+      return problem_of(simple(401, "signed-out", "Signed out",
+                               "sign in with your staff number and PIN (a session ends after "
+                               "a while unused)"));
+    // Writes carry the token the page got at sign-in: another site's page
+    // cannot make the browser send it (SameSite=Strict keeps the cookie
+    // home too).
+    const auto csrf = req["X-CSRF-Token"];
+    if (req.method() != http::verb::get &&
+        !token_matches(std::string_view(csrf.data(), csrf.size()), session->csrf))
+      return problem_of(
+          simple(403, "csrf", "Page out of date", "reload the counter page and try again"));
+    if (is(http::verb::get, {"counter", "api", "session"}))
+      return platform::json_response(http::status::ok, session_json(*session));
+    if (is(http::verb::delete_, {"counter", "api", "session"})) {
+      counter_->sign_out(cookie);
+      HttpResponse res{http::status::no_content, 11};
+      res.set(http::field::set_cookie, session_cookie("", secure_cookie_, true));
+      return res;
+    }
+    const std::vector<std::string> rest(parts.begin() + 2, parts.end());
+    if (rest.empty() || rest[0] != "v1")
+      return problem_of(simple(404, "not-found", "No such endpoint",
+                               std::string(target) + " is not part of the counter's API"));
+    return route_v1(req, target.substr(std::string_view("/counter/api").size()), rest, &*session);
+  }
+  if (req.method() != http::verb::get && req.method() != http::verb::head)
+    return problem_of(simple(405, "method-not-allowed", "Not allowed",
+                             "the counter page's files are read with GET"));
+  if (parts.size() == 1 && !target.starts_with("/counter/")) {
+    HttpResponse res{http::status::permanent_redirect, 11};
+    res.set(http::field::location, "/counter/");
+    return res;
+  }
+  const std::string name = parts.size() == 1 ? "index.html" : parts.size() == 2 ? parts[1] : "";
+  for (const auto& a : counter_assets())
+    if (a.name == name) return asset_response(req, a);
+  return problem_of(simple(404, "not-found", "No such page",
+                           std::string(target) + " is not part of the counter page"));
 }
 
 }  // namespace loyalty::terminal

@@ -14,6 +14,7 @@
 
 #include "platform/http_server.h"
 #include "terminal/checkout.h"
+#include "terminal/staff.h"
 
 namespace loyalty::terminal {
 
@@ -33,9 +34,22 @@ class LocalApi {
   void join();
   // What POST /v1/sync calls; unset (standalone) it answers 409.
   void set_sync_now(std::function<void()> f) { sync_now_ = std::move(f); }
+  // Serves the counter page at /counter/ with these sign-ins (unset: 404).
+  // `secure` marks its cookie Secure (the page served over TLS).
+  void set_counter(CounterAuth* auth, bool secure) {
+    counter_ = auth;
+    secure_cookie_ = secure;
+  }
 
  private:
   platform::HttpResponse route(const platform::HttpRequest& req);
+  // /v1/...: `parts` from "v1" on; `staff` set for the counter page.
+  platform::HttpResponse route_v1(const platform::HttpRequest& req, std::string_view target,
+                                  const std::vector<std::string>& parts,
+                                  const CounterSession* staff);
+  // /counter/...: the page's files, its sign-in, and /counter/api/v1/...
+  platform::HttpResponse route_counter(const platform::HttpRequest& req, std::string_view target,
+                                       const std::vector<std::string>& parts);
 
   Checkout& checkout_;
   std::string token_;
@@ -44,6 +58,8 @@ class LocalApi {
   std::atomic<std::size_t> inflight_{0};
   boost::asio::thread_pool pool_;
   std::function<void()> sync_now_;
+  CounterAuth* counter_ = nullptr;
+  bool secure_cookie_ = false;
 };
 
 }  // namespace loyalty::terminal

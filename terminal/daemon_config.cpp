@@ -72,9 +72,18 @@ std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit
                                          "used when the program sets none")(
       "offline.max_hours_since_sync",
       po::value(&a.max_hours_since_sync)->default_value(a.max_hours_since_sync),
-      "used when the program sets none")("log.level",
-                                         po::value(&c.log_level)->default_value(c.log_level),
-                                         "debug, info, warn or error");
+      "used when the program sets none")(
+      "counter.enabled", po::value(&c.counter_enabled)->default_value(c.counter_enabled),
+      "serve the counter page at /counter/ (staff sign in with HQ's accounts)")(
+      "counter.idle_timeout_s",
+      po::value(&c.counter_idle_timeout_s)->default_value(c.counter_idle_timeout_s),
+      "a signed-in counter session unused this long ends")(
+      "counter.max_failures",
+      po::value(&c.counter_max_failures)->default_value(c.counter_max_failures),
+      "wrong PINs in a row before a staff account is locked here")(
+      "counter.lockout_s", po::value(&c.counter_lockout_s)->default_value(c.counter_lockout_s),
+      "how long that lock holds")("log.level", po::value(&c.log_level)->default_value(c.log_level),
+                                  "debug, info, warn or error");
   po::options_description all;
   all.add(cli).add(s);
   po::variables_map vm;
@@ -115,6 +124,12 @@ std::optional<DaemonConfig> parse_daemon_config(int argc, char** argv, int& exit
       t.live_check_timeout_ms > 10'000) {
     std::cerr << "loyaltyd: hq.live_check_points must be 0 or more and "
                  "hq.live_check_timeout_ms between 100 and 10000\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
+  if (c.counter_idle_timeout_s < 10 || c.counter_max_failures < 1 || c.counter_lockout_s < 1) {
+    std::cerr << "loyaltyd: counter.idle_timeout_s must be 10 or more, counter.max_failures and "
+                 "counter.lockout_s 1 or more\n";
     exit_code = 2;
     return std::nullopt;
   }

@@ -35,6 +35,11 @@ struct DaemonConfig {
   int sync_interval_ms = 2000;  // between sync rounds while nothing is sold
   std::string log_level = "info";
   std::string port_file;  // written once listening (tests, scripts)
+  // The counter page at /counter/ (docs/counter.md).
+  bool counter_enabled = true;
+  int counter_idle_timeout_s = 900;
+  int counter_max_failures = 5;
+  int counter_lockout_s = 600;
 };
 
 // Parses argv. Returns nullopt with `exit_code` set after --help, --version

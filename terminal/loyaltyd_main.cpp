@@ -145,6 +145,19 @@ int main(int argc, char** argv) {
   boost::asio::io_context io(1);
   terminal::LocalApi api(checkout, *token, cfg->token_file, cfg->max_inflight, cfg->worker_threads);
   if (sync) api.set_sync_now([&sync] { sync->sync_now(); });
+  std::unique_ptr<terminal::CounterAuth> counter;
+  if (cfg->counter_enabled) {
+    terminal::CounterAuthOptions o;
+    o.idle_timeout_s = cfg->counter_idle_timeout_s;
+    o.max_failures = cfg->counter_max_failures;
+    o.lockout_s = cfg->counter_lockout_s;
+    counter = std::make_unique<terminal::CounterAuth>(**store, o, [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    });
+    api.set_counter(counter.get(), false);
+  }
   platform::HttpServerOptions opts;
   opts.address = cfg->listen;
   opts.port = cfg->port;
@@ -168,6 +181,9 @@ int main(int argc, char** argv) {
   const auto listening = "listening on " + cfg->listen + ":" + std::to_string(server.port());
   platform::log_info("loyaltyd " + cfg->terminal.store_id + "/" + cfg->terminal.terminal_id + " " +
                      listening + (cfg->terminal.standalone ? " (standalone)" : ""));
+  if (counter)
+    platform::log_info("counter page: http://" + cfg->listen + ":" + std::to_string(server.port()) +
+                       "/counter/");
   platform::notify_ready(listening);
   if (sync) sync->start();
 

@@ -142,8 +142,21 @@ CREATE INDEX transactions_offline_allowance ON transactions(allowance_day, membe
   WHERE offline = 1 AND points_redeemed > 0;
 )sql";
 
-constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4},
-                                               {5, kV5}, {6, kV6}, {7, kV7}, {8, kV8}};
+// v9: the staff who sign in at the counter page, as HQ's feed sent them
+// (PIN hash only), with their run of wrong PINs and the lock it set.
+constexpr const char* kV9 = R"sql(
+CREATE TABLE staff(
+  staff_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  pin_hash TEXT NOT NULL,
+  active INTEGER NOT NULL,
+  failures INTEGER NOT NULL DEFAULT 0,
+  locked_until INTEGER NOT NULL DEFAULT 0);
+)sql";
+
+constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}, {5, kV5},
+                                               {6, kV6}, {7, kV7}, {8, kV8}, {9, kV9}};
 
 }  // namespace
 

@@ -17,6 +17,7 @@
 #include "platform/crypto.h"
 #include "platform/log.h"
 #include "sync/feed.h"
+#include "terminal/staff.h"
 #include "terminal/sync_agent.h"
 #include "terminal/sync_records.h"
 
@@ -122,6 +123,11 @@ bool SyncAgent::apply_change(Db& db, const sync::Change& ch) {
                    return true;
                  },
                  [&](const sync::ReceiptChange& c) { return apply_receipt(db, c); },
+                 [&](const sync::StaffChange& c) {
+                   if (c.role != "clerk" && c.role != "supervisor") return false;
+                   put_staff(db, StaffRow{c.staff_id, c.name, c.role, c.pin_hash, c.active});
+                   return true;
+                 },
                  // A newer HQ's kind: skipped, its cursor moves on.
                  [](const sync::UnknownChange&) { return false; }},
       ch.data);

@@ -1,0 +1,168 @@
+// The counter page end to end: Debian's chromium, a real loyaltyd synced
+// with a real loyalty-hq (stack.js). Each test saves screenshots.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import {createRequire} from 'node:module';
+import {after, before, test} from 'node:test';
+import {Store, browser, screenshot, signIn} from './stack.js';
+
+const require = createRequire(import.meta.url);
+const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+let store;
+let chrome;
+
+before(async () => {
+  store = new Store();
+  await store.start();
+  // One 10-yuan voucher left at this store's counter.
+  store.hq('stock', 'S001', 'T01', 'voucher-10', '1');
+  await store.until(async () => {
+    const r = await store.api('GET', '/v1/rewards');
+    return r.body.rewards[0].stock === 1;
+  }, 'the stock delivery');
+  chrome = await browser();
+});
+
+after(async () => {
+  if (chrome) await chrome.close();
+  if (store) await store.stop();
+});
+
+async function newPage(viewport = {width: 1024, height: 768}) {
+  const context = await chrome.newContext({viewport, locale: 'zh-CN'});
+  return context.newPage();
+}
+
+// axe-core in the page: no serious or critical violations.
+async function checkAccessible(page, what) {
+  // Evaluated through the DevTools protocol: the page's CSP allows no
+  // script but its own.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => globalThis.axe.run(document));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`), [],
+    `accessibility of ${what}`);
+}
+
+test('a clerk signs in, scans a card, redeems the last voucher, is refused the next, tops up',
+  async () => {
+    const page = await newPage();
+    await page.goto(store.url);
+    await checkAccessible(page, 'the sign-in screen');
+    await screenshot(page, 'counter-sign-in');
+    await signIn(page, '1001', '2468');
+    await page.getByText('王芳 (店员)').waitFor();
+
+    // A keyboard-wedge scanner types the card number and Enter.
+    const find = page.getByLabel('扫描会员码，或输入手机号');
+    await find.focus();
+    await page.keyboard.type('9000000000010018\n');
+    await page.getByRole('heading', {name: 'Wang Fang'}).waitFor();
+    const member = page.locator('#member');
+    assert.match(await member.innerText(), /600/);
+    assert.match(await member.innerText(), /138\*\*\*\*8001/);
+    await checkAccessible(page, 'the member screen');
+    await screenshot(page, 'counter-member');
+
+    await page.getByRole('button', {name: '兑换', exact: true}).click();
+    await page.getByRole('button', {name: '确认'}).click();
+    const receipt = page.locator('#receipt');
+    await receipt.waitFor();
+    assert.match(await receipt.innerText(), /S001-T01-/);
+    await screenshot(page, 'counter-receipt');
+    await page.getByRole('button', {name: '关闭'}).click();
+    assert.match(await member.innerText(), /400/);
+    assert.match(await member.innerText(), /10-yuan voucher/);
+    assert.equal((await store.api('GET', '/v1/rewards')).body.rewards[0].stock, 0);
+
+    // The next one: the store has none left, said in the clerk's words.
+    await page.getByRole('button', {name: '兑换', exact: true}).click();
+    await page.getByRole('button', {name: '确认'}).click();
+    await page.getByText('该礼品本店已无库存').waitFor();
+    assert.match(await member.innerText(), /400/);
+
+    await page.getByRole('tab', {name: '储值充值'}).click();
+    await page.getByLabel('充值金额（元）').fill('100.50');
+    await page.getByRole('button', {name: '储值充值', exact: true}).last().click();
+    await page.getByRole('button', {name: '确认'}).click();
+    await receipt.waitFor();
+    await page.getByRole('button', {name: '关闭'}).click();
+    await page.getByText('¥100.50').first().waitFor();
+    await screenshot(page, 'counter-top-up');
+
+    // The sale reaches HQ, which knows the member's new stored value.
+    await store.until(async () => JSON.parse(store.hq("member", "M1001")).member.stored_value.base === 10050,
+      'the top-up at HQ');
+  });
+
+test('the page is in English at the switch, and phone search finds the member', async () => {
+  const page = await newPage({width: 1280, height: 800});
+  await page.goto(store.url);
+  await page.getByRole('button', {name: 'English'}).click();
+  await page.getByLabel('Staff number').fill('1001');
+  await page.getByLabel('PIN').fill('2468');
+  await page.getByRole('button', {name: 'Sign in'}).click();
+  await page.getByLabel('Scan the member code, or type a phone number').fill('13800138002');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', {name: 'Li Wei'}).waitFor();
+  assert.match(await page.locator('#member').innerText(), /Stored value/);
+  await screenshot(page, 'counter-english-tablet');
+});
+
+test('five wrong PINs lock the account, and the right PIN is refused while locked', async () => {
+  const page = await newPage();
+  await page.goto(store.url);
+  for (let i = 1; i <= 4; i++) {
+    await signIn(page, '9001', '0000');
+    await page.getByText(`还可尝试 ${5 - i} 次`).waitFor();
+  }
+  await signIn(page, '9001', '0000');
+  await page.getByText('已锁定').waitFor();
+  await signIn(page, '9001', '1357');
+  await page.getByText('已锁定').waitFor();
+  assert.equal(await page.locator('#desk').isHidden(), true);
+  await screenshot(page, 'counter-locked');
+});
+
+test('a member HQ blocked cannot be missed, and gets no services', async () => {
+  store.hq('block', 'M1003', '--reason', 'card fraud report');
+  await store.until(async () => (await store.api('GET', '/v1/members/M1003')).body.blocked,
+    'the block to reach the terminal');
+  const page = await newPage();
+  await page.goto(store.url);
+  await signIn(page, '1001', '2468');
+  await page.getByLabel('扫描会员码，或输入手机号').fill('9000000000010034');
+  await page.keyboard.press('Enter');
+  await page.getByRole('alert').filter({hasText: '该会员已被冻结'}).waitFor();
+  assert.equal(await page.locator('#actions').isHidden(), true);
+  await screenshot(page, 'counter-blocked');
+});
+
+test('the banner says offline when HQ is stopped, and online again when it is back', async () => {
+  const page = await newPage();
+  await page.goto(store.url);
+  await signIn(page, '1001', '2468');
+  await page.locator('.banner.ok').waitFor();
+  await store.stopHq();
+  await page.locator('.banner.warn').filter({hasText: '离线'}).waitFor({timeout: 20000});
+  await screenshot(page, 'counter-offline');
+  store.startHq();
+  await page.locator('.banner.ok').waitFor({timeout: 20000});
+});
+
+test('without a session the API answers 401 and never with the token', async () => {
+  const res = await fetch(store.url.replace('/counter/', '/counter/api/v1/status'));
+  assert.equal(res.status, 401);
+  const page = await newPage();
+  await page.goto(store.url);
+  const html = await page.content();
+  assert.equal(html.includes(store.token), false);
+  // A write without the CSRF token is refused even with the cookie.
+  await signIn(page, '1001', '2468');
+  await page.getByText('王芳 (店员)').waitFor();
+  const status = await page.evaluate(async () => (await fetch('/counter/api/v1/members/scan', {
+    method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{"phone":"13800138001"}',
+  })).status);
+  assert.equal(status, 403);
+});
