@@ -1,6 +1,7 @@
 // Read-only views: status, outbox, stored transactions, rewards, metrics.
 #include <sstream>
 
+#include "core/return_basis.h"
 #include "terminal/checkout.h"
 #include "terminal/checkout_util.h"
 
@@ -115,17 +116,43 @@ ApiResult Checkout::outbox(std::int64_t limit) {
 }
 
 ApiResult Checkout::transaction(const std::string& txn_id) {
-  auto r = store_.read<std::optional<std::string>>(
-      [&](Db& db) -> core::Result<std::optional<std::string>> {
-        auto t = find_txn(db, txn_id);
-        if (!t) return std::nullopt;
-        return t->response;
-      });
+  auto r = store_.read<std::optional<TxnRow>>(
+      [&](Db& db) -> core::Result<std::optional<TxnRow>> { return find_txn(db, txn_id); });
   if (!r) return std::unexpected(detail::from_error(r.error()));
   if (!*r)
     return std::unexpected(
         problem(404, "receipt-not-found", "Receipt not found", "no receipt " + txn_id + " here"));
-  return Reply{Json::parse(**r), 200, false, {}};
+  const auto& t = **r;
+  Json answer = Json::parse(t.response);
+  // What a return can still take back, line by line: the basket as sold
+  // and the units the returns so far took.
+  if (t.return_basis && !t.voided_by) {
+    const Json request = Json::parse(t.request, nullptr, false);
+    auto basis = core::return_basis_from_json(Json::parse(*t.return_basis, nullptr, false));
+    const Json* lines = request.is_object() && request.contains("basket") &&
+                                request["basket"].is_object() && request["basket"].contains("lines")
+                            ? &request["basket"]["lines"]
+                            : nullptr;
+    if (basis && lines != nullptr && lines->is_array()) {
+      Json out = Json::array();
+      for (std::size_t i = 0; i < lines->size(); ++i) {
+        const auto& l = (*lines)[i];
+        const auto qty = l.value("quantity", std::int64_t{0});
+        const auto back = i < basis->returned_qty.size() ? basis->returned_qty[i] : 0;
+        out.push_back({{"line", i},
+                       {"sku", l.value("sku", "")},
+                       {"name", l.value("name", l.value("sku", ""))},
+                       {"quantity", qty},
+                       {"returned", back},
+                       {"left", qty - back},
+                       {"list", i < basis->outcome.lines.size() ? basis->outcome.lines[i].list
+                                                                : std::int64_t{0}}});
+      }
+      answer["returnable"] = out;
+    }
+  }
+  if (t.voided_by) answer["voided_by"] = *t.voided_by;
+  return Reply{answer, 200, false, {}};
 }
 
 ApiResult Checkout::rewards() {

@@ -83,6 +83,7 @@ function signedOut(message) {
   state.csrf = '';
   state.staff = null;
   state.member = null;
+  $('receipt-found').replaceChildren();
   $('desk').hidden = true;
   $('member').hidden = true;
   $('actions').hidden = true;
@@ -320,6 +321,74 @@ async function topUp(ev) {
   refreshStatus();
 }
 
+// --- receipts: reprint, and return chosen lines (supervisor) -------------
+
+async function lookUpReceipt(ev) {
+  if (ev) ev.preventDefault();
+  const id = $('receipt-id').value.trim().toUpperCase();
+  const box = $('receipt-found');
+  box.replaceChildren();
+  if (!id) return;
+  const r = await api('GET', '/v1/transactions/' + encodeURIComponent(id));
+  if (!r.ok) {
+    $('receipt-error').textContent = problemText(r.data);
+    return;
+  }
+  $('receipt-error').textContent = '';
+  const tx = r.data;
+  box.append(h('p', {}, h('strong', {}, tx.receipt_id), ' ',
+      h('button', {type: 'button', onclick: () => showReceipt(tx)}, t('reprint'))));
+  if (tx.voided_by) {
+    box.append(h('p', {}, t('voided')));
+    return;
+  }
+  const lines = (tx.returnable || []).filter((l) => l.left > 0);
+  if (!tx.returnable) return;
+  if (!lines.length) {
+    box.append(h('p', {}, t('nothing_left')));
+    return;
+  }
+  if (state.staff.role !== 'supervisor') {
+    box.append(h('p', {class: 'sub'}, t('supervisor_needed')));
+    return;
+  }
+  const form = h('form', {class: 'return-form', autocomplete: 'off'});
+  for (const l of lines) {
+    const fid = 'ret-line-' + l.line;
+    form.append(h('label', {for: fid}, t('return_qty', {name: l.name, left: l.left}) +
+        ' · ' + money(l.list)),
+    h('input', {id: fid, type: 'number', min: '0', max: String(l.left), step: '1', value: '0',
+      inputmode: 'numeric', 'data-line': String(l.line)}));
+  }
+  form.append(h('button', {type: 'submit', class: 'primary'}, t('return_it')));
+  form.addEventListener('submit', (e) => takeBack(e, tx.receipt_id, form));
+  box.append(form);
+}
+
+async function takeBack(ev, receiptId, form) {
+  ev.preventDefault();
+  const lines = [];
+  for (const input of form.querySelectorAll('input[data-line]')) {
+    const q = Number(input.value);
+    if (Number.isInteger(q) && q > 0) lines.push({line: Number(input.dataset.line), quantity: q});
+  }
+  if (!lines.length) {
+    $('receipt-error').textContent = t('return_none');
+    return;
+  }
+  if (!await confirmAction(t('return_confirm', {id: receiptId}))) return;
+  const r = await write('/v1/returns', {receipt_id: receiptId, lines});
+  if (!r.ok) {
+    $('receipt-error').textContent = problemText(r.data);
+    return;
+  }
+  $('receipt-error').textContent = '';
+  showReceipt(r.data);
+  await lookUpReceipt();
+  if (state.member) await reloadMember();
+  refreshStatus();
+}
+
 function selectTab(tab) {
   for (const b of document.querySelectorAll('[role=tab]')) {
     const on = b === tab;
@@ -348,6 +417,7 @@ async function start() {
   $('signin-form').addEventListener('submit', signIn);
   $('find-form').addEventListener('submit', find);
   $('topup-form').addEventListener('submit', topUp);
+  $('receipt-form').addEventListener('submit', lookUpReceipt);
   $('signout').addEventListener('click', signOut);
   $('lang').addEventListener('click', switchLang);
   $('receipt-close').addEventListener('click', () => $('receipt-dialog').close());

@@ -114,12 +114,12 @@ test('five wrong PINs lock the account, and the right PIN is refused while locke
   const page = await newPage();
   await page.goto(store.url);
   for (let i = 1; i <= 4; i++) {
-    await signIn(page, '9001', '0000');
+    await signIn(page, '1002', '0000');
     await page.getByText(`还可尝试 ${5 - i} 次`).waitFor();
   }
-  await signIn(page, '9001', '0000');
+  await signIn(page, '1002', '0000');
   await page.getByText('已锁定').waitFor();
-  await signIn(page, '9001', '1357');
+  await signIn(page, '1002', '1122');
   await page.getByText('已锁定').waitFor();
   assert.equal(await page.locator('#desk').isHidden(), true);
   await screenshot(page, 'counter-locked');
@@ -149,6 +149,50 @@ test('the banner says offline when HQ is stopped, and online again when it is ba
   await screenshot(page, 'counter-offline');
   store.startHq();
   await page.locator('.banner.ok').waitFor({timeout: 20000});
+});
+
+test('a supervisor returns one latte of a POS sale; a clerk may not', async () => {
+  const basket = JSON.parse(fs.readFileSync(new URL('../../examples/baskets/morning-coffee.json',
+    import.meta.url), 'utf8'));
+  const sale = await store.api('POST', '/v1/transactions', {member_id: 'M1002', basket},
+    'pos-sale-1');
+  assert.equal(sale.status, 201);
+  const receiptId = sale.body.receipt_id;
+
+  // A clerk can look the receipt up and reprint it, not take it back.
+  const clerk = await newPage();
+  await clerk.goto(store.url);
+  await signIn(clerk, '1001', '2468');
+  await clerk.getByLabel('小票号').fill(receiptId);
+  await clerk.getByLabel('小票号').press('Enter');
+  await clerk.getByText('退货需主管登录').waitFor();
+  const refused = await clerk.evaluate(async (id) => {
+    const s = await (await fetch('/counter/api/session')).json();
+    const r = await fetch('/counter/api/v1/returns', {method: 'POST', headers: {
+      'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf, 'Idempotency-Key': 'clerk-try'},
+    body: JSON.stringify({receipt_id: id, lines: [{line: 0, quantity: 1}]})});
+    return [r.status, (await r.json()).type];
+  }, receiptId);
+  assert.equal(refused[0], 403);
+  assert.match(refused[1], /supervisor-only$/);
+
+  const page = await newPage();
+  await page.goto(store.url);
+  await signIn(page, '9001', '1357');
+  await page.getByText('陈主管 (主管)').waitFor();
+  await page.getByLabel('小票号').fill(receiptId);
+  await page.getByRole('button', {name: '查询'}).click();
+  const latte = page.getByLabel(/退 Latte M 的数量（可退 2）/);
+  await latte.fill('1');
+  await screenshot(page, 'counter-return');
+  await page.getByRole('button', {name: '退货', exact: true}).click();
+  await page.getByRole('button', {name: '确认'}).click();
+  await page.locator('#receipt').waitFor();
+  assert.match(await page.locator('#receipt').innerText(), /S001-T01-/);
+  await page.getByRole('button', {name: '关闭'}).click();
+  await page.getByLabel(/退 Latte M 的数量（可退 1）/).waitFor();
+  const after = await store.api('GET', '/v1/transactions/' + receiptId);
+  assert.equal(after.body.returnable[0].returned, 1);
 });
 
 test('without a session the API answers 401 and never with the token', async () => {

@@ -68,6 +68,7 @@ export class Store {
       '--out', path.join(this.dir, 'bundle.json'));
     this.addStaff('1001', '王芳', 'clerk', '2468');
     this.addStaff('9001', '陈主管', 'supervisor', '1357');
+    this.addStaff('1002', '李娜', 'clerk', '1122');
     this.startHq();
     run(bin.ctl, ['provision', path.join(this.dir, 'bundle.json'), '--to',
       path.join(this.dir, 'terminal/hq-bundle.json')]);
@@ -104,9 +105,12 @@ export class Store {
     });
   }
 
-  async api(method, target, body) {
+  // The POS's call: the API token, and an Idempotency-Key for a write.
+  async api(method, target, body, key) {
+    const headers = {Authorization: 'Bearer ' + this.token, 'Content-Type': 'application/json'};
+    if (key) headers['Idempotency-Key'] = key;
     const res = await fetch(`http://127.0.0.1:${this.port}${target}`, {
-      method, headers: {Authorization: 'Bearer ' + this.token, 'Content-Type': 'application/json'},
+      method, headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     return {status: res.status, body: await res.json().catch(() => null)};

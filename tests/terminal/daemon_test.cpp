@@ -122,6 +122,13 @@ TEST_CASE("a return reverses the points of the returned lines and a void cancels
              "ret-2");
   CHECK(too_many.status == 422);
   CHECK(too_many.body["field"] == "lines[0].quantity");
+  // The receipt says what is left to take back (the counter page lists it).
+  const auto left = d.get("/v1/transactions/" + receipt).body["returnable"];
+  REQUIRE(left.size() == 2);
+  CHECK(left[0]["quantity"] == 2);
+  CHECK(left[0]["returned"] == 1);
+  CHECK(left[0]["left"] == 1);
+  CHECK(left[1]["left"] == left[1]["quantity"]);
   // A partly returned sale cannot be voided; a fresh one can.
   CHECK(d.post("/v1/transactions/" + receipt + "/void", nullptr, "void-1").type() ==
         "void-not-allowed");
