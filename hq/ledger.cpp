@@ -405,12 +405,13 @@ void HqLedger::apply(const sync::TxnRecord& r, const Prepared& prep, const std::
   db_.defer(
       "INSERT INTO transactions(txn_id, store_id, terminal_id, seq, member_id, kind, "
       "committed_at, business_day, program_id, program_version, points_earned, "
-      "points_redeemed, record_hash, record, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-      "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+      "points_redeemed, record_hash, record, received_at, staff_id) VALUES (?1, ?2, ?3, ?4, ?5, "
+      "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
       {r.txn_id, store, terminal, r.seq, r.member_id, std::string(sync::to_string(r.kind)),
        r.committed_at, r.business_day, r.program_id, r.program_version,
        r.totals.value("points_earned", std::int64_t{0}),
-       r.totals.value("points_redeemed", std::int64_t{0}), prep.hash, prep.text, now});
+       r.totals.value("points_redeemed", std::int64_t{0}), prep.hash, prep.text, now,
+       r.staff_id.empty() ? SqlParam{nullptr} : SqlParam{r.staff_id}});
   // The batch's own copy of the member, changed in place and written once
   // at the batch's end.
   core::MemberState& member = batch_member(r.member_id, batch, &r);

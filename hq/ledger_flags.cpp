@@ -52,10 +52,28 @@ core::Result<Json> HqLedger::member(const std::string& member_id) {
       flags.push_back(flag_json(f));
     std::int64_t lots = 0;
     for (const auto& l : m->lots) lots += l.points;
+    // The newest transactions, with where and by whom (support's first
+    // question).
+    Json recent = Json::array();
+    for (const auto& t : db_.query(
+             "SELECT txn_id, kind, store_id, terminal_id, staff_id, committed_at, business_day, "
+             "points_earned, points_redeemed FROM transactions WHERE member_id = ?1 "
+             "ORDER BY committed_at DESC, txn_id DESC LIMIT 20",
+             {member_id}))
+      recent.push_back({{"txn_id", t.text(0)},
+                        {"kind", t.text(1)},
+                        {"store_id", t.text(2)},
+                        {"terminal_id", t.text(3)},
+                        {"staff_id", t.is_null(4) ? Json(nullptr) : Json(t.text(4))},
+                        {"committed_at", t.integer(5)},
+                        {"business_day", t.text(6)},
+                        {"points_earned", t.integer(7)},
+                        {"points_redeemed", t.integer(8)}});
     return Json{{"member", core::member_to_json(*m)},
                 {"balance", lots - m->debt},
                 {"debt", m->debt},
-                {"flags", flags}};
+                {"flags", flags},
+                {"transactions", recent}};
   } catch (const SqlError& e) {
     return db_failure(e);
   }

@@ -125,6 +125,11 @@ std::vector<std::string> step(const SqlConn& db, int version) {
           "CREATE TABLE staff(staff_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, "
           "pin_hash TEXT NOT NULL, stores TEXT NOT NULL, active INTEGER NOT NULL, "
           "updated_at BIGINT NOT NULL)"};
+    case 12:
+      // v12: who made each transaction at the till (a record's staff_id),
+      // for support and finance to see.
+      return {"ALTER TABLE transactions ADD COLUMN staff_id TEXT",
+              "CREATE INDEX transactions_member ON transactions(member_id, committed_at)"};
     default: return {};
   }
 }

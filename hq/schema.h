@@ -7,7 +7,7 @@
 
 namespace loyalty::hq {
 
-inline constexpr int kHqSchemaVersion = 11;
+inline constexpr int kHqSchemaVersion = 12;
 
 // Creates or upgrades the schema; a database from a newer release is refused.
 [[nodiscard]] core::Status migrate_hq(SqlConn& db);

@@ -125,6 +125,7 @@ Json record_to_json(const TxnRecord& r) {
   if (r.return_of) j["return_of"] = *r.return_of;
   if (!r.return_basis.is_null()) j["return_basis"] = r.return_basis;
   if (!r.identity.is_null()) j["identity"] = r.identity;
+  if (!r.staff_id.empty()) j["staff_id"] = r.staff_id;
   return j;
 }
 
@@ -199,6 +200,7 @@ core::Result<TxnRecord> record_from_json(Json j, std::string text) {
     }
     if (auto e = rd.date("points_expire_on")) r.points_expire_on = core::format_local_date(*e);
     if (auto e = rd.string("return_of")) r.return_of = *e;
+    if (auto e = rd.id("staff_id")) r.staff_id = *e;
     (void)rd.get("return_basis");
     if (const Json* v = rd.get("identity")) {
       core::ObjectReader ir(*v, rd.path("identity"), problems);

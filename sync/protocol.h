@@ -102,6 +102,9 @@ struct TxnRecord {
   // "phone", "name"}, each optional), so every store can scan the card or
   // look up the phone of a member who joined elsewhere.
   Json identity;
+  // Who made it at the till (the counter page's signed-in staff, or the
+  // POS's X-Cashier); empty when not known.
+  std::string staff_id;
 
   // Filled by record_from_json, so a receiver neither re-parses nor
   // re-serialises: the member_before document read once, and the record's

@@ -214,11 +214,25 @@ HttpResponse LocalApi::route_v1(const platform::HttpRequest& req, std::string_vi
                              "send an Idempotency-Key header (1 to 128 printable characters, "
                              "unique per sale) so a retry cannot count twice",
                              "Idempotency-Key"));
-  if (is(http::verb::post, {"v1", "members"})) return reply_of(checkout_.enroll(body, key));
-  if (is(http::verb::post, {"v1", "transactions"})) return reply_of(checkout_.commit(body, key));
-  if (is(http::verb::post, {"v1", "returns"})) return reply_of(checkout_.return_lines(body, key));
+  // Who makes it: the signed-in staff at the counter page, or the cashier
+  // the POS names.
+  std::string who = staff != nullptr ? staff->staff_id : std::string();
+  if (staff == nullptr) {
+    const auto cashier = req["X-Cashier"];
+    who.assign(cashier.data(), cashier.size());
+    if (!who.empty() && !core::valid_id(who))
+      return problem_of(simple(400, "invalid-request", "X-Cashier is not an id",
+                               "X-Cashier names the cashier: 1 to 64 letters, digits, '-', '_' "
+                               "or '.'; nothing was recorded",
+                               "X-Cashier"));
+  }
+  if (is(http::verb::post, {"v1", "members"})) return reply_of(checkout_.enroll(body, key, who));
+  if (is(http::verb::post, {"v1", "transactions"}))
+    return reply_of(checkout_.commit(body, key, who));
+  if (is(http::verb::post, {"v1", "returns"}))
+    return reply_of(checkout_.return_lines(body, key, who));
   if (is(http::verb::post, {"v1", "transactions", "*", "void"}))
-    return reply_of(checkout_.void_transaction(parts[2], key));
+    return reply_of(checkout_.void_transaction(parts[2], key, who));
   // POST /v1/redeem: a catalog reward at the counter.
   if (!body.is_object())
     return problem_of(simple(400, "invalid-request", "Body must be a JSON object",
@@ -228,7 +242,7 @@ HttpResponse LocalApi::route_v1(const platform::HttpRequest& req, std::string_vi
                              "send {\"member_id\", \"reward\"}", "reward"));
   Json event = body;
   event["event"] = "redeem";
-  return reply_of(checkout_.commit(event, key));
+  return reply_of(checkout_.commit(event, key, who));
 }
 
 }  // namespace loyalty::terminal

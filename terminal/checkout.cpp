@@ -320,10 +320,15 @@ ApiResult Checkout::quote(const Json& body) {
   return *r;
 }
 
-ApiResult Checkout::commit(const Json& body, const std::string& idem_key) {
+ApiResult Checkout::commit(const Json& body, const std::string& idem_key,
+                           const std::string& staff_id) {
   const bool event = body.is_object() && body.contains("event");
   const bool redeem = event && body["event"] == "redeem";
-  return commit_request(body, idem_key, redeem ? "redeem" : event ? "event" : "purchase", "commit");
+  return commit_request(body, idem_key,
+                        redeem  ? "redeem"
+                        : event ? "event"
+                                : "purchase",
+                        "commit", staff_id);
 }
 
 }  // namespace loyalty::terminal

@@ -96,12 +96,16 @@ class Checkout {
   // members already present are left alone. Returns how many were added.
   [[nodiscard]] core::Result<int> import_members(const Json& members);
 
+  // Writes record `staff_id`, who made them at the till (the counter
+  // page's signed-in staff, the POS's X-Cashier), when it is known.
   ApiResult scan(const Json& body);
-  ApiResult enroll(const Json& body, const std::string& idem_key);
+  ApiResult enroll(const Json& body, const std::string& idem_key, const std::string& staff_id = {});
   ApiResult quote(const Json& body);
-  ApiResult commit(const Json& body, const std::string& idem_key);
-  ApiResult void_transaction(const std::string& txn_id, const std::string& idem_key);
-  ApiResult return_lines(const Json& body, const std::string& idem_key);
+  ApiResult commit(const Json& body, const std::string& idem_key, const std::string& staff_id = {});
+  ApiResult void_transaction(const std::string& txn_id, const std::string& idem_key,
+                             const std::string& staff_id = {});
+  ApiResult return_lines(const Json& body, const std::string& idem_key,
+                         const std::string& staff_id = {});
   ApiResult transaction(const std::string& txn_id);
   ApiResult member(const std::string& member_id);
   ApiResult outbox(std::int64_t limit);
@@ -164,6 +168,7 @@ class Checkout {
     std::string day;
     const Json* body = nullptr;
     std::string idem_key, kind, hash;
+    std::string staff_id;
     // HQ's answer for a large redemption; nullopt when none was asked for.
     std::optional<core::Result<LiveMember>> live;
   };
@@ -172,7 +177,8 @@ class Checkout {
   std::optional<std::pair<std::int64_t, std::shared_ptr<const core::Program>>> program_after(
       std::int64_t now);
   ApiResult reverse(const std::string& receipt_id, std::vector<core::ReturnLine> lines,
-                    bool is_void, const Json& body, const std::string& idem_key);
+                    bool is_void, const Json& body, const std::string& idem_key,
+                    const std::string& staff_id);
   std::optional<ApiError> prepare(const Json& body, CommitCtx& c, bool internal = false);
   // The engine's part of a commit, worked out against one version of the
   // member (`state_text`).
@@ -193,7 +199,7 @@ class Checkout {
   core::Result<Reply> commit_in(platform::Db& db, CommitCtx& c, std::optional<ApiError>& refusal,
                                 std::optional<Worked> early = std::nullopt);
   ApiResult commit_request(const Json& body, const std::string& idem_key, const std::string& kind,
-                           const std::string& hash_scope);
+                           const std::string& hash_scope, const std::string& staff_id);
   // `uncounted` are points of a transaction not inserted yet.
   Json member_summary(platform::Db& db, const MemberRow& m, const core::Program& p,
                       std::int64_t now, std::int64_t uncounted = 0);

@@ -215,6 +215,7 @@ core::Result<Reply> Checkout::commit_in(Db& db, CommitCtx& c, std::optional<ApiE
   t.idem_key = c.idem_key;
   t.body_hash = c.hash;
   t.kind = c.kind;
+  t.staff_id = c.staff_id;
   t.member_id = m->id;
   t.business_day = c.day;
   t.allowance_day = allowance.day;
@@ -254,10 +255,12 @@ Reply Checkout::record(Db& db, TxnRow& t, Json answer, const MemberRow& m, const
 }
 
 ApiResult Checkout::commit_request(const Json& body, const std::string& idem_key,
-                                   const std::string& kind, const std::string& scope) {
+                                   const std::string& kind, const std::string& scope,
+                                   const std::string& staff_id) {
   CommitCtx c;
   if (auto e = prepare(body, c)) return std::unexpected(*e);
   c.idem_key = idem_key;
+  c.staff_id = staff_id;
   c.kind = kind;
   c.hash = detail::body_hash(scope, body);
   // The engine's work happens here, outside the write queue, so lanes

@@ -238,7 +238,8 @@ ApiResult Checkout::member(const std::string& member_id) {
   return Reply{std::move(**r), 200, false, {}};
 }
 
-ApiResult Checkout::enroll(const Json& body, const std::string& idem_key) {
+ApiResult Checkout::enroll(const Json& body, const std::string& idem_key,
+                           const std::string& staff_id) {
   if (!body.is_object())
     return std::unexpected(problem(400, "invalid-request", "Body must be a JSON object",
                                    "send {\"phone\": ..., \"birthday\": ...}"));
@@ -317,6 +318,7 @@ ApiResult Checkout::enroll(const Json& body, const std::string& idem_key) {
     c.idem_key = idem_key;
     c.kind = "enrollment";
     c.hash = hash;
+    c.staff_id = staff_id;
     auto done = commit_in(db, c, refusal);
     if (!done) return done;
     return done;

@@ -50,18 +50,21 @@ std::expected<ReturnInput, ApiError> read_return(const Json& body) {
 
 }  // namespace
 
-ApiResult Checkout::return_lines(const Json& body, const std::string& idem_key) {
+ApiResult Checkout::return_lines(const Json& body, const std::string& idem_key,
+                                 const std::string& staff_id) {
   auto in = read_return(body);
   if (!in) return std::unexpected(in.error());
-  return reverse(in->receipt_id, in->lines, false, body, idem_key);
+  return reverse(in->receipt_id, in->lines, false, body, idem_key, staff_id);
 }
 
-ApiResult Checkout::void_transaction(const std::string& txn_id, const std::string& idem_key) {
-  return reverse(txn_id, {}, true, Json{{"void", txn_id}}, idem_key);
+ApiResult Checkout::void_transaction(const std::string& txn_id, const std::string& idem_key,
+                                     const std::string& staff_id) {
+  return reverse(txn_id, {}, true, Json{{"void", txn_id}}, idem_key, staff_id);
 }
 
 ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::ReturnLine> lines,
-                            bool is_void, const Json& body, const std::string& idem_key) {
+                            bool is_void, const Json& body, const std::string& idem_key,
+                            const std::string& staff_id) {
   const auto now = clock_();
   auto program = program_at(now);
   if (!program)
@@ -182,6 +185,7 @@ ApiResult Checkout::reverse(const std::string& receipt_id, std::vector<core::Ret
     t.idem_key = idem_key;
     t.body_hash = hash;
     t.kind = is_void ? "void" : "return";
+    t.staff_id = staff_id;
     t.member_id = m->id;
     t.business_day = day;
     t.local_time = core::format_local_datetime(*local);

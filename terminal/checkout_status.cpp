@@ -152,6 +152,7 @@ ApiResult Checkout::transaction(const std::string& txn_id) {
     }
   }
   if (t.voided_by) answer["voided_by"] = *t.voided_by;
+  if (!t.staff_id.empty()) answer["staff_id"] = t.staff_id;
   return Reply{answer, 200, false, {}};
 }
 

@@ -155,8 +155,14 @@ CREATE TABLE staff(
   locked_until INTEGER NOT NULL DEFAULT 0);
 )sql";
 
+// v10: who made each transaction at the till: the counter page's signed-in
+// staff, or the cashier the POS names (X-Cashier); uploaded to HQ.
+constexpr const char* kV10 = R"sql(
+ALTER TABLE transactions ADD COLUMN staff_id TEXT;
+)sql";
+
 constexpr platform::Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}, {5, kV5},
-                                               {6, kV6}, {7, kV7}, {8, kV8}, {9, kV9}};
+                                               {6, kV6}, {7, kV7}, {8, kV8}, {9, kV9}, {10, kV10}};
 
 }  // namespace
 

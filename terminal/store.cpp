@@ -152,8 +152,8 @@ namespace {
 constexpr const char* kTxnColumns =
     "SELECT txn_id, seq, idem_key, body_hash, kind, member_id, business_day, local_time, zone, "
     "committed_at, program_id, program_version, points_earned, points_redeemed, offline, request, "
-    "member_before, response, return_basis, return_of, voided_by, delta, points_expire_on "
-    "FROM transactions ";
+    "member_before, response, return_basis, return_of, voided_by, delta, points_expire_on, "
+    "staff_id FROM transactions ";
 
 std::optional<std::string> opt_col(Stmt& s, int col) {
   return s.is_null(col) ? std::nullopt : std::optional<std::string>(s.text(col));
@@ -187,6 +187,7 @@ std::optional<TxnRow> txn_where(Db& db, const std::string& where, const std::str
   t.voided_by = opt_col(s, 20);
   t.delta = opt_col(s, 21);
   t.points_expire_on = opt_col(s, 22);
+  t.staff_id = opt_col(s, 23).value_or("");
   return t;
 }
 
@@ -205,9 +206,9 @@ void insert_txn(Db& db, const TxnRow& t, const std::vector<core::Entry>& entries
          "INSERT INTO transactions(txn_id, seq, idem_key, body_hash, kind, member_id, "
          "business_day, local_time, zone, committed_at, program_id, program_version, "
          "points_earned, points_redeemed, offline, request, member_before, response, "
-         "return_basis, return_of, voided_by, delta, points_expire_on, allowance_day) VALUES (?1, "
-         "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-         "NULL, ?21, ?22, ?23)");
+         "return_basis, return_of, voided_by, delta, points_expire_on, allowance_day, staff_id) "
+         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+         "?18, ?19, ?20, NULL, ?21, ?22, ?23, ?24)");
   s.bind(1, t.txn_id)
       .bind(2, t.seq)
       .bind(3, t.idem_key)
@@ -231,6 +232,10 @@ void insert_txn(Db& db, const TxnRow& t, const std::vector<core::Entry>& entries
       .bind(21, t.delta)
       .bind(22, t.points_expire_on)
       .bind(23, t.allowance_day.empty() ? t.business_day : t.allowance_day);
+  if (t.staff_id.empty())
+    s.bind_null(24);
+  else
+    s.bind(24, t.staff_id);
   s.exec();
   Stmt e(db,
          "INSERT INTO entries(id, txn_id, debit, credit, amount, unit, lot, memo) "

@@ -172,6 +172,7 @@ struct TxnRow {
   std::optional<std::string> voided_by;
   std::optional<std::string> delta;  // core::MemberDelta as JSON
   std::optional<std::string> points_expire_on;
+  std::string staff_id;  // who made it; empty when not known
 };
 
 std::optional<TxnRow> find_txn(platform::Db& db, const std::string& txn_id);

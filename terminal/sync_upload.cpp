@@ -63,6 +63,7 @@ std::optional<sync::TxnRecord> record_of(Db& db, const TxnRow& t) {
   r.member_before = Json::parse(t.member_before);
   const Json response = Json::parse(t.response);
   r.totals = response.at("outcome").at("totals");
+  r.staff_id = t.staff_id;
   platform::Stmt s(
       db,
       "SELECT id, debit, credit, amount, unit, lot, memo FROM entries WHERE txn_id = ?1 "

@@ -92,8 +92,12 @@ test('a clerk signs in, scans a card, redeems the last voucher, is refused the n
     await screenshot(page, 'counter-top-up');
 
     // The sale reaches HQ, which knows the member's new stored value.
-    await store.until(async () => JSON.parse(store.hq("member", "M1001")).member.stored_value.base === 10050,
+    await store.until(async () => JSON.parse(store.hq('member', 'M1001')).member.stored_value.base === 10050,
       'the top-up at HQ');
+    // HQ shows who made each of them: the clerk signed in at the page.
+    const made = JSON.parse(store.hq('member', 'M1001')).transactions;
+    assert.deepEqual(made.map((t) => [t.kind, t.staff_id]).sort(),
+      [['event', '1001'], ['redeem', '1001']]);
   });
 
 test('the page is in English at the switch, and phone search finds the member', async () => {

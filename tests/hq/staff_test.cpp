@@ -92,3 +92,40 @@ TEST_CASE("a staff account with a bad PIN, role or store is refused and nothing 
   CHECK(staff_changes(ledger, "S001").empty());
   CHECK((*ledger.staff())["staff"].empty());
 }
+
+TEST_CASE("who made a sale at the till reaches HQ and is shown with the member's transactions",
+          "[hq][staff]") {
+  const auto backend = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  auto db = fresh_hq_db(backend);
+  hq::HqLedger ledger(*db, [] { return std::int64_t{1'795'300'100}; });
+  const auto key = platform::SigningKey::generate();
+  REQUIRE(ledger.publish_program(read_all(hq_source("examples/programs/coffee-chain.json")), 0, key,
+                                 "test"));
+  REQUIRE(ledger.add_terminal("S001", "T01", ""));
+  const auto program = coffee_program();
+  FakeTerminal till("S001", "T01", program);
+  till.know(demo_member_state());
+  auto by_clerk = till.sell("M1001", coffee_basket());
+  by_clerk.staff_id = "1001";
+  auto by_pos = till.sell("M1001", coffee_basket());  // the POS named nobody
+  // On the wire as any terminal sends it, read back as HQ reads it.
+  auto batch = sync::batch_from_json(sync::batch_to_json(till.batch({by_clerk, by_pos})));
+  REQUIRE(batch);
+  CHECK(batch->records[0].staff_id == "1001");
+  REQUIRE(ledger.ingest("S001", "T01", *batch));
+  const auto m = ledger.member("M1001");
+  REQUIRE(m);
+  const auto& txns = (*m)["transactions"];
+  REQUIRE(txns.size() == 2);
+  CHECK(txns[1]["txn_id"] == by_clerk.txn_id);  // newest first
+  CHECK(txns[1]["staff_id"] == "1001");
+  CHECK(txns[1]["store_id"] == "S001");
+  CHECK(txns[0]["staff_id"].is_null());
+
+  // A staff id that is not an id is a malformed record.
+  auto bad = by_clerk;
+  bad.staff_id = "王 芳";
+  auto refused = sync::batch_from_json(sync::batch_to_json(till.batch({bad})));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("staff_id") != std::string::npos);
+}

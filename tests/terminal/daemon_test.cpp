@@ -123,6 +123,7 @@ TEST_CASE("a return reverses the points of the returned lines and a void cancels
   CHECK(too_many.status == 422);
   CHECK(too_many.body["field"] == "lines[0].quantity");
   // The receipt says what is left to take back (the counter page lists it).
+  CHECK_FALSE(d.get("/v1/transactions/" + receipt).body.contains("staff_id"));
   const auto left = d.get("/v1/transactions/" + receipt).body["returnable"];
   REQUIRE(left.size() == 2);
   CHECK(left[0]["quantity"] == 2);
@@ -135,10 +136,24 @@ TEST_CASE("a return reverses the points of the returned lines and a void cancels
   auto sale2 = d.post("/v1/transactions", basket("M-A"), "sale-2");
   const auto receipt2 = sale2.body["receipt_id"].get<std::string>();
   CHECK(available(d, "M-A") == 5108);
-  auto v = d.post("/v1/transactions/" + receipt2 + "/void", nullptr, "void-2");
+  // The POS names the cashier who voids it; a name that is not an id is
+  // refused and nothing is recorded.
+  const auto void_by = [&](const std::string& cashier, const std::string& key) {
+    return d.raw(platform::http::verb::post, "/v1/transactions/" + receipt2 + "/void", "",
+                 {{"Authorization", "Bearer " + d.token()},
+                  {"Idempotency-Key", key},
+                  {"X-Cashier", cashier}});
+  };
+  auto bad_cashier = void_by("Li Wei", "void-2");
+  CHECK(bad_cashier.status == 400);
+  CHECK(bad_cashier.body["field"] == "X-Cashier");
+  CHECK(available(d, "M-A") == 5108);
+  auto v = void_by("C-0042", "void-2");
   INFO(v.body.dump());
   CHECK(v.status == 201);
   CHECK(available(d, "M-A") == 5040);
+  CHECK(d.get("/v1/transactions/" + v.body["receipt_id"].get<std::string>()).body["staff_id"] ==
+        "C-0042");
   CHECK(d.post("/v1/transactions/" + receipt2 + "/void", nullptr, "void-3").type() ==
         "already-voided");
   CHECK(d.post("/v1/returns",
