@@ -3,17 +3,15 @@
 #include <algorithm>
 
 #include "core/engine_internal.h"
+#include "core/text_width.h"
 
 namespace loyalty::core::detail {
 
 namespace {
 
-std::string pad(std::string left, const std::string& right, std::size_t width = 40) {
-  if (left.size() + right.size() + 1 < width)
-    left.append(width - left.size() - right.size(), ' ');
-  else
-    left += ' ';
-  return left + right;
+// A receipt line 40 columns wide, CJK characters counted as two.
+std::string pad(std::string left, const std::string& right) {
+  return pad_columns(std::move(left), right, 40);
 }
 
 const std::string& tier_name(const Program& p, const std::string& id) {

@@ -10,6 +10,7 @@
 #include "platform/cli.h"
 #include "platform/crypto.h"
 #include "platform/http_client.h"
+#include "terminal/ctl_print.h"
 #include "terminal/offline_commands.h"
 
 namespace loyalty::terminal {
@@ -24,8 +25,9 @@ std::string utc_time(std::int64_t t) {
 using core::Json;
 using verb = platform::http::verb;
 
-const std::set<std::string> kCommands = {"status", "scan",   "member", "enroll", "quote", "commit",
-                                         "redeem", "return", "void",   "outbox", "sync"};
+const std::set<std::string> kCommands = {"status", "scan",    "member", "enroll", "quote",
+                                         "commit", "redeem",  "return", "void",   "outbox",
+                                         "sync",   "rewards", "stock",  "receipt"};
 // Commands that record something: each is sent with an Idempotency-Key.
 const std::set<std::string> kWrites = {"enroll", "commit", "redeem", "return", "void"};
 
@@ -97,42 +99,6 @@ class Daemon {
   std::ostream& err_;
   std::string url_, token_file_;
 };
-
-void print_member(const Json& m, std::ostream& out) {
-  out << "member      " << m.value("member_id", "") << "  card " << m.value("card_number", "")
-      << "  phone " << m.value("phone", "") << "\n";
-  out << "tier        " << m["tier"].value("name", "") << "\n";
-  const auto& p = m["points"];
-  out << "points      " << p.value("available", 0) << " available";
-  if (p.value("pending_sync", 0) != 0)
-    out << " (" << p.value("pending_sync", 0) << " pending sync)";
-  if (p.value("debt", 0) != 0) out << ", debt " << p.value("debt", 0);
-  out << "\n";
-  for (const auto& e : p["expiring"])
-    out << "            " << e.value("points", 0) << " expire on " << e.value("expires_on", "")
-        << "\n";
-  for (const auto& s : m["stamps"])
-    out << "stamps      " << s.value("name", "") << ": " << s.value("stamps", 0) << "/"
-        << s.value("required", 0) << "\n";
-  for (const auto& v : m["vouchers"])
-    out << "voucher     " << v.value("code", "") << "  " << v.value("name", "") << "\n";
-  out << "stored val  " << m["stored_value"].value("base", 0) << " + bonus "
-      << m["stored_value"].value("bonus", 0) << " (minor units)\n";
-  if (m.contains("next_tier")) {
-    out << "next tier   " << m["next_tier"].value("name", "");
-    for (const auto& g : m["next_tier"]["goals"])
-      out << "  " << g.value("metric", "") << " " << g.value("current", 0) << "/"
-          << g.value("target", 0);
-    out << "\n";
-  }
-}
-
-void print_receipt(const Json& j, std::ostream& out) {
-  if (j.contains("receipt_id")) out << "receipt " << j["receipt_id"].get<std::string>() << "\n";
-  for (const auto& line : j.value("receipt", Json::array())) out << line.get<std::string>() << "\n";
-  if (j.contains("redemption") && j["redemption"].contains("refused"))
-    out << "redemption refused: " << j["redemption"]["refused"].value("detail", "") << "\n";
-}
 
 std::optional<Json> read_json_file(const std::string& path, std::ostream& err) {
   auto text = platform::read_text_file(path);
@@ -282,7 +248,7 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
   if (const auto bad = platform::unknown_option(
           flags, {"--url", "--token-file", "--json", "--key", "--idempotency-key", "--retry",
                   "--member", "--basket", "--event", "--amount", "--activity", "--phone",
-                  "--birthday", "--reward", "--limit"})) {
+                  "--birthday", "--reward", "--limit", "--name", "--referrer"})) {
     err << "loyaltyctl " << command << ": unknown option " << *bad
         << " (loyaltyctl --help lists the options)\n";
     return kExitUsage;
@@ -366,10 +332,14 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
     }
     if (c.exit == 0 && !json) print_member(c.body, out);
   } else if (command == "enroll") {
-    if (int u = need(flags, {"--phone"}, "enroll --phone NUMBER [--birthday YYYY-MM-DD]", err))
+    if (int u = need(flags, {"--phone"},
+                     "enroll --phone NUMBER [--name NAME] [--birthday YYYY-MM-DD] [--referrer ID]",
+                     err))
       return u;
     Json body{{"phone", flags["--phone"]}};
     if (flags.contains("--birthday")) body["birthday"] = flags["--birthday"];
+    if (flags.contains("--name")) body["name"] = flags["--name"];
+    if (flags.contains("--referrer")) body["referred_by"] = flags["--referrer"];
     c = send(verb::post, "/v1/members", body);
     if (c.exit == 0 && !json) print_member(c.body["member"], out);
   } else if (command == "quote" || command == "commit") {
@@ -410,6 +380,27 @@ int run_daemon_command(const std::string& command, const std::vector<std::string
       c = send(verb::post, "/v1/returns", Json{{"receipt_id", pos[0]}, {"lines", lines}});
     }
     if (c.exit == 0 && !json) print_receipt(c.body, out);
+  } else if (command == "rewards") {
+    c = d.call(verb::get, "/v1/rewards");
+    if (c.exit == 0 && !json) print_rewards(c.body, out);
+  } else if (command == "stock") {
+    const auto n = pos.size() == 2 ? platform::whole_number(pos[1]) : std::nullopt;
+    if (!n) {
+      err << "usage: loyaltyctl stock REWARD COUNT   (sets what this store has, after a "
+             "stock-take)\n";
+      return kExitUsage;
+    }
+    c = d.call(verb::put, "/v1/rewards/" + pos[0] + "/stock", Json{{"available", *n}});
+    if (c.exit == 0 && !json)
+      out << c.body.value("reward", pos[0]) << ": " << c.body.value("available", *n)
+          << " in stock here\n";
+  } else if (command == "receipt") {
+    if (pos.size() != 1) {
+      err << "usage: loyaltyctl receipt RECEIPT   (reprint, with what is left to return)\n";
+      return kExitUsage;
+    }
+    c = d.call(verb::get, "/v1/transactions/" + pos[0]);
+    if (c.exit == 0 && !json) print_transaction(c.body, out);
   } else if (command == "sync") {
     c = d.call(verb::post, "/v1/sync", Json::object());
     if (c.exit == 0 && !json)

@@ -1,6 +1,6 @@
 // loyaltyctl's daemon commands: they talk to a running loyaltyd over its
 // local API (status, scan, member, enroll, quote, commit, redeem, return,
-// void, outbox). Tables by default, --json for scripts.
+// void, outbox, sync, rewards, stock, receipt). Tables by default, --json for scripts.
 //
 // Exit codes: 0 ok, 2 usage, 3 invalid input, 4 refused by loyaltyd,
 // 5 loyaltyd unreachable, 6 wrong or missing token.

@@ -6,6 +6,7 @@
 #include "platform/crypto.h"
 #include "terminal/member_codes.h"
 #include "terminal/schema.h"
+#include "terminal/store.h"
 #include "tests/terminal/daemon_fixture.h"
 
 using namespace loyalty;
@@ -621,6 +622,7 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
   auto scan = run_ctl("scan " + kCardA + " " + conn);
   CHECK(scan.code == 0);
   CHECK(scan.out.find("5000 available") != std::string::npos);
+  CHECK(scan.out.find("BLOCKED") == std::string::npos);
 
   write_file(dir / "basket.json", basket("M-A")["basket"].dump());
   auto commit = run_ctl("commit --member M-A --basket " + (dir / "basket.json").string() +
@@ -645,6 +647,38 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
   CHECK(top_up.code == 0);
   CHECK(d.get("/v1/members/M-A").body["stored_value"]["base"] == base + 10000);
   CHECK(run_ctl("commit --member M-A --event top_up --amount 100.00 " + conn).code == 3);
+  // Money in yuan, never minor units.
+  const auto member = run_ctl("member M-A " + conn);
+  INFO(member.out);
+  CHECK(member.out.find("stored val  ¥") != std::string::npos);
+  CHECK(member.out.find("¥" + std::to_string((base + 10000) / 100) + ".") != std::string::npos);
+  CHECK(member.out.find("minor units") == std::string::npos);
+
+  // The catalog with the store's stock, set after a stock-take.
+  auto stock = run_ctl("stock voucher-10 3 " + conn);
+  CHECK(stock.code == 0);
+  auto rewards = run_ctl("rewards " + conn);
+  INFO(rewards.out);
+  CHECK(rewards.code == 0);
+  CHECK(rewards.out.find("voucher-10") != std::string::npos);
+  CHECK(rewards.out.find("      3") != std::string::npos);
+  CHECK(run_ctl("stock voucher-10 many " + conn).code == 2);
+
+  // A reprint, with what is left to return: one of two lattes went back.
+  auto receipt = run_ctl("receipt S001-T01-00000001 " + conn);
+  INFO(receipt.out);
+  CHECK(receipt.code == 0);
+  CHECK(receipt.out.find("Points earned: 68") != std::string::npos);
+  // line, item, sold, returned, left
+  CHECK(receipt.out.find("   0  Latte M" + std::string(21, ' ') + "2" + std::string(8, ' ') + "1" +
+                         std::string(4, ' ') + "1\n") != std::string::npos);
+
+  // A new member with a Chinese name, found by phone with it.
+  auto enrolled = run_ctl("enroll --phone 13900000077 --name 王芳 " + conn);
+  INFO(enrolled.out);
+  CHECK(enrolled.code == 0);
+  auto by_phone = run_ctl("scan --phone 13900000077 " + conn);
+  CHECK(by_phone.out.find("name        王芳") != std::string::npos);
   // A misspelt option is refused, not ignored; nothing is committed.
   auto typo = run_ctl("commit --member M-A --event top_up --amout 10000 " + conn);
   CHECK(typo.code == 2);
@@ -654,13 +688,30 @@ TEST_CASE("loyaltyctl talks to the daemon, and says clearly when it cannot",
   CHECK(unknown.code == 4);
   CHECK(unknown.out.find("Unknown member") != std::string::npos);
 
+  // A blocked member cannot be missed at the scan (HQ's feed sets it; here
+  // it is set in the database of the stopped daemon).
+  d.stop();
+  {
+    auto db = platform::Db::open(d.db().string());
+    REQUIRE(db);
+    terminal::set_member_blocked(*db, "M-A", true);
+  }
+  REQUIRE(d.start());
+  const auto conn2 =
+      "--url 127.0.0.1:" + std::to_string(d.port()) + " --token-file " + (dir / "token").string();
+  auto blocked = run_ctl("scan " + kCardA + " " + conn2);
+  INFO(blocked.out);
+  CHECK(blocked.code == 0);
+  CHECK(blocked.out.rfind("*** BLOCKED", 0) == 0);  // the first thing on the screen
+
   write_file(dir / "wrong-token", std::string(64, 'a'));
   auto wrong = run_ctl("status --url 127.0.0.1:" + std::to_string(d.port()) + " --token-file " +
                        (dir / "wrong-token").string());
+  const auto& down_conn = conn2;
   CHECK(wrong.code == 6);
   CHECK(wrong.out.find("refused the token") != std::string::npos);
   d.stop();
-  auto down = run_ctl("status " + conn);
+  auto down = run_ctl("status " + down_conn);
   CHECK(down.code == 5);
   CHECK(down.out.find("cannot reach loyaltyd") != std::string::npos);
 }
