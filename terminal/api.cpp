@@ -182,6 +182,7 @@ HttpResponse LocalApi::route_v1(const platform::HttpRequest& req, std::string_vi
   if (is(http::verb::get, {"v1", "outbox"}))
     return reply_of(checkout_.outbox(platform::query_int(target, "limit", 100, 10000)));
   if (is(http::verb::get, {"v1", "rewards"})) return reply_of(checkout_.rewards());
+  if (is(http::verb::get, {"v1", "program"})) return reply_of(checkout_.program_summary());
   if (is(http::verb::get, {"v1", "transactions", "*"}))
     return reply_of(checkout_.transaction(parts[2]));
   if (is(http::verb::get, {"v1", "members", "*"})) return reply_of(checkout_.member(parts[2]));

@@ -110,6 +110,9 @@ class Checkout {
   ApiResult member(const std::string& member_id);
   ApiResult outbox(std::int64_t limit);
   ApiResult rewards();
+  // The program in force as a till needs it: id, version, name, currency,
+  // the activities its rules name, and the passes it sells.
+  ApiResult program_summary();
   ApiResult set_stock(const std::string& reward_id, const Json& body);
   Json status();
   std::string metrics_text();

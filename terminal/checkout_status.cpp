@@ -1,4 +1,5 @@
 // Read-only views: status, outbox, stored transactions, rewards, metrics.
+#include <set>
 #include <sstream>
 
 #include "core/return_basis.h"
@@ -154,6 +155,40 @@ ApiResult Checkout::transaction(const std::string& txn_id) {
   if (t.voided_by) answer["voided_by"] = *t.voided_by;
   if (!t.staff_id.empty()) answer["staff_id"] = t.staff_id;
   return Reply{answer, 200, false, {}};
+}
+
+namespace {
+
+void collect_activities(const core::Condition& c, std::set<std::string>& out) {
+  if (c.kind == core::ConditionKind::kActivity) out.insert(c.names.begin(), c.names.end());
+  for (const auto& child : c.children) collect_activities(child, out);
+}
+
+}  // namespace
+
+ApiResult Checkout::program_summary() {
+  auto p = program_at(clock_());
+  if (!p)
+    return std::unexpected(problem(503, "no-program", "No program installed",
+                                   "this terminal has no loyalty program yet"));
+  std::set<std::string> activities;
+  for (const auto& r : p->rules) collect_activities(r.when, activities);
+  Json passes = Json::array();
+  for (const auto& ps : p->passes)
+    passes.push_back({{"pass", ps.id},
+                      {"name", ps.name},
+                      {"sku", ps.sku},
+                      {"price", ps.price},
+                      {"valid_months", ps.valid_months}});
+  return Reply{Json{{"id", p->id},
+                    {"version", p->version},
+                    {"name", p->name},
+                    {"currency", p->currency.code},
+                    {"activities", activities},
+                    {"passes", passes}},
+               200,
+               false,
+               {}};
 }
 
 ApiResult Checkout::rewards() {

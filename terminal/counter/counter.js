@@ -71,6 +71,7 @@ async function api(method, path, body, key) {
 // --- sign-in -------------------------------------------------------------
 
 function showDesk() {
+  loadActivities();
   $('signin').hidden = true;
   $('desk').hidden = false;
   $('signout').hidden = false;
@@ -321,6 +322,66 @@ async function topUp(ev) {
   refreshStatus();
 }
 
+// --- enrol a member, record an activity -----------------------------------
+
+function openEnrol() {
+  $('enrol-form').reset();
+  $('enrol-error').textContent = '';
+  $('enrol-dialog').showModal();
+  $('enrol-phone').focus();
+}
+
+async function enrol(ev) {
+  ev.preventDefault();
+  const body = {phone: $('enrol-phone').value.trim()};
+  if ($('enrol-name').value.trim()) body.name = $('enrol-name').value.trim();
+  if ($('enrol-birthday').value) body.birthday = $('enrol-birthday').value;
+  if ($('enrol-referrer').value.trim()) body.referred_by = $('enrol-referrer').value.trim();
+  const r = await write('/v1/members', body);
+  if (!r.ok) {
+    $('enrol-error').textContent = problemText(r.data);
+    return;
+  }
+  $('enrol-dialog').close();
+  state.member = r.data.member;
+  renderMember();
+  await renderRewards();
+  showReceipt(r.data);
+  refreshStatus();
+}
+
+// The program's tasks (GET /v1/program), for the activity form.
+async function loadActivities() {
+  const r = await api('GET', '/v1/program');
+  const select = $('activity-name');
+  select.replaceChildren();
+  const names = r.ok ? r.data.activities : [];
+  for (const a of names) select.append(h('option', {value: a}, a));
+  $('activity-kind').querySelector('[value=activity]').disabled = names.length === 0;
+}
+
+async function recordActivity(ev) {
+  ev.preventDefault();
+  const kind = $('activity-kind').value;
+  const m = state.member;
+  const body = {member_id: m.member_id, event: kind};
+  let what = $('activity-kind').selectedOptions[0].textContent;
+  if (kind === 'activity') {
+    body.activity = $('activity-name').value;
+    what += ' · ' + body.activity;
+  }
+  if (!await confirmAction(t('activity_confirm', {member: m.name || m.member_id, what}))) return;
+  const r = await write('/v1/transactions', body);
+  if (!r.ok) {
+    $('action-error').textContent = problemText(r.data);
+    return;
+  }
+  $('action-error').textContent = '';
+  showReceipt(r.data);
+  await reloadMember();
+  refreshStatus();
+}
+
 // --- receipts: reprint, and return chosen lines (supervisor) -------------
 
 async function lookUpReceipt(ev) {
@@ -418,6 +479,13 @@ async function start() {
   $('find-form').addEventListener('submit', find);
   $('topup-form').addEventListener('submit', topUp);
   $('receipt-form').addEventListener('submit', lookUpReceipt);
+  $('enrol-open').addEventListener('click', openEnrol);
+  $('enrol-cancel').addEventListener('click', () => $('enrol-dialog').close());
+  $('enrol-form').addEventListener('submit', enrol);
+  $('activity-form').addEventListener('submit', recordActivity);
+  $('activity-kind').addEventListener('change', () => {
+    $('activity-name-row').hidden = $('activity-kind').value !== 'activity';
+  });
   $('signout').addEventListener('click', signOut);
   $('lang').addEventListener('click', switchLang);
   $('receipt-close').addEventListener('click', () => $('receipt-dialog').close());

@@ -199,6 +199,42 @@ test('a supervisor returns one latte of a POS sale; a clerk may not', async () =
   assert.equal(after.body.returnable[0].returned, 1);
 });
 
+test('a new member enrols at the counter with a referrer and finishes the newcomer task',
+  async () => {
+    const page = await newPage();
+    await page.goto(store.url);
+    await signIn(page, '1001', '2468');
+    await page.getByRole('button', {name: '新会员入会'}).click();
+    await page.getByLabel('手机', {exact: true}).fill('13900000088');
+    await page.getByLabel('姓名').fill('赵敏');
+    await page.getByLabel('推荐人会员号（可不填）').fill('M1001');
+    await checkAccessible(page, 'the enrolment form');
+    await page.getByRole('button', {name: '入会', exact: true}).click();
+    await page.locator('#receipt').waitFor();
+    await page.getByRole('button', {name: '关闭'}).click();
+    await page.getByRole('heading', {name: '赵敏'}).waitFor();
+    // The same phone again is refused, in the clerk's words.
+    await page.getByRole('button', {name: '新会员入会'}).click();
+    await page.getByLabel('手机', {exact: true}).fill('13900000088');
+    await page.getByRole('button', {name: '入会', exact: true}).click();
+    await page.getByText('该手机号已是会员').waitFor();
+    await page.getByRole('button', {name: '取消'}).click();
+
+    await page.getByRole('tab', {name: '会员活动'}).click();
+    await page.getByLabel('活动类型').selectOption('activity');
+    await page.getByLabel('任务').selectOption('newcomer-tasks');
+    await page.getByRole('button', {name: '记录'}).click();
+    await page.getByRole('button', {name: '确认'}).click();
+    await page.locator('#receipt').waitFor();
+    await page.getByRole('button', {name: '关闭'}).click();
+    // The task's reward: a welcome voucher on the card.
+    await page.locator('#member').getByText('5-yuan welcome voucher').waitFor();
+    await screenshot(page, 'counter-enrol-activity');
+    const id = (await store.api('POST', '/v1/members/scan', {phone: '13900000088'})).body;
+    assert.equal(id.name, '赵敏');
+    assert.equal(id.vouchers.length, 1);
+  });
+
 test('without a session the API answers 401 and never with the token', async () => {
   const res = await fetch(store.url.replace('/counter/', '/counter/api/v1/status'));
   assert.equal(res.status, 401);
