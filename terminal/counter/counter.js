@@ -277,6 +277,17 @@ async function write(path, body) {
   return r;
 }
 
+// After a write: its refusal in `errorId`'s line, or the receipt, and the
+// member's card and the banner brought up to date. True when it was done.
+async function finish(r, errorId) {
+  $(errorId).textContent = r.ok ? '' : problemText(r.data);
+  if (!r.ok) return false;
+  showReceipt(r.data);
+  if (state.member) await reloadMember();
+  refreshStatus();
+  return true;
+}
+
 function showReceipt(data) {
   const lines = [];
   if (data.receipt_id) lines.push(data.receipt_id);
@@ -290,15 +301,7 @@ async function redeem(rw) {
   const m = state.member;
   if (!await confirmAction(t('redeem_confirm', {points: rw.points, member: m.name || m.member_id, reward: rw.name}))) return;
   const r = await write('/v1/redeem', {member_id: m.member_id, reward: rw.reward});
-  if (!r.ok) {
-    $('action-error').textContent = problemText(r.data);
-    await renderRewards();
-    return;
-  }
-  $('action-error').textContent = '';
-  showReceipt(r.data);
-  await reloadMember();
-  refreshStatus();
+  if (!await finish(r, 'action-error')) await renderRewards();
 }
 
 async function topUp(ev) {
@@ -311,15 +314,7 @@ async function topUp(ev) {
   const m = state.member;
   if (!await confirmAction(t('top_up_confirm', {amount: money(amount, m.stored_value.currency), member: m.name || m.member_id}))) return;
   const r = await write('/v1/transactions', {member_id: m.member_id, event: 'top_up', amount});
-  if (!r.ok) {
-    $('action-error').textContent = problemText(r.data);
-    return;
-  }
-  $('action-error').textContent = '';
-  $('topup-amount').value = '';
-  showReceipt(r.data);
-  await reloadMember();
-  refreshStatus();
+  if (await finish(r, 'action-error')) $('topup-amount').value = '';
 }
 
 // --- enrol a member, record an activity -----------------------------------
@@ -371,15 +366,7 @@ async function recordActivity(ev) {
     what += ' · ' + body.activity;
   }
   if (!await confirmAction(t('activity_confirm', {member: m.name || m.member_id, what}))) return;
-  const r = await write('/v1/transactions', body);
-  if (!r.ok) {
-    $('action-error').textContent = problemText(r.data);
-    return;
-  }
-  $('action-error').textContent = '';
-  showReceipt(r.data);
-  await reloadMember();
-  refreshStatus();
+  await finish(await write('/v1/transactions', body), 'action-error');
 }
 
 // --- receipts: reprint, and return chosen lines (supervisor) -------------
@@ -439,15 +426,7 @@ async function takeBack(ev, receiptId, form) {
   }
   if (!await confirmAction(t('return_confirm', {id: receiptId}))) return;
   const r = await write('/v1/returns', {receipt_id: receiptId, lines});
-  if (!r.ok) {
-    $('receipt-error').textContent = problemText(r.data);
-    return;
-  }
-  $('receipt-error').textContent = '';
-  showReceipt(r.data);
-  await lookUpReceipt();
-  if (state.member) await reloadMember();
-  refreshStatus();
+  if (await finish(r, 'receipt-error')) await lookUpReceipt();
 }
 
 function selectTab(tab) {
