@@ -170,6 +170,23 @@ std::string Checkout::new_txn_id(std::int64_t seq) const {
   return settings_.store_id + "-" + settings_.terminal_id + "-" + n;
 }
 
+Checkout::OfflineLeft Checkout::offline_left(Db& db, const core::Program& p,
+                                             const std::string& member_id, const std::string& day) {
+  const auto pick = [](std::int64_t program, std::int64_t fallback) {
+    return program > 0 ? program : fallback;
+  };
+  const auto& d = settings_.default_allowance;
+  OfflineLeft o;
+  o.per_member = pick(p.offline.max_points_per_member_per_day, d.max_points_per_member_per_day);
+  o.per_terminal =
+      pick(p.offline.max_points_per_terminal_per_day, d.max_points_per_terminal_per_day);
+  o.member_left =
+      std::max<std::int64_t>(0, o.per_member - offline_points_redeemed(db, day, member_id));
+  o.terminal_left =
+      std::max<std::int64_t>(0, o.per_terminal - offline_points_redeemed(db, day, ""));
+  return o;
+}
+
 std::optional<ApiError> Checkout::check_offline_allowance(
     Db& db, const core::Program& p, const std::string& member_id, std::int64_t points,
     const AllowanceClock& clock, std::int64_t now, const char* redeem_field, bool applies) {
@@ -179,10 +196,6 @@ std::optional<ApiError> Checkout::check_offline_allowance(
   };
   const auto& d = settings_.default_allowance;
   const auto max_hours = pick(p.offline.max_hours_since_sync, d.max_hours_since_sync);
-  const auto per_member =
-      pick(p.offline.max_points_per_member_per_day, d.max_points_per_member_per_day);
-  const auto per_terminal =
-      pick(p.offline.max_points_per_terminal_per_day, d.max_points_per_terminal_per_day);
   const std::int64_t since = clock.since.value_or(-1);
   const auto sell_anyway = " The sale can go ahead without redeeming points.";
   const std::string field = redeem_field;
@@ -226,10 +239,8 @@ std::optional<ApiError> Checkout::check_offline_allowance(
                        std::to_string(max_hours) + " hours." + sell_anyway,
                    field);
   }
-  const auto member_used = offline_points_redeemed(db, clock.day, member_id);
-  const auto terminal_used = offline_points_redeemed(db, clock.day, "");
-  const auto member_left = std::max<std::int64_t>(0, per_member - member_used);
-  const auto terminal_left = std::max<std::int64_t>(0, per_terminal - terminal_used);
+  const auto [per_member, per_terminal, member_left, terminal_left] =
+      offline_left(db, p, member_id, clock.day);
   if (points > member_left || points > terminal_left) {
     counters_.refused_offline++;
     const bool member_limit = member_left <= terminal_left;

@@ -223,6 +223,13 @@ class Checkout {
                                      const std::string& member_id, std::int64_t points,
                                      core::LocalDays today, const char* redeem_field);
   bool offline(platform::Db& db);
+  // The offline allowances of `p` (or this terminal's defaults) on the
+  // allowance clock's day: what a member and the terminal may still redeem.
+  struct OfflineLeft {
+    std::int64_t per_member = 0, per_terminal = 0, member_left = 0, terminal_left = 0;
+  };
+  OfflineLeft offline_left(platform::Db& db, const core::Program& p, const std::string& member_id,
+                           const std::string& day);
   std::string new_txn_id(std::int64_t seq) const;
 
   Store& store_;

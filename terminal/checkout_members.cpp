@@ -113,6 +113,14 @@ Json Checkout::member_summary(Db& db, const MemberRow& m, const core::Program& p
   while (f.step())
     flags.push_back({{"receipt_id", f.text(0)}, {"kind", f.text(1)}, {"detail", f.text(2)}});
   j["hq_flags"] = flags;
+  // Offline, redemptions come out of the day's allowances: what this member
+  // may still redeem here today, so the counter can say it up front.
+  if (!settings_.standalone && offline(db)) {
+    const auto left = offline_left(db, p, m.id, allowance_clock(db, now).day);
+    j["offline_allowance"] = {{"points_left_today", std::min(left.member_left, left.terminal_left)},
+                              {"per_member", left.per_member},
+                              {"per_terminal", left.per_terminal}};
+  }
   if (!flags.empty())
     lines.push_back("HQ flagged " + std::to_string(flags.size()) +
                     " transaction(s) of this member for review");

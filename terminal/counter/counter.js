@@ -210,6 +210,9 @@ function renderMember() {
   for (const e of p.expiring.slice(0, 2))
     pts.push(h('div', {class: 'sub'}, t('expiring', {points: e.points, date: e.expires_on})));
   facts.append(fact(t('points'), ...pts));
+  if (m.offline_allowance)
+    facts.append(fact(t('offline_short'), h('strong', {class: 'warn-text'},
+        t('offline_allowance', {n: m.offline_allowance.points_left_today}))));
   if (p.debt) facts.append(fact(t('debt'), h('strong', {class: 'warn-text'}, String(p.debt))));
   const sv = m.stored_value;
   facts.append(fact(t('stored_value'), h('strong', {}, money(sv.base + sv.bonus, sv.currency)),
@@ -235,7 +238,9 @@ async function renderRewards() {
   }
   for (const rw of r.data.rewards) {
     const out = rw.stock !== null && rw.stock <= 0;
-    const enough = state.member.points.available >= rw.points;
+    const allowance = state.member.offline_allowance;
+    const enough = state.member.points.available >= rw.points &&
+      (!allowance || allowance.points_left_today >= rw.points);
     const usable = rw.available_today && !out && enough;
     const notes = [rw.stock === null ? t('no_stock_limit') : t('stock_left', {n: rw.stock})];
     if (!rw.available_today) notes.push(t('not_today'));

@@ -16,6 +16,7 @@ const WORDS = {
   find: ['查找', 'Find'],
   online: ['在线', 'Online'],
   offline: ['离线：交易会在恢复联网后同步', 'Offline: sales sync when the network is back'],
+  offline_short: ['离线', 'Offline'],
   refused: ['总部拒绝此终端：请联系总部', 'HQ refuses this terminal: call HQ'],
   pending: ['待同步 {n} 笔', '{n} waiting to sync'],
   blocked: ['该会员已被冻结，不能使用会员权益', 'This membership is blocked: no loyalty benefits'],

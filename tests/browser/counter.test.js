@@ -150,6 +150,10 @@ test('the banner says offline when HQ is stopped, and online again when it is ba
   await page.locator('.banner.ok').waitFor();
   await store.stopHq();
   await page.locator('.banner.warn').filter({hasText: '离线'}).waitFor({timeout: 20000});
+  // A member scanned now shows what they may still redeem offline today.
+  await page.getByLabel('扫描会员码，或输入手机号').fill('9000000000010026');
+  await page.keyboard.press('Enter');
+  await page.getByText(/离线今日还可兑换 \d+ 分/).waitFor();
   await screenshot(page, 'counter-offline');
   store.startHq();
   await page.locator('.banner.ok').waitFor({timeout: 20000});
