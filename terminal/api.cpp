@@ -3,7 +3,6 @@
 #include <openssl/crypto.h>
 #include <boost/asio/post.hpp>
 
-#include "platform/crypto.h"
 #include "platform/log.h"
 #include "terminal/counter_assets.h"
 
@@ -246,10 +245,6 @@ HttpResponse LocalApi::route_v1(const platform::HttpRequest& req, std::string_vi
   return reply_of(checkout_.commit(event, key, who));
 }
 
-}  // namespace loyalty::terminal
-
-namespace loyalty::terminal {
-
 namespace {
 
 std::string_view content_type_of(std::string_view name) {
@@ -263,11 +258,10 @@ std::string_view content_type_of(std::string_view name) {
 // The page's files: each with an ETag, so a kiosk reloading the page gets
 // 304s, and headers that keep anything but this daemon's own files out.
 HttpResponse asset_response(const platform::HttpRequest& req, const Asset& a) {
-  const auto etag = "\"" + platform::sha256_hex(a.body).substr(0, 16) + "\"";
-  const bool same = req[http::field::if_none_match] == etag;
+  const bool same = req[http::field::if_none_match] == a.etag;
   HttpResponse res{same ? http::status::not_modified : http::status::ok, 11};
   res.set(http::field::content_type, content_type_of(a.name));
-  res.set(http::field::etag, etag);
+  res.set(http::field::etag, a.etag);
   res.set(http::field::cache_control, "no-cache");
   res.set("X-Content-Type-Options", "nosniff");
   res.set("Referrer-Policy", "no-referrer");

@@ -11,6 +11,7 @@ namespace loyalty::terminal {
 struct Asset {
   std::string_view name;  // "index.html", "counter.js", ...
   std::string_view body;
+  std::string_view etag;  // quoted, from the file's SHA-256 at build time
 };
 
 const std::vector<Asset>& counter_assets();
